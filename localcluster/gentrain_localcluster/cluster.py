@@ -1,0 +1,127 @@
+"""The whole local cluster: control plane + node agent, up and down, with readiness checks."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import sys
+import time
+from pathlib import Path
+
+from kubernetes import client, config
+from kubernetes.client.rest import ApiException
+
+from . import controlplane, network
+from .kubeconfig import write_kubeconfig
+from .layout import NODE_NAME, ClusterState, Layout
+from .pki import CertificateAuthority, node_identity
+from .processes import ComponentError, Supervisor, port_in_use
+
+AGENT = "node-agent"
+
+
+def _agent_env(layout: Layout) -> dict[str, str]:
+    env = dict(os.environ)
+    # Containers run `python`, `kubectl`, ... from the project's environment.
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), str(layout.tools_bin), env.get("PATH", "")])
+    env["GENTRAIN_CLUSTER_DIR"] = str(layout.state_dir)
+    env["GENTRAIN_TOOLS_BIN"] = str(layout.tools_bin)
+    env.pop("KUBECONFIG", None)
+    return env
+
+
+def _kill_orphan_containers(layout: Layout) -> None:
+    """Containers of a killed agent are still running: stop them before anything reuses state."""
+    for pid_file in layout.pods_dir.glob("*/containers/*/pid"):
+        with contextlib.suppress(ValueError, ProcessLookupError, PermissionError):
+            os.killpg(int(pid_file.read_text()), signal.SIGKILL)
+    for namespace in network.leftover_namespaces():
+        network.delete_pod_network(namespace.removeprefix("gtpod-"))
+
+
+def _wait_ready(api: client.ApiClient, supervisor: Supervisor, timeout: float) -> None:
+    core, coordination = client.CoreV1Api(api), client.CoordinationV1Api(api)
+    deadline = time.monotonic() + timeout
+    pending: list[str] = []
+    while time.monotonic() < deadline:
+        for name in (*controlplane.COMPONENTS, AGENT):
+            supervisor.check_alive(name)
+        pending = []
+        for lease in ("kube-controller-manager", "kube-scheduler"):
+            try:
+                coordination.read_namespaced_lease(lease, "kube-system")
+            except ApiException:
+                pending.append(f"{lease} leader lease")
+        try:
+            node = core.read_node(NODE_NAME)
+            ready = any(c.type == "Ready" and c.status == "True" for c in node.status.conditions or [])
+            if not ready:
+                pending.append(f"node {NODE_NAME} Ready")
+            if any(t.key == "node.kubernetes.io/not-ready" for t in node.spec.taints or []):
+                pending.append(f"node {NODE_NAME} not-ready taint removed")
+        except ApiException:
+            pending.append(f"node {NODE_NAME} registered")
+        try:
+            core.read_namespaced_service_account("default", "default")
+        except ApiException:
+            pending.append("default ServiceAccount (serviceaccount controller)")
+        if not pending:
+            return
+        time.sleep(0.5)
+    raise ComponentError(f"cluster not ready after {timeout:.0f} s; still waiting for: {', '.join(pending)}")
+
+
+def up(layout: Layout, gpus: int = 0, fresh: bool = True) -> ClusterState:
+    supervisor = Supervisor(layout.state_dir)
+    _kill_orphan_containers(layout)
+    if fresh:
+        for path in (layout.etcd_data, layout.pods_dir, supervisor.log_dir):
+            shutil.rmtree(path, ignore_errors=True)
+    if port_in_use(10250):
+        raise controlplane.SetupError(
+            "port 10250 (the node agent's log endpoint, as the kubelet's) is in use: "
+            "stop whatever holds it (`ss -ltnp 'sport = :10250'`)"
+        )
+    started = time.monotonic()
+    try:
+        state = controlplane.start(layout, supervisor)
+        ca = CertificateAuthority(layout.pki)
+        identity = node_identity(NODE_NAME)
+        cert, key = ca.ensure_client(identity)
+        write_kubeconfig(layout.component_kubeconfig(identity.file_stem), state.server,
+                         ca.cert_path, cert, key, identity.user)
+        supervisor.start(
+            AGENT,
+            [sys.executable, "-m", "gentrain_localcluster.nodeagent", f"--gpus={gpus}"],
+            env=_agent_env(layout),
+        )
+        api = config.new_client_from_config(str(layout.kubeconfig))
+        try:
+            _wait_ready(api, supervisor, timeout=120)
+        finally:
+            api.close()
+    except Exception:
+        down(layout)
+        raise
+    print(f"local cluster ready in {time.monotonic() - started:.1f} s: export KUBECONFIG={layout.kubeconfig}")
+    return state
+
+
+def down(layout: Layout, purge: bool = False) -> None:
+    supervisor = Supervisor(layout.state_dir)
+    supervisor.stop(AGENT, grace_seconds=20)
+    controlplane.stop(supervisor)
+    for name in supervisor.names():
+        supervisor.stop(name)
+    _kill_orphan_containers(layout)
+    if network.available()[0]:
+        network.remove_bridge()
+    if purge:
+        shutil.rmtree(layout.state_dir, ignore_errors=True)
+
+
+def status(layout: Layout) -> dict[str, int | None]:
+    supervisor = Supervisor(layout.state_dir)
+    return {name: supervisor.pid(name) for name in (*controlplane.COMPONENTS, AGENT)}

@@ -1,0 +1,184 @@
+"""One container of a pod: its process, restarts, probes and reported state."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from .probes import ProbeState
+from .volumes import Mount
+
+MAX_TERMINATION_MESSAGE = 4096
+BACKOFF_START, BACKOFF_MAX = 10.0, 300.0
+
+
+def now_rfc3339() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass
+class LaunchSpec:
+    """What the sandbox needs to start the container's process."""
+
+    argv: list[str]
+    env: dict[str, str]
+    mounts: list[Mount]
+    workdir: str | None
+    netns: str | None
+    uid: int | None
+    gid: int | None
+    groups: list[int]
+
+
+@dataclass
+class Container:
+    spec: Mapping[str, Any]
+    directory: Path
+    is_init: bool = False
+    process: subprocess.Popen[bytes] | None = None
+    restart_count: int = 0
+    state: dict[str, Any] = field(default_factory=lambda: {"waiting": {"reason": "ContainerCreating"}})
+    last_state: dict[str, Any] = field(default_factory=dict)
+    backoff: float = BACKOFF_START
+    restart_at: float = 0.0
+    readiness: ProbeState = field(init=False)
+    liveness: ProbeState = field(init=False)
+    startup: ProbeState = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.readiness = ProbeState(self.spec.get("readinessProbe"), initially=False)
+        self.liveness = ProbeState(self.spec.get("livenessProbe"), initially=True)
+        self.startup = ProbeState(self.spec.get("startupProbe"), initially=False)
+
+    @property
+    def name(self) -> str:
+        return str(self.spec["name"])
+
+    def log_path(self, restart: int | None = None) -> Path:
+        count = self.restart_count if restart is None else restart
+        return self.directory / "logs" / f"{count}.log"
+
+    @property
+    def termination_log(self) -> Path:
+        return self.directory / "termination-log"
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def start(self, launch: LaunchSpec, expose: list[str]) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.termination_log.write_bytes(b"")
+        self.termination_log.chmod(0o666)
+        mounts = [
+            {"source": str(m.source), "target": m.target, "read_only": m.read_only}
+            for m in launch.mounts
+        ]
+        message_path = self.spec.get("terminationMessagePath") or "/dev/termination-log"
+        mounts.append({"source": str(self.termination_log), "target": message_path, "read_only": False})
+        spec_file = self.directory / "launch.json"
+        spec_file.write_text(json.dumps({
+            "argv": launch.argv, "env": launch.env, "mounts": mounts, "workdir": launch.workdir,
+            "netns": launch.netns, "hostname": launch.env.get("HOSTNAME", ""), "uid": launch.uid, "gid": launch.gid, "groups": launch.groups,
+            "expose": expose if launch.uid not in (None, 0) else [],
+            "staging": str(self.directory / "exposed"),
+        }))
+        self.log_path().parent.mkdir(parents=True, exist_ok=True)
+        with self.log_path().open("ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "gentrain_localcluster.nodeagent.sandbox", str(spec_file)],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True, cwd="/",
+            )
+        # Recorded so that `down`, or a restarted agent, can stop an orphaned container.
+        (self.directory / "pid").write_text(str(self.process.pid))
+        started = time.monotonic()
+        for probe in (self.readiness, self.liveness, self.startup):
+            probe.started_at = started
+            probe.successes = probe.failures = 0
+        self.readiness.passing = self.readiness.probe is None
+        self.startup.passing = self.startup.probe is None
+        self.state = {"running": {"startedAt": now_rfc3339()}}
+
+    def signal(self, sig: signal.Signals) -> None:
+        if self.process is not None and self.process.poll() is None:
+            try:
+                os.killpg(self.process.pid, sig)
+            except ProcessLookupError:
+                pass
+
+    def stop(self, grace_seconds: float) -> None:
+        self.signal(signal.SIGTERM)
+        deadline = time.monotonic() + grace_seconds
+        while self.running and time.monotonic() < deadline:
+            time.sleep(0.1)
+        self.signal(signal.SIGKILL)
+        if self.process is not None:
+            self.process.wait()
+        self.reap(reason_if_killed="Error")
+
+    def termination_message(self, exit_code: int) -> str:
+        try:
+            message = self.termination_log.read_bytes()[:MAX_TERMINATION_MESSAGE].decode(errors="replace")
+        except FileNotFoundError:
+            message = ""
+        if not message and exit_code != 0 and self.spec.get("terminationMessagePolicy") == "FallbackToLogsOnError":
+            lines = self.log_path().read_text(errors="replace").splitlines()[-80:]
+            message = "\n".join(lines)[-2048:]
+        return message
+
+    def reap(self, reason_if_killed: str = "Error") -> int | None:
+        """Records the exit of a finished process; returns its exit code (None if running)."""
+        if self.process is None or "terminated" in self.state:
+            return None
+        code = self.process.poll()
+        if code is None:
+            return None
+        exit_code = code if code >= 0 else 128 - code
+        terminated: dict[str, Any] = {
+            "exitCode": exit_code,
+            "reason": "Completed" if exit_code == 0 else reason_if_killed,
+            "startedAt": self.state.get("running", {}).get("startedAt"),
+            "finishedAt": now_rfc3339(),
+            "containerID": f"gentrain://{self.process.pid}",
+        }
+        if code == -signal.SIGKILL and reason_if_killed == "Error":
+            terminated["reason"] = "Error"
+        message = self.termination_message(exit_code)
+        if message:
+            terminated["message"] = message
+        self.state = {"terminated": terminated}
+        return exit_code
+
+    def schedule_restart(self) -> None:
+        """Kubelet-style crash-loop backoff: 10 s doubling to 5 minutes."""
+        self.last_state = self.state
+        self.restart_at = time.monotonic() + self.backoff
+        self.backoff = min(self.backoff * 2, BACKOFF_MAX)
+        reason = "CrashLoopBackOff" if self.restart_count > 0 else "ContainerCreating"
+        self.state = {"waiting": {"reason": reason, "message": f"back-off restarting {self.name}"}}
+
+    def status(self, image: str) -> dict[str, Any]:
+        ready = self.running and self.readiness.passing and self.startup.passing
+        status: dict[str, Any] = {
+            "name": self.name,
+            "image": image,
+            "imageID": "",
+            "ready": bool(ready),
+            "restartCount": self.restart_count,
+            "started": bool(self.running and self.startup.passing),
+            "state": self.state,
+            "lastState": self.last_state,
+        }
+        if self.process is not None:
+            status["containerID"] = f"gentrain://{self.process.pid}"
+        return status

@@ -1,0 +1,1 @@
+"""gentrain operator: launches, watches and heals GenerativeTrainingJobs."""

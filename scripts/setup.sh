@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# Sets up everything the project needs, from PyPI and the Go module proxy only:
+#   .venv/        Python environment (torch, kopf, ..., the three packages, editable)
+#   .tools/bin/   kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, etcd
+#                 (one binary, tools/k8s), helm (tools/helm), prometheus and promtool
+#                 (tools/prometheus), all built from Go modules.
+# Each part is skipped when the inputs it was built from have not changed, so a second
+# run finishes in seconds.
+set -euo pipefail
+shopt -s nullglob
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+PYTHON=${PYTHON:-python3}
+BIN=$ROOT/.tools/bin
+STAMPS=$ROOT/.tools/stamps
+mkdir -p "$BIN" "$STAMPS"
+
+# `fingerprint FILE...` prints one hash of the files' contents.
+fingerprint() { cat "$@" | sha256sum | cut -d' ' -f1; }
+
+setup_python() {
+  local inputs=(requirements-dev.txt operator/pyproject.toml trainer_image/pyproject.toml localcluster/pyproject.toml)
+  local want; want=$(fingerprint "${inputs[@]}")
+  if [[ -x .venv/bin/python && "$(cat .venv/.fingerprint 2>/dev/null)" == "$want" ]]; then
+    echo "python: .venv up to date"
+    return
+  fi
+  if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
+    echo "error: Python 3.11 or newer is needed (found $("$PYTHON" --version 2>&1)); set PYTHON=/path/to/python3.11" >&2
+    exit 1
+  fi
+  echo "python: installing .venv (torch is a few GB the first time; pip's cache makes reruns quick)"
+  [[ -x .venv/bin/python ]] || "$PYTHON" -m venv .venv
+  .venv/bin/pip install --quiet --upgrade pip
+  .venv/bin/pip install --quiet -r requirements-dev.txt
+  .venv/bin/pip install --quiet --no-deps -e operator -e trainer_image -e localcluster
+  echo "$want" > .venv/.fingerprint
+}
+
+# `build_go NAME OUTPUT PACKAGE LDFLAGS` builds one Go program from tools/NAME.
+build_go() {
+  local name=$1 output=$2 package=$3 ldflags=$4
+  local sources=(tools/"$name"/go.mod tools/"$name"/go.sum)
+  sources+=(tools/"$name"/*.go)
+  local want; want=$( (cat "${sources[@]}"; echo "$ldflags $(go version)") | sha256sum | cut -d' ' -f1)
+  if [[ -x "$BIN/$output" && "$(cat "$STAMPS/$output" 2>/dev/null)" == "$want" ]]; then
+    echo "go: $output up to date"
+    return
+  fi
+  echo "go: building $output from tools/$name (the first build takes minutes)"
+  local started=$SECONDS
+  (cd tools/"$name" && go build -trimpath -ldflags "$ldflags" -o "$BIN/$output" "$package")
+  echo "go: built $output in $((SECONDS - started)) s"
+  echo "$want" > "$STAMPS/$output"
+}
+
+setup_go() {
+  if ! command -v go >/dev/null; then
+    cat >&2 <<'MSG'
+error: Go is not installed, so the local Kubernetes control plane cannot be built.
+  Install Go 1.26 or newer (it fetches Kubernetes from the Go module proxy), or run the
+  tests against an existing cluster instead:
+    KUBECONFIG=/path/to/kubeconfig GENTRAIN_TEST_CLUSTER=kubeconfig make test
+MSG
+    exit 1
+  fi
+  if ! go list -m -json k8s.io/kubernetes@v1.36.3 >/dev/null 2>&1 && [[ ! -x "$BIN/k8s" ]]; then
+    echo "error: the Go module proxy ($(go env GOPROXY)) cannot be reached; build the tools where it can, or use an existing cluster through KUBECONFIG (GENTRAIN_TEST_CLUSTER=kubeconfig)." >&2
+    exit 1
+  fi
+  local kube_version=v1.36.3
+  build_go k8s k8s . "-s -w \
+    -X k8s.io/component-base/version.gitVersion=$kube_version \
+    -X k8s.io/component-base/version.gitMajor=1 \
+    -X k8s.io/component-base/version.gitMinor=36 \
+    -X k8s.io/component-base/version.gitTreeState=clean \
+    -X k8s.io/component-base/version.buildDate=1970-01-01T00:00:00Z"
+  for component in kube-apiserver kube-controller-manager kube-scheduler kubectl etcd; do
+    ln -sf k8s "$BIN/$component"
+  done
+  build_go helm helm helm.sh/helm/v3/cmd/helm "-s -w -X helm.sh/helm/v3/internal/version.version=v3.22.0"
+  local prom_ld="-s -w -X github.com/prometheus/common/version.Version=3.16.0 -X github.com/prometheus/common/version.Branch=release-3.16"
+  build_go prometheus promtool github.com/prometheus/prometheus/cmd/promtool "$prom_ld"
+  build_go prometheus prometheus github.com/prometheus/prometheus/cmd/prometheus "$prom_ld"
+}
+
+case "${1:-all}" in
+  python) setup_python ;;
+  go) setup_go ;;
+  all) setup_python; setup_go ;;
+  *) echo "usage: $0 [python|go|all]" >&2; exit 2 ;;
+esac

@@ -1,0 +1,1 @@
+"""gentrain trainer: generative models that train, checkpoint and report their health."""
