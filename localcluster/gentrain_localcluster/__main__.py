@@ -15,7 +15,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="gentrain-localcluster", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     start = commands.add_parser("up", help="start etcd, the control plane and a node agent")
-    start.add_argument("--gpus", type=int, default=0, help="GPUs the node advertises (nvidia.com/gpu)")
+    start.add_argument(
+        "--gpus", type=int, default=0, help="GPUs the node advertises (nvidia.com/gpu)"
+    )
     start.add_argument("--keep-data", action="store_true", help="keep etcd data from the last run")
     stop = commands.add_parser("down", help="stop everything; no process is left behind")
     stop.add_argument("--purge", action="store_true", help="also delete the state directory")

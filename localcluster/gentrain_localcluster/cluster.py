@@ -25,7 +25,9 @@ AGENT = "node-agent"
 def _agent_env(layout: Layout) -> dict[str, str]:
     env = dict(os.environ)
     # Containers run `python`, `kubectl`, ... from the project's environment.
-    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), str(layout.tools_bin), env.get("PATH", "")])
+    env["PATH"] = os.pathsep.join(
+        [str(Path(sys.executable).parent), str(layout.tools_bin), env.get("PATH", "")]
+    )
     env["GENTRAIN_CLUSTER_DIR"] = str(layout.state_dir)
     env["GENTRAIN_TOOLS_BIN"] = str(layout.tools_bin)
     env.pop("KUBECONFIG", None)
@@ -56,7 +58,9 @@ def _wait_ready(api: client.ApiClient, supervisor: Supervisor, timeout: float) -
                 pending.append(f"{lease} leader lease")
         try:
             node = core.read_node(NODE_NAME)
-            ready = any(c.type == "Ready" and c.status == "True" for c in node.status.conditions or [])
+            ready = any(
+                c.type == "Ready" and c.status == "True" for c in node.status.conditions or []
+            )
             if not ready:
                 pending.append(f"node {NODE_NAME} Ready")
             if any(t.key == "node.kubernetes.io/not-ready" for t in node.spec.taints or []):
@@ -70,7 +74,9 @@ def _wait_ready(api: client.ApiClient, supervisor: Supervisor, timeout: float) -
         if not pending:
             return
         time.sleep(0.5)
-    raise ComponentError(f"cluster not ready after {timeout:.0f} s; still waiting for: {', '.join(pending)}")
+    raise ComponentError(
+        f"cluster not ready after {timeout:.0f} s; still waiting for: {', '.join(pending)}"
+    )
 
 
 def up(layout: Layout, gpus: int = 0, fresh: bool = True) -> ClusterState:
@@ -90,8 +96,14 @@ def up(layout: Layout, gpus: int = 0, fresh: bool = True) -> ClusterState:
         ca = CertificateAuthority(layout.pki)
         identity = node_identity(NODE_NAME)
         cert, key = ca.ensure_client(identity)
-        write_kubeconfig(layout.component_kubeconfig(identity.file_stem), state.server,
-                         ca.cert_path, cert, key, identity.user)
+        write_kubeconfig(
+            layout.component_kubeconfig(identity.file_stem),
+            state.server,
+            ca.cert_path,
+            cert,
+            key,
+            identity.user,
+        )
         supervisor.start(
             AGENT,
             [sys.executable, "-m", "gentrain_localcluster.nodeagent", f"--gpus={gpus}"],
@@ -105,7 +117,10 @@ def up(layout: Layout, gpus: int = 0, fresh: bool = True) -> ClusterState:
     except Exception:
         down(layout)
         raise
-    print(f"local cluster ready in {time.monotonic() - started:.1f} s: export KUBECONFIG={layout.kubeconfig}")
+    print(
+        f"local cluster ready in {time.monotonic() - started:.1f} s: "
+        f"export KUBECONFIG={layout.kubeconfig}"
+    )
     return state
 
 

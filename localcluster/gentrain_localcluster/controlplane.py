@@ -25,7 +25,13 @@ from .processes import ComponentError, Supervisor, free_port, port_in_use
 
 COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler")
 SERVICE_CIDR = "10.96.0.0/16"
-REQUIRED_BINARIES = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl")
+REQUIRED_BINARIES = (
+    "etcd",
+    "kube-apiserver",
+    "kube-controller-manager",
+    "kube-scheduler",
+    "kubectl",
+)
 
 
 class SetupError(RuntimeError):
@@ -82,8 +88,15 @@ def _etcd_args(layout: Layout, state: ClusterState) -> list[str]:
 
 def _apiserver_args(layout: Layout, state: ClusterState, ca: CertificateAuthority) -> list[str]:
     pki = layout.pki
-    hosts = ["127.0.0.1", "localhost", "10.96.0.1", "kubernetes", "kubernetes.default",
-             "kubernetes.default.svc", "kubernetes.default.svc.cluster.local"]
+    hosts = [
+        "127.0.0.1",
+        "localhost",
+        "10.96.0.1",
+        "kubernetes",
+        "kubernetes.default",
+        "kubernetes.default.svc",
+        "kubernetes.default.svc.cluster.local",
+    ]
     if state.advertise_address not in hosts:
         hosts.append(state.advertise_address)
     serving_cert, serving_key = ca.ensure_serving("apiserver", hosts)
@@ -166,7 +179,7 @@ def _https_ok(url: str, ca: Path, cert: Path, key: Path) -> bool:
 
 def _etcd_ok(port: int) -> bool:
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as r:  # noqa: S310
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as r:
             return b'"health":"true"' in r.read()
     except (urllib.error.URLError, OSError):
         return False
@@ -191,16 +204,22 @@ def start(layout: Layout, supervisor: Supervisor) -> ClusterState:
     for client in CLIENTS:
         cert, key = ca.ensure_client(client)
         write_kubeconfig(
-            layout.component_kubeconfig(client.file_stem), state.server, ca.cert_path, cert, key,
+            layout.component_kubeconfig(client.file_stem),
+            state.server,
+            ca.cert_path,
+            cert,
+            key,
             client.user,
         )
     admin_cert, admin_key = ca.ensure_client(CLIENTS[0])
-    write_kubeconfig(layout.kubeconfig, state.server, ca.cert_path, admin_cert, admin_key,
-                     CLIENTS[0].user)
+    write_kubeconfig(
+        layout.kubeconfig, state.server, ca.cert_path, admin_cert, admin_key, CLIENTS[0].user
+    )
 
     supervisor.start("etcd", _etcd_args(layout, state))
-    _wait("etcd", lambda: _etcd_ok(state.etcd_client_port), 60,
-          lambda: supervisor.check_alive("etcd"))
+    _wait(
+        "etcd", lambda: _etcd_ok(state.etcd_client_port), 60, lambda: supervisor.check_alive("etcd")
+    )
     supervisor.start("kube-apiserver", _apiserver_args(layout, state, ca))
     _wait(
         "kube-apiserver",

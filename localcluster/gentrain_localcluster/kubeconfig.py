@@ -8,7 +8,13 @@ import yaml
 
 
 def write_kubeconfig(
-    path: Path, server: str, ca: Path, cert: Path, key: Path, user: str, context: str = "gentrain-local"
+    path: Path,
+    server: str,
+    ca: Path,
+    cert: Path,
+    key: Path,
+    user: str,
+    context: str = "gentrain-local",
 ) -> None:
     config = {
         "apiVersion": "v1",

@@ -86,10 +86,15 @@ class CertificateAuthority:
                 .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
                 .add_extension(
                     x509.KeyUsage(
-                        digital_signature=True, key_cert_sign=True, crl_sign=True,
-                        content_commitment=False, key_encipherment=False,
-                        data_encipherment=False, key_agreement=False,
-                        encipher_only=False, decipher_only=False,
+                        digital_signature=True,
+                        key_cert_sign=True,
+                        crl_sign=True,
+                        content_commitment=False,
+                        key_encipherment=False,
+                        data_encipherment=False,
+                        key_agreement=False,
+                        encipher_only=False,
+                        decipher_only=False,
                     ),
                     critical=True,
                 )
@@ -119,7 +124,7 @@ class CertificateAuthority:
         self,
         stem: str,
         subject: x509.Name,
-        usage: ExtendedKeyUsageOID,
+        usage: x509.ObjectIdentifier,
         san: list[x509.GeneralName] | None = None,
     ) -> None:
         ca_cert, ca_key = self._load()
@@ -142,7 +147,10 @@ class CertificateAuthority:
         _write_cert(self.directory / f"{stem}.crt", builder.sign(ca_key, hashes.SHA256()))
 
     def ensure_client(self, client: ClientIdentity) -> tuple[Path, Path]:
-        cert, key = self.directory / f"{client.file_stem}.crt", self.directory / f"{client.file_stem}.key"
+        cert, key = (
+            self.directory / f"{client.file_stem}.crt",
+            self.directory / f"{client.file_stem}.key",
+        )
         if not cert.exists():
             self._issue(
                 client.file_stem, _name(client.user, client.groups), ExtendedKeyUsageOID.CLIENT_AUTH

@@ -31,9 +31,7 @@ class Supervisor:
     def log_file(self, name: str) -> Path:
         return self.log_dir / f"{name}.log"
 
-    def start(
-        self, name: str, argv: Sequence[str], env: Mapping[str, str] | None = None
-    ) -> int:
+    def start(self, name: str, argv: Sequence[str], env: Mapping[str, str] | None = None) -> int:
         self.pid_dir.mkdir(parents=True, exist_ok=True)
         self.log_dir.mkdir(parents=True, exist_ok=True)
         if (pid := self.pid(name)) is not None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 
-from kubernetes import client, config
+from kubernetes import config
 
 from ..layout import NODE_NAME, ClusterState, Layout
 from ..pki import CertificateAuthority
@@ -15,16 +15,24 @@ from .agent import NodeAgent
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--node-name", default=NODE_NAME)
-    parser.add_argument("--gpus", type=int, default=0,
-                        help="advertise this many nvidia.com/gpu (to test GPU scheduling)")
+    parser.add_argument(
+        "--gpus",
+        type=int,
+        default=0,
+        help="advertise this many nvidia.com/gpu (to test GPU scheduling)",
+    )
     parser.add_argument("--log-port", type=int, default=10250)
     args = parser.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
 
     layout = Layout.from_environment()
     state = ClusterState.load(layout.state_file)
     ca = CertificateAuthority(layout.pki)
-    serving = ca.ensure_serving(f"node-{args.node_name}-serving", [state.advertise_address, "127.0.0.1"])
+    serving = ca.ensure_serving(
+        f"node-{args.node_name}-serving", [state.advertise_address, "127.0.0.1"]
+    )
     api = config.new_client_from_config(str(layout.component_kubeconfig(f"node-{args.node_name}")))
     agent = NodeAgent(
         api=api,

@@ -82,19 +82,29 @@ class NodeAgent:
                 return None
             raise
 
-    def _read_keys(self, kind: str, namespace: str, name: str, key: str | None) -> Mapping[str, str] | None:
+    def _read_keys(
+        self, kind: str, namespace: str, name: str, key: str | None
+    ) -> Mapping[str, str] | None:
         data = self._read_object(kind, namespace, name)
         return None if data is None else {k: v.decode(errors="replace") for k, v in data.items()}
 
     def _request_token(
-        self, namespace: str, account: str, audience: str | None, seconds: int, pod: Mapping[str, Any]
+        self,
+        namespace: str,
+        account: str,
+        audience: str | None,
+        seconds: int,
+        pod: Mapping[str, Any],
     ) -> str:
         body = client.AuthenticationV1TokenRequest(
             spec=client.V1TokenRequestSpec(
                 audiences=[audience] if audience else [],
                 expiration_seconds=seconds,
                 bound_object_ref=client.V1BoundObjectReference(
-                    api_version="v1", kind="Pod", name=pod["metadata"]["name"], uid=pod["metadata"]["uid"]
+                    api_version="v1",
+                    kind="Pod",
+                    name=pod["metadata"]["name"],
+                    uid=pod["metadata"]["uid"],
                 ),
             )
         )
@@ -105,7 +115,9 @@ class NodeAgent:
         try:
             pvc = self.core.read_namespaced_persistent_volume_claim(claim, namespace)
         except ApiException as error:
-            raise VolumeError(f"PersistentVolumeClaim {namespace}/{claim}: {error.reason}") from error
+            raise VolumeError(
+                f"PersistentVolumeClaim {namespace}/{claim}: {error.reason}"
+            ) from error
         if pvc.status.phase != "Bound" or not pvc.spec.volume_name:
             raise VolumeError(f"PersistentVolumeClaim {namespace}/{claim} is not bound yet")
         pv = self.core.read_persistent_volume(pvc.spec.volume_name)
@@ -133,7 +145,8 @@ class NodeAgent:
 
     def heartbeat(self) -> None:
         self.core.patch_node_status(
-            self.node_name, {"status": node_status(self.host_ip, self.gpus, self.log_port, self.started)}
+            self.node_name,
+            {"status": node_status(self.host_ip, self.gpus, self.log_port, self.started)},
         )
         if self.node_uid is None:
             self.node_uid = self.core.read_node(self.node_name).metadata.uid
@@ -158,13 +171,19 @@ class NodeAgent:
     def _locate_log(self, namespace: str, name: str, container: str, previous: bool) -> Any:
         with self.lock:
             runner = next(
-                (r for r in self.runners.values()
-                 if r.pod["metadata"]["namespace"] == namespace and r.pod["metadata"]["name"] == name),
+                (
+                    r
+                    for r in self.runners.values()
+                    if r.pod["metadata"]["namespace"] == namespace
+                    and r.pod["metadata"]["name"] == name
+                ),
                 None,
             )
         if runner is None:
             return None
-        found = next((c for c in [*runner.containers, *runner.init_containers] if c.name == container), None)
+        found = next(
+            (c for c in [*runner.containers, *runner.init_containers] if c.name == container), None
+        )
         if found is None:
             return None
         restart = found.restart_count - 1 if previous else found.restart_count
@@ -174,8 +193,11 @@ class NodeAgent:
         meta = pod["metadata"]
         with contextlib.suppress(ApiException):
             self.core.delete_namespaced_pod(
-                meta["name"], meta["namespace"],
-                body=client.V1DeleteOptions(grace_period_seconds=0, preconditions=client.V1Preconditions(uid=meta["uid"])),
+                meta["name"],
+                meta["namespace"],
+                body=client.V1DeleteOptions(
+                    grace_period_seconds=0, preconditions=client.V1Preconditions(uid=meta["uid"])
+                ),
             )
 
     def reconcile(self, pod: dict[str, Any], deleted: bool = False) -> None:
@@ -196,7 +218,7 @@ class NodeAgent:
                 runner = PodRunner(pod, self.context)
                 with self.lock:
                     self.runners[uid] = runner
-                log.info("starting pod %s", runner.name)
+                log.info("starting pod %s", runner.label)
                 runner.start()
             return
         runner.update(pod)
@@ -226,8 +248,10 @@ class NodeAgent:
                 for runner in gone:
                     runner.terminate(0)
                 stream = watch.Watch().stream(
-                    self.core.list_pod_for_all_namespaces, field_selector=selector,
-                    resource_version=listing.metadata.resource_version, timeout_seconds=120,
+                    self.core.list_pod_for_all_namespaces,
+                    field_selector=selector,
+                    resource_version=listing.metadata.resource_version,
+                    timeout_seconds=120,
                 )
                 for event in stream:
                     if self.stopping.is_set():

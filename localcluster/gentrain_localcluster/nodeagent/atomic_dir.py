@@ -8,7 +8,6 @@ link over the old one, so a reader sees either the old set of files or the new o
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
 import time
 from collections.abc import Mapping
@@ -19,9 +18,7 @@ def current(directory: Path) -> dict[str, bytes]:
     data = directory / "..data"
     if not data.exists():
         return {}
-    return {
-        str(p.relative_to(data)): p.read_bytes() for p in data.rglob("*") if p.is_file()
-    }
+    return {str(p.relative_to(data)): p.read_bytes() for p in data.rglob("*") if p.is_file()}
 
 
 def write(directory: Path, files: Mapping[str, bytes], mode: int = 0o644) -> bool:
@@ -37,7 +34,8 @@ def write(directory: Path, files: Mapping[str, bytes], mode: int = 0o644) -> boo
         path.write_bytes(content)
         path.chmod(mode)
     stamp.chmod(0o755)
-    old_target = os.readlink(directory / "..data") if (directory / "..data").is_symlink() else None
+    data_link = directory / "..data"
+    old_target = data_link.readlink() if data_link.is_symlink() else None
     tmp_link = directory / "..data_tmp"
     tmp_link.unlink(missing_ok=True)
     tmp_link.symlink_to(stamp.name)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -46,7 +47,9 @@ class Container:
     is_init: bool = False
     process: subprocess.Popen[bytes] | None = None
     restart_count: int = 0
-    state: dict[str, Any] = field(default_factory=lambda: {"waiting": {"reason": "ContainerCreating"}})
+    state: dict[str, Any] = field(
+        default_factory=lambda: {"waiting": {"reason": "ContainerCreating"}}
+    )
     last_state: dict[str, Any] = field(default_factory=dict)
     backoff: float = BACKOFF_START
     restart_at: float = 0.0
@@ -84,20 +87,36 @@ class Container:
             for m in launch.mounts
         ]
         message_path = self.spec.get("terminationMessagePath") or "/dev/termination-log"
-        mounts.append({"source": str(self.termination_log), "target": message_path, "read_only": False})
+        mounts.append(
+            {"source": str(self.termination_log), "target": message_path, "read_only": False}
+        )
         spec_file = self.directory / "launch.json"
-        spec_file.write_text(json.dumps({
-            "argv": launch.argv, "env": launch.env, "mounts": mounts, "workdir": launch.workdir,
-            "netns": launch.netns, "hostname": launch.env.get("HOSTNAME", ""), "uid": launch.uid, "gid": launch.gid, "groups": launch.groups,
-            "expose": expose if launch.uid not in (None, 0) else [],
-            "staging": str(self.directory / "exposed"),
-        }))
+        spec_file.write_text(
+            json.dumps(
+                {
+                    "argv": launch.argv,
+                    "env": launch.env,
+                    "mounts": mounts,
+                    "workdir": launch.workdir,
+                    "netns": launch.netns,
+                    "hostname": launch.env.get("HOSTNAME", ""),
+                    "uid": launch.uid,
+                    "gid": launch.gid,
+                    "groups": launch.groups,
+                    "expose": expose if launch.uid not in (None, 0) else [],
+                    "staging": str(self.directory / "exposed"),
+                }
+            )
+        )
         self.log_path().parent.mkdir(parents=True, exist_ok=True)
         with self.log_path().open("ab") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "gentrain_localcluster.nodeagent.sandbox", str(spec_file)],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True, cwd="/",
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                cwd="/",
             )
         # Recorded so that `down`, or a restarted agent, can stop an orphaned container.
         (self.directory / "pid").write_text(str(self.process.pid))
@@ -111,10 +130,8 @@ class Container:
 
     def signal(self, sig: signal.Signals) -> None:
         if self.process is not None and self.process.poll() is None:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.process.pid, sig)
-            except ProcessLookupError:
-                pass
 
     def stop(self, grace_seconds: float) -> None:
         self.signal(signal.SIGTERM)
@@ -128,10 +145,16 @@ class Container:
 
     def termination_message(self, exit_code: int) -> str:
         try:
-            message = self.termination_log.read_bytes()[:MAX_TERMINATION_MESSAGE].decode(errors="replace")
+            message = self.termination_log.read_bytes()[:MAX_TERMINATION_MESSAGE].decode(
+                errors="replace"
+            )
         except FileNotFoundError:
             message = ""
-        if not message and exit_code != 0 and self.spec.get("terminationMessagePolicy") == "FallbackToLogsOnError":
+        if (
+            not message
+            and exit_code != 0
+            and self.spec.get("terminationMessagePolicy") == "FallbackToLogsOnError"
+        ):
             lines = self.log_path().read_text(errors="replace").splitlines()[-80:]
             message = "\n".join(lines)[-2048:]
         return message

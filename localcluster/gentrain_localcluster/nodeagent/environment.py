@@ -15,7 +15,7 @@ KeyReader = Callable[[str, str, str, str | None], Mapping[str, str] | None]
 _VAR_REF = re.compile(r"\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)|\$\$")
 
 
-class EnvironmentError_(ValueError):  # noqa: N801 - the builtin name is taken
+class ContainerConfigError(ValueError):
     """A reference in env or envFrom cannot be resolved: the container cannot start."""
 
 
@@ -35,7 +35,7 @@ def field_value(pod: Mapping[str, Any], path: str) -> str:
     match = re.fullmatch(r"metadata\.(labels|annotations)\['(.+)'\]", path)
     if match:
         return str((meta.get(match.group(1)) or {}).get(match.group(2), ""))
-    raise EnvironmentError_(f"fieldRef {path!r} is not supported")
+    raise ContainerConfigError(f"fieldRef {path!r} is not supported")
 
 
 def resource_value(container: Mapping[str, Any], resource: str, divisor: str | None) -> str:
@@ -77,7 +77,7 @@ def container_environment(
             if data is None:
                 if ref.get("optional"):
                     continue
-                raise EnvironmentError_(f"envFrom {kind} {ref['name']!r} not found")
+                raise ContainerConfigError(f"envFrom {kind} {ref['name']!r} not found")
             env.update({prefix + k: v for k, v in data.items()})
     for item in container.get("env") or []:
         name = item["name"]
@@ -91,7 +91,10 @@ def container_environment(
             ref = source["resourceFieldRef"]
             env[name] = resource_value(container, ref["resource"], ref.get("divisor"))
         else:
-            for kind, ref_kind in (("configMapKeyRef", "configMapRef"), ("secretKeyRef", "secretRef")):
+            for kind, ref_kind in (
+                ("configMapKeyRef", "configMapRef"),
+                ("secretKeyRef", "secretRef"),
+            ):
                 ref = source.get(kind)
                 if ref is None:
                     continue
@@ -99,7 +102,9 @@ def container_environment(
                 if data is None or ref["key"] not in data:
                     if ref.get("optional"):
                         break
-                    raise EnvironmentError_(f"env {name}: {kind} {ref['name']}/{ref['key']} not found")
+                    raise ContainerConfigError(
+                        f"env {name}: {kind} {ref['name']}/{ref['key']} not found"
+                    )
                 env[name] = data[ref["key"]]
         if name not in env:
             env[name] = ""

@@ -52,8 +52,12 @@ def node_status(host_ip: str, gpus: int, log_port: int, started: str) -> dict[st
 
     def condition(kind: str, status: str, reason: str, message: str) -> dict[str, str]:
         return {
-            "type": kind, "status": status, "reason": reason, "message": message,
-            "lastHeartbeatTime": now, "lastTransitionTime": started,
+            "type": kind,
+            "status": status,
+            "reason": reason,
+            "message": message,
+            "lastHeartbeatTime": now,
+            "lastTransitionTime": started,
         }
 
     resources = capacity(gpus)
@@ -65,7 +69,9 @@ def node_status(host_ip: str, gpus: int, log_port: int, started: str) -> dict[st
             condition("MemoryPressure", "False", "KubeletHasSufficientMemory", "enough memory"),
             condition("DiskPressure", "False", "KubeletHasNoDiskPressure", "no disk pressure"),
             condition("PIDPressure", "False", "KubeletHasSufficientPID", "enough PIDs"),
-            condition("Ready", "True", "KubeletReady", "gentrain node agent is posting ready status"),
+            condition(
+                "Ready", "True", "KubeletReady", "gentrain node agent is posting ready status"
+            ),
         ],
         "addresses": [
             {"type": "InternalIP", "address": host_ip},
@@ -73,11 +79,16 @@ def node_status(host_ip: str, gpus: int, log_port: int, started: str) -> dict[st
         ],
         "daemonEndpoints": {"kubeletEndpoint": {"Port": log_port}},
         "nodeInfo": {
-            "machineID": _machine_id(), "systemUUID": _machine_id(), "bootID": _boot_id(),
-            "kernelVersion": uname.release, "osImage": "gentrain local node (processes, no images)",
+            "machineID": _machine_id(),
+            "systemUUID": _machine_id(),
+            "bootID": _boot_id(),
+            "kernelVersion": uname.release,
+            "osImage": "gentrain local node (processes, no images)",
             "containerRuntimeVersion": "gentrain-nodeagent://0.1.0",
-            "kubeletVersion": KUBELET_VERSION, "kubeProxyVersion": "",
-            "operatingSystem": "linux", "architecture": node_manifest("x", 0)["metadata"]["labels"]["kubernetes.io/arch"],
+            "kubeletVersion": KUBELET_VERSION,
+            "kubeProxyVersion": "",
+            "operatingSystem": "linux",
+            "architecture": node_manifest("x", 0)["metadata"]["labels"]["kubernetes.io/arch"],
         },
     }
 
@@ -89,7 +100,9 @@ def lease_manifest(name: str, node_uid: str) -> dict[str, Any]:
         "metadata": {
             "name": name,
             "namespace": "kube-node-lease",
-            "ownerReferences": [{"apiVersion": "v1", "kind": "Node", "name": name, "uid": node_uid}],
+            "ownerReferences": [
+                {"apiVersion": "v1", "kind": "Node", "name": name, "uid": node_uid}
+            ],
         },
         "spec": {
             "holderIdentity": name,

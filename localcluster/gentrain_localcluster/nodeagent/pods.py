@@ -13,7 +13,7 @@ from typing import Any
 
 from . import network_hooks
 from .containers import Container, LaunchSpec, now_rfc3339
-from .environment import EnvironmentError_, KeyReader, container_environment, expand
+from .environment import ContainerConfigError, KeyReader, container_environment, expand
 from .probes import run_probe
 from .volumes import PodVolumes, VolumeError
 
@@ -36,7 +36,9 @@ class PodContext:
     pod_network: network_hooks.PodNetwork
 
 
-def _security(pod: Mapping[str, Any], container: Mapping[str, Any]) -> tuple[int | None, int | None, list[int]]:
+def _security(
+    pod: Mapping[str, Any], container: Mapping[str, Any]
+) -> tuple[int | None, int | None, list[int]]:
     pod_sc = pod["spec"].get("securityContext") or {}
     sc = container.get("securityContext") or {}
     uid = sc.get("runAsUser", pod_sc.get("runAsUser"))
@@ -45,7 +47,7 @@ def _security(pod: Mapping[str, Any], container: Mapping[str, Any]) -> tuple[int
     if pod_sc.get("fsGroup") is not None:
         groups.append(int(pod_sc["fsGroup"]))
     if sc.get("runAsNonRoot", pod_sc.get("runAsNonRoot")) and uid in (None, 0):
-        raise EnvironmentError_(
+        raise ContainerConfigError(
             "runAsNonRoot is set but runAsUser is not: the node agent cannot read an image's "
             "USER, so set securityContext.runAsUser"
         )
@@ -69,7 +71,9 @@ class PodRunner(threading.Thread):
             Container(c, self.directory / "containers" / c["name"], is_init=True)
             for c in spec.get("initContainers") or []
         ]
-        self.containers = [Container(c, self.directory / "containers" / c["name"]) for c in spec["containers"]]
+        self.containers = [
+            Container(c, self.directory / "containers" / c["name"]) for c in spec["containers"]
+        ]
         self.phase = "Pending"
         self.reason: str | None = None
         self.message: str | None = None
@@ -98,7 +102,7 @@ class PodRunner(threading.Thread):
         try:
             self._run()
         except Exception as error:  # a bug must not take the whole agent down
-            log.exception("pod %s failed in the node agent", self.name)
+            log.exception("pod %s failed in the node agent", self.label)
             self.phase, self.reason, self.message = "Failed", "NodeAgentError", str(error)
             for container in self.containers:
                 container.stop(0)
@@ -108,7 +112,7 @@ class PodRunner(threading.Thread):
             self.finished.set()
 
     @property
-    def name(self) -> str:
+    def label(self) -> str:
         return f"{self.pod['metadata']['namespace']}/{self.pod['metadata']['name']}"
 
     def _run(self) -> None:
@@ -132,7 +136,9 @@ class PodRunner(threading.Thread):
 
     def _prepare_volumes(self) -> bool:
         self.volumes = self.context.make_volumes(self.pod, self.directory)
-        uid, _, _ = _security(self.pod, self.containers[0].spec) if self.containers else (None, None, [])
+        uid, _, _ = (
+            _security(self.pod, self.containers[0].spec) if self.containers else (None, None, [])
+        )
         fs_group = (self.pod["spec"].get("securityContext") or {}).get("fsGroup")
         while not self._terminate.is_set():
             try:
@@ -140,7 +146,9 @@ class PodRunner(threading.Thread):
                 return True
             except VolumeError as error:
                 for container in self.containers:
-                    container.state = {"waiting": {"reason": "ContainerCreating", "message": str(error)}}
+                    container.state = {
+                        "waiting": {"reason": "ContainerCreating", "message": str(error)}
+                    }
                 self._report()
                 self._terminate.wait(2.0)
         return False
@@ -149,7 +157,7 @@ class PodRunner(threading.Thread):
         spec = container.spec
         assert self.volumes is not None
         if not spec.get("command"):
-            raise EnvironmentError_(
+            raise ContainerConfigError(
                 f"container {container.name!r} has no command: the node agent runs no images, "
                 "so the command must be given in the pod spec"
             )
@@ -160,15 +168,23 @@ class PodRunner(threading.Thread):
         argv = [expand(a, env) for a in [*spec["command"], *(spec.get("args") or [])]]
         uid, gid, groups = _security(self.pod, spec)
         return LaunchSpec(
-            argv=argv, env=env, mounts=self.volumes.mounts(spec), workdir=spec.get("workingDir"),
-            netns=self.context.pod_network.namespace_path(self.uid), uid=uid, gid=gid, groups=groups,
+            argv=argv,
+            env=env,
+            mounts=self.volumes.mounts(spec),
+            workdir=spec.get("workingDir"),
+            netns=self.context.pod_network.namespace_path(self.uid),
+            uid=uid,
+            gid=gid,
+            groups=groups,
         )
 
     def _start(self, container: Container) -> bool:
         try:
             launch = self._launch(container)
-        except EnvironmentError_ as error:
-            container.state = {"waiting": {"reason": "CreateContainerConfigError", "message": str(error)}}
+        except ContainerConfigError as error:
+            container.state = {
+                "waiting": {"reason": "CreateContainerConfigError", "message": str(error)}
+            }
             return False
         container.start(launch, expose=[sys.base_prefix, sys.prefix])
         return True
@@ -221,7 +237,7 @@ class PodRunner(threading.Thread):
                         last_token = now
                         self.volumes.prepare(None, None)
                 except Exception:
-                    log.exception("refreshing volumes of %s", self.name)
+                    log.exception("refreshing volumes of %s", self.label)
             self._report()
             self._terminate.wait(0.25)
 
@@ -256,10 +272,14 @@ class PodRunner(threading.Thread):
                 assert probe.probe is not None
                 probe.record(run_probe(probe.probe, self.pod_ip, container.spec, exec_prefix), now)
         if not container.liveness.passing or (
-            container.startup.probe is not None and not container.startup.passing
-            and container.startup.failures >= int(container.startup.probe.get("failureThreshold", 3))
+            container.startup.probe is not None
+            and not container.startup.passing
+            and container.startup.failures
+            >= int(container.startup.probe.get("failureThreshold", 3))
         ):
-            log.info("%s: container %s failed its liveness probe; restarting", self.name, container.name)
+            log.info(
+                "%s: container %s failed its liveness probe; restarting", self.label, container.name
+            )
             container.stop(self.grace_seconds)
             container.liveness.passing = True
 
@@ -276,7 +296,9 @@ class PodRunner(threading.Thread):
     # -- status --------------------------------------------------------------------
     def status(self) -> dict[str, Any]:
         images = {c["name"]: c.get("image", "") for c in self.pod["spec"]["containers"]}
-        init_images = {c["name"]: c.get("image", "") for c in self.pod["spec"].get("initContainers") or []}
+        init_images = {
+            c["name"]: c.get("image", "") for c in self.pod["spec"].get("initContainers") or []
+        }
         statuses = [c.status(images[c.name]) for c in self.containers]
         ready = self.phase == "Running" and all(s["ready"] for s in statuses)
 
@@ -319,8 +341,9 @@ class PodRunner(threading.Thread):
         if status == self._last_status:
             return
         try:
-            self.context.patch_status(self.pod["metadata"]["namespace"], self.pod["metadata"]["name"], status)
+            self.context.patch_status(
+                self.pod["metadata"]["namespace"], self.pod["metadata"]["name"], status
+            )
             self._last_status = status
         except Exception as error:
-            log.warning("cannot update status of %s: %s", self.name, error)
-
+            log.warning("cannot update status of %s: %s", self.label, error)

@@ -29,7 +29,9 @@ def run_probe(
         if "httpGet" in probe:
             spec = probe["httpGet"]
             connection_class = (
-                http.client.HTTPSConnection if spec.get("scheme") == "HTTPS" else http.client.HTTPConnection
+                http.client.HTTPSConnection
+                if spec.get("scheme") == "HTTPS"
+                else http.client.HTTPConnection
             )
             connection = connection_class(
                 spec.get("host") or pod_ip, _port(spec["port"], container), timeout=timeout
@@ -48,7 +50,9 @@ def run_probe(
         if "exec" in probe:
             result = subprocess.run(
                 [*exec_prefix, *probe["exec"]["command"]],
-                capture_output=True, timeout=timeout, check=False,
+                capture_output=True,
+                timeout=timeout,
+                check=False,
             )
             return result.returncode == 0
     except (OSError, ValueError, subprocess.TimeoutExpired, http.client.HTTPException):

@@ -80,7 +80,11 @@ def expose(paths: list[str], staging: str) -> None:
     for index, path in enumerate(paths):
         target = Path(path).resolve()
         private = next(
-            (a for a in reversed(target.parents) if a != Path("/") and not a.stat().st_mode & 0o001),
+            (
+                a
+                for a in reversed(target.parents)
+                if a != Path("/") and not a.stat().st_mode & 0o001
+            ),
             None,
         )
         if private is None:
@@ -118,7 +122,8 @@ def main() -> None:
         if isinstance(workdir, str):
             os.chdir(workdir)
         argv = [str(a) for a in spec["argv"]]
-        os.execvpe(argv[0], argv, {str(k): str(v) for k, v in spec["env"].items()})
+        env = {str(k): str(v) for k, v in spec["env"].items()}
+        os.execvpe(argv[0], argv, env)  # noqa: S606 - a container's argv, exactly as the pod says
     except OSError as error:
         # 127/126 as a shell would: command not found / could not run; the agent reports it.
         print(f"gentrain node agent: cannot start container: {error}", file=sys.stderr)

@@ -41,7 +41,9 @@ def secret_data(obj: Any) -> dict[str, bytes]:
     return {k: base64.b64decode(v) for k, v in (obj.data or {}).items()}
 
 
-def _select(data: Mapping[str, bytes], items: list[dict[str, Any]] | None, what: str) -> dict[str, bytes]:
+def _select(
+    data: Mapping[str, bytes], items: list[dict[str, Any]] | None, what: str
+) -> dict[str, bytes]:
     if not items:
         return dict(data)
     selected = {}
@@ -126,15 +128,20 @@ class PodVolumes:
                 path = self.root / "volumes" / name
                 path.mkdir(parents=True, exist_ok=True)
                 if owner_uid is not None or group is not None:
-                    os.chown(path, owner_uid if owner_uid is not None else -1,
-                             group if group is not None else -1)
+                    os.chown(
+                        path,
+                        owner_uid if owner_uid is not None else -1,
+                        group if group is not None else -1,
+                    )
                     path.chmod(0o2775)
             elif "hostPath" in volume:
                 path = Path(volume["hostPath"]["path"])
                 if volume["hostPath"].get("type") == "DirectoryOrCreate":
                     path.mkdir(parents=True, exist_ok=True)
             elif "persistentVolumeClaim" in volume:
-                path = self.resolve_claim(self.namespace, volume["persistentVolumeClaim"]["claimName"])
+                path = self.resolve_claim(
+                    self.namespace, volume["persistentVolumeClaim"]["claimName"]
+                )
                 if group is not None:
                     os.chown(path, -1, group)
                     path.chmod(0o2775)
@@ -144,8 +151,11 @@ class PodVolumes:
                     raise VolumeError(f"volume {name!r}: this node agent does not support its type")
                 path = self.root / "volumes" / name
                 mode = next(
-                    (volume[k].get("defaultMode") for k in ("configMap", "secret", "projected")
-                     if k in volume and volume[k].get("defaultMode") is not None),
+                    (
+                        volume[k].get("defaultMode")
+                        for k in ("configMap", "secret", "projected")
+                        if k in volume and volume[k].get("defaultMode") is not None
+                    ),
                     0o644,
                 )
                 atomic_dir.write(path, files, mode)

@@ -1,0 +1,34 @@
+# The two commands a newcomer needs: `make demo` and `make test`. Everything else is
+# for people working on gentrain.
+PY := .venv/bin/python
+export GENTRAIN_REPO_ROOT := $(CURDIR)
+
+.PHONY: setup test lint unit cluster-test demo bench cluster-up cluster-down cluster-status clean
+
+setup:  ## Python environment and the Kubernetes/helm/Prometheus tools, built from Go modules
+	@scripts/setup.sh
+
+test: setup lint  ## the whole suite: lint, type checks, unit and cluster tests
+	$(PY) -m pytest
+
+lint: setup
+	$(PY) -m ruff check .
+	$(PY) -m mypy
+
+unit: setup  ## only the tests that need no cluster
+	$(PY) -m pytest -m "not cluster"
+
+cluster-up: setup  ## start the local control plane in the background; writes .cluster/kubeconfig
+	$(PY) -m gentrain_localcluster up
+
+cluster-down:  ## stop it; no process is left behind
+	@if [ -x $(PY) ]; then $(PY) -m gentrain_localcluster down; fi
+
+cluster-status:
+	$(PY) -m gentrain_localcluster status
+
+demo: setup  ## a training job goes unhealthy and the operator remediates it
+	@scripts/demo.sh
+
+clean: cluster-down
+	rm -rf .cluster demo-output bench-output
