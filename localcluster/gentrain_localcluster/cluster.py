@@ -20,6 +20,7 @@ from .pki import CertificateAuthority, node_identity
 from .processes import ComponentError, Supervisor, port_in_use
 
 AGENT = "node-agent"
+PROVISIONER = "volume-provisioner"
 
 
 def _agent_env(layout: Layout) -> dict[str, str]:
@@ -48,7 +49,7 @@ def _wait_ready(api: client.ApiClient, supervisor: Supervisor, timeout: float) -
     deadline = time.monotonic() + timeout
     pending: list[str] = []
     while time.monotonic() < deadline:
-        for name in (*controlplane.COMPONENTS, AGENT):
+        for name in (*controlplane.COMPONENTS, AGENT, PROVISIONER):
             supervisor.check_alive(name)
         pending = []
         for lease in ("kube-controller-manager", "kube-scheduler"):
@@ -71,6 +72,10 @@ def _wait_ready(api: client.ApiClient, supervisor: Supervisor, timeout: float) -
             core.read_namespaced_service_account("default", "default")
         except ApiException:
             pending.append("default ServiceAccount (serviceaccount controller)")
+        try:
+            client.StorageV1Api(api).read_storage_class("gentrain-local")
+        except ApiException:
+            pending.append("StorageClass gentrain-local (volume provisioner)")
         if not pending:
             return
         time.sleep(0.5)
@@ -109,6 +114,11 @@ def up(layout: Layout, gpus: int = 0, fresh: bool = True) -> ClusterState:
             [sys.executable, "-m", "gentrain_localcluster.nodeagent", f"--gpus={gpus}"],
             env=_agent_env(layout),
         )
+        supervisor.start(
+            PROVISIONER,
+            [sys.executable, "-m", "gentrain_localcluster.provisioner"],
+            env=_agent_env(layout),
+        )
         api = config.new_client_from_config(str(layout.kubeconfig))
         try:
             _wait_ready(api, supervisor, timeout=120)
@@ -126,6 +136,7 @@ def up(layout: Layout, gpus: int = 0, fresh: bool = True) -> ClusterState:
 
 def down(layout: Layout, purge: bool = False) -> None:
     supervisor = Supervisor(layout.state_dir)
+    supervisor.stop(PROVISIONER)
     supervisor.stop(AGENT, grace_seconds=20)
     controlplane.stop(supervisor)
     for name in supervisor.names():
@@ -139,4 +150,4 @@ def down(layout: Layout, purge: bool = False) -> None:
 
 def status(layout: Layout) -> dict[str, int | None]:
     supervisor = Supervisor(layout.state_dir)
-    return {name: supervisor.pid(name) for name in (*controlplane.COMPONENTS, AGENT)}
+    return {name: supervisor.pid(name) for name in (*controlplane.COMPONENTS, AGENT, PROVISIONER)}

@@ -187,8 +187,9 @@ class Container:
         self.last_state = self.state
         self.restart_at = time.monotonic() + self.backoff
         self.backoff = min(self.backoff * 2, BACKOFF_MAX)
-        reason = "CrashLoopBackOff" if self.restart_count > 0 else "ContainerCreating"
-        self.state = {"waiting": {"reason": reason, "message": f"back-off restarting {self.name}"}}
+        self.state = {
+            "waiting": {"reason": "CrashLoopBackOff", "message": f"back-off restarting {self.name}"}
+        }
 
     def status(self, image: str) -> dict[str, Any]:
         ready = self.running and self.readiness.passing and self.startup.passing

@@ -245,7 +245,7 @@ class PodRunner(threading.Thread):
         if container.process is None:
             # Never started (config error) or waiting out a restart back-off.
             if "waiting" in container.state and now >= container.restart_at:
-                if container.state["waiting"].get("reason") == "CrashLoopBackOff":
+                if container.last_state:
                     container.restart_count += 1
                 self._start(container)
             return

@@ -1,0 +1,305 @@
+"""The node agent behaves like a kubelet where the operator can tell the difference:
+pod networking, volumes, restarts, exit codes and messages, graceful deletion, GPUs."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import time
+import urllib.request
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from kubernetes.client.rest import ApiException
+
+from tests.support.kube import REPO, Cluster
+from tests.support.waiting import wait_for
+
+pytestmark = pytest.mark.cluster
+
+
+def pod(name: str, script: str, restart: str = "Never", **extra: Any) -> dict[str, Any]:
+    container = {
+        "name": "main",
+        "image": "python:3.11-slim",
+        "command": ["python", "-u", "-c", textwrap.dedent(script)],
+    }
+    container.update(extra.pop("container", {}))
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name},
+        "spec": {"restartPolicy": restart, "containers": [container], **extra},
+    }
+
+
+def status(cluster: Cluster, namespace: str, name: str) -> Any:
+    return cluster.core.read_namespaced_pod(name, namespace).status
+
+
+def gone(cluster: Cluster, namespace: str, name: str) -> bool:
+    try:
+        cluster.core.read_namespaced_pod(name, namespace)
+    except ApiException as error:
+        return error.status == 404
+    return False
+
+
+def test_pods_get_distinct_addresses_and_can_listen_on_the_same_port(
+    cluster: Cluster, namespace: str
+) -> None:
+    server = """
+        import http.server, os
+        class Hello(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                body = os.environ["POD_NAME"].encode()
+                self.send_response(200); self.end_headers(); self.wfile.write(body)
+        http.server.HTTPServer(("0.0.0.0", 8000), Hello).serve_forever()
+    """
+    env = [{"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}]
+    probe = {"httpGet": {"path": "/", "port": 8000}, "periodSeconds": 1}
+    for name in ("web-a", "web-b"):
+        cluster.apply(pod(name, server, container={"env": env, "readinessProbe": probe}), namespace)
+    ips = {}
+    for name in ("web-a", "web-b"):
+        ready = wait_for(
+            lambda n=name: status(cluster, namespace, n),
+            lambda s: bool(s.container_statuses and s.container_statuses[0].ready),
+            f"{name} to pass its readiness probe",
+        )
+        ips[name] = ready.pod_ip
+    assert ips["web-a"] != ips["web-b"]
+    if cluster.local:
+        for name, ip in ips.items():
+            with urllib.request.urlopen(f"http://{ip}:8000/", timeout=5) as response:  # noqa: S310
+                assert response.read().decode() == name
+
+
+def test_failure_reports_exit_code_and_termination_message(
+    cluster: Cluster, namespace: str
+) -> None:
+    cluster.apply(
+        pod(
+            "fails",
+            """
+        import sys
+        open("/dev/termination-log", "w").write("config field model.family is missing")
+        sys.exit(2)
+    """,
+        ),
+        namespace,
+    )
+    final = wait_for(
+        lambda: status(cluster, namespace, "fails"),
+        lambda s: s.phase == "Failed",
+        "the pod to fail",
+    )
+    terminated = final.container_statuses[0].state.terminated
+    assert terminated.exit_code == 2
+    assert terminated.message == "config field model.family is missing"
+
+
+def test_on_failure_restarts_the_container_until_it_succeeds(
+    cluster: Cluster, namespace: str
+) -> None:
+    cluster.apply(
+        pod(
+            "flaky",
+            """
+        import pathlib, sys
+        marker = pathlib.Path("/scratch/tried")
+        if not marker.exists():
+            marker.write_text("once")
+            sys.exit(1)
+        print("second try works")
+    """,
+            restart="OnFailure",
+            container={"volumeMounts": [{"name": "scratch", "mountPath": "/scratch"}]},
+            volumes=[{"name": "scratch", "emptyDir": {}}],
+        ),
+        namespace,
+    )
+    final = wait_for(
+        lambda: status(cluster, namespace, "flaky"),
+        lambda s: s.phase == "Succeeded",
+        "the restarted pod to succeed",
+        timeout=60,
+    )
+    assert final.container_statuses[0].restart_count == 1
+    assert final.container_statuses[0].last_state.terminated.exit_code == 1
+
+
+def test_graceful_deletion_and_persistent_volume(cluster: Cluster, namespace: str) -> None:
+    cluster.apply(
+        {
+            "apiVersion": "v1",
+            "kind": "PersistentVolumeClaim",
+            "metadata": {"name": "data"},
+            "spec": {
+                "accessModes": ["ReadWriteOnce"],
+                "resources": {"requests": {"storage": "1Gi"}},
+            },
+        },
+        namespace,
+    )
+    volume = {"volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": "data"}}]}
+    mount = {"volumeMounts": [{"name": "data", "mountPath": "/data"}]}
+    cluster.apply(
+        pod(
+            "saver",
+            """
+        import pathlib, signal, sys, time
+        def save(*_):
+            pathlib.Path("/data/saved").write_text("saved on SIGTERM")
+            sys.exit(0)
+        signal.signal(signal.SIGTERM, save)
+        print("running", flush=True)
+        while True:
+            time.sleep(0.1)
+    """,
+            container=mount,
+            terminationGracePeriodSeconds=30,
+            **volume,
+        ),
+        namespace,
+    )
+    wait_for(
+        lambda: status(cluster, namespace, "saver").phase,
+        lambda p: p == "Running",
+        "the pod to run (its claim bound by the provisioner)",
+        timeout=60,
+    )
+    time.sleep(1)  # let the process install its handler
+    started = time.monotonic()
+    cluster.core.delete_namespaced_pod("saver", namespace)
+    wait_for(lambda: gone(cluster, namespace, "saver"), bool, "the pod to be deleted")
+    assert time.monotonic() - started < 15, (
+        "the pod exited on SIGTERM, not at the end of its grace period"
+    )
+    cluster.apply(
+        pod("reader", 'print(open("/data/saved").read())', container=mount, **volume), namespace
+    )
+    wait_for(
+        lambda: status(cluster, namespace, "reader").phase,
+        lambda p: p == "Succeeded",
+        "the second pod to read the volume",
+        timeout=60,
+    )
+    assert cluster.core.read_namespaced_pod_log("reader", namespace).strip() == "saved on SIGTERM"
+
+
+def test_a_container_ignoring_sigterm_is_killed_after_its_grace_period(
+    cluster: Cluster, namespace: str
+) -> None:
+    cluster.apply(
+        pod(
+            "stubborn",
+            """
+        import signal, time
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        while True:
+            time.sleep(0.1)
+    """,
+            terminationGracePeriodSeconds=2,
+        ),
+        namespace,
+    )
+    wait_for(
+        lambda: status(cluster, namespace, "stubborn").phase,
+        lambda p: p == "Running",
+        "the pod to run",
+    )
+    started = time.monotonic()
+    cluster.core.delete_namespaced_pod("stubborn", namespace)
+    wait_for(
+        lambda: gone(cluster, namespace, "stubborn"),
+        bool,
+        "the pod to be killed and deleted",
+        timeout=30,
+    )
+    assert 2 <= time.monotonic() - started < 15
+
+
+@pytest.fixture
+def gpu_node(cluster: Cluster) -> Iterator[str]:
+    """A second node agent that advertises two nvidia.com/gpu."""
+    if not cluster.local:
+        pytest.skip("starts a node agent of the local cluster")
+    name = "gentrain-gpu-node"
+    env = {
+        **os.environ,
+        "GENTRAIN_CLUSTER_DIR": str(REPO / ".cluster"),
+        "PATH": f"{REPO / '.venv' / 'bin'}:{os.environ['PATH']}",
+    }
+    from gentrain_localcluster.kubeconfig import write_kubeconfig
+    from gentrain_localcluster.layout import ClusterState, Layout
+    from gentrain_localcluster.pki import CertificateAuthority, node_identity
+
+    layout = Layout(REPO / ".cluster", REPO / ".tools" / "bin")
+    identity = node_identity(name)
+    ca = CertificateAuthority(layout.pki)
+    cert, key = ca.ensure_client(identity)
+    write_kubeconfig(
+        layout.component_kubeconfig(identity.file_stem),
+        ClusterState.load(layout.state_file).server,
+        ca.cert_path,
+        cert,
+        key,
+        identity.user,
+    )
+    log = (layout.state_dir / "logs" / f"{name}.log").open("ab")
+    agent = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gentrain_localcluster.nodeagent",
+            f"--node-name={name}",
+            "--gpus=2",
+            "--log-port=10251",
+        ],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        wait_for(
+            lambda: cluster.core.read_node(name).status.allocatable.get("nvidia.com/gpu"),
+            lambda gpus: gpus == "2",
+            "the GPU node to register",
+        )
+        yield name
+    finally:
+        agent.terminate()
+        agent.wait(30)
+        log.close()
+        cluster.core.delete_node(name)
+
+
+def test_gpu_pods_are_scheduled_only_where_gpus_are_free(
+    cluster: Cluster, namespace: str, gpu_node: str
+) -> None:
+    def gpu_pod(name: str, gpus: int) -> dict[str, Any]:
+        return pod(
+            name, "print('trained')", container={"resources": {"limits": {"nvidia.com/gpu": gpus}}}
+        )
+
+    cluster.apply(gpu_pod("fits", 1), namespace)
+    cluster.apply(gpu_pod("too-big", 4), namespace)
+    done = wait_for(
+        lambda: cluster.core.read_namespaced_pod("fits", namespace),
+        lambda p: p.status.phase == "Succeeded",
+        "the 1-GPU pod to run",
+    )
+    assert done.spec.node_name == gpu_node
+    unschedulable = wait_for(
+        lambda: status(cluster, namespace, "too-big").conditions or [],
+        lambda conditions: any(
+            c.type == "PodScheduled" and c.reason == "Unschedulable" for c in conditions
+        ),
+        "the 4-GPU pod to be reported unschedulable",
+    )
+    message = next(c.message for c in unschedulable if c.type == "PodScheduled")
+    assert "Insufficient nvidia.com/gpu" in message
