@@ -48,7 +48,7 @@ def _check_binaries(layout: Layout) -> None:
         )
 
 
-def _choose_state(layout: Layout) -> ClusterState:
+def _choose_state(layout: Layout, pod_network: bool) -> ClusterState:
     port = int(os.environ.get("GENTRAIN_APISERVER_PORT", DEFAULT_APISERVER_PORT))
     if port_in_use(port):
         raise SetupError(
@@ -56,8 +56,8 @@ def _choose_state(layout: Layout) -> ClusterState:
             f"(`ss -ltnp 'sport = :{port}'` shows which) or choose another port with "
             "GENTRAIN_APISERVER_PORT=<port>."
         )
-    can_network, why = network.available()
-    if not can_network:
+    can_network, why = network.available() if pod_network else (False, "not wanted")
+    if pod_network and not can_network:
         print(f"warning: no pod network ({why}); pods will share the host network")
     return ClusterState(
         apiserver_port=port,
@@ -185,7 +185,7 @@ def _etcd_ok(port: int) -> bool:
         return False
 
 
-def start(layout: Layout, supervisor: Supervisor) -> ClusterState:
+def start(layout: Layout, supervisor: Supervisor, pod_network: bool = True) -> ClusterState:
     """Starts the control plane and returns once the API server is ready."""
     _check_binaries(layout)
     running = [c for c in COMPONENTS if supervisor.pid(c) is not None]
@@ -194,7 +194,7 @@ def start(layout: Layout, supervisor: Supervisor) -> ClusterState:
             f"{', '.join(running)} already running from {layout.state_dir}: "
             "run `make cluster-down` first"
         )
-    state = _choose_state(layout)
+    state = _choose_state(layout, pod_network)
     layout.state_dir.mkdir(parents=True, exist_ok=True)
     state.save(layout.state_file)
     if state.pod_network:
