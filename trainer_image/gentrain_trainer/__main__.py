@@ -1,0 +1,60 @@
+"""`python -m gentrain_trainer --config PATH --checkpoint-dir PATH --metrics-port 9090`
+
+Exit codes: 0 done (or stopped by SIGTERM after saving a checkpoint); 2 bad configuration
+(the reason also in /dev/termination-log, so it shows in the pod's status); other: crash.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from .config import ConfigError
+from .datasets import DatasetError
+from .families.base import ModelConfigError
+from .loop import Options, Trainer
+
+TERMINATION_LOG = Path("/dev/termination-log")
+
+
+def _resume(value: str) -> str:
+    if value in ("auto", "none") or value.isdigit():
+        return value
+    raise argparse.ArgumentTypeError("expected auto, none or a step number")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="gentrain_trainer", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", type=Path, required=True)
+    parser.add_argument("--checkpoint-dir", type=Path, required=True)
+    parser.add_argument("--metrics-port", type=int, default=9090, help="0 turns the exporter off")
+    parser.add_argument("--resume", type=_resume, default="auto")
+    parser.add_argument("--device", choices=("auto", "cuda", "cpu"), default="auto")
+    parser.add_argument("--max-steps", type=int, help="override training.max_steps")
+    parser.add_argument("--no-eval", action="store_true", help="skip milestone evaluation")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        stream=sys.stderr)
+    options = Options(args.config, args.checkpoint_dir, args.metrics_port, args.resume, args.device,
+                      args.max_steps, evaluate=not args.no_eval)
+    try:
+        trainer = Trainer(options)
+        trainer.resume()
+    except (ConfigError, DatasetError, ModelConfigError, ValueError) as error:
+        message = f"invalid configuration: {error}"
+        logging.getLogger("gentrain.trainer").error(message)
+        if TERMINATION_LOG.exists():
+            try:
+                TERMINATION_LOG.write_text(message)
+            except OSError:
+                pass
+        return 2
+    trainer.run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,125 @@
+"""Checkpoints: `<dir>/step-<N>/` with the full state and a manifest carrying its checksum.
+
+Written into a temporary directory and renamed, so a crash mid-write never damages an
+earlier checkpoint; verified on load, so a damaged one is skipped with a warning; the
+last `keep` are kept, and pinned steps (the operator pins the last healthy one) never
+rotate out.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+import shutil
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+log = logging.getLogger(__name__)
+STATE, MANIFEST = "state.pt", "manifest.json"
+_NAME = re.compile(r"^step-(\d+)$")
+
+
+class DamagedCheckpoint(RuntimeError):
+    pass
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class CheckpointStore:
+    def __init__(self, directory: Path, keep: int) -> None:
+        self.directory = directory
+        self.keep = keep
+        self.damaged = 0
+        directory.mkdir(parents=True, exist_ok=True)
+
+    def path(self, step: int) -> Path:
+        return self.directory / f"step-{step}"
+
+    def steps(self) -> list[int]:
+        found = (_NAME.match(p.name) for p in self.directory.iterdir() if p.is_dir())
+        return sorted(int(m.group(1)) for m in found if m)
+
+    def save(self, step: int, state: dict[str, Any], meta: dict[str, Any], pictures: Iterable[Path] = ()) -> Path:
+        tmp = self.directory / f".tmp-step-{step}-{os.getpid()}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
+        torch.save(state, tmp / STATE)
+        _fsync(tmp / STATE)
+        for picture in pictures:
+            if picture.exists():
+                shutil.move(str(picture), tmp / picture.name)
+        manifest = {"format": 1, "step": step, "sha256": _sha256(tmp / STATE),
+                    "bytes": (tmp / STATE).stat().st_size, "created": time.time(), **meta}
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2))
+        _fsync(tmp / MANIFEST)
+        final = self.path(step)
+        if final.exists():  # the same step reached again after a rollback
+            old = self.directory / f".old-step-{step}-{os.getpid()}"
+            final.rename(old)
+            tmp.rename(final)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            tmp.rename(final)
+        _fsync(self.directory)
+        return final
+
+    def manifest(self, step: int) -> dict[str, Any]:
+        data: dict[str, Any] = json.loads((self.path(step) / MANIFEST).read_text())
+        return data
+
+    def load(self, step: int) -> dict[str, Any]:
+        directory = self.path(step)
+        try:
+            manifest = self.manifest(step)
+            actual = _sha256(directory / STATE)
+        except (OSError, ValueError) as error:
+            raise DamagedCheckpoint(f"checkpoint {directory} is unreadable: {error}") from error
+        if actual != manifest.get("sha256"):
+            raise DamagedCheckpoint(f"checkpoint {directory} is damaged: checksum {actual[:12]} != {str(manifest.get('sha256'))[:12]}")
+        state: dict[str, Any] = torch.load(directory / STATE, map_location="cpu", weights_only=True)
+        return state
+
+    def latest(self, at_most: int | None = None) -> tuple[int, dict[str, Any]] | None:
+        """The newest checkpoint that loads, skipping damaged ones with a warning."""
+        for step in reversed(self.steps()):
+            if at_most is not None and step > at_most:
+                continue
+            try:
+                return step, self.load(step)
+            except DamagedCheckpoint as error:
+                self.damaged += 1
+                log.warning("%s; trying an older one", error)
+        return None
+
+    def rotate(self, pinned: Iterable[int]) -> list[int]:
+        """Deletes all but the newest `keep` checkpoints and the pinned ones."""
+        steps = self.steps()
+        keep = set(steps[-self.keep :]) | set(pinned)
+        removed = [s for s in steps if s not in keep]
+        for step in removed:
+            shutil.rmtree(self.path(step), ignore_errors=True)
+        for leftover in self.directory.glob(".tmp-step-*"):
+            if not leftover.name.endswith(f"-{os.getpid()}"):
+                shutil.rmtree(leftover, ignore_errors=True)
+        return removed

@@ -1,0 +1,150 @@
+"""The trainer's configuration file (rendered by the operator into a ConfigMap).
+
+    generation: 3                  # bumped by the operator at every spec change
+    family: gan                    # gan | vae | transformer | diffusion
+    seed: 0
+    model: {...}                   # architecture, fixed for the run
+    data: {name: ring8, batch_size: 256}
+    training: {max_steps: 3000}
+    hyperparameters: {...}         # live: re-read and applied at each milestone
+    checkpoints: {interval: 200, keep: 3, pinned: [400]}
+    evaluation: {samples: 2000, extractor: auto}
+    commands:                      # one-shot, each applied once, by id
+      - {id: rb-1, action: rollback, step: 400, skip_batches: 50}
+      - {id: reset-1, action: reset_discriminator}
+
+Every error names the field and says what would be valid.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from . import hyperparameters
+
+FAMILIES = tuple(hyperparameters.FAMILIES)
+COMMAND_ACTIONS = ("rollback", "reset_discriminator")
+
+
+class ConfigError(ValueError):
+    """The configuration cannot be used; the message names the field."""
+
+
+@dataclass(frozen=True)
+class Command:
+    id: str
+    action: str
+    step: int | None = None
+    skip_batches: int = 0
+
+
+@dataclass(frozen=True)
+class Config:
+    generation: int
+    family: str
+    seed: int
+    model: dict[str, Any]
+    data: dict[str, Any]
+    max_steps: int
+    hyperparameters: dict[str, Any]
+    checkpoint_interval: int
+    checkpoint_keep: int
+    pinned: frozenset[int]
+    evaluation: dict[str, Any]
+    commands: tuple[Command, ...] = field(default=())
+
+    @property
+    def batch_size(self) -> int:
+        return int(self.data.get("batch_size", 64))
+
+
+def _section(raw: Mapping[str, Any], name: str) -> dict[str, Any]:
+    value = raw.get(name) or {}
+    if not isinstance(value, dict):
+        raise ConfigError(f"{name}: expected a mapping, got {type(value).__name__}")
+    return dict(value)
+
+
+def _int(section: Mapping[str, Any], key: str, where: str, default: int, minimum: int = 0) -> int:
+    value = section.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"{where}.{key}: expected an integer, got {value!r}")
+    if value < minimum:
+        raise ConfigError(f"{where}.{key}: must be at least {minimum}, got {value}")
+    return value
+
+
+def _commands(raw: Any) -> tuple[Command, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise ConfigError("commands: expected a list")
+    commands, seen = [], set()
+    for index, item in enumerate(raw):
+        where = f"commands[{index}]"
+        if not isinstance(item, dict) or not isinstance(item.get("id"), str) or not item["id"]:
+            raise ConfigError(f"{where}.id: every command needs a non-empty string id")
+        if item["id"] in seen:
+            raise ConfigError(f"{where}.id: {item['id']!r} is used twice")
+        seen.add(item["id"])
+        action = item.get("action")
+        if action not in COMMAND_ACTIONS:
+            raise ConfigError(f"{where}.action: {action!r} is not one of {', '.join(COMMAND_ACTIONS)}")
+        step = None
+        if action == "rollback":
+            step = _int(item, "step", where, -1, minimum=0)
+        commands.append(
+            Command(item["id"], action, step, _int(item, "skip_batches", where, 0, minimum=0))
+        )
+    return tuple(commands)
+
+
+def parse(raw: Any) -> Config:
+    if not isinstance(raw, dict):
+        raise ConfigError("the configuration must be a YAML mapping")
+    family = raw.get("family")
+    if family not in FAMILIES:
+        raise ConfigError(f"family: {family!r} is not one of {', '.join(FAMILIES)}")
+    training = _section(raw, "training")
+    checkpoints = _section(raw, "checkpoints")
+    data = _section(raw, "data")
+    if "name" not in data and "path" not in data:
+        raise ConfigError("data.name: name a built-in dataset, or give data.path")
+    _int(data, "batch_size", "data", 64, minimum=1)
+    wanted = _section(raw, "hyperparameters")
+    try:
+        values = {**hyperparameters.defaults(family), **hyperparameters.validate(family, wanted)}
+    except ValueError as error:
+        raise ConfigError(str(error)) from error
+    pinned = checkpoints.get("pinned") or []
+    if not isinstance(pinned, list) or not all(isinstance(p, int) and p >= 0 for p in pinned):
+        raise ConfigError("checkpoints.pinned: expected a list of step numbers")
+    return Config(
+        generation=_int(raw, "generation", "config", 1),
+        family=family,
+        seed=_int(raw, "seed", "config", 0),
+        model=_section(raw, "model"),
+        data=data,
+        max_steps=_int(training, "max_steps", "training", 1000, minimum=1),
+        hyperparameters=values,
+        checkpoint_interval=_int(checkpoints, "interval", "checkpoints", 200, minimum=1),
+        checkpoint_keep=_int(checkpoints, "keep", "checkpoints", 3, minimum=1),
+        pinned=frozenset(pinned),
+        evaluation=_section(raw, "evaluation"),
+        commands=_commands(raw.get("commands")),
+    )
+
+
+def load(path: Path) -> Config:
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError as error:
+        raise ConfigError(f"config file {path} does not exist") from error
+    except yaml.YAMLError as error:
+        raise ConfigError(f"config file {path} is not valid YAML: {error}") from error
+    return parse(raw)

@@ -1,0 +1,59 @@
+"""Byte-level text: CPython's own documentation (`pydoc_data`, always installed) or any
+text file from a mounted volume. The last 10% is held out for validation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from .base import Batch, DatasetError, generator
+
+VOCAB = 256  # bytes
+
+
+@dataclass
+class TextDataset:
+    train: torch.Tensor  # uint8 tokens
+    validation: torch.Tensor
+    block_size: int
+    seed: int
+    kind: str = "text"
+    vocab_size: int = VOCAB
+
+    def _windows(self, tokens: torch.Tensor, starts: torch.Tensor) -> Batch:
+        offsets = torch.arange(self.block_size + 1)
+        chunk = tokens[starts[:, None] + offsets].long()
+        return Batch(chunk[:, :-1], chunk[:, 1:])
+
+    def batch(self, index: int, batch_size: int) -> Batch:
+        g = generator(self.seed, index)
+        starts = torch.randint(len(self.train) - self.block_size - 1, (batch_size,), generator=g)
+        return self._windows(self.train, starts)
+
+    def validation_batches(self, batch_size: int, count: int) -> list[Batch]:
+        """The same fixed windows at every evaluation, so that losses compare."""
+        span = len(self.validation) - self.block_size - 1
+        starts = torch.linspace(0, span, batch_size * count).long()
+        return [self._windows(self.validation, s) for s in starts.split(batch_size)]
+
+
+def _pydoc_text() -> bytes:
+    from pydoc_data.topics import topics
+
+    return "\n\n".join(topics[k] for k in sorted(topics)).encode()
+
+
+def load_text_dataset(path: Path | None, seed: int, block_size: int) -> TextDataset:
+    if path is None:
+        raw = _pydoc_text()
+    elif not path.is_file():
+        raise DatasetError(f"data.path: {path} is not a file (is the volume mounted?)")
+    else:
+        raw = path.read_bytes()
+    tokens = torch.frombuffer(bytearray(raw), dtype=torch.uint8)
+    if len(tokens) < 20 * (block_size + 1):
+        raise DatasetError(f"data.path: the text has {len(tokens)} bytes; at least {20 * (block_size + 1)} are needed")
+    cut = int(len(tokens) * 0.9)
+    return TextDataset(tokens[:cut].clone(), tokens[cut:].clone(), block_size, seed)

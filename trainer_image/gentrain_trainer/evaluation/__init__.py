@@ -1,0 +1,1 @@
+"""Milestone evaluation: distribution metrics, feature extractors and pictures."""

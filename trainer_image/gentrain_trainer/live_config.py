@@ -1,0 +1,62 @@
+"""Re-reading the configuration at a milestone: what changed, what was refused."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from . import hyperparameters
+from .config import Command, ConfigError, _commands
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Reload:
+    generation: int | None = None
+    hyperparameters: dict[str, Any] = field(default_factory=dict)
+    refused: dict[str, str] = field(default_factory=dict)
+    commands: tuple[Command, ...] = ()
+    pinned: frozenset[int] | None = None
+    max_steps: int | None = None
+
+
+def reload(path: Path, family: str, current: dict[str, Any]) -> Reload:
+    """Reads the file again. Values that fail validation are refused one by one."""
+    result = Reload(hyperparameters=dict(current))
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as error:
+        result.refused["config"] = f"cannot read {path}: {error}"
+        return result
+    if not isinstance(raw, dict):
+        result.refused["config"] = "the configuration is not a mapping"
+        return result
+    if raw.get("family", family) != family:
+        result.refused["family"] = f"family cannot change while running ({family} -> {raw.get('family')})"
+    generation = raw.get("generation")
+    if isinstance(generation, int) and not isinstance(generation, bool):
+        result.generation = generation
+    wanted = raw.get("hyperparameters") or {}
+    if isinstance(wanted, dict):
+        result.hyperparameters, refused = hyperparameters.merge_live(family, current, wanted)
+        result.refused.update(refused)
+    else:
+        result.refused["hyperparameters"] = "expected a mapping"
+    try:
+        result.commands = _commands(raw.get("commands"))
+    except ConfigError as error:
+        result.refused["commands"] = str(error)
+    pinned = (raw.get("checkpoints") or {}).get("pinned")
+    if isinstance(pinned, list) and all(isinstance(p, int) for p in pinned):
+        result.pinned = frozenset(pinned)
+    max_steps = (raw.get("training") or {}).get("max_steps")
+    if isinstance(max_steps, int) and max_steps > 0:
+        result.max_steps = max_steps
+    for name, why in result.refused.items():
+        log.warning("configuration value refused, old value kept: %s", why if name in why else f"{name}: {why}")
+    return result

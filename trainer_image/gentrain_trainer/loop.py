@@ -1,0 +1,259 @@
+"""The one training loop for every family: steps, milestones, live config, commands."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from . import exporter, live_config, resources
+from .checkpoints import CheckpointStore
+from .config import Command, Config, load
+from .datasets import Batch, make_dataset
+from .families import Family, make_family
+from .gpu import NVML
+from .window import Window
+
+log = logging.getLogger("gentrain.trainer")
+SMOOTHING = 0.1
+
+
+@dataclass
+class Options:
+    config_path: Path
+    checkpoint_dir: Path
+    metrics_port: int = 9090
+    resume: str = "auto"  # auto | none | a step number
+    device: str = "auto"
+    max_steps: int | None = None
+    evaluate: bool = True
+
+
+def step_seed(seed: int, step: int) -> int:
+    return (seed * 2_654_435_761 + step * 40_503) % (2**62)
+
+
+class Trainer:
+    def __init__(self, options: Options) -> None:
+        self.options = options
+        self.config: Config = load(options.config_path)
+        self.max_steps = options.max_steps or self.config.max_steps
+        self.threads = resources.configure_threads()
+        self.device = resources.choose_device(options.device)
+        self.dataset = make_dataset(self.config.data, self.config.seed)
+        self.family: Family = make_family(self.config, self.dataset, self.device)
+        self.hp: dict[str, Any] = dict(self.config.hyperparameters)
+        self.generation = self.config.generation
+        self.pinned = set(self.config.pinned)
+        self.store = CheckpointStore(options.checkpoint_dir, self.config.checkpoint_keep)
+        self.applied_file = options.checkpoint_dir / "commands-applied.json"
+        self.applied: set[str] = set(json.loads(self.applied_file.read_text())) if self.applied_file.exists() else set()
+        self.step = 0
+        self.data_index = 0
+        self.window = Window()
+        self.smoothed: dict[str, float] = {}
+        self.counters: dict[str, dict[tuple[str, ...], float]] = {
+            "gentrain_config_rejected_total": {},
+            "gentrain_commands_applied_total": {},
+        }
+        self.samples = 0
+        self.stop_requested = False
+        self.collector = exporter.TrainerCollector(NVML() if self.device.type == "cuda" else None)
+        self.registry = exporter.start(options.metrics_port, self.collector)
+        self.last_saved_step = -1
+
+    # -- state ----------------------------------------------------------------------
+    def state(self) -> dict[str, Any]:
+        return {
+            "family": self.family.state_dict(),
+            "step": self.step,
+            "data_index": self.data_index,
+            "samples": self.samples,
+            "generation": self.generation,
+            "hyperparameters": self.hp,
+        }
+
+    def restore(self, step: int, state: dict[str, Any]) -> None:
+        self.family.load_state_dict(state["family"])
+        self.step, self.data_index = int(state["step"]), int(state["data_index"])
+        self.samples = int(state.get("samples", 0))
+        # The configuration in force now wins over the one saved: a rollback usually
+        # comes together with new hyperparameters, and a restart must honour edits.
+        self.family.apply_hyperparameters(self.hp, self.step)
+        log.info("resumed from checkpoint step %d (data index %d)", step, self.data_index)
+
+    def resume(self) -> None:
+        wanted = self.options.resume
+        if wanted == "none":
+            return
+        if wanted == "auto":
+            found = self.store.latest()
+            if found is not None:
+                self.restore(*found)
+            return
+        step = int(wanted)
+        found = self.store.latest(at_most=step)
+        if found is None:
+            raise ValueError(f"--resume {step}: no loadable checkpoint at or before step {step}")
+        self.restore(*found)
+
+    def save(self, pictures: list[Path] | None = None) -> None:
+        self.store.save(self.step, self.state(), {"generation": self.generation, "family": self.config.family,
+                                                  "data_index": self.data_index}, pictures or [])
+        self.store.rotate(self.pinned)
+        self.last_saved_step = self.step
+
+    # -- one step -------------------------------------------------------------------
+    def _next_batch(self) -> Batch:
+        started = time.perf_counter()
+        batch = self.dataset.batch(self.data_index, self.config.batch_size)
+        self.data_index += 1
+        self.samples += len(batch.x)
+        self._data_seconds += time.perf_counter() - started
+        return batch
+
+    def train_one(self) -> None:
+        self._data_seconds = 0.0
+        started = time.perf_counter()
+        torch.manual_seed(step_seed(self.config.seed, self.step))
+        autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if self.device.type == "cuda"
+                    else contextlib.nullcontext())
+        with autocast:
+            result = self.family.train_step(self._next_batch, self.step)
+        self.step += 1
+        total = time.perf_counter() - started
+        self.window.add(result.losses, result.grad_norms, result.clipped, result.extras, self._data_seconds, total)
+        for name, value in result.losses.items():
+            previous = self.smoothed.get(name)
+            finite_prev = previous is not None and math.isfinite(previous)
+            self.smoothed[name] = value if not finite_prev or not math.isfinite(value) else (
+                (1 - SMOOTHING) * previous + SMOOTHING * value)  # type: ignore[operator]
+        self._publish_live(result.grad_norms, result.learning_rates, total, self._data_seconds)
+
+    def _publish_live(self, norms: dict[str, float], lrs: dict[str, float], total: float, data: float) -> None:
+        previous = self.collector.live.get("gentrain_step_seconds", {}).get((), total)
+        live: dict[str, dict[tuple[str, ...], float]] = {
+            "gentrain_step": {(): float(self.step)},
+            "gentrain_samples_total": {(): float(self.samples)},
+            "gentrain_step_seconds": {(): (1 - SMOOTHING) * previous + SMOOTHING * total},
+            "gentrain_step_data_seconds": {(): data},
+            "gentrain_step_compute_seconds": {(): total - data},
+            "gentrain_loss": {(k,): v for k, v in self.smoothed.items()},
+            "gentrain_grad_norm": {(k,): v for k, v in norms.items()},
+            "gentrain_learning_rate": {(k,): v for k, v in lrs.items()},
+            "gentrain_hyperparameter": {(k,): float(v) for k, v in self.hp.items() if not isinstance(v, str)},
+            "gentrain_hyperparameter_info": {(k, v): 1.0 for k, v in self.hp.items() if isinstance(v, str)},
+            "gentrain_config_generation": {(): float(self.generation)},
+            "gentrain_checkpoints_damaged_total": {(): float(self.store.damaged)},
+            "gentrain_device_info": {(self.device.type, resources.device_name(self.device)): 1.0},
+            "gentrain_torch_threads": {(): float(self.threads)},
+            "gentrain_max_steps": {(): float(self.max_steps)},
+            **self.counters,
+        }
+        self.collector.live = live
+
+    # -- milestones -----------------------------------------------------------------
+    def milestone(self) -> None:
+        directory = self.options.checkpoint_dir / f".pictures-{self.step}"
+        directory.mkdir(parents=True, exist_ok=True)
+        evaluation: dict[str, Any] = {}
+        pictures: list[Path] = []
+        if self.options.evaluate:
+            started = time.perf_counter()
+            evaluation = self.family.evaluate(self.step)
+            pictures = self.family.pictures(directory, self.step)
+            evaluation_seconds = time.perf_counter() - started
+        else:
+            evaluation_seconds = 0.0
+        summary = self.window.summary()
+        self.save(pictures)
+        for leftover in directory.iterdir():
+            leftover.unlink()
+        directory.rmdir()
+        self.collector.milestone = exporter.milestone_series(self.step, time.time(), summary, evaluation)
+        log.info("milestone %s", json.dumps({
+            "step": self.step, "generation": self.generation,
+            "loss": {k: round(v["loss_mean"], 5) for k, v in summary["components"].items() if "loss_mean" in v},
+            "nonfinite": summary["nonfinite_losses"],
+            "evaluation": {k: (round(v, 4) if isinstance(v, float) else v) for k, v in evaluation.items()},
+            "evaluation_seconds": round(evaluation_seconds, 2),
+        }))
+        self.window.reset()
+        self.apply_config()
+
+    def _count(self, counter: str, label: str) -> None:
+        series = dict(self.counters[counter])
+        series[(label,)] = series.get((label,), 0.0) + 1
+        self.counters[counter] = series
+
+    def apply_config(self) -> None:
+        change = live_config.reload(self.options.config_path, self.config.family, self.hp)
+        for field in change.refused:
+            self._count("gentrain_config_rejected_total", field)
+        if change.hyperparameters != self.hp:
+            log.info("hyperparameters changed at step %d: %s", self.step,
+                     {k: (self.hp.get(k), v) for k, v in change.hyperparameters.items() if self.hp.get(k) != v})
+            self.hp = change.hyperparameters
+            self.family.apply_hyperparameters(self.hp, self.step)
+        if change.pinned is not None:
+            self.pinned = set(change.pinned)
+        if change.max_steps is not None and self.options.max_steps is None:
+            self.max_steps = change.max_steps
+        for command in change.commands:
+            if command.id not in self.applied:
+                self.run_command(command)
+        if change.generation is not None:
+            self.generation = change.generation
+
+    def run_command(self, command: Command) -> None:
+        self.applied.add(command.id)
+        self.applied_file.write_text(json.dumps(sorted(self.applied)))
+        if command.action == "reset_discriminator":
+            if self.family.reset_discriminator(self.step):
+                log.info("command %s: discriminator re-initialised at step %d", command.id, self.step)
+                self._count("gentrain_commands_applied_total", command.action)
+            else:
+                log.warning("command %s refused: the %s family has no discriminator", command.id, self.config.family)
+                self._count("gentrain_config_rejected_total", "commands")
+            return
+        assert command.step is not None
+        found = self.store.latest(at_most=command.step)
+        if found is None:
+            log.warning("command %s refused: no loadable checkpoint at or before step %d", command.id, command.step)
+            self._count("gentrain_config_rejected_total", "commands")
+            return
+        step, state = found
+        self.restore(step, state)
+        self.data_index += command.skip_batches
+        self.window.reset()
+        self.smoothed.clear()
+        log.info("command %s: rolled back to step %d, skipping %d batches", command.id, step, command.skip_batches)
+        self._count("gentrain_commands_applied_total", command.action)
+
+    # -- the run --------------------------------------------------------------------
+    def request_stop(self, *_: Any) -> None:
+        self.stop_requested = True
+
+    def run(self) -> None:
+        """Trains to max_steps. Call `resume()` first to continue from a checkpoint."""
+        signal.signal(signal.SIGTERM, self.request_stop)
+        self.apply_config()
+        self._publish_live({}, {}, 0.0, 0.0)
+        log.info("training %s on %s (%d threads) from step %d to %d", self.config.family, self.device,
+                 self.threads, self.step, self.max_steps)
+        while self.step < self.max_steps and not self.stop_requested:
+            self.train_one()
+            if self.step % self.config.checkpoint_interval == 0 or self.step == self.max_steps:
+                self.milestone()
+        if self.stop_requested and self.step != self.last_saved_step:
+            log.info("SIGTERM: saving step %d before exiting", self.step)
+            self.save()
+        log.info("done at step %d", self.step)

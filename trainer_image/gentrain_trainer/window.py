@@ -1,0 +1,84 @@
+"""The milestone summary: statistics over every step since the previous checkpoint.
+
+Computed in the trainer rather than from scrapes, so that no step is lost to the scrape
+interval: a NaN or a spike between two scrapes still counts.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections import defaultdict
+from typing import Any
+
+SPIKE_Z = 6.0  # robust z-score above which a loss counts as a spike
+
+
+def _robust_spikes(values: list[float]) -> int:
+    if len(values) < 10:
+        return 0
+    median = statistics.median(values)
+    mad = statistics.median(abs(v - median) for v in values)
+    scale = 1.4826 * mad
+    if scale <= 1e-12:
+        return 0
+    return sum(1 for v in values if (v - median) / scale > SPIKE_Z)
+
+
+class Window:
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self.steps = 0
+        self.losses: dict[str, list[float]] = defaultdict(list)
+        self.grad_norms: dict[str, list[float]] = defaultdict(list)
+        self.clipped: dict[str, int] = defaultdict(int)
+        self.extras: dict[str, list[float]] = defaultdict(list)
+        self.nonfinite = 0
+        self.data_seconds = 0.0
+        self.total_seconds = 0.0
+
+    def add(self, losses: dict[str, float], grad_norms: dict[str, float], clipped: dict[str, bool],
+            extras: dict[str, float], data_seconds: float, total_seconds: float) -> None:
+        self.steps += 1
+        if not all(math.isfinite(v) for v in losses.values()):
+            self.nonfinite += 1
+        for name, value in losses.items():
+            self.losses[name].append(value)
+        for name, value in grad_norms.items():
+            self.grad_norms[name].append(value)
+        for name, was in clipped.items():
+            self.clipped[name] += int(was)
+        for name, value in extras.items():
+            self.extras[name].append(value)
+        self.data_seconds += data_seconds
+        self.total_seconds += total_seconds
+
+    def summary(self) -> dict[str, Any]:
+        per_component: dict[str, dict[str, float]] = {}
+        for name, values in self.losses.items():
+            finite = [v for v in values if math.isfinite(v)]
+            tenth = max(1, len(finite) // 10)
+            per_component[name] = {
+                "loss_mean": statistics.fmean(finite) if finite else math.nan,
+                "loss_std": statistics.pstdev(finite) if len(finite) > 1 else 0.0,
+                "loss_max": max(finite) if finite else math.nan,
+                "loss_first": statistics.fmean(finite[:tenth]) if finite else math.nan,
+                "loss_last": statistics.fmean(finite[-tenth:]) if finite else math.nan,
+                "loss_spikes": float(_robust_spikes(finite)),
+            }
+        for name, values in self.grad_norms.items():
+            finite = [v for v in values if math.isfinite(v)]
+            entry = per_component.setdefault(name, {})
+            entry["grad_norm_max"] = max(values) if values else math.nan
+            entry["grad_norm_median"] = statistics.median(finite) if finite else math.nan
+            entry["grad_clip_ratio"] = self.clipped[name] / max(1, len(values))
+        return {
+            "steps": self.steps,
+            "nonfinite_losses": self.nonfinite,
+            "components": per_component,
+            "extras": {k: statistics.fmean(v) for k, v in self.extras.items() if v},
+            "data_wait_ratio": self.data_seconds / self.total_seconds if self.total_seconds else 0.0,
+            "steps_per_second": self.steps / self.total_seconds if self.total_seconds else 0.0,
+        }
