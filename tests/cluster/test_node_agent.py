@@ -74,7 +74,7 @@ def test_pods_get_distinct_addresses_and_can_listen_on_the_same_port(
     assert ips["web-a"] != ips["web-b"]
     if cluster.local:
         for name, ip in ips.items():
-            with urllib.request.urlopen(f"http://{ip}:8000/", timeout=5) as response:  # noqa: S310
+            with urllib.request.urlopen(f"http://{ip}:8000/", timeout=5) as response:
                 assert response.read().decode() == name
 
 

@@ -7,6 +7,7 @@ Exit codes: 0 done (or stopped by SIGTERM after saving a checkpoint); 2 bad conf
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import sys
 from pathlib import Path
@@ -26,8 +27,11 @@ def _resume(value: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="gentrain_trainer", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="gentrain_trainer",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--config", type=Path, required=True)
     parser.add_argument("--checkpoint-dir", type=Path, required=True)
     parser.add_argument("--metrics-port", type=int, default=9090, help="0 turns the exporter off")
@@ -35,22 +39,36 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", choices=("auto", "cuda", "cpu"), default="auto")
     parser.add_argument("--max-steps", type=int, help="override training.max_steps")
     parser.add_argument("--no-eval", action="store_true", help="skip milestone evaluation")
+    parser.add_argument(
+        "--termination-log",
+        type=Path,
+        default=TERMINATION_LOG,
+        help="where a bad configuration's reason is written (the pod's terminationMessagePath)",
+    )
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-                        stream=sys.stderr)
-    options = Options(args.config, args.checkpoint_dir, args.metrics_port, args.resume, args.device,
-                      args.max_steps, evaluate=not args.no_eval)
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    options = Options(
+        args.config,
+        args.checkpoint_dir,
+        args.metrics_port,
+        args.resume,
+        args.device,
+        args.max_steps,
+        evaluate=not args.no_eval,
+    )
     try:
         trainer = Trainer(options)
         trainer.resume()
     except (ConfigError, DatasetError, ModelConfigError, ValueError) as error:
         message = f"invalid configuration: {error}"
         logging.getLogger("gentrain.trainer").error(message)
-        if TERMINATION_LOG.exists():
-            try:
-                TERMINATION_LOG.write_text(message)
-            except OSError:
-                pass
+        if args.termination_log.parent.exists():
+            with contextlib.suppress(OSError):
+                args.termination_log.write_text(message)
         return 2
     trainer.run()
     return 0

@@ -26,7 +26,7 @@ STATE, MANIFEST = "state.pt", "manifest.json"
 _NAME = re.compile(r"^step-(\d+)$")
 
 
-class DamagedCheckpoint(RuntimeError):
+class DamagedCheckpointError(RuntimeError):
     pass
 
 
@@ -60,7 +60,9 @@ class CheckpointStore:
         found = (_NAME.match(p.name) for p in self.directory.iterdir() if p.is_dir())
         return sorted(int(m.group(1)) for m in found if m)
 
-    def save(self, step: int, state: dict[str, Any], meta: dict[str, Any], pictures: Iterable[Path] = ()) -> Path:
+    def save(
+        self, step: int, state: dict[str, Any], meta: dict[str, Any], pictures: Iterable[Path] = ()
+    ) -> Path:
         tmp = self.directory / f".tmp-step-{step}-{os.getpid()}"
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir()
@@ -69,8 +71,14 @@ class CheckpointStore:
         for picture in pictures:
             if picture.exists():
                 shutil.move(str(picture), tmp / picture.name)
-        manifest = {"format": 1, "step": step, "sha256": _sha256(tmp / STATE),
-                    "bytes": (tmp / STATE).stat().st_size, "created": time.time(), **meta}
+        manifest = {
+            "format": 1,
+            "step": step,
+            "sha256": _sha256(tmp / STATE),
+            "bytes": (tmp / STATE).stat().st_size,
+            "created": time.time(),
+            **meta,
+        }
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2))
         _fsync(tmp / MANIFEST)
         final = self.path(step)
@@ -94,9 +102,13 @@ class CheckpointStore:
             manifest = self.manifest(step)
             actual = _sha256(directory / STATE)
         except (OSError, ValueError) as error:
-            raise DamagedCheckpoint(f"checkpoint {directory} is unreadable: {error}") from error
+            raise DamagedCheckpointError(
+                f"checkpoint {directory} is unreadable: {error}"
+            ) from error
         if actual != manifest.get("sha256"):
-            raise DamagedCheckpoint(f"checkpoint {directory} is damaged: checksum {actual[:12]} != {str(manifest.get('sha256'))[:12]}")
+            raise DamagedCheckpointError(
+                f"checkpoint {directory} is damaged: checksum {actual[:12]} != {str(manifest.get('sha256'))[:12]}"
+            )
         state: dict[str, Any] = torch.load(directory / STATE, map_location="cpu", weights_only=True)
         return state
 
@@ -107,7 +119,7 @@ class CheckpointStore:
                 continue
             try:
                 return step, self.load(step)
-            except DamagedCheckpoint as error:
+            except DamagedCheckpointError as error:
                 self.damaged += 1
                 log.warning("%s; trying an older one", error)
         return None

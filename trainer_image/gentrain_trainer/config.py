@@ -94,7 +94,9 @@ def _commands(raw: Any) -> tuple[Command, ...]:
         seen.add(item["id"])
         action = item.get("action")
         if action not in COMMAND_ACTIONS:
-            raise ConfigError(f"{where}.action: {action!r} is not one of {', '.join(COMMAND_ACTIONS)}")
+            raise ConfigError(
+                f"{where}.action: {action!r} is not one of {', '.join(COMMAND_ACTIONS)}"
+            )
         step = None
         if action == "rollback":
             step = _int(item, "step", where, -1, minimum=0)

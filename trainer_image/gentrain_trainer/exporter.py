@@ -58,7 +58,9 @@ class TrainerCollector:
                 yield family
 
 
-def milestone_series(step: int, timestamp: float, summary: dict[str, Any], evaluation: dict[str, Any]) -> dict[str, dict[tuple[str, ...], float]]:
+def milestone_series(
+    step: int, timestamp: float, summary: dict[str, Any], evaluation: dict[str, Any]
+) -> dict[str, dict[tuple[str, ...], float]]:
     """The milestone metrics, from the window summary and the family's evaluation."""
     series: dict[str, dict[tuple[str, ...], float]] = {
         "gentrain_checkpoint_step": {(): float(step)},
@@ -73,7 +75,10 @@ def milestone_series(step: int, timestamp: float, summary: dict[str, Any], evalu
             series.setdefault(f"gentrain_milestone_{key}", {})[(component,)] = float(value)
     extras = summary["extras"]
     if "d_real" in extras:
-        series["gentrain_milestone_discriminator_output"] = {("real",): extras["d_real"], ("fake",): extras["d_fake"]}
+        series["gentrain_milestone_discriminator_output"] = {
+            ("real",): extras["d_real"],
+            ("fake",): extras["d_fake"],
+        }
         series["gentrain_milestone_discriminator_accuracy_ratio"] = {(): extras["d_accuracy"]}
     for key in ("kl", "kl_weight"):
         if key in extras:
@@ -92,7 +97,7 @@ def milestone_series(step: int, timestamp: float, summary: dict[str, Any], evalu
 
 def start(port: int, collector: TrainerCollector) -> CollectorRegistry:
     registry = CollectorRegistry()
-    registry.register(collector)  # type: ignore[arg-type]
+    registry.register(collector)
     registry.register(ProcessCollector(registry=None))
     if port > 0:
         start_http_server(port, registry=registry)

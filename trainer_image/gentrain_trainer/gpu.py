@@ -17,7 +17,9 @@ class NVML:
 
             pynvml.nvmlInit()
             self.pynvml = pynvml
-            self.handles = [pynvml.nvmlDeviceGetHandleByIndex(i) for i in range(pynvml.nvmlDeviceGetCount())]
+            self.handles = [
+                pynvml.nvmlDeviceGetHandleByIndex(i) for i in range(pynvml.nvmlDeviceGetCount())
+            ]
         except Exception as error:  # no driver, no GPU: NVML is simply not there
             log.info("NVML not available (%s): GPU metrics are absent", type(error).__name__)
 
@@ -29,8 +31,13 @@ class NVML:
             try:
                 entry["utilization"] = nv.nvmlDeviceGetUtilizationRates(handle).gpu / 100.0
                 memory = nv.nvmlDeviceGetMemoryInfo(handle)
-                entry["memory_used"], entry["memory_total"] = float(memory.used), float(memory.total)
-                entry["temperature"] = float(nv.nvmlDeviceGetTemperature(handle, nv.NVML_TEMPERATURE_GPU))
+                entry["memory_used"], entry["memory_total"] = (
+                    float(memory.used),
+                    float(memory.total),
+                )
+                entry["temperature"] = float(
+                    nv.nvmlDeviceGetTemperature(handle, nv.NVML_TEMPERATURE_GPU)
+                )
                 entry["power"] = nv.nvmlDeviceGetPowerUsage(handle) / 1000.0
             except Exception as error:
                 log.debug("NVML read failed for GPU %d: %s", index, error)

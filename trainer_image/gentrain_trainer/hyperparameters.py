@@ -89,7 +89,9 @@ def defaults(family: str) -> dict[str, float | int | str]:
     return {name: param.default for name, param in FAMILIES[family].items()}
 
 
-def validate(family: str, values: Mapping[str, Any], prefix: str = "hyperparameters") -> dict[str, Any]:
+def validate(
+    family: str, values: Mapping[str, Any], prefix: str = "hyperparameters"
+) -> dict[str, Any]:
     """All of `values` checked; raises ValueError naming the first bad field."""
     table = FAMILIES[family]
     checked = {}

@@ -37,7 +37,9 @@ def reload(path: Path, family: str, current: dict[str, Any]) -> Reload:
         result.refused["config"] = "the configuration is not a mapping"
         return result
     if raw.get("family", family) != family:
-        result.refused["family"] = f"family cannot change while running ({family} -> {raw.get('family')})"
+        result.refused["family"] = (
+            f"family cannot change while running ({family} -> {raw.get('family')})"
+        )
     generation = raw.get("generation")
     if isinstance(generation, int) and not isinstance(generation, bool):
         result.generation = generation
@@ -58,5 +60,8 @@ def reload(path: Path, family: str, current: dict[str, Any]) -> Reload:
     if isinstance(max_steps, int) and max_steps > 0:
         result.max_steps = max_steps
     for name, why in result.refused.items():
-        log.warning("configuration value refused, old value kept: %s", why if name in why else f"{name}: {why}")
+        log.warning(
+            "configuration value refused, old value kept: %s",
+            why if name in why else f"{name}: {why}",
+        )
     return result

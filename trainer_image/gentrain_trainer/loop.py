@@ -55,7 +55,9 @@ class Trainer:
         self.pinned = set(self.config.pinned)
         self.store = CheckpointStore(options.checkpoint_dir, self.config.checkpoint_keep)
         self.applied_file = options.checkpoint_dir / "commands-applied.json"
-        self.applied: set[str] = set(json.loads(self.applied_file.read_text())) if self.applied_file.exists() else set()
+        self.applied: set[str] = (
+            set(json.loads(self.applied_file.read_text())) if self.applied_file.exists() else set()
+        )
         self.step = 0
         self.data_index = 0
         self.window = Window()
@@ -106,8 +108,16 @@ class Trainer:
         self.restore(*found)
 
     def save(self, pictures: list[Path] | None = None) -> None:
-        self.store.save(self.step, self.state(), {"generation": self.generation, "family": self.config.family,
-                                                  "data_index": self.data_index}, pictures or [])
+        self.store.save(
+            self.step,
+            self.state(),
+            {
+                "generation": self.generation,
+                "family": self.config.family,
+                "data_index": self.data_index,
+            },
+            pictures or [],
+        )
         self.store.rotate(self.pinned)
         self.last_saved_step = self.step
 
@@ -124,21 +134,34 @@ class Trainer:
         self._data_seconds = 0.0
         started = time.perf_counter()
         torch.manual_seed(step_seed(self.config.seed, self.step))
-        autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if self.device.type == "cuda"
-                    else contextlib.nullcontext())
+        autocast = (
+            torch.autocast("cuda", dtype=torch.bfloat16)
+            if self.device.type == "cuda"
+            else contextlib.nullcontext()
+        )
         with autocast:
             result = self.family.train_step(self._next_batch, self.step)
         self.step += 1
         total = time.perf_counter() - started
-        self.window.add(result.losses, result.grad_norms, result.clipped, result.extras, self._data_seconds, total)
+        self.window.add(
+            result.losses,
+            result.grad_norms,
+            result.clipped,
+            result.extras,
+            self._data_seconds,
+            total,
+        )
         for name, value in result.losses.items():
-            previous = self.smoothed.get(name)
-            finite_prev = previous is not None and math.isfinite(previous)
-            self.smoothed[name] = value if not finite_prev or not math.isfinite(value) else (
-                (1 - SMOOTHING) * previous + SMOOTHING * value)  # type: ignore[operator]
+            previous = self.smoothed.get(name, math.nan)
+            # A non-finite loss shows as it is; the next finite one starts afresh.
+            if math.isfinite(previous) and math.isfinite(value):
+                value = (1 - SMOOTHING) * previous + SMOOTHING * value
+            self.smoothed[name] = value
         self._publish_live(result.grad_norms, result.learning_rates, total, self._data_seconds)
 
-    def _publish_live(self, norms: dict[str, float], lrs: dict[str, float], total: float, data: float) -> None:
+    def _publish_live(
+        self, norms: dict[str, float], lrs: dict[str, float], total: float, data: float
+    ) -> None:
         previous = self.collector.live.get("gentrain_step_seconds", {}).get((), total)
         live: dict[str, dict[tuple[str, ...], float]] = {
             "gentrain_step": {(): float(self.step)},
@@ -149,8 +172,12 @@ class Trainer:
             "gentrain_loss": {(k,): v for k, v in self.smoothed.items()},
             "gentrain_grad_norm": {(k,): v for k, v in norms.items()},
             "gentrain_learning_rate": {(k,): v for k, v in lrs.items()},
-            "gentrain_hyperparameter": {(k,): float(v) for k, v in self.hp.items() if not isinstance(v, str)},
-            "gentrain_hyperparameter_info": {(k, v): 1.0 for k, v in self.hp.items() if isinstance(v, str)},
+            "gentrain_hyperparameter": {
+                (k,): float(v) for k, v in self.hp.items() if not isinstance(v, str)
+            },
+            "gentrain_hyperparameter_info": {
+                (k, v): 1.0 for k, v in self.hp.items() if isinstance(v, str)
+            },
             "gentrain_config_generation": {(): float(self.generation)},
             "gentrain_checkpoints_damaged_total": {(): float(self.store.damaged)},
             "gentrain_device_info": {(self.device.type, resources.device_name(self.device)): 1.0},
@@ -178,14 +205,29 @@ class Trainer:
         for leftover in directory.iterdir():
             leftover.unlink()
         directory.rmdir()
-        self.collector.milestone = exporter.milestone_series(self.step, time.time(), summary, evaluation)
-        log.info("milestone %s", json.dumps({
-            "step": self.step, "generation": self.generation,
-            "loss": {k: round(v["loss_mean"], 5) for k, v in summary["components"].items() if "loss_mean" in v},
-            "nonfinite": summary["nonfinite_losses"],
-            "evaluation": {k: (round(v, 4) if isinstance(v, float) else v) for k, v in evaluation.items()},
-            "evaluation_seconds": round(evaluation_seconds, 2),
-        }))
+        self.collector.milestone = exporter.milestone_series(
+            self.step, time.time(), summary, evaluation
+        )
+        log.info(
+            "milestone %s",
+            json.dumps(
+                {
+                    "step": self.step,
+                    "generation": self.generation,
+                    "loss": {
+                        k: round(v["loss_mean"], 5)
+                        for k, v in summary["components"].items()
+                        if "loss_mean" in v
+                    },
+                    "nonfinite": summary["nonfinite_losses"],
+                    "evaluation": {
+                        k: (round(v, 4) if isinstance(v, float) else v)
+                        for k, v in evaluation.items()
+                    },
+                    "evaluation_seconds": round(evaluation_seconds, 2),
+                }
+            ),
+        )
         self.window.reset()
         self.apply_config()
 
@@ -199,8 +241,15 @@ class Trainer:
         for field in change.refused:
             self._count("gentrain_config_rejected_total", field)
         if change.hyperparameters != self.hp:
-            log.info("hyperparameters changed at step %d: %s", self.step,
-                     {k: (self.hp.get(k), v) for k, v in change.hyperparameters.items() if self.hp.get(k) != v})
+            log.info(
+                "hyperparameters changed at step %d: %s",
+                self.step,
+                {
+                    k: (self.hp.get(k), v)
+                    for k, v in change.hyperparameters.items()
+                    if self.hp.get(k) != v
+                },
+            )
             self.hp = change.hyperparameters
             self.family.apply_hyperparameters(self.hp, self.step)
         if change.pinned is not None:
@@ -218,16 +267,26 @@ class Trainer:
         self.applied_file.write_text(json.dumps(sorted(self.applied)))
         if command.action == "reset_discriminator":
             if self.family.reset_discriminator(self.step):
-                log.info("command %s: discriminator re-initialised at step %d", command.id, self.step)
+                log.info(
+                    "command %s: discriminator re-initialised at step %d", command.id, self.step
+                )
                 self._count("gentrain_commands_applied_total", command.action)
             else:
-                log.warning("command %s refused: the %s family has no discriminator", command.id, self.config.family)
+                log.warning(
+                    "command %s refused: the %s family has no discriminator",
+                    command.id,
+                    self.config.family,
+                )
                 self._count("gentrain_config_rejected_total", "commands")
             return
         assert command.step is not None
         found = self.store.latest(at_most=command.step)
         if found is None:
-            log.warning("command %s refused: no loadable checkpoint at or before step %d", command.id, command.step)
+            log.warning(
+                "command %s refused: no loadable checkpoint at or before step %d",
+                command.id,
+                command.step,
+            )
             self._count("gentrain_config_rejected_total", "commands")
             return
         step, state = found
@@ -235,7 +294,12 @@ class Trainer:
         self.data_index += command.skip_batches
         self.window.reset()
         self.smoothed.clear()
-        log.info("command %s: rolled back to step %d, skipping %d batches", command.id, step, command.skip_batches)
+        log.info(
+            "command %s: rolled back to step %d, skipping %d batches",
+            command.id,
+            step,
+            command.skip_batches,
+        )
         self._count("gentrain_commands_applied_total", command.action)
 
     # -- the run --------------------------------------------------------------------
@@ -247,8 +311,14 @@ class Trainer:
         signal.signal(signal.SIGTERM, self.request_stop)
         self.apply_config()
         self._publish_live({}, {}, 0.0, 0.0)
-        log.info("training %s on %s (%d threads) from step %d to %d", self.config.family, self.device,
-                 self.threads, self.step, self.max_steps)
+        log.info(
+            "training %s on %s (%d threads) from step %d to %d",
+            self.config.family,
+            self.device,
+            self.threads,
+            self.step,
+            self.max_steps,
+        )
         while self.step < self.max_steps and not self.stop_requested:
             self.train_one()
             if self.step % self.config.checkpoint_interval == 0 or self.step == self.max_steps:

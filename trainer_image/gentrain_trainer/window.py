@@ -39,8 +39,15 @@ class Window:
         self.data_seconds = 0.0
         self.total_seconds = 0.0
 
-    def add(self, losses: dict[str, float], grad_norms: dict[str, float], clipped: dict[str, bool],
-            extras: dict[str, float], data_seconds: float, total_seconds: float) -> None:
+    def add(
+        self,
+        losses: dict[str, float],
+        grad_norms: dict[str, float],
+        clipped: dict[str, bool],
+        extras: dict[str, float],
+        data_seconds: float,
+        total_seconds: float,
+    ) -> None:
         self.steps += 1
         if not all(math.isfinite(v) for v in losses.values()):
             self.nonfinite += 1
@@ -79,6 +86,8 @@ class Window:
             "nonfinite_losses": self.nonfinite,
             "components": per_component,
             "extras": {k: statistics.fmean(v) for k, v in self.extras.items() if v},
-            "data_wait_ratio": self.data_seconds / self.total_seconds if self.total_seconds else 0.0,
+            "data_wait_ratio": self.data_seconds / self.total_seconds
+            if self.total_seconds
+            else 0.0,
             "steps_per_second": self.steps / self.total_seconds if self.total_seconds else 0.0,
         }

@@ -50,7 +50,9 @@ def _split(images: np.ndarray, labels: np.ndarray | None, seed: int, name: str) 
     elif images.ndim == 4 and images.shape[-1] in (1, 3) and images.shape[1] not in (1, 3):
         images = images.transpose(0, 3, 1, 2)
     if images.ndim != 4 or images.shape[1] not in (1, 3):
-        raise DatasetError(f"data.path: expected images shaped (n, h, w) or (n, c, h, w), got {images.shape}")
+        raise DatasetError(
+            f"data.path: expected images shaped (n, h, w) or (n, c, h, w), got {images.shape}"
+        )
     if len(images) < 20:
         raise DatasetError(f"data.path: only {len(images)} images; at least 20 are needed")
     scale = 16.0 if name == "digits" else (255.0 if images.max() > 1.0 else 1.0)
@@ -60,7 +62,12 @@ def _split(images: np.ndarray, labels: np.ndarray | None, seed: int, name: str) 
     cut = len(x) // 10
     held, kept = order[:cut], order[cut:]
     return ImageDataset(
-        x[kept], y[kept] if y is not None else None, x[held], y[held] if y is not None else None, seed, name
+        x[kept],
+        y[kept] if y is not None else None,
+        x[held],
+        y[held] if y is not None else None,
+        seed,
+        name,
     )
 
 
@@ -69,7 +76,9 @@ def _from_folder(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
 
     files = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
-        raise DatasetError(f"data.path: no image files ({', '.join(sorted(IMAGE_SUFFIXES))}) under {path}")
+        raise DatasetError(
+            f"data.path: no image files ({', '.join(sorted(IMAGE_SUFFIXES))}) under {path}"
+        )
     classes = sorted({p.parent.name for p in files})
     first = Image.open(files[0])
     mode, size = ("L" if first.mode in ("L", "1") else "RGB"), first.size
@@ -94,7 +103,7 @@ def load_image_dataset(name: str, path: Path | None, seed: int) -> ImageDataset:
         with np.load(path) as data:
             key = "images" if "images" in data else data.files[0]
             images = data[key]
-            labels = data["labels"] if "labels" in data else None
+            labels = data.get("labels", None)
     else:
         raise DatasetError(f"data.path: {path} is neither a folder, a .npy nor a .npz file")
     return _split(images, labels, seed, path.name)

@@ -54,6 +54,8 @@ def load_text_dataset(path: Path | None, seed: int, block_size: int) -> TextData
         raw = path.read_bytes()
     tokens = torch.frombuffer(bytearray(raw), dtype=torch.uint8)
     if len(tokens) < 20 * (block_size + 1):
-        raise DatasetError(f"data.path: the text has {len(tokens)} bytes; at least {20 * (block_size + 1)} are needed")
+        raise DatasetError(
+            f"data.path: the text has {len(tokens)} bytes; at least {20 * (block_size + 1)} are needed"
+        )
     cut = int(len(tokens) * 0.9)
     return TextDataset(tokens[:cut].clone(), tokens[cut:].clone(), block_size, seed)

@@ -34,7 +34,9 @@ def kid(real: torch.Tensor, fake: torch.Tensor, subsets: int = 10, subset_size: 
         y = fake[torch.randperm(len(fake), generator=g)[:m]]
         kxx, kyy, kxy = ((x @ x.T / d + 1) ** 3, (y @ y.T / d + 1) ** 3, (x @ y.T / d + 1) ** 3)
         off = 1 - torch.eye(m, dtype=torch.float64)
-        total += float((kxx * off).sum() / (m * (m - 1)) + (kyy * off).sum() / (m * (m - 1)) - 2 * kxy.mean())
+        total += float(
+            (kxx * off).sum() / (m * (m - 1)) + (kyy * off).sum() / (m * (m - 1)) - 2 * kxy.mean()
+        )
     return total / subsets
 
 

@@ -28,9 +28,14 @@ class SmallCNN(nn.Module):
     def __init__(self, channels: int, classes: int) -> None:
         super().__init__()
         self.body = nn.Sequential(
-            nn.Conv2d(channels, 32, 3, padding=1), nn.ReLU(),
-            nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(4), nn.Flatten(),
-            nn.Linear(64 * 16, 128), nn.ReLU(),
+            nn.Conv2d(channels, 32, 3, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(32, 64, 3, padding=1),
+            nn.ReLU(),
+            nn.AdaptiveAvgPool2d(4),
+            nn.Flatten(),
+            nn.Linear(64 * 16, 128),
+            nn.ReLU(),
         )
         self.head = nn.Linear(128, max(classes, 1))
 
@@ -79,14 +84,20 @@ def _train_classifier(data: ImageDataset, steps: int = 300) -> Extractor:
     if data.held_out_labels is not None and len(data.held_out):
         _, probs = extractor(data.held_out)
         assert probs is not None
-        extractor.held_out_accuracy = float((probs.argmax(1) == data.held_out_labels).float().mean())
-    log.info("domain feature extractor trained: held-out accuracy %.3f", extractor.held_out_accuracy or 0)
+        extractor.held_out_accuracy = float(
+            (probs.argmax(1) == data.held_out_labels).float().mean()
+        )
+    log.info(
+        "domain feature extractor trained: held-out accuracy %.3f", extractor.held_out_accuracy or 0
+    )
     return extractor
 
 
 def extractor_for(data: ImageDataset, wanted: str = "auto") -> Extractor:
     if wanted == "inception":
-        log.warning("evaluation.extractor=inception is not available in this build; using the domain extractor")
+        log.warning(
+            "evaluation.extractor=inception is not available in this build; using the domain extractor"
+        )
     key = (data.name, tuple(data.train.shape))
     if key not in _cache:
         if data.train_labels is not None and data.classes > 1:
@@ -94,5 +105,7 @@ def extractor_for(data: ImageDataset, wanted: str = "auto") -> Extractor:
         else:
             with torch.random.fork_rng():
                 torch.manual_seed(0)
-                _cache[key] = Extractor("random_conv", SmallCNN(data.shape[0], 1), has_classes=False)
+                _cache[key] = Extractor(
+                    "random_conv", SmallCNN(data.shape[0], 1), has_classes=False
+                )
     return _cache[key]

@@ -10,8 +10,16 @@ import torch
 from PIL import Image, ImageDraw
 
 PALETTE = [
-    (31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189),
-    (140, 86, 75), (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207),
+    (31, 119, 180),
+    (255, 127, 14),
+    (44, 160, 44),
+    (214, 39, 40),
+    (148, 103, 189),
+    (140, 86, 75),
+    (227, 119, 194),
+    (127, 127, 127),
+    (188, 189, 34),
+    (23, 190, 207),
 ]
 
 
@@ -23,7 +31,9 @@ def image_grid(path: Path, images: torch.Tensor, scale: int = 4) -> None:
     canvas = torch.full((c, side * (h + 1) + 1, side * (w + 1) + 1), 255, dtype=torch.uint8)
     for i in range(n):
         row, col = divmod(i, side)
-        canvas[:, 1 + row * (h + 1) : 1 + row * (h + 1) + h, 1 + col * (w + 1) : 1 + col * (w + 1) + w] = pixels[i]
+        canvas[
+            :, 1 + row * (h + 1) : 1 + row * (h + 1) + h, 1 + col * (w + 1) : 1 + col * (w + 1) + w
+        ] = pixels[i]
     array = canvas.permute(1, 2, 0).squeeze(-1).numpy()
     image = Image.fromarray(array, "L" if c == 1 else "RGB")
     image.resize((image.width * scale, image.height * scale), Image.Resampling.NEAREST).save(path)
@@ -53,5 +63,8 @@ def heatmaps(path: Path, maps: torch.Tensor, scale: int = 4) -> None:
     for head in range(heads):
         values = maps[head] / maps[head].max().clamp_min(1e-9)
         tile = Image.fromarray((255 - values * 255).round().to(torch.uint8).numpy(), "L")
-        canvas.paste(tile.resize((n * scale, n * scale), Image.Resampling.NEAREST), (head * (n + 2) * scale, 0))
+        canvas.paste(
+            tile.resize((n * scale, n * scale), Image.Resampling.NEAREST),
+            (head * (n + 2) * scale, 0),
+        )
     canvas.save(path)

@@ -18,7 +18,12 @@ def make_family(config: Config, dataset: Dataset, device: torch.device) -> Famil
     from .transformer import Transformer
     from .vae import VAE
 
-    classes: dict[str, Any] = {"gan": GAN, "vae": VAE, "transformer": Transformer, "diffusion": Diffusion}
+    classes: dict[str, Any] = {
+        "gan": GAN,
+        "vae": VAE,
+        "transformer": Transformer,
+        "diffusion": Diffusion,
+    }
     family: Family = classes[config.family](config, dataset, device)
     return family
 

@@ -49,7 +49,10 @@ class ResBlock(nn.Module):
     def __init__(self, cin: int, cout: int, tdim: int) -> None:
         super().__init__()
         self.norm1, self.norm2 = nn.GroupNorm(8, cin), nn.GroupNorm(8, cout)
-        self.conv1, self.conv2 = nn.Conv2d(cin, cout, 3, padding=1), nn.Conv2d(cout, cout, 3, padding=1)
+        self.conv1, self.conv2 = (
+            nn.Conv2d(cin, cout, 3, padding=1),
+            nn.Conv2d(cout, cout, 3, padding=1),
+        )
         self.time = nn.Linear(tdim, cout)
         self.skip = nn.Conv2d(cin, cout, 1) if cin != cout else nn.Identity()
 
@@ -64,7 +67,9 @@ class UNet(nn.Module):
     def __init__(self, channels: int, width: int) -> None:
         super().__init__()
         self.tdim = width * 4
-        self.temb = nn.Sequential(nn.Linear(width, self.tdim), nn.SiLU(), nn.Linear(self.tdim, self.tdim))
+        self.temb = nn.Sequential(
+            nn.Linear(width, self.tdim), nn.SiLU(), nn.Linear(self.tdim, self.tdim)
+        )
         self.width = width
         self.inp = nn.Conv2d(channels, width, 3, padding=1)
         self.down1 = ResBlock(width, width, self.tdim)
@@ -72,7 +77,9 @@ class UNet(nn.Module):
         self.mid = ResBlock(width * 2, width * 2, self.tdim)
         self.up = nn.ConvTranspose2d(width * 2, width, 4, stride=2, padding=1)
         self.up1 = ResBlock(width * 2, width, self.tdim)
-        self.out = nn.Sequential(nn.GroupNorm(8, width), nn.SiLU(), nn.Conv2d(width, channels, 3, padding=1))
+        self.out = nn.Sequential(
+            nn.GroupNorm(8, width), nn.SiLU(), nn.Conv2d(width, channels, 3, padding=1)
+        )
 
     def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         temb = self.temb(timestep_embedding(t, self.width))
@@ -89,7 +96,9 @@ class Diffusion(Family):
     def __init__(self, config: Config, dataset: Dataset, device: torch.device) -> None:
         super().__init__(config.hyperparameters)
         if not isinstance(dataset, ImageDataset):
-            raise ModelConfigError("model: the diffusion family trains on images (data.name: digits or images)")
+            raise ModelConfigError(
+                "model: the diffusion family trains on images (data.name: digits or images)"
+            )
         self.config, self.dataset, self.device = config, dataset, device
         self.steps = int(config.model.get("timesteps", 200))
         betas = noise_schedule(str(config.model.get("schedule", "cosine")), self.steps)
@@ -114,17 +123,24 @@ class Diffusion(Family):
         with torch.no_grad():
             for e, p in zip(self.ema.parameters(), self.model.parameters(), strict=True):
                 e.lerp_(p, 1 - decay)
-        return StepResult(losses={"denoiser": float(loss)}, grad_norms={"denoiser": norm},
-                          clipped={"denoiser": clipped}, learning_rates={"denoiser": float(self.hp["lr"])},
-                          extras={"ema_decay": decay})
+        return StepResult(
+            losses={"denoiser": float(loss.detach())},
+            grad_norms={"denoiser": norm},
+            clipped={"denoiser": clipped},
+            learning_rates={"denoiser": float(self.hp["lr"])},
+            extras={"ema_decay": decay},
+        )
 
     def apply_hyperparameters(self, values: dict[str, Any], step: int) -> None:
         super().apply_hyperparameters(values, step)
         set_lr(self.optimizer, float(values["lr"]))
 
     def state_dict(self) -> dict[str, Any]:
-        return {"model": self.model.state_dict(), "ema": self.ema.state_dict(),
-                "optimizer": self.optimizer.state_dict()}
+        return {
+            "model": self.model.state_dict(),
+            "ema": self.ema.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.model.load_state_dict(state["model"])
@@ -150,7 +166,11 @@ class Diffusion(Family):
             eps = self.ema(x, t)
             ab = self.alpha_bar[step]
             x0 = ((x - (1 - ab).sqrt() * eps) / ab.sqrt()).clamp(-1, 1)
-            ab_next = self.alpha_bar[times[i + 1]] if i + 1 < len(times) else torch.tensor(1.0, device=self.device)
+            ab_next = (
+                self.alpha_bar[times[i + 1]]
+                if i + 1 < len(times)
+                else torch.tensor(1.0, device=self.device)
+            )
             x = ab_next.sqrt() * x0 + (1 - ab_next).sqrt() * eps
         return x.clamp(-1, 1).cpu()
 

@@ -6,6 +6,7 @@ Live hyperparameters: both learning rates, Adam betas, D steps per G step, the l
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -39,10 +40,13 @@ class GAN(Family):
         self.sn = bool(model.get("spectral_norm", False))
         self.mbstd = bool(model.get("minibatch_stddev", False))
         self.diffaugment = bool(model.get("diffaugment", False))
+        torch.manual_seed(config.seed)
         if isinstance(dataset, Toy2D):
             hidden, layers = int(model.get("hidden", 128)), int(model.get("layers", 3))
             self.generator: torch.nn.Module = MLPGenerator(self.latent, hidden, layers)
-            self._make_d = lambda: MLPDiscriminator(hidden, layers, self.sn, self.mbstd)
+            self._make_d: Callable[[], torch.nn.Module] = lambda: MLPDiscriminator(
+                hidden, layers, self.sn, self.mbstd
+            )
         elif isinstance(dataset, ImageDataset):
             channels, size, _ = dataset.shape
             width = int(model.get("width", 32))
@@ -50,9 +54,8 @@ class GAN(Family):
             self._make_d = lambda: ConvDiscriminator(channels, size, width, self.sn, self.mbstd)
         else:
             raise ModelConfigError("model: the GAN family trains on 2-D points or images, not text")
-        torch.manual_seed(config.seed)
         self.generator.to(device)
-        self.discriminator = self._make_d().to(device)
+        self.discriminator: torch.nn.Module = self._make_d().to(device)
         self.opt_g = self._adam(self.generator, float(self.hp["lr_g"]))
         self.opt_d = self._adam(self.discriminator, float(self.hp["lr_d"]))
 
@@ -83,12 +86,14 @@ class GAN(Family):
                     self.discriminator, real, fake, None
                 )
             if float(self.hp["r1_gamma"]) > 0:
-                loss = loss + 0.5 * float(self.hp["r1_gamma"]) * gan_losses.r1_penalty(self.discriminator, real)
+                loss = loss + 0.5 * float(self.hp["r1_gamma"]) * gan_losses.r1_penalty(
+                    self.discriminator, real
+                )
             self.opt_d.zero_grad(set_to_none=True)
             loss.backward()
             norm, clipped = clip_and_measure(self.discriminator.parameters(), clip)
             self.opt_d.step()
-            d_losses.append(float(loss))
+            d_losses.append(float(loss.detach()))
             d_norms.append(norm)
             d_clipped.append(clipped)
             reals.append(real_out.detach())
@@ -102,12 +107,20 @@ class GAN(Family):
         self.opt_g.step()
 
         real_all, fake_all = torch.cat(reals), torch.cat(fakes)
-        accuracy = 0.5 * (float((real_all > 0).float().mean()) + float((fake_all < 0).float().mean()))
+        accuracy = 0.5 * (
+            float((real_all > 0).float().mean()) + float((fake_all < 0).float().mean())
+        )
         return StepResult(
-            losses={"discriminator": sum(d_losses) / len(d_losses), "generator": float(g_loss)},
+            losses={
+                "discriminator": sum(d_losses) / len(d_losses),
+                "generator": float(g_loss.detach()),
+            },
             grad_norms={"discriminator": max(d_norms), "generator": g_norm},
             clipped={"discriminator": any(d_clipped), "generator": g_clipped},
-            learning_rates={"discriminator": float(self.hp["lr_d"]), "generator": float(self.hp["lr_g"])},
+            learning_rates={
+                "discriminator": float(self.hp["lr_d"]),
+                "generator": float(self.hp["lr_g"]),
+            },
             extras={
                 "d_real": float(real_all.mean()),
                 "d_fake": float(fake_all.mean()),
@@ -154,11 +167,17 @@ class GAN(Family):
             self.generator.train()
 
     def evaluate(self, step: int) -> dict[str, Any]:
-        n = int(self.config.evaluation.get("samples", 2500 if isinstance(self.dataset, Toy2D) else 1000))
+        n = int(
+            self.config.evaluation.get("samples", 2500 if isinstance(self.dataset, Toy2D) else 1000)
+        )
         fake = self.samples(n)
         if isinstance(self.dataset, Toy2D):
             covered, ratio = mode_coverage(fake, self.dataset)
-            return {"modes_covered": covered, "modes_total": len(self.dataset.centers), "high_quality_ratio": ratio}
+            return {
+                "modes_covered": covered,
+                "modes": len(self.dataset.centers),
+                "high_quality_ratio": ratio,
+            }
         assert isinstance(self.dataset, ImageDataset)
         return image_quality.evaluate_images(fake, self.dataset, self.config)
 

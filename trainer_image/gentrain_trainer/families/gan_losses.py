@@ -32,18 +32,23 @@ def generator_loss(kind: str, fake: torch.Tensor) -> torch.Tensor:
 
 
 def gradient_penalty(
-    critic: torch.nn.Module, real: torch.Tensor, fake: torch.Tensor, generator: torch.Generator | None
+    critic: torch.nn.Module,
+    real: torch.Tensor,
+    fake: torch.Tensor,
+    generator: torch.Generator | None,
 ) -> torch.Tensor:
     """WGAN-GP (Gulrajani et al., 2017): (||grad D(x_hat)|| - 1)^2 on interpolates."""
     shape = (real.shape[0],) + (1,) * (real.dim() - 1)
     alpha = torch.rand(shape, generator=generator).to(real.device)
     mixed = (alpha * real + (1 - alpha) * fake).requires_grad_(True)
     (grad,) = torch.autograd.grad(critic(mixed).sum(), mixed, create_graph=True)
-    return ((grad.flatten(1).norm(dim=1) - 1) ** 2).mean()
+    penalty: torch.Tensor = ((grad.flatten(1).norm(dim=1) - 1) ** 2).mean()
+    return penalty
 
 
 def r1_penalty(critic: torch.nn.Module, real: torch.Tensor) -> torch.Tensor:
     """R1 (Mescheder et al., 2018): squared gradient norm on real data."""
     real = real.detach().requires_grad_(True)
     (grad,) = torch.autograd.grad(critic(real).sum(), real, create_graph=True)
-    return grad.flatten(1).pow(2).sum(dim=1).mean()
+    penalty: torch.Tensor = grad.flatten(1).pow(2).sum(dim=1).mean()
+    return penalty

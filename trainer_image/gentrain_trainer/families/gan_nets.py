@@ -91,7 +91,10 @@ class ConvDiscriminator(nn.Module):
     def __init__(self, channels: int, size: int, width: int, sn: bool, mbstd: bool) -> None:
         super().__init__()
         steps = _doublings(size)
-        blocks: list[nn.Module] = [_maybe_sn(nn.Conv2d(channels, width, 3, 1, 1), sn), nn.LeakyReLU(0.2)]
+        blocks: list[nn.Module] = [
+            _maybe_sn(nn.Conv2d(channels, width, 3, 1, 1), sn),
+            nn.LeakyReLU(0.2),
+        ]
         c = width
         for _ in range(steps):
             blocks += [_maybe_sn(nn.Conv2d(c, c * 2, 4, 2, 1), sn), nn.LeakyReLU(0.2)]
@@ -111,7 +114,7 @@ class ConvDiscriminator(nn.Module):
 def diff_augment(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
     """DiffAugment (Zhao et al., 2020): differentiable translation and cutout, applied to
     real and fake images alike so the discriminator cannot memorise a small dataset."""
-    n, _, h, w = x.shape
+    _n, _, h, _w = x.shape
     shift = max(1, h // 8)
     dx, dy = (torch.randint(-shift, shift + 1, (2,), generator=generator)).tolist()
     x = torch.roll(x, shifts=(dy, dx), dims=(2, 3))

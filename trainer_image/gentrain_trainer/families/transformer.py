@@ -41,16 +41,22 @@ class Block(nn.Module):
         head_dim = width // heads
         self.q_norm = nn.LayerNorm(head_dim) if qk_norm else nn.Identity()
         self.k_norm = nn.LayerNorm(head_dim) if qk_norm else nn.Identity()
-        self.mlp = nn.Sequential(nn.Linear(width, 4 * width), nn.GELU(), nn.Linear(4 * width, width))
+        self.mlp = nn.Sequential(
+            nn.Linear(width, 4 * width), nn.GELU(), nn.Linear(4 * width, width)
+        )
         self.last_attention: torch.Tensor | None = None
 
     def forward(self, x: torch.Tensor, keep_attention: bool = False) -> torch.Tensor:
         b, t, c = x.shape
-        q, k, v = self.qkv(self.ln1(x)).view(b, t, 3, self.heads, c // self.heads).permute(2, 0, 3, 1, 4)
+        q, k, v = (
+            self.qkv(self.ln1(x)).view(b, t, 3, self.heads, c // self.heads).permute(2, 0, 3, 1, 4)
+        )
         q, k = self.q_norm(q), self.k_norm(k)
         if keep_attention:
             scores = (q @ k.transpose(-2, -1)) / math.sqrt(q.shape[-1])
-            scores = scores.masked_fill(torch.ones(t, t, dtype=torch.bool, device=x.device).triu(1), float("-inf"))
+            scores = scores.masked_fill(
+                torch.ones(t, t, dtype=torch.bool, device=x.device).triu(1), float("-inf")
+            )
             attention = scores.softmax(-1)
             self.last_attention = attention.detach()
             y = attention @ v
@@ -62,7 +68,9 @@ class Block(nn.Module):
 
 
 class GPT(nn.Module):
-    def __init__(self, vocab: int, block_size: int, width: int, layers: int, heads: int, qk_norm: bool) -> None:
+    def __init__(
+        self, vocab: int, block_size: int, width: int, layers: int, heads: int, qk_norm: bool
+    ) -> None:
         super().__init__()
         self.token = nn.Embedding(vocab, width)
         self.position = nn.Embedding(block_size, width)
@@ -85,26 +93,44 @@ class Transformer(Family):
     def __init__(self, config: Config, dataset: Dataset, device: torch.device) -> None:
         super().__init__(config.hyperparameters)
         if not isinstance(dataset, TextDataset):
-            raise ModelConfigError("model: the transformer family trains on text (data.name: pydoc or text)")
+            raise ModelConfigError(
+                "model: the transformer family trains on text (data.name: pydoc or text)"
+            )
         self.config, self.dataset, self.device = config, dataset, device
         m = config.model
         width, heads = int(m.get("width", 128)), int(m.get("heads", 4))
         if width % heads:
-            raise ModelConfigError(f"model.width ({width}) must be a multiple of model.heads ({heads})")
+            raise ModelConfigError(
+                f"model.width ({width}) must be a multiple of model.heads ({heads})"
+            )
         torch.manual_seed(config.seed)
-        self.model = GPT(dataset.vocab_size, dataset.block_size, width, int(m.get("layers", 2)), heads,
-                         bool(m.get("qk_layernorm", False))).to(device)
+        self.model = GPT(
+            dataset.vocab_size,
+            dataset.block_size,
+            width,
+            int(m.get("layers", 2)),
+            heads,
+            bool(m.get("qk_layernorm", False)),
+        ).to(device)
         decay = [p for p in self.model.parameters() if p.dim() >= 2]
         no_decay = [p for p in self.model.parameters() if p.dim() < 2]
         self.optimizer = torch.optim.AdamW(
-            [{"params": decay, "weight_decay": float(self.hp["weight_decay"])},
-             {"params": no_decay, "weight_decay": 0.0}],
-            lr=float(self.hp["lr"]), betas=(0.9, float(self.hp["beta2"])),
+            [
+                {"params": decay, "weight_decay": float(self.hp["weight_decay"])},
+                {"params": no_decay, "weight_decay": 0.0},
+            ],
+            lr=float(self.hp["lr"]),
+            betas=(0.9, float(self.hp["beta2"])),
         )
 
     def lr_at(self, step: int) -> float:
-        return learning_rate(step, float(self.hp["lr"]), float(self.hp["min_lr"]), int(self.hp["warmup_steps"]),
-                             self.config.max_steps)
+        return learning_rate(
+            step,
+            float(self.hp["lr"]),
+            float(self.hp["min_lr"]),
+            int(self.hp["warmup_steps"]),
+            self.config.max_steps,
+        )
 
     def train_step(self, next_batch: NextBatch, step: int) -> StepResult:
         batch = next_batch().to(self.device)
@@ -115,13 +141,19 @@ class Transformer(Family):
         ce = F.cross_entropy(logits.flatten(0, 1).float(), batch.labels.flatten())
         loss = ce
         if float(self.hp["z_loss"]) > 0:
-            loss = loss + float(self.hp["z_loss"]) * torch.logsumexp(logits.float(), -1).pow(2).mean()
+            loss = (
+                loss + float(self.hp["z_loss"]) * torch.logsumexp(logits.float(), -1).pow(2).mean()
+            )
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         norm, clipped = clip_and_measure(self.model.parameters(), float(self.hp["grad_clip"]))
         self.optimizer.step()
-        return StepResult(losses={"model": float(ce)}, grad_norms={"model": norm}, clipped={"model": clipped},
-                          learning_rates={"model": lr})
+        return StepResult(
+            losses={"model": float(ce.detach())},
+            grad_norms={"model": norm},
+            clipped={"model": clipped},
+            learning_rates={"model": lr},
+        )
 
     def apply_hyperparameters(self, values: dict[str, Any], step: int) -> None:
         super().apply_hyperparameters(values, step)
@@ -140,13 +172,17 @@ class Transformer(Family):
     def evaluate(self, step: int) -> dict[str, Any]:
         self.model.eval()
         try:
-            batches = self.dataset.validation_batches(self.config.batch_size, int(self.config.evaluation.get("batches", 8)))
+            batches = self.dataset.validation_batches(
+                self.config.batch_size, int(self.config.evaluation.get("batches", 8))
+            )
             losses = []
             for batch in batches:
                 batch = batch.to(self.device)
                 assert batch.labels is not None
                 logits = self.model(batch.x)
-                losses.append(float(F.cross_entropy(logits.flatten(0, 1).float(), batch.labels.flatten())))
+                losses.append(
+                    float(F.cross_entropy(logits.flatten(0, 1).float(), batch.labels.flatten()))
+                )
         finally:
             self.model.train()
         validation = sum(losses) / len(losses)
@@ -158,7 +194,9 @@ class Transformer(Family):
         self.model.eval()
         self.model(batch.x[:, :32], keep_attention=True)
         self.model.train()
-        last = self.model.blocks[-1].last_attention
+        block = self.model.blocks[-1]
+        assert isinstance(block, Block)
+        last = block.last_attention
         assert last is not None
         path = directory / "attention.png"
         pictures.heatmaps(path, last[0].float().cpu(), scale=6)

@@ -33,18 +33,25 @@ def kl_weight(schedule: str, weight: float, steps_since_start: int, anneal_steps
 
 
 class ConvVAE(nn.Module):
-    def __init__(self, channels: int, size: int, latent: int, width: int, decoder_width: int) -> None:
+    def __init__(
+        self, channels: int, size: int, latent: int, width: int, decoder_width: int
+    ) -> None:
         super().__init__()
         self.shape = (channels, size, size)
         self.encoder = nn.Sequential(
-            nn.Conv2d(channels, width, 3, 2, 1), nn.ReLU(),
-            nn.Conv2d(width, width * 2, 3, 2, 1), nn.ReLU(), nn.Flatten(),
+            nn.Conv2d(channels, width, 3, 2, 1),
+            nn.ReLU(),
+            nn.Conv2d(width, width * 2, 3, 2, 1),
+            nn.ReLU(),
+            nn.Flatten(),
         )
         flat = width * 2 * (size // 4) ** 2
         self.to_stats = nn.Linear(flat, 2 * latent)
         self.decoder = nn.Sequential(
-            nn.Linear(latent, decoder_width), nn.ReLU(),
-            nn.Linear(decoder_width, decoder_width), nn.ReLU(),
+            nn.Linear(latent, decoder_width),
+            nn.ReLU(),
+            nn.Linear(decoder_width, decoder_width),
+            nn.ReLU(),
             nn.Linear(decoder_width, channels * size * size),
         )
 
@@ -53,7 +60,8 @@ class ConvVAE(nn.Module):
         return mu, logvar.clamp(-10, 10)
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
-        return self.decoder(z).view(-1, *self.shape)
+        logits: torch.Tensor = self.decoder(z).view(-1, *self.shape)
+        return logits
 
 
 class VAE(Family):
@@ -62,28 +70,43 @@ class VAE(Family):
     def __init__(self, config: Config, dataset: Dataset, device: torch.device) -> None:
         super().__init__(config.hyperparameters)
         if not isinstance(dataset, ImageDataset):
-            raise ModelConfigError("model: the VAE family trains on images (data.name: digits or images)")
+            raise ModelConfigError(
+                "model: the VAE family trains on images (data.name: digits or images)"
+            )
         self.config, self.dataset, self.device = config, dataset, device
         channels, size, _ = dataset.shape
         self.latent = int(config.model.get("latent_dim", 16))
         torch.manual_seed(config.seed)
-        self.model = ConvVAE(channels, size, self.latent, int(config.model.get("width", 32)),
-                             int(config.model.get("decoder_width", 256))).to(device)
+        self.model = ConvVAE(
+            channels,
+            size,
+            self.latent,
+            int(config.model.get("width", 32)),
+            int(config.model.get("decoder_width", 256)),
+        ).to(device)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=float(self.hp["lr"]))
         self.schedule_start = 0
 
-    def _terms(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _terms(
+        self, x: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         target = (x + 1) / 2
         mu, logvar = self.model.encode(x)
         z = mu + torch.randn_like(mu) * (0.5 * logvar).exp()
         logits = self.model.decode(z)
-        reconstruction = F.binary_cross_entropy_with_logits(logits, target, reduction="none").flatten(1).sum(1)
+        reconstruction = (
+            F.binary_cross_entropy_with_logits(logits, target, reduction="none").flatten(1).sum(1)
+        )
         kl_per_dim = 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar)  # (batch, latent)
         return reconstruction, kl_per_dim, mu, logits
 
     def current_kl_weight(self, step: int) -> float:
-        return kl_weight(str(self.hp["kl_schedule"]), float(self.hp["kl_weight"]), step - self.schedule_start,
-                         int(self.hp["kl_anneal_steps"]))
+        return kl_weight(
+            str(self.hp["kl_schedule"]),
+            float(self.hp["kl_weight"]),
+            step - self.schedule_start,
+            int(self.hp["kl_anneal_steps"]),
+        )
 
     def train_step(self, next_batch: NextBatch, step: int) -> StepResult:
         x = next_batch().to(self.device).x
@@ -98,7 +121,10 @@ class VAE(Family):
         norm, clipped = clip_and_measure(self.model.parameters(), float(self.hp["grad_clip"]))
         self.optimizer.step()
         return StepResult(
-            losses={"total": float(loss), "reconstruction": float(reconstruction.mean())},
+            losses={
+                "total": float(loss.detach()),
+                "reconstruction": float(reconstruction.mean().detach()),
+            },
             grad_norms={"total": norm},
             clipped={"total": clipped},
             learning_rates={"total": float(self.hp["lr"])},
@@ -112,8 +138,11 @@ class VAE(Family):
         set_lr(self.optimizer, float(values["lr"]))
 
     def state_dict(self) -> dict[str, Any]:
-        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "schedule_start": self.schedule_start}
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "schedule_start": self.schedule_start,
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.model.load_state_dict(state["model"])
@@ -138,12 +167,20 @@ class VAE(Family):
         try:
             mu, kl_dims, reconstruction = self.posterior()
             active = int((mu.var(0) > ACTIVE_THRESHOLD).sum())
-            quality = image_quality.evaluate_images(self.samples(int(self.config.evaluation.get("samples", 1000))),
-                                                    self.dataset, self.config)
+            quality = image_quality.evaluate_images(
+                self.samples(int(self.config.evaluation.get("samples", 1000))),
+                self.dataset,
+                self.config,
+            )
         finally:
             self.model.train()
-        return {"active_units": active, "latent_dims": self.latent, "reconstruction_loss": float(reconstruction),
-                "kl": float(kl_dims.sum()), **quality}
+        return {
+            "active_units": active,
+            "latent_dims": self.latent,
+            "reconstruction_loss": float(reconstruction),
+            "kl": float(kl_dims.sum()),
+            **quality,
+        }
 
     def pictures(self, directory: Path, step: int) -> list[Path]:
         grid, latent = directory / "samples.png", directory / "latent-pca.png"
@@ -155,6 +192,13 @@ class VAE(Family):
         _, _, v = torch.linalg.svd(centred, full_matrices=False)
         projected = centred @ v[:2].T
         labels = self.dataset.held_out_labels
-        groups = [(projected[labels == c], pictures.PALETTE[c % 10]) for c in range(int(labels.max()) + 1)] if labels is not None else [(projected, pictures.PALETTE[0])]
+        groups = (
+            [
+                (projected[labels == c], pictures.PALETTE[c % 10])
+                for c in range(int(labels.max()) + 1)
+            ]
+            if labels is not None
+            else [(projected, pictures.PALETTE[0])]
+        )
         pictures.scatter(latent, groups)
         return [grid, latent]

@@ -1,0 +1,72 @@
+"""Exact resume, damaged checkpoints, rotation with pinned steps."""
+
+from __future__ import annotations
+
+import torch
+from gentrain_trainer.checkpoints import CheckpointStore
+
+from tests.trainer.conftest import MakeTrainer, tiny
+
+
+def parameters(trainer) -> list[torch.Tensor]:  # type: ignore[no-untyped-def]
+    return [t.clone() for t in trainer.family.generator.parameters()] + [
+        t.clone() for t in trainer.family.discriminator.parameters()
+    ]
+
+
+def test_resume_equals_an_uninterrupted_run(make_trainer: MakeTrainer) -> None:
+    config = tiny("gan-ring", training={"max_steps": 300}, checkpoints={"interval": 100})
+    straight = make_trainer(config, name="straight", evaluate=False)
+    straight.run()
+
+    first = make_trainer(
+        {**config, "training": {"max_steps": 150}}, name="interrupted", evaluate=False
+    )
+    first.run()  # saves at 100 and at the end, 150
+    assert first.store.steps() == [100, 150]
+    second = make_trainer(config, name="interrupted", evaluate=False)
+    assert second.step == 150
+    second.run()
+
+    assert second.step == straight.step == 300
+    for a, b in zip(parameters(straight), parameters(second), strict=True):
+        assert torch.equal(a, b)
+    # The same losses, step for step, over the part both runs trained after the resume.
+    assert straight.window.losses == second.window.losses
+
+
+def test_a_damaged_checkpoint_is_skipped_with_a_warning(make_trainer: MakeTrainer, caplog) -> None:  # type: ignore[no-untyped-def]
+    config = tiny("gan-ring", training={"max_steps": 200}, checkpoints={"interval": 100})
+    run = make_trainer(config, name="damaged", evaluate=False)
+    run.run()
+    state = run.store.path(200) / "state.pt"
+    data = bytearray(state.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    state.write_bytes(bytes(data))
+    resumed = make_trainer(config, name="damaged", evaluate=False)
+    assert resumed.step == 100
+    assert resumed.store.damaged == 1
+    assert "is damaged" in caplog.text
+    assert run.store.path(200).exists(), "a damaged checkpoint is skipped, never deleted"
+
+
+def test_rotation_keeps_the_newest_and_the_pinned(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    store = CheckpointStore(tmp_path, keep=2)
+    for step in (100, 200, 300, 400, 500):
+        store.save(step, {"x": torch.tensor([step])}, {})
+        store.rotate(pinned={200})
+    assert store.steps() == [200, 400, 500]
+    assert int(store.load(200)["x"]) == 200
+
+
+def test_a_crash_mid_write_leaves_earlier_checkpoints_intact(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    store = CheckpointStore(tmp_path, keep=3)
+    store.save(100, {"x": torch.tensor([1])}, {})
+    partial = tmp_path / ".tmp-step-200-99999"  # as left by a process killed while writing
+    partial.mkdir()
+    (partial / "state.pt").write_bytes(b"half")
+    assert store.steps() == [100]
+    assert store.latest() is not None and store.latest()[0] == 100  # type: ignore[index]
+    store.save(300, {"x": torch.tensor([3])}, {})
+    store.rotate(pinned=set())
+    assert not partial.exists()
