@@ -162,7 +162,7 @@ def test_live_metrics_hot_changes_commands_and_sigterm(run: Run, tmp_path: Path)
 
     run.process.send_signal(signal.SIGTERM)
     assert run.process.wait(timeout=30) == 0
-    assert "SIGTERM: saving step" in run.output()
+    assert "stopped by SIGTERM at step" in run.output()
 
 
 def test_a_bad_config_exits_2_with_the_reason_in_the_termination_log(tmp_path: Path) -> None:

@@ -20,6 +20,12 @@ from .loop import Options, Trainer
 TERMINATION_LOG = Path("/dev/termination-log")
 
 
+def _write_termination_log(path: Path, message: str) -> None:
+    if path.parent.exists():
+        with contextlib.suppress(OSError):
+            path.write_text(message)
+
+
 def _resume(value: str) -> str:
     if value in ("auto", "none") or value.isdigit():
         return value
@@ -66,11 +72,11 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, DatasetError, ModelConfigError, ValueError) as error:
         message = f"invalid configuration: {error}"
         logging.getLogger("gentrain.trainer").error(message)
-        if args.termination_log.parent.exists():
-            with contextlib.suppress(OSError):
-                args.termination_log.write_text(message)
+        _write_termination_log(args.termination_log, message)
         return 2
     trainer.run()
+    # The operator reads this from the pod's status: "completed ..." or "stopped ...".
+    _write_termination_log(args.termination_log, trainer.outcome)
     return 0
 
 

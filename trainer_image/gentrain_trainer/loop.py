@@ -71,6 +71,7 @@ class Trainer:
         self.collector = exporter.TrainerCollector(NVML() if self.device.type == "cuda" else None)
         self.registry = exporter.start(options.metrics_port, self.collector)
         self.last_saved_step = -1
+        self.outcome = ""
 
     # -- state ----------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
@@ -323,7 +324,13 @@ class Trainer:
             self.train_one()
             if self.step % self.config.checkpoint_interval == 0 or self.step == self.max_steps:
                 self.milestone()
-        if self.stop_requested and self.step != self.last_saved_step:
-            log.info("SIGTERM: saving step %d before exiting", self.step)
-            self.save()
-        log.info("done at step %d", self.step)
+        if self.stop_requested:
+            if self.step != self.last_saved_step:
+                log.info("SIGTERM: saving step %d before exiting", self.step)
+                self.save()
+            self.outcome = (
+                f"stopped by SIGTERM at step {self.step} of {self.max_steps}; checkpoint saved"
+            )
+        else:
+            self.outcome = f"completed {self.step} steps"
+        log.info("%s", self.outcome)

@@ -1,0 +1,160 @@
+"""The job's children as plain dicts (pure): the config ConfigMap, the checkpoint claim,
+and the trainer pod."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import yaml
+
+from . import names
+from .settings import Settings
+
+
+def owner_reference(job: Mapping[str, Any]) -> dict[str, Any]:
+    meta = job["metadata"]
+    return {
+        "apiVersion": f"{names.GROUP}/{names.VERSION}",
+        "kind": names.KIND,
+        "name": meta["name"],
+        "uid": meta["uid"],
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
+def _metadata(
+    job: Mapping[str, Any], name: str, extra_labels: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    job_name = job["metadata"]["name"]
+    return {
+        "name": name,
+        "namespace": job["metadata"]["namespace"],
+        "labels": {**names.labels(job_name), **(extra_labels or {})},
+        "ownerReferences": [owner_reference(job)],
+    }
+
+
+def config_map(job: Mapping[str, Any], config: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": _metadata(job, names.configmap_name(job["metadata"]["name"])),
+        "data": {"config.yaml": yaml.safe_dump(dict(config), sort_keys=False)},
+    }
+
+
+def checkpoint_claim(job: Mapping[str, Any]) -> dict[str, Any] | None:
+    checkpoints = job["spec"].get("checkpoints") or {}
+    if checkpoints.get("storage", "PersistentVolumeClaim") != "PersistentVolumeClaim":
+        return None
+    spec: dict[str, Any] = {
+        "accessModes": ["ReadWriteOnce"],
+        "resources": {"requests": {"storage": checkpoints.get("size", "1Gi")}},
+    }
+    if checkpoints.get("storageClassName"):
+        spec["storageClassName"] = checkpoints["storageClassName"]
+    return {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": _metadata(job, names.claim_name(job["metadata"]["name"])),
+        "spec": spec,
+    }
+
+
+def trainer_pod(
+    job: Mapping[str, Any], attempt: int, with_gpus: bool, settings: Settings
+) -> dict[str, Any]:
+    spec = job["spec"]
+    job_name = job["metadata"]["name"]
+    resources = spec.get("resources") or {}
+    cpu, memory = resources.get("cpu", "1"), resources.get("memory", "2Gi")
+    limits: dict[str, Any] = {"cpu": cpu, "memory": memory}
+    gpus = int(resources.get("gpus", 0))
+    if with_gpus and gpus:
+        limits["nvidia.com/gpu"] = str(gpus)
+    checkpoints = spec.get("checkpoints") or {}
+    if checkpoints.get("storage", "PersistentVolumeClaim") == "PersistentVolumeClaim":
+        checkpoint_volume: dict[str, Any] = {
+            "persistentVolumeClaim": {"claimName": names.claim_name(job_name)}
+        }
+    else:
+        checkpoint_volume = {"emptyDir": {}}
+    volumes = [
+        {"name": "config", "configMap": {"name": names.configmap_name(job_name)}},
+        {"name": "checkpoints", **checkpoint_volume},
+        {"name": "tmp", "emptyDir": {}},
+    ]
+    mounts = [
+        {"name": "config", "mountPath": "/etc/gentrain", "readOnly": True},
+        {"name": "checkpoints", "mountPath": names.CHECKPOINT_DIR},
+        {"name": "tmp", "mountPath": "/tmp"},  # noqa: S108 - the pod's own emptyDir: the root is read-only
+    ]
+    claim = spec["dataset"].get("volumeClaimName")
+    if claim:
+        volumes.append(
+            {"name": "data", "persistentVolumeClaim": {"claimName": claim, "readOnly": True}}
+        )
+        mounts.append({"name": "data", "mountPath": names.DATA_DIR, "readOnly": True})
+    port = settings.trainer_metrics_port
+    container = {
+        "name": "trainer",
+        "image": spec.get("image") or settings.trainer_image,
+        "command": list(settings.trainer_command),
+        "args": [
+            "--config",
+            names.CONFIG_PATH,
+            "--checkpoint-dir",
+            names.CHECKPOINT_DIR,
+            "--metrics-port",
+            str(port),
+            "--resume",
+            "auto",
+            "--device",
+            "auto" if with_gpus and gpus else "cpu",
+        ],
+        "env": [
+            # torch sizes its thread pool from this, not from the node's cores.
+            {
+                "name": "GENTRAIN_CPU_LIMIT",
+                "valueFrom": {"resourceFieldRef": {"resource": "limits.cpu", "divisor": "1"}},
+            },
+            {"name": "HOME", "value": "/tmp"},  # noqa: S108 - writable scratch for libraries that want a home
+            {"name": "GENTRAIN_JOB", "value": job_name},
+        ],
+        "ports": [{"name": "metrics", "containerPort": port, "protocol": "TCP"}],
+        "resources": {"requests": {"cpu": cpu, "memory": memory}, "limits": limits},
+        "volumeMounts": mounts,
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "capabilities": {"drop": ["ALL"]},
+        },
+    }
+    scheduling = spec.get("scheduling") or {}
+    pod_spec: dict[str, Any] = {
+        "restartPolicy": "Never",  # the operator starts the next attempt, resuming from a checkpoint
+        "terminationGracePeriodSeconds": 60,
+        "automountServiceAccountToken": False,
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": settings.trainer_uid,
+            "runAsGroup": settings.trainer_uid,
+            "fsGroup": settings.trainer_uid,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "containers": [container],
+        "volumes": volumes,
+    }
+    for key in ("nodeSelector", "tolerations", "affinity", "priorityClassName"):
+        if scheduling.get(key):
+            pod_spec[key] = scheduling[key]
+    if spec.get("imagePullSecrets"):
+        pod_spec["imagePullSecrets"] = spec["imagePullSecrets"]
+    metadata = _metadata(
+        job, names.pod_name(job_name, attempt), {"gentrain.io/attempt": str(attempt)}
+    )
+    metadata["annotations"] = {"gentrain.io/gpus": str(gpus if with_gpus else 0)}
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": pod_spec}

@@ -1,0 +1,58 @@
+"""Status conditions per Kubernetes API conventions (pure)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+
+def now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def set_condition(
+    conditions: Sequence[Mapping[str, Any]] | None,
+    kind: str,
+    status: bool,
+    reason: str,
+    message: str,
+    generation: int | None,
+) -> list[dict[str, Any]]:
+    """The list with `kind` set; lastTransitionTime moves only when the status changes."""
+    text = "True" if status else "False"
+    result, found = [], False
+    for condition in conditions or []:
+        if condition.get("type") != kind:
+            result.append(dict(condition))
+            continue
+        found = True
+        changed = condition.get("status") != text
+        result.append(
+            {
+                "type": kind,
+                "status": text,
+                "reason": reason,
+                "message": message,
+                "lastTransitionTime": now()
+                if changed
+                else condition.get("lastTransitionTime", now()),
+                "observedGeneration": generation,
+            }
+        )
+    if not found:
+        result.append(
+            {
+                "type": kind,
+                "status": text,
+                "reason": reason,
+                "message": message,
+                "lastTransitionTime": now(),
+                "observedGeneration": generation,
+            }
+        )
+    return result
+
+
+def get(conditions: Sequence[Mapping[str, Any]] | None, kind: str) -> Mapping[str, Any] | None:
+    return next((c for c in conditions or [] if c.get("type") == kind), None)

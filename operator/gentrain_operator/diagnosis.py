@@ -1,0 +1,353 @@
+"""Diagnosis: milestone history -> findings with evidence (pure; no Kubernetes imports).
+
+Each rule reads only the milestone summaries the trainer computed over every step since
+the previous checkpoint, so a NaN or spike between two scrapes is never missed. The
+thresholds below are the defaults; `THRESHOLDS` documents each one with its rationale,
+and the calibration (healthy and broken runs of our own trainer) is in
+docs/diagnosis-calibration.md.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+Milestone = Mapping[str, Any]
+
+THRESHOLDS: dict[str, float] = {
+    # A window whose largest loss exceeds its robust z-score of 6 at least this many times.
+    "spike_count": 1,
+    # Divergence: the window's last tenth above this multiple of the best loss so far.
+    "divergence_ratio": 1.5,
+    # Exploding gradients: a window's largest norm over this multiple of its median.
+    "gradient_explosion_ratio": 50.0,
+    # Plateau: relative improvement of the primary loss over the last three milestones.
+    "plateau_improvement": 0.005,
+    # GAN: the discriminator classifies this fraction of real and fake samples correctly.
+    "discriminator_accuracy": 0.95,
+    # Mode collapse on 2-D mixtures: fewer than this fraction of the modes covered,
+    # or this many modes fewer than the best milestone.
+    "modes_fraction": 0.75,
+    "modes_lost": 2,
+    # Mode collapse on images: recall below this fraction of its best.
+    "recall_fraction": 0.5,
+    # FID regression: FID above this multiple of its best (after `fid_warmup` milestones).
+    "fid_ratio": 1.25,
+    "fid_warmup": 2,
+    # Posterior collapse: fewer active units than this fraction of the latent dimensions.
+    "active_fraction": 0.25,
+    # Overfitting: validation loss up this much from its best while training loss falls.
+    "overfit_gap": 0.05,
+    "gpu_underutilized": 0.3,
+    "gpu_memory_pressure": 0.95,
+}
+
+SEVERITIES = ("info", "warning", "critical")
+
+
+@dataclass(frozen=True)
+class Finding:
+    kind: str
+    severity: str
+    message: str
+    evidence: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _primary_loss(m: Milestone) -> float | None:
+    if "validation_loss" in m:
+        return float(m["validation_loss"])
+    losses = m.get("loss_mean") or {}
+    for key in ("total", "model", "denoiser"):
+        if key in losses and math.isfinite(losses[key]):
+            return float(losses[key])
+    return None
+
+
+def _nonfinite(history: Sequence[Milestone], t: Mapping[str, float]) -> list[Finding]:
+    m = history[-1]
+    if m.get("nonfinite", 0) > 0:
+        return [
+            Finding(
+                "NonFiniteLoss",
+                "critical",
+                f"{m['nonfinite']} steps before milestone {m['step']} had a NaN or infinite loss",
+                {"step": m["step"], "nonfinite_steps": m["nonfinite"]},
+            )
+        ]
+    return []
+
+
+def _spikes(history: Sequence[Milestone], t: Mapping[str, float], family: str) -> list[Finding]:
+    if family == "gan":  # adversarial losses oscillate by design; spikes there mean little
+        return []
+    m = history[-1]
+    spiking = {c: int(n) for c, n in (m.get("spikes") or {}).items() if n >= t["spike_count"]}
+    if not spiking:
+        return []
+    previous = history[-2].get("spikes", {}) if len(history) > 1 else {}
+    repeated = any(previous.get(c, 0) >= t["spike_count"] for c in spiking)
+    return [
+        Finding(
+            "LossSpike",
+            "critical" if repeated else "warning",
+            f"loss spikes in {', '.join(spiking)} before milestone {m['step']}"
+            + (" (again)" if repeated else ""),
+            {
+                "step": m["step"],
+                "spikes": spiking,
+                "loss_max": m.get("loss_max"),
+                "repeated": repeated,
+            },
+        )
+    ]
+
+
+def _divergence(history: Sequence[Milestone], t: Mapping[str, float], family: str) -> list[Finding]:
+    if family == "gan" or len(history) < 2:
+        return []
+    current = history[-1]
+    last = current.get("loss_last") or {}
+    key = next((k for k in ("total", "model", "denoiser") if k in last), None)
+    if key is None or not math.isfinite(last[key]):
+        return []
+    best = min(
+        (
+            h["loss_mean"][key]
+            for h in history[:-1]
+            if key in (h.get("loss_mean") or {}) and math.isfinite(h["loss_mean"][key])
+        ),
+        default=None,
+    )
+    if best is None or best <= 0 or last[key] <= t["divergence_ratio"] * best:
+        return []
+    return [
+        Finding(
+            "Divergence",
+            "critical",
+            f"{key} loss {last[key]:.4g} at milestone {current['step']} is "
+            f"{last[key] / best:.1f}x its best ({best:.4g})",
+            {"step": current["step"], "loss": last[key], "best": best},
+        )
+    ]
+
+
+def _gradients(history: Sequence[Milestone], t: Mapping[str, float]) -> list[Finding]:
+    m = history[-1]
+    exploding = {}
+    for component, largest in (m.get("grad_norm_max") or {}).items():
+        median = (m.get("grad_norm_median") or {}).get(component)
+        if not math.isfinite(largest) or (
+            median and median > 0 and largest > t["gradient_explosion_ratio"] * median
+        ):
+            exploding[component] = {"max": largest, "median": median}
+    if not exploding:
+        return []
+    return [
+        Finding(
+            "ExplodingGradients",
+            "warning",
+            f"gradient norm of {', '.join(exploding)} jumped far above its median before milestone {m['step']}",
+            {"step": m["step"], "components": exploding},
+        )
+    ]
+
+
+def _plateau(history: Sequence[Milestone], t: Mapping[str, float], family: str) -> list[Finding]:
+    if family == "gan" or len(history) < 4:
+        return []
+    losses = [_primary_loss(h) for h in history[-4:]]
+    if any(v is None for v in losses):
+        return []
+    first, last = float(losses[0]), float(losses[-1])  # type: ignore[arg-type]
+    if first <= 0 or (first - last) / abs(first) >= t["plateau_improvement"]:
+        return []
+    return [
+        Finding(
+            "Plateau",
+            "info",
+            f"the loss improved less than {t['plateau_improvement']:.1%} over three milestones",
+            {"step": history[-1]["step"], "from": first, "to": last},
+        )
+    ]
+
+
+def _gan(history: Sequence[Milestone], t: Mapping[str, float]) -> list[Finding]:
+    m = history[-1]
+    findings = []
+    accuracy = m.get("discriminator_accuracy_ratio")
+    if accuracy is not None and accuracy >= t["discriminator_accuracy"]:
+        findings.append(
+            Finding(
+                "DiscriminatorOverpowering",
+                "warning",
+                f"the discriminator tells real from fake {accuracy:.0%} of the time",
+                {
+                    "step": m["step"],
+                    "accuracy": accuracy,
+                    "d_real": m.get("d_real"),
+                    "d_fake": m.get("d_fake"),
+                },
+            )
+        )
+    if "modes" in m and "modes_covered" in m and len(history) >= 2:
+        best = max(h.get("modes_covered", 0) for h in history)
+        covered, modes = int(m["modes_covered"]), int(m["modes"])
+        # Only once the generator has shown it can cover modes: early milestones cover none.
+        shown_coverage = best >= t["modes_fraction"] * modes
+        lost = covered < t["modes_fraction"] * modes or best - covered >= t["modes_lost"]
+        if (shown_coverage or best - covered >= t["modes_lost"]) and lost:
+            trend = [int(h.get("modes_covered", 0)) for h in history[-3:]]
+            findings.append(
+                Finding(
+                    "ModeCollapse",
+                    "critical" if covered <= 1 else "warning",
+                    f"{covered} of {modes} modes covered (best so far {best})",
+                    {
+                        "step": m["step"],
+                        "modes_covered": covered,
+                        "modes": modes,
+                        "best": best,
+                        "trend": trend,
+                        "high_quality_ratio": m.get("high_quality_ratio"),
+                        "collapsed": covered <= max(1, modes // 4),
+                    },
+                )
+            )
+    elif "recall" in m and len(history) >= 2:
+        best_recall = max(h.get("recall", 0.0) for h in history)
+        if best_recall > 0.2 and m["recall"] < t["recall_fraction"] * best_recall:
+            findings.append(
+                Finding(
+                    "ModeCollapse",
+                    "warning",
+                    f"recall fell to {m['recall']:.2f} from its best {best_recall:.2f}",
+                    {
+                        "step": m["step"],
+                        "recall": m["recall"],
+                        "best": best_recall,
+                        "collapsed": False,
+                    },
+                )
+            )
+    return findings
+
+
+def _fid(history: Sequence[Milestone], t: Mapping[str, float]) -> list[Finding]:
+    scored = [h for h in history if "fid" in h and math.isfinite(h["fid"])]
+    if len(scored) <= t["fid_warmup"] or scored[-1] is not history[-1]:
+        return []
+    best = min(h["fid"] for h in scored[:-1])
+    current = scored[-1]["fid"]
+    if best <= 0 or current <= t["fid_ratio"] * best:
+        return []
+    return [
+        Finding(
+            "FIDRegression",
+            "warning",
+            f"FID rose to {current:.4g} from its best {best:.4g}",
+            {
+                "step": history[-1]["step"],
+                "fid": current,
+                "best": best,
+                "extractor": history[-1].get("extractor"),
+            },
+        )
+    ]
+
+
+def _vae(history: Sequence[Milestone], t: Mapping[str, float]) -> list[Finding]:
+    m = history[-1]
+    if "active_units" not in m or not m.get("latent_dims"):
+        return []
+    active, dims = int(m["active_units"]), int(m["latent_dims"])
+    if active >= t["active_fraction"] * dims:
+        return []
+    return [
+        Finding(
+            "PosteriorCollapse",
+            "critical",
+            f"{active} of {dims} latent units are active; KL {m.get('kl', 0):.3g} nats",
+            {
+                "step": m["step"],
+                "active_units": active,
+                "latent_dims": dims,
+                "kl": m.get("kl"),
+                "kl_weight": m.get("kl_weight"),
+            },
+        )
+    ]
+
+
+def _overfitting(history: Sequence[Milestone], t: Mapping[str, float]) -> list[Finding]:
+    scored = [h for h in history if "validation_loss" in h]
+    if len(scored) < 3 or scored[-1] is not history[-1]:
+        return []
+    best = min(h["validation_loss"] for h in scored)
+    current = scored[-1]["validation_loss"]
+    before, after = (h.get("loss_mean", {}).get("model") for h in scored[-2:])
+    falling = before is not None and after is not None and after < before
+    if current - best > t["overfit_gap"] and falling:
+        return [
+            Finding(
+                "Overfitting",
+                "warning",
+                f"validation loss {current:.4g} rose above its best {best:.4g} while training loss fell",
+                {"step": history[-1]["step"], "validation_loss": current, "best": best},
+            )
+        ]
+    return []
+
+
+def _gpu(history: Sequence[Milestone], t: Mapping[str, float]) -> list[Finding]:
+    m = history[-1]
+    findings = []
+    if "gpu_utilization" in m and m["gpu_utilization"] < t["gpu_underutilized"]:
+        findings.append(
+            Finding(
+                "GPUUnderutilized",
+                "info",
+                f"GPU busy {m['gpu_utilization']:.0%}; {m.get('data_wait_ratio') or 0:.0%} of step time waits for data",
+                {
+                    "step": m["step"],
+                    "utilization": m["gpu_utilization"],
+                    "data_wait_ratio": m.get("data_wait_ratio"),
+                },
+            )
+        )
+    if m.get("gpu_memory_ratio", 0) > t["gpu_memory_pressure"]:
+        findings.append(
+            Finding(
+                "GPUMemoryPressure",
+                "warning",
+                f"GPU memory {m['gpu_memory_ratio']:.0%} full",
+                {"step": m["step"], "memory_ratio": m["gpu_memory_ratio"]},
+            )
+        )
+    return findings
+
+
+def diagnose(
+    history: Sequence[Milestone], family: str, thresholds: Mapping[str, float] | None = None
+) -> list[Finding]:
+    """Findings at the newest milestone of `history` (oldest first)."""
+    if not history:
+        return []
+    t = {**THRESHOLDS, **(thresholds or {})}
+    findings = (
+        _nonfinite(history, t) + _spikes(history, t, family) + _divergence(history, t, family)
+    )
+    findings += (
+        _gradients(history, t) + _plateau(history, t, family) + _fid(history, t) + _gpu(history, t)
+    )
+    if family == "gan":
+        findings += _gan(history, t)
+    if family == "vae":
+        findings += _vae(history, t)
+    if family == "transformer":
+        findings += _overfitting(history, t)
+    return findings

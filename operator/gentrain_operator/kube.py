@@ -1,0 +1,135 @@
+"""Thin helpers over the official Kubernetes client (blocking: call them from sync
+handlers or `asyncio.to_thread`, never from the event loop)."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping
+from typing import Any
+
+from kubernetes import client, config
+from kubernetes.client.rest import ApiException
+
+from . import names
+
+
+@functools.cache
+def api() -> client.ApiClient:
+    try:
+        config.load_incluster_config()
+    except config.ConfigException:
+        config.load_kube_config()
+    return client.ApiClient()
+
+
+def core() -> client.CoreV1Api:
+    return client.CoreV1Api(api())
+
+
+def custom() -> client.CustomObjectsApi:
+    return client.CustomObjectsApi(api())
+
+
+def to_dict(obj: Any) -> dict[str, Any]:
+    result: dict[str, Any] = api().sanitize_for_serialization(obj)
+    return result
+
+
+def create(kind: str, namespace: str, body: Mapping[str, Any]) -> bool:
+    """Creates the object; False if it already exists (the name is deterministic)."""
+    creators = {
+        "ConfigMap": core().create_namespaced_config_map,
+        "PersistentVolumeClaim": core().create_namespaced_persistent_volume_claim,
+        "Pod": core().create_namespaced_pod,
+    }
+    try:
+        creators[kind](namespace, body, field_manager=names.FIELD_MANAGER)
+    except ApiException as error:
+        if error.status == 409:
+            return False
+        raise
+    return True
+
+
+def read_pod(namespace: str, name: str) -> dict[str, Any] | None:
+    try:
+        return to_dict(core().read_namespaced_pod(name, namespace))
+    except ApiException as error:
+        if error.status == 404:
+            return None
+        raise
+
+
+def read_config_map(namespace: str, name: str) -> dict[str, Any] | None:
+    try:
+        return to_dict(core().read_namespaced_config_map(name, namespace))
+    except ApiException as error:
+        if error.status == 404:
+            return None
+        raise
+
+
+def replace_config_map(namespace: str, name: str, body: Mapping[str, Any]) -> None:
+    core().patch_namespaced_config_map(
+        name, namespace, {"data": body["data"]}, field_manager=names.FIELD_MANAGER
+    )
+
+
+def delete_pod(namespace: str, name: str, grace_seconds: int | None = None) -> None:
+    try:
+        core().delete_namespaced_pod(name, namespace, grace_period_seconds=grace_seconds)
+    except ApiException as error:
+        if error.status != 404:
+            raise
+
+
+def any_node_has_gpus() -> bool:
+    """Whether some node advertises nvidia.com/gpu (needs list on nodes; False if denied)."""
+    try:
+        nodes = core().list_node().items
+    except ApiException as error:
+        if error.status == 403:
+            return True  # cannot tell: assume GPUs exist and wait for fallbackAfterSeconds
+        raise
+    return any(int((n.status.allocatable or {}).get("nvidia.com/gpu", "0")) > 0 for n in nodes)
+
+
+def read_job(namespace: str, name: str) -> dict[str, Any] | None:
+    try:
+        job: dict[str, Any] = custom().get_namespaced_custom_object(
+            names.GROUP, names.VERSION, namespace, names.PLURAL, name
+        )
+    except ApiException as error:
+        if error.status == 404:
+            return None
+        raise
+    return job
+
+
+def patch_job_status(namespace: str, name: str, status: Mapping[str, Any]) -> None:
+    custom().patch_namespaced_custom_object_status(
+        names.GROUP,
+        names.VERSION,
+        namespace,
+        names.PLURAL,
+        name,
+        {"status": dict(status)},
+        field_manager=names.FIELD_MANAGER,
+    )
+
+
+def patch_job_spec(
+    namespace: str, name: str, spec_patch: Mapping[str, Any], resource_version: str
+) -> dict[str, Any]:
+    """A merge patch of the spec by the remediator, refused if the job changed meanwhile."""
+    body = {"metadata": {"resourceVersion": resource_version}, "spec": dict(spec_patch)}
+    result: dict[str, Any] = custom().patch_namespaced_custom_object(
+        names.GROUP,
+        names.VERSION,
+        namespace,
+        names.PLURAL,
+        name,
+        body,
+        field_manager=names.REMEDIATOR,
+    )
+    return result

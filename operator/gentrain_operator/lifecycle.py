@@ -1,0 +1,213 @@
+"""A job's lifecycle, reconciled from what exists (level-triggered, idempotent):
+ConfigMap, checkpoint claim, the trainer pod and its attempts, suspension, completion,
+failure, and the CPU fallback. Returns the status fields to patch."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+import yaml
+
+from . import builders, kube, names
+from .conditions import get as get_condition
+from .conditions import set_condition
+from .settings import Settings
+from .trainer_config import render
+
+log = logging.getLogger("gentrain.lifecycle")
+CONFIG_ERROR_EXIT = 2
+TERMINAL = ("Succeeded", "Failed")
+
+
+def _ensure_config(job: Mapping[str, Any]) -> None:
+    meta, status = job["metadata"], job.get("status") or {}
+    pinned = (
+        [status["lastHealthyCheckpoint"]] if status.get("lastHealthyCheckpoint") is not None else []
+    )
+    wanted = builders.config_map(job, render(job["spec"], int(meta.get("generation", 1)), pinned))
+    existing = kube.read_config_map(meta["namespace"], wanted["metadata"]["name"])
+    if existing is None:
+        kube.create("ConfigMap", meta["namespace"], wanted)
+    elif existing.get("data") != wanted["data"]:
+        kube.replace_config_map(meta["namespace"], wanted["metadata"]["name"], wanted)
+
+
+def _unschedulable_for_gpus(pod: Mapping[str, Any]) -> tuple[bool, float]:
+    """(unschedulable for lack of GPUs, seconds since the pod was created)."""
+    created = datetime.fromisoformat(
+        pod["metadata"]["creationTimestamp"].replace("Z", "+00:00")
+    ).timestamp()
+    age = time.time() - created
+    for condition in (pod.get("status") or {}).get("conditions") or []:
+        if condition.get("type") == "PodScheduled" and condition.get("reason") == "Unschedulable":
+            return "nvidia.com/gpu" in (condition.get("message") or ""), age
+    return False, age
+
+
+def _terminated(pod: Mapping[str, Any]) -> Mapping[str, Any]:
+    statuses = (pod.get("status") or {}).get("containerStatuses") or []
+    return (statuses[0].get("state") or {}).get("terminated") or {} if statuses else {}
+
+
+def reconcile(
+    job: Mapping[str, Any], settings: Settings, events: list[tuple[str, str, str]]
+) -> dict[str, Any]:
+    """Brings the children in line with the job; returns status changes. `events` collects
+    (type, reason, message) for the caller to post."""
+    meta, spec = job["metadata"], job["spec"]
+    status: dict[str, Any] = dict(job.get("status") or {})
+    namespace, name = meta["namespace"], meta["name"]
+    generation = int(meta.get("generation", 1))
+    changes: dict[str, Any] = {}
+    if status.get("phase") in TERMINAL:
+        return changes
+    _ensure_config(job)
+    claim = builders.checkpoint_claim(job)
+    if claim is not None:
+        kube.create("PersistentVolumeClaim", namespace, claim)
+
+    attempts = int(status.get("attempts", 0))
+    failures = int(status.get("failures", 0))
+    fallback = (get_condition(status.get("conditions"), "GPUFallback") or {}).get(
+        "status"
+    ) == "True"
+    pod = kube.read_pod(namespace, names.pod_name(name, attempts)) if attempts else None
+    conditions = status.get("conditions")
+    resources = spec.get("resources") or {}
+    wants_gpus = int(resources.get("gpus", 0)) > 0
+
+    def launch(reason: str) -> None:
+        nonlocal attempts
+        attempts += 1
+        body = builders.trainer_pod(
+            job, attempts, with_gpus=wants_gpus and not fallback, settings=settings
+        )
+        created = kube.create("Pod", namespace, body)
+        changes.update(
+            {
+                "attempts": attempts,
+                "podName": body["metadata"]["name"],
+                "phase": "Pending",
+                "message": reason,
+            }
+        )
+        if created:  # else a concurrent reconcile made it: the name is deterministic
+            events.append(
+                ("Normal", "TrainerStarted", f"started {body['metadata']['name']}: {reason}")
+            )
+
+    if spec.get("suspend"):
+        if pod is not None and (pod.get("status") or {}).get("phase") not in TERMINAL:
+            kube.delete_pod(namespace, pod["metadata"]["name"])
+            events.append(
+                ("Normal", "Suspended", "trainer stopped; it saves a checkpoint on SIGTERM")
+            )
+        if status.get("phase") != "Suspended":
+            changes.update({"phase": "Suspended", "message": "suspended by spec.suspend"})
+        return changes
+
+    pod_phase = (pod.get("status") or {}).get("phase") if pod is not None else None
+    if status.get("phase") == "Suspended" and (pod is None or pod_phase in TERMINAL):
+        launch("resumed after suspension, from the latest checkpoint")
+        return changes
+    if pod_phase == "Succeeded" and _terminated(pod or {}).get("message", "").startswith("stopped"):
+        # SIGTERM from outside (a drained node, an evicted pod): the trainer saved and
+        # stopped before the end. Not a failure: carry on from that checkpoint.
+        events.append(("Warning", "TrainerStopped", _terminated(pod or {}).get("message", "")))
+        launch("the trainer was stopped before the end; resuming from its checkpoint")
+        return changes
+
+    if pod is None:
+        if attempts and status.get("phase") not in ("Suspended", None, "Pending"):
+            failures += 1
+            changes["failures"] = failures
+            events.append(
+                ("Warning", "TrainerLost", f"trainer pod {names.pod_name(name, attempts)} is gone")
+            )
+        if failures > settings.backoff_limit:
+            changes.update(
+                {
+                    "phase": "Failed",
+                    "message": f"{failures} trainer attempts failed (backoff limit {settings.backoff_limit})",
+                }
+            )
+            changes["conditions"] = set_condition(
+                conditions, "Ready", False, "BackoffLimitExceeded", changes["message"], generation
+            )
+            return changes
+        launch("resuming from the latest checkpoint" if attempts else "job created")
+        return changes
+
+    phase = (pod.get("status") or {}).get("phase")
+    if phase == "Pending" and wants_gpus and not fallback and resources.get("allowCPUFallback"):
+        short_of_gpus, age = _unschedulable_for_gpus(pod)
+        wait = float(resources.get("fallbackAfterSeconds", 120))
+        if (short_of_gpus and age >= wait) or (
+            age >= min(wait, 5.0) and not kube.any_node_has_gpus()
+        ):
+            message = (
+                f"no node could give {resources['gpus']} nvidia.com/gpu for {age:.0f} s; "
+                "running on CPU instead (allowCPUFallback)"
+            )
+            kube.delete_pod(namespace, pod["metadata"]["name"], grace_seconds=0)
+            fallback = True
+            changes["conditions"] = set_condition(
+                conditions, "GPUFallback", True, "NoGPUAvailable", message, generation
+            )
+            events.append(("Warning", "GPUFallback", message))
+            launch("CPU fallback")
+            return changes
+    if phase == "Running" and status.get("phase") != "Running":
+        changes.update(
+            {"phase": "Running", "message": "training", "podIP": pod["status"].get("podIP")}
+        )
+        changes["conditions"] = set_condition(
+            conditions, "Ready", True, "TrainerRunning", "the trainer is running", generation
+        )
+    elif phase == "Running" and status.get("podIP") != pod["status"].get("podIP"):
+        changes["podIP"] = pod["status"].get("podIP")
+    elif phase == "Succeeded":
+        changes.update({"phase": "Succeeded", "message": "training finished"})
+        changes["conditions"] = set_condition(
+            conditions, "Ready", False, "Completed", "training finished", generation
+        )
+        events.append(("Normal", "Completed", "training finished"))
+    elif phase == "Failed":
+        terminated = _terminated(pod)
+        code = terminated.get("exitCode")
+        message = (terminated.get("message") or "").strip()
+        if code == CONFIG_ERROR_EXIT:
+            changes.update(
+                {"phase": "Failed", "message": message or "the trainer rejected its configuration"}
+            )
+            changes["conditions"] = set_condition(
+                conditions, "Ready", False, "InvalidConfiguration", changes["message"], generation
+            )
+            events.append(("Warning", "InvalidConfiguration", changes["message"]))
+            return changes
+        failures += 1
+        changes["failures"] = failures
+        events.append(("Warning", "TrainerFailed", f"exit code {code}: {message[-300:]}"))
+        if failures > settings.backoff_limit:
+            changes.update(
+                {
+                    "phase": "Failed",
+                    "message": f"trainer failed {failures} times; last: exit code {code}: {message[-500:]}",
+                }
+            )
+            changes["conditions"] = set_condition(
+                conditions, "Ready", False, "BackoffLimitExceeded", changes["message"], generation
+            )
+            return changes
+        launch(f"attempt after exit code {code}, resuming from the latest checkpoint")
+    if changes.get("phase") in ("Running", None) and status.get("observedGeneration") != generation:
+        changes["observedGeneration"] = generation
+    return changes
+
+
+def rendered_generation(config_map: Mapping[str, Any]) -> int:
+    return int(yaml.safe_load(config_map["data"]["config.yaml"]).get("generation", 0))

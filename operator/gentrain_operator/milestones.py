@@ -1,0 +1,215 @@
+"""What happens at a milestone (pure): update the history, diagnose, decide, and produce
+the status fields and the spec patch. The operator's monitor and the efficacy benchmark
+both call `process`, so the benchmark measures exactly the operator's decisions."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import policy
+from .conditions import set_condition
+from .diagnosis import Finding, diagnose
+from .trainer_config import FAMILY_DEFAULTS
+
+# Figures kept per milestone in status, for the diagnosis after an operator restart.
+KEPT = (
+    "step",
+    "time",
+    "generation",
+    "nonfinite",
+    "loss_mean",
+    "loss_last",
+    "spikes",
+    "grad_norm_max",
+    "grad_norm_median",
+    "modes_covered",
+    "modes",
+    "high_quality_ratio",
+    "discriminator_accuracy_ratio",
+    "fid",
+    "kid",
+    "recall",
+    "precision",
+    "extractor",
+    "kl",
+    "kl_weight",
+    "active_units",
+    "latent_dims",
+    "reconstruction_loss",
+    "validation_loss",
+    "perplexity",
+    "data_wait_ratio",
+    "gpu_utilization",
+    "gpu_memory_ratio",
+)
+
+
+@dataclass
+class Outcome:
+    status: dict[str, Any]
+    spec: dict[str, Any] | None = None  # the new spec, when an action is applied
+    findings: list[Finding] = field(default_factory=list)
+    record: dict[str, Any] | None = None  # the new remediation record
+    events: list[tuple[str, str, str]] = field(default_factory=list)
+
+
+def compact(record: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: record[k] for k in KEPT if k in record}
+
+
+def summary(record: Mapping[str, Any]) -> dict[str, Any]:
+    """The latest figures, formatted for `kubectl get` columns."""
+    losses = record.get("loss_mean") or {}
+    shown: dict[str, Any] = {"step": record["step"]}
+    if losses:
+        shown["loss"] = (
+            " ".join(f"{k[0].upper()}:{v:.3g}" for k, v in sorted(losses.items()))
+            if len(losses) > 1
+            else f"{next(iter(losses.values())):.4g}"
+        )
+    if "fid" in record:
+        shown["fid"] = f"{record['fid']:.3g}"
+    for key in (
+        "modes_covered",
+        "high_quality_ratio",
+        "active_units",
+        "validation_loss",
+        "extractor",
+    ):
+        if key in record:
+            shown[key] = record[key]
+    return shown
+
+
+def _describe(plan: policy.Plan) -> str:
+    parts = [f"{c.field.rsplit('.', 1)[-1]} {c.old} -> {c.new}" for c in plan.changes]
+    for command in plan.commands:
+        if command["action"] == "rollback":
+            skip = command.get("skipBatches", 0)
+            parts.append(
+                f"roll back to step {command['step']}"
+                + (f" skipping {skip} batches" if skip else "")
+            )
+        else:
+            parts.append(command["action"].replace("_", " "))
+    return ", ".join(parts)
+
+
+def process(
+    record: Mapping[str, Any],
+    job: Mapping[str, Any],
+    now: float | None = None,
+    history_limit: int = 20,
+) -> Outcome:
+    """Handles one new milestone of `job` (whose status holds the earlier ones)."""
+    now = time.time() if now is None else now
+    spec, meta = job["spec"], job["metadata"]
+    status = dict(job.get("status") or {})
+    family = spec["model"]["family"]
+    generation = int(meta.get("generation", 1))
+    history: list[dict[str, Any]] = [*list(status.get("milestones") or []), compact(record)][
+        -history_limit:
+    ]
+    findings = diagnose(history, family)
+    records: list[dict[str, Any]] = [dict(r) for r in status.get("remediations") or []]
+    for r in records:  # note when the trainer took each change up
+        if (
+            r.get("outcome") == "pending"
+            and r.get("appliedAtStep") is None
+            and record["generation"] >= r.get("generation", 1 << 62)
+        ):
+            r["appliedAtStep"] = record["step"]
+    serious = [f for f in findings if f.severity != "info"]
+    last_healthy = status.get("lastHealthyCheckpoint")
+    if not serious:
+        last_healthy = record["step"]
+    context = {
+        "last_healthy_checkpoint": last_healthy,
+        "interval": (spec.get("checkpoints") or {}).get("interval", 200),
+    }
+    decision = policy.decide(findings, records, spec, record, FAMILY_DEFAULTS[family], context)
+    for r in records:
+        if r["id"] in decision.outcomes:
+            r["outcome"] = decision.outcomes[r["id"]]
+            r["judgedAtStep"] = record["step"]
+    outcome = Outcome(status={}, findings=findings)
+    mode = (spec.get("remediation") or {}).get("mode", "auto")
+    total = int(status.get("remediationCount", 0))
+    if decision.plan is not None:
+        plan = decision.plan
+        total += 1
+        record_id = f"r{total}"
+        entry = {
+            "id": record_id,
+            "step": record["step"],
+            "time": now,
+            "finding": plan.finding.kind,
+            "severity": plan.finding.severity,
+            "evidence": plan.finding.evidence,
+            "rung": plan.rung,
+            "actions": plan.actions,
+            "mode": mode,
+            "changes": [{"field": c.field, "from": c.old, "to": c.new} for c in plan.changes],
+            "commands": [f"{record_id}-{i}" for i in range(len(plan.commands))],
+            "outcome": "pending" if mode == "auto" else "recommended",
+        }
+        if mode == "auto":
+            outcome.spec = policy.apply_to_spec(spec, plan, record_id)
+            entry["generation"] = generation + 1  # the patch bumps the spec's generation
+        records.append(entry)
+        outcome.record = entry
+        verb = "remediating" if mode == "auto" else "recommending"
+        outcome.events.append(
+            (
+                "Warning" if mode == "auto" else "Normal",
+                "Remediating" if mode == "auto" else "RemediationRecommended",
+                f"{verb} {plan.finding.kind} at step {record['step']}: {_describe(plan)}",
+            )
+        )
+    for finding in findings:
+        outcome.events.append(
+            ("Warning" if finding.severity != "info" else "Normal", finding.kind, finding.message)
+        )
+    if decision.exhausted:
+        health = "Exhausted"
+    elif serious:
+        health = (
+            "Remediating" if any(r.get("outcome") == "pending" for r in records) else "Unhealthy"
+        )
+    else:
+        health = "Healthy"
+    conditions = status.get("conditions")
+    if decision.exhausted and serious:
+        conditions = set_condition(
+            conditions, "Healthy", False, "RemediationExhausted", decision.exhausted, generation
+        )
+        outcome.events.append(("Warning", "RemediationExhausted", decision.exhausted))
+    elif serious:
+        conditions = set_condition(
+            conditions, "Healthy", False, serious[0].kind, serious[0].message, generation
+        )
+    else:
+        conditions = set_condition(
+            conditions,
+            "Healthy",
+            True,
+            "NoFindings",
+            f"no finding at step {record['step']}",
+            generation,
+        )
+    outcome.status = {
+        "milestones": history,
+        "checkpointStep": record["step"],
+        "lastHealthyCheckpoint": last_healthy,
+        "findings": [f.as_dict() for f in findings],
+        "remediations": records[-history_limit:],
+        "remediationCount": total,
+        "health": health,
+        "summary": summary(record),
+        "configGeneration": record["generation"],
+        "conditions": conditions,
+    }
+    return outcome

@@ -1,0 +1,234 @@
+"""Per job: scrape the trainer (or query Prometheus), notice milestones, act on them.
+
+Runs as a kopf daemon: async scraping with aiohttp (timeouts, exponential back-off),
+blocking Kubernetes calls in threads. Never acts on missing or stale data: a milestone
+is processed once, from a scrape that succeeded, and MetricsAvailable turns False when
+the newest good scrape is older than a few intervals.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import aiohttp
+
+from . import kube, metrics
+from .conditions import get as get_condition
+from .conditions import set_condition
+from .milestones import process
+from .settings import Settings
+from .snapshot import Snapshot, from_prometheus, milestone, parse
+
+log = logging.getLogger("gentrain.monitor")
+MAX_BACKOFF_SECONDS = 120.0
+
+
+class ScrapeError(RuntimeError):
+    pass
+
+
+async def scrape_pod(session: aiohttp.ClientSession, url: str, timeout: float) -> Snapshot:
+    try:
+        async with session.get(url, timeout=aiohttp.ClientTimeout(total=timeout)) as response:
+            if response.status != 200:
+                raise ScrapeError(f"HTTP {response.status}")
+            text = await response.text()
+    except (aiohttp.ClientError, TimeoutError) as error:
+        raise ScrapeError(type(error).__name__) from error
+    return parse(text, time.time())
+
+
+async def query_prometheus(
+    session: aiohttp.ClientSession, base: str, namespace: str, pod: str, timeout: float
+) -> Snapshot:
+    query = f'{{__name__=~"gentrain_.+", namespace="{namespace}", pod="{pod}"}}'
+    try:
+        async with session.get(
+            f"{base.rstrip('/')}/api/v1/query",
+            params={"query": query},
+            timeout=aiohttp.ClientTimeout(total=timeout),
+        ) as response:
+            body = await response.json()
+    except (aiohttp.ClientError, TimeoutError, ValueError) as error:
+        raise ScrapeError(type(error).__name__) from error
+    if body.get("status") != "success":
+        raise ScrapeError(f"Prometheus: {body.get('error', 'query failed')}")
+    if not body["data"]["result"]:
+        raise ScrapeError("Prometheus has no series for the trainer yet")
+    return from_prometheus(body["data"]["result"], time.time())
+
+
+class JobMonitor:
+    def __init__(
+        self,
+        namespace: str,
+        name: str,
+        settings: Settings,
+        post_event: Callable[[str, str, str], None],
+    ) -> None:
+        self.namespace, self.name, self.settings = namespace, name, settings
+        self.post_event = post_event
+        self.failures = 0
+        self.last_good: float | None = None
+        self.metrics_available: bool | None = None
+
+    async def once(self, session: aiohttp.ClientSession) -> float:
+        """One scrape; returns seconds until the next."""
+        job = await asyncio.to_thread(kube.read_job, self.namespace, self.name)
+        if job is None:
+            return 3600.0
+        spec, status = job["spec"], job.get("status") or {}
+        monitoring = spec.get("monitoring") or {}
+        interval = float(monitoring.get("scrapeIntervalSeconds", 15))
+        if status.get("phase") != "Running" or not status.get("podIP"):
+            return min(interval, 2.0)
+        started = time.monotonic()
+        try:
+            with metrics.SCRAPE_SECONDS.time():
+                if monitoring.get("prometheusURL"):
+                    snapshot = await query_prometheus(
+                        session,
+                        monitoring["prometheusURL"],
+                        self.namespace,
+                        status.get("podName", ""),
+                        self.settings.scrape_timeout_seconds,
+                    )
+                else:
+                    url = f"http://{status['podIP']}:{self.settings.trainer_metrics_port}/metrics"
+                    snapshot = await scrape_pod(session, url, self.settings.scrape_timeout_seconds)
+        except ScrapeError as error:
+            self.failures += 1
+            metrics.SCRAPE_ERRORS.labels(reason=str(error).split(":")[0][:40]).inc()
+            await self._availability(job, interval, f"scrape failed: {error}")
+            # A new pod opens its port a few seconds after it starts: retry soon, then back off.
+            return float(min(MAX_BACKOFF_SECONDS, interval, 2.0) * 2 ** min(self.failures - 1, 6))
+        self.failures = 0
+        self.last_good = time.time()
+        metrics.METRICS_AGE.labels(self.namespace, self.name).set(0)
+        await self._availability(job, interval, "")
+        await self._handle(job, snapshot)
+        return max(0.0, interval - (time.monotonic() - started))
+
+    async def _availability(self, job: Mapping[str, Any], interval: float, problem: str) -> None:
+        stale_after = interval * self.settings.stale_after_intervals
+        fresh = self.last_good is not None and time.time() - self.last_good <= stale_after
+        if self.last_good is not None:
+            metrics.METRICS_AGE.labels(self.namespace, self.name).set(time.time() - self.last_good)
+        if fresh == self.metrics_available:
+            return
+        current = get_condition((job.get("status") or {}).get("conditions"), "MetricsAvailable")
+        wanted = "True" if fresh else "False"
+        self.metrics_available = fresh
+        if current is not None and current.get("status") == wanted:
+            return
+        reason, message = (
+            ("Scraped", "the trainer's metrics are fresh")
+            if fresh
+            else ("Stale", problem or f"no successful scrape for {stale_after:.0f} s")
+        )
+        conditions = set_condition(
+            (job.get("status") or {}).get("conditions"),
+            "MetricsAvailable",
+            fresh,
+            reason,
+            message,
+            int(job["metadata"].get("generation", 1)),
+        )
+        await asyncio.to_thread(
+            kube.patch_job_status, self.namespace, self.name, {"conditions": conditions}
+        )
+
+    async def _handle(self, job: Mapping[str, Any], snapshot: Snapshot) -> None:
+        status = job.get("status") or {}
+        live_step = snapshot.get("gentrain_step")
+        device = next(iter(snapshot.by("gentrain_device_info", "device")), None)
+        updates: dict[str, Any] = {}
+        if live_step is not None and live_step != status.get("step"):
+            updates["step"] = int(live_step)
+        if device and device != status.get("device"):
+            updates["device"] = device
+        record = milestone(snapshot)
+        if record is not None:
+            metrics.CHECKPOINT_AGE.labels(self.namespace, self.name).set(
+                max(0.0, time.time() - record["time"])
+            )
+        known = [m["step"] for m in status.get("milestones") or []]
+        seen_time = [m.get("time") for m in status.get("milestones") or []]
+        if record is None or (
+            known and record["step"] == known[-1] and record["time"] == seen_time[-1]
+        ):
+            if updates:
+                await asyncio.to_thread(kube.patch_job_status, self.namespace, self.name, updates)
+            return
+        outcome = process(record, job, history_limit=self.settings.status_history)
+        if outcome.spec is not None:
+            patch = {
+                "training": {"hyperparameters": outcome.spec["training"].get("hyperparameters", {})}
+            }
+            if "commands" in outcome.spec:
+                patch["commands"] = outcome.spec["commands"]
+            try:
+                await asyncio.to_thread(
+                    kube.patch_job_spec,
+                    self.namespace,
+                    self.name,
+                    patch,
+                    job["metadata"]["resourceVersion"],
+                )
+            except (
+                Exception
+            ) as error:  # a conflict: the next scrape sees the newer job and decides again
+                log.warning(
+                    "%s/%s: remediation patch refused (%s); deciding again next scrape",
+                    self.namespace,
+                    self.name,
+                    error,
+                )
+                return
+        for finding in outcome.findings:
+            metrics.FINDINGS.labels(finding.kind, finding.severity).inc()
+        if outcome.record is not None:
+            for action in outcome.record["actions"]:
+                metrics.REMEDIATIONS.labels(
+                    outcome.record["finding"], action, outcome.record["mode"]
+                ).inc()
+        metrics.JOB_HEALTH.labels(self.namespace, self.name).set(
+            1 if outcome.status["health"] == "Healthy" else 0
+        )
+        metrics.JOB_EXHAUSTED.labels(self.namespace, self.name).set(
+            1 if outcome.status["health"] == "Exhausted" else 0
+        )
+        await asyncio.to_thread(
+            kube.patch_job_status, self.namespace, self.name, {**outcome.status, **updates}
+        )
+        metrics.MILESTONE_LATENCY.observe(max(0.0, time.time() - record["time"]))
+        for kind, reason, message in outcome.events:
+            self.post_event(kind, reason, message)
+        log.info(
+            "%s/%s milestone %d: %s%s",
+            self.namespace,
+            self.name,
+            record["step"],
+            ", ".join(f.kind for f in outcome.findings) or "healthy",
+            f"; {outcome.record['actions']} ({outcome.record['mode']})" if outcome.record else "",
+        )
+
+    async def run(self, stopped: Any) -> None:
+        async with aiohttp.ClientSession() as session:
+            due = time.monotonic()
+            while not stopped:
+                # How late this scrape starts against its schedule: the loop's lag.
+                metrics.SCRAPE_LAG.labels(self.namespace, self.name).set(
+                    max(0.0, time.monotonic() - due)
+                )
+                try:
+                    delay = await self.once(session)
+                except Exception:
+                    log.exception("%s/%s: monitoring step failed", self.namespace, self.name)
+                    delay = 10.0
+                due = time.monotonic() + delay
+                await stopped.wait(delay)

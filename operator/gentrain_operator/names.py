@@ -1,0 +1,33 @@
+"""Names, labels and field managers shared by the operator's parts."""
+
+from __future__ import annotations
+
+GROUP, VERSION, PLURAL = "gentrain.io", "v1alpha1", "generativetrainingjobs"
+KIND = "GenerativeTrainingJob"
+FIELD_MANAGER = "gentrain-operator"
+REMEDIATOR = "gentrain-remediator"  # the field manager of remediation patches
+CONFIG_PATH = "/etc/gentrain/config.yaml"
+CHECKPOINT_DIR = "/var/lib/gentrain/checkpoints"
+DATA_DIR = "/data"
+
+
+def configmap_name(job: str) -> str:
+    return f"{job}-config"
+
+
+def claim_name(job: str) -> str:
+    return f"{job}-checkpoints"
+
+
+def pod_name(job: str, attempt: int) -> str:
+    return f"{job}-trainer-{attempt}"
+
+
+def labels(job: str) -> dict[str, str]:
+    return {
+        "app.kubernetes.io/name": "gentrain-trainer",
+        "app.kubernetes.io/instance": job,
+        "app.kubernetes.io/managed-by": "gentrain-operator",
+        "app.kubernetes.io/part-of": "gentrain",
+        "gentrain.io/job": job,
+    }

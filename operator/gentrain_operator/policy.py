@@ -1,0 +1,291 @@
+"""Policy: findings + history + spec -> at most one remediation per milestone (pure).
+
+Each finding has a ladder of rungs; a rung is one or more primitive actions applied
+together. The first action for a finding takes rung 0; when a later milestone still
+shows the finding (outcome `persisting`), the next action climbs one rung. Guards: one
+action in flight at a time (it is judged before anything else is tried), a cooldown in
+milestones, a cap on actions, a learning-rate floor, and no change that sets a field back
+to a value an earlier action moved it away from. A ladder run out (or the cap reached)
+is `exhausted`: the operator reports Healthy=False, RemediationExhausted.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from .diagnosis import Finding
+
+LR_FLOOR = 1e-6
+PRIORITY = (
+    "NonFiniteLoss",
+    "LossSpike",
+    "Divergence",
+    "ModeCollapse",
+    "PosteriorCollapse",
+    "ExplodingGradients",
+    "DiscriminatorOverpowering",
+    "FIDRegression",
+    "Overfitting",
+)
+
+Ladder = list[list[str]]
+
+LADDERS: dict[str, Ladder] = {
+    "NonFiniteLoss": [["rollback", "lower_lr", "enable_clipping"], ["rollback", "lower_lr"]],
+    "LossSpike": [
+        ["rollback_skip_batches", "enable_clipping"],
+        ["rollback_skip_batches", "lower_lr"],
+    ],
+    "Divergence": [["lower_lr"], ["rollback", "lower_lr"]],
+    "ExplodingGradients": [["enable_clipping"], ["lower_lr"]],
+    "DiscriminatorOverpowering": [["lower_discriminator_lr"], ["switch_gan_loss"]],
+    # While diversity is still falling, ease the discriminator off; once the generator has
+    # collapsed, hyperparameter changes alone do not bring modes back (see the closed-loop
+    # study): reset the discriminator, or roll back to before the collapse.
+    "ModeCollapse": [
+        ["lower_discriminator_lr"],
+        ["switch_gan_loss"],
+        ["reset_discriminator"],
+        ["rollback", "reset_discriminator"],
+    ],
+    "ModeCollapse/collapsed": [["reset_discriminator"], ["rollback", "reset_discriminator"]],
+    "FIDRegression": [["rollback", "lower_lr"]],
+    "PosteriorCollapse": [["kl_annealing"], ["free_bits"]],
+    "Overfitting": [["lower_lr"]],
+}
+
+# The order in which switch_gan_loss moves away from a loss.
+NEXT_GAN_LOSS = {
+    "minimax": "non_saturating",
+    "non_saturating": "hinge",
+    "least_squares": "hinge",
+    "hinge": "wgan_gp",
+    "wgan_gp": None,
+}
+HP = "training.hyperparameters."
+
+
+@dataclass
+class Change:
+    field: str
+    old: Any
+    new: Any
+
+
+@dataclass
+class Plan:
+    finding: Finding
+    rung: int
+    actions: list[str]
+    changes: list[Change] = field(default_factory=list)
+    commands: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class Decision:
+    plan: Plan | None = None
+    outcomes: dict[str, str] = field(default_factory=dict)  # record id -> resolved | persisting
+    exhausted: str | None = None  # why no action is left
+    waiting: str | None = None  # why nothing was done now
+
+
+def _get(spec: Mapping[str, Any], path: str) -> Any:
+    node: Any = spec
+    for part in path.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+DEFAULTS = {"gradientClip": 0.0, "ganLoss": "non_saturating", "klSchedule": "none", "freeBits": 0.0}
+
+
+def _hp(spec: Mapping[str, Any], name: str, family_defaults: Mapping[str, Any]) -> Any:
+    value = _get(spec, HP + name)
+    return value if value is not None else family_defaults.get(name, DEFAULTS.get(name))
+
+
+def ladder(finding: Finding, spec: Mapping[str, Any]) -> Ladder | None:
+    rules = ((spec.get("remediation") or {}).get("rules") or {}).get(finding.kind) or {}
+    if rules.get("enabled") is False:
+        return None
+    if rules.get("actions"):
+        return [[a] for a in rules["actions"]]
+    if finding.kind == "ModeCollapse" and finding.evidence.get("collapsed"):
+        return LADDERS["ModeCollapse/collapsed"]
+    return LADDERS.get(finding.kind)
+
+
+def _plan_actions(
+    actions: list[str],
+    spec: Mapping[str, Any],
+    family_defaults: Mapping[str, Any],
+    context: Mapping[str, Any],
+    forbidden: set[tuple[str, Any]],
+) -> tuple[list[Change], list[dict[str, Any]]] | None:
+    """The changes and commands of one rung, or None if a guard forbids it."""
+    family = spec["model"]["family"]
+    changes: list[Change] = []
+    commands: list[dict[str, Any]] = []
+
+    def change(name: str, new: Any) -> bool:
+        old = _hp(spec, name, family_defaults)
+        if old == new:
+            return True
+        if (HP + name, new) in forbidden:
+            return False
+        changes.append(Change(HP + name, old, new))
+        return True
+
+    def halve(name: str) -> bool:
+        old = _hp(spec, name, family_defaults)
+        if old is None or old / 2 < LR_FLOOR:
+            return False
+        return change(name, old / 2)
+
+    for action in actions:
+        ok = True
+        if action == "lower_lr":
+            names = (
+                ["generatorLearningRate", "discriminatorLearningRate"]
+                if family == "gan"
+                else ["learningRate"]
+            )
+            ok = all(halve(n) for n in names)
+        elif action == "lower_discriminator_lr":
+            ok = family == "gan" and halve("discriminatorLearningRate")
+        elif action == "enable_clipping":
+            clip = float(_hp(spec, "gradientClip", family_defaults) or 0)
+            ok = change("gradientClip", 1.0 if clip <= 0 else clip / 2)
+        elif action == "switch_gan_loss":
+            following = NEXT_GAN_LOSS.get(str(_hp(spec, "ganLoss", family_defaults)))
+            ok = family == "gan" and following is not None and change("ganLoss", following)
+        elif action == "reset_discriminator":
+            if family != "gan":
+                ok = False
+            else:
+                g = _hp(spec, "generatorLearningRate", family_defaults)
+                d = _hp(spec, "discriminatorLearningRate", family_defaults)
+                ok = change("ganLoss", "non_saturating") and (
+                    d <= g or change("discriminatorLearningRate", g)
+                )
+                commands.append({"action": "reset_discriminator"})
+        elif action in ("rollback", "rollback_skip_batches"):
+            target = context.get("last_healthy_checkpoint")
+            if target is None:
+                ok = False
+            else:
+                skip = int(context.get("interval", 0)) if action == "rollback_skip_batches" else 0
+                commands.insert(0, {"action": "rollback", "step": int(target), "skipBatches": skip})
+        elif action == "kl_annealing":
+            ok = (
+                family == "vae"
+                and change("klSchedule", "linear")
+                and change("klAnnealSteps", max(1, 4 * int(context.get("interval", 250))))
+            )
+        elif action == "free_bits":
+            ok = (
+                family == "vae"
+                and change("freeBits", 0.25)
+                and change(
+                    "klWeight", min(1.0, float(_hp(spec, "klWeight", family_defaults) or 1.0))
+                )
+            )
+        else:
+            ok = False
+        if not ok:
+            return None
+    if not changes and not commands:
+        return None
+    return changes, commands
+
+
+def judge(
+    records: Sequence[Mapping[str, Any]], findings: Sequence[Finding], milestone: Mapping[str, Any]
+) -> dict[str, str]:
+    """Outcomes of pending actions whose effect this milestone shows.
+
+    An action's change reaches the trainer at the milestone after it was made (the trainer
+    re-reads its configuration there), so its effect shows one milestone later still.
+    """
+    present = {f.kind for f in findings}
+    outcomes = {}
+    for record in records:
+        if record.get("outcome") != "pending":
+            continue
+        applied_at = record.get("appliedAtStep")
+        if applied_at is None or milestone["step"] <= applied_at:
+            continue
+        outcomes[record["id"]] = "persisting" if record["finding"] in present else "resolved"
+    return outcomes
+
+
+def decide(
+    findings: Sequence[Finding],
+    records: Sequence[Mapping[str, Any]],
+    spec: Mapping[str, Any],
+    milestone: Mapping[str, Any],
+    family_defaults: Mapping[str, Any],
+    context: Mapping[str, Any],
+) -> Decision:
+    """What to do at this milestone. `records`: earlier remediations, oldest first."""
+    remediation = spec.get("remediation") or {}
+    decision = Decision(outcomes=judge(records, findings, milestone))
+    resolved = {**{r["id"]: r.get("outcome") for r in records}, **decision.outcomes}
+    if remediation.get("mode", "auto") == "off":
+        decision.waiting = "remediation is off"
+        return decision
+    pending = [r for r in records if resolved.get(r["id"]) == "pending"]
+    if pending:
+        decision.waiting = f"waiting for the outcome of {pending[-1]['id']}"
+        return decision
+    cooldown = int(remediation.get("cooldownMilestones", 1))
+    interval = int(context.get("interval", 1)) or 1
+    if records and cooldown and milestone["step"] - int(records[-1]["step"]) < cooldown * interval:
+        decision.waiting = f"cooling down after {records[-1]['id']}"
+        return decision
+    actionable = sorted(
+        (f for f in findings if f.severity != "info" and f.kind in PRIORITY),
+        key=lambda f: PRIORITY.index(f.kind),
+    )
+    if not actionable:
+        return decision
+    if len(records) >= int(remediation.get("maxActions", 8)):
+        decision.exhausted = f"the cap of {remediation.get('maxActions', 8)} actions is reached"
+        return decision
+    forbidden = {(c["field"], c["from"]) for r in records for c in r.get("changes", [])}
+    for finding in actionable:
+        steps = ladder(finding, spec)
+        if steps is None:
+            continue
+        tried = [r for r in records if r["finding"] == finding.kind]
+        start = max((int(r.get("rung", -1)) for r in tried), default=-1) + 1
+        for rung in range(start, len(steps)):
+            planned = _plan_actions(steps[rung], spec, family_defaults, context, forbidden)
+            if planned is not None:
+                changes, commands = planned
+                decision.plan = Plan(finding, rung, steps[rung], changes, commands)
+                return decision
+        decision.exhausted = f"every action for {finding.kind} has been tried or is not possible"
+    return decision
+
+
+def apply_to_spec(spec: Mapping[str, Any], plan: Plan, record_id: str) -> dict[str, Any]:
+    """The spec with the plan's changes and commands applied (a new dict)."""
+    new = copy.deepcopy(dict(spec))
+    for change in plan.changes:
+        node = new
+        *parents, leaf = change.field.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = change.new
+    commands = list(new.get("commands") or [])
+    for index, command in enumerate(plan.commands):
+        commands.append({"id": f"{record_id}-{index}", **command})
+    if plan.commands:
+        new["commands"] = commands[-32:]  # the API keeps at most 32
+    return new

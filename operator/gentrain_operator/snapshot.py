@@ -1,0 +1,120 @@
+"""A scrape of the trainer, parsed with prometheus_client's parser, and the milestone
+record the diagnosis reads from it (pure)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from prometheus_client.parser import text_string_to_metric_families
+
+Labels = tuple[tuple[str, str], ...]
+
+
+@dataclass
+class Snapshot:
+    time: float
+    values: dict[str, dict[Labels, float]] = field(default_factory=dict)
+
+    def get(self, name: str, **labels: str) -> float | None:
+        return self.values.get(name, {}).get(tuple(sorted(labels.items())))
+
+    def by(self, name: str, label: str) -> dict[str, float]:
+        return {dict(k)[label]: v for k, v in self.values.get(name, {}).items() if label in dict(k)}
+
+
+def parse(text: str, time: float) -> Snapshot:
+    snapshot = Snapshot(time)
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name.endswith("_created"):
+                continue
+            snapshot.values.setdefault(sample.name, {})[tuple(sorted(sample.labels.items()))] = (
+                sample.value
+            )
+    return snapshot
+
+
+def from_prometheus(result: list[Mapping[str, Any]], time: float) -> Snapshot:
+    """A Prometheus HTTP API instant-query vector as a snapshot (target labels dropped)."""
+    snapshot = Snapshot(time)
+    drop = {"__name__", "instance", "job", "namespace", "pod", "container", "endpoint", "service"}
+    for item in result:
+        metric = dict(item["metric"])
+        name = metric["__name__"]
+        labels = tuple(sorted((k, v) for k, v in metric.items() if k not in drop))
+        snapshot.values.setdefault(name, {})[labels] = float(item["value"][1])
+    return snapshot
+
+
+def _one(values: Mapping[str, float]) -> float | None:
+    return next(iter(values.values()), None)
+
+
+def milestone(snapshot: Snapshot) -> dict[str, Any] | None:
+    """The figures of the milestone a snapshot carries, or None if it carries none yet."""
+    step = snapshot.get("gentrain_checkpoint_step")
+    if step is None:
+        return None
+    record: dict[str, Any] = {
+        "step": int(step),
+        "time": snapshot.get("gentrain_milestone_timestamp_seconds") or snapshot.time,
+        "generation": int(snapshot.get("gentrain_config_generation") or 0),
+        "nonfinite": int(snapshot.get("gentrain_milestone_nonfinite_losses") or 0),
+        "loss_mean": snapshot.by("gentrain_milestone_loss_mean", "component"),
+        "loss_max": snapshot.by("gentrain_milestone_loss_max", "component"),
+        "loss_first": snapshot.by("gentrain_milestone_loss_first", "component"),
+        "loss_last": snapshot.by("gentrain_milestone_loss_last", "component"),
+        "spikes": snapshot.by("gentrain_milestone_loss_spikes", "component"),
+        "grad_norm_max": snapshot.by("gentrain_milestone_grad_norm_max", "component"),
+        "grad_norm_median": snapshot.by("gentrain_milestone_grad_norm_median", "component"),
+        "clip_ratio": snapshot.by("gentrain_milestone_grad_clip_ratio", "component"),
+        "data_wait_ratio": snapshot.get("gentrain_milestone_data_wait_ratio"),
+        "hyperparameters": snapshot.by("gentrain_hyperparameter", "name"),
+    }
+    for name in (
+        "modes_covered",
+        "modes",
+        "high_quality_ratio",
+        "discriminator_accuracy_ratio",
+        "kl",
+        "kl_weight",
+        "reconstruction_loss",
+        "active_units",
+        "latent_dims",
+        "validation_loss",
+        "perplexity",
+        "steps_per_second",
+    ):
+        value = snapshot.get(f"gentrain_milestone_{name}")
+        if value is not None:
+            record[name] = value
+    outputs = snapshot.by("gentrain_milestone_discriminator_output", "input")
+    if outputs:
+        record["d_real"], record["d_fake"] = outputs.get("real"), outputs.get("fake")
+    for name in ("fid", "kid", "precision", "recall", "inception_score"):
+        values = snapshot.by(f"gentrain_milestone_{name}", "extractor")
+        if values:
+            extractor, value = next(iter(values.items()))
+            record[name], record["extractor"] = value, extractor
+    info = snapshot.values.get("gentrain_hyperparameter_info", {})
+    for labels in info:
+        as_dict = dict(labels)
+        record["hyperparameters"][as_dict["name"]] = as_dict["value"]
+    utilisation = snapshot.by("gentrain_gpu_utilization_ratio", "gpu")
+    if utilisation:
+        record["gpu_utilization"] = sum(utilisation.values()) / len(utilisation)
+        used, total = (
+            snapshot.by("gentrain_gpu_memory_used_bytes", "gpu"),
+            snapshot.by("gentrain_gpu_memory_total_bytes", "gpu"),
+        )
+        ratios = [used[g] / total[g] for g in used if total.get(g)]
+        if ratios:
+            record["gpu_memory_ratio"] = max(ratios)
+    return {
+        k: v
+        for k, v in record.items()
+        if not (isinstance(v, float) and math.isnan(v) and k != "nonfinite")
+    }

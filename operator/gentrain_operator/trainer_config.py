@@ -1,0 +1,145 @@
+"""The trainer's configuration file, rendered from a job's spec (pure)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+# spec.training.hyperparameters (camelCase, the API) -> the trainer's names, per family.
+HYPERPARAMETERS: dict[str, dict[str, str]] = {
+    "gan": {
+        "generatorLearningRate": "lr_g",
+        "discriminatorLearningRate": "lr_d",
+        "ganLoss": "loss",
+        "discriminatorSteps": "d_steps",
+        "gradientPenaltyWeight": "gp_weight",
+        "r1Gamma": "r1_gamma",
+        "beta1": "beta1",
+        "beta2": "beta2",
+        "gradientClip": "grad_clip",
+    },
+    "vae": {
+        "learningRate": "lr",
+        "klWeight": "kl_weight",
+        "klSchedule": "kl_schedule",
+        "klAnnealSteps": "kl_anneal_steps",
+        "freeBits": "free_bits",
+        "gradientClip": "grad_clip",
+    },
+    "transformer": {
+        "learningRate": "lr",
+        "minLearningRate": "min_lr",
+        "warmupSteps": "warmup_steps",
+        "weightDecay": "weight_decay",
+        "gradientClip": "grad_clip",
+        "zLoss": "z_loss",
+        "beta2": "beta2",
+    },
+    "diffusion": {
+        "learningRate": "lr",
+        "emaDecay": "ema_decay",
+        "emaWarmupSteps": "ema_warmup_steps",
+        "gradientClip": "grad_clip",
+    },
+}
+
+ARCHITECTURE = {
+    "latentDim": "latent_dim",
+    "hidden": "hidden",
+    "layers": "layers",
+    "width": "width",
+    "heads": "heads",
+    "decoderWidth": "decoder_width",
+    "timesteps": "timesteps",
+    "noiseSchedule": "schedule",
+    "spectralNorm": "spectral_norm",
+    "minibatchStddev": "minibatch_stddev",
+    "diffAugment": "diffaugment",
+    "qkLayerNorm": "qk_layernorm",
+}
+
+
+def render(spec: Mapping[str, Any], generation: int, pinned: Iterable[int] = ()) -> dict[str, Any]:
+    family = spec["model"]["family"]
+    dataset = spec["dataset"]
+    data: dict[str, Any] = {"name": dataset["name"], "batch_size": dataset.get("batchSize", 64)}
+    if "path" in dataset:
+        data["path"] = dataset["path"]
+    if "blockSize" in dataset:
+        data["block_size"] = dataset["blockSize"]
+    training = spec["training"]
+    wanted = training.get("hyperparameters") or {}
+    mapping = HYPERPARAMETERS[family]
+    checkpoints = spec.get("checkpoints") or {}
+    evaluation: dict[str, Any] = {}
+    samples = (spec.get("monitoring") or {}).get("evaluationSamples")
+    if samples:
+        evaluation["samples"] = samples
+    return {
+        "generation": generation,
+        "family": family,
+        "seed": training.get("seed", 0),
+        "model": {
+            ARCHITECTURE[k]: v
+            for k, v in (spec["model"].get("architecture") or {}).items()
+            if k in ARCHITECTURE
+        },
+        "data": data,
+        "training": {"max_steps": training["maxSteps"]},
+        "hyperparameters": {mapping[k]: v for k, v in wanted.items() if k in mapping},
+        "checkpoints": {
+            "interval": checkpoints.get("interval", 200),
+            "keep": checkpoints.get("keep", 3),
+            "pinned": sorted(set(pinned)),
+        },
+        "evaluation": evaluation,
+        "commands": [
+            {
+                "id": c["id"],
+                "action": c["action"],
+                **({"step": c["step"]} if "step" in c else {}),
+                "skip_batches": c.get("skipBatches", 0),
+            }
+            for c in spec.get("commands") or []
+        ],
+    }
+
+
+# The trainer's defaults, under the API's names: what a job gets for a field it leaves
+# out. A test keeps this identical to gentrain_trainer.hyperparameters.
+FAMILY_DEFAULTS: dict[str, dict[str, Any]] = {
+    "gan": {
+        "generatorLearningRate": 2e-4,
+        "discriminatorLearningRate": 2e-4,
+        "beta1": 0.5,
+        "beta2": 0.999,
+        "discriminatorSteps": 1,
+        "ganLoss": "non_saturating",
+        "gradientPenaltyWeight": 10.0,
+        "r1Gamma": 0.0,
+        "gradientClip": 0.0,
+    },
+    "vae": {
+        "learningRate": 1e-3,
+        "klWeight": 1.0,
+        "klSchedule": "none",
+        "klAnnealSteps": 1000,
+        "freeBits": 0.0,
+        "gradientClip": 0.0,
+    },
+    "transformer": {
+        "learningRate": 1e-3,
+        "minLearningRate": 1e-4,
+        "warmupSteps": 100,
+        "weightDecay": 0.1,
+        "gradientClip": 1.0,
+        "zLoss": 0.0,
+        "beta2": 0.95,
+    },
+    "diffusion": {
+        "learningRate": 2e-4,
+        "emaDecay": 0.999,
+        "emaWarmupSteps": 200,
+        "gradientClip": 1.0,
+    },
+}
