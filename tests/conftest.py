@@ -46,3 +46,39 @@ def namespace(cluster: kube.Cluster, request: pytest.FixtureRequest) -> Iterator
     yield name
     # Deleting is asynchronous: the namespace controller finishes it after the test.
     cluster.core.delete_namespace(name)
+
+
+@pytest.fixture(scope="session")
+def gtj_crd(cluster: kube.Cluster) -> None:
+    """The GenerativeTrainingJob CRD, installed and established."""
+    from tests.support.waiting import wait_for
+
+    cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(kube.REPO / "crds"))
+    wait_for(
+        lambda: (
+            cluster.kubectl(
+                "get",
+                "crd",
+                "generativetrainingjobs.gentrain.io",
+                "-o",
+                "jsonpath={.status.conditions[?(@.type=='Established')].status}",
+            ).stdout
+        ),
+        lambda s: s == "True",
+        "the GenerativeTrainingJob CRD to be established",
+    )
+
+
+@pytest.fixture
+def operator(
+    cluster: kube.Cluster, gtj_crd: None, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[None]:
+    """The real operator (all its handlers) running inside the test via kopf's KopfRunner."""
+    from kopf.testing import KopfRunner
+
+    kube.point_clients_at(cluster, monkeypatch)
+    with KopfRunner(
+        ["run", "--all-namespaces", "--standalone", "-m", "gentrain_operator.handlers"]
+    ) as runner:
+        yield
+    assert runner.exception is None or isinstance(runner.exception, SystemExit), runner.exception

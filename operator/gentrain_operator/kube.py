@@ -45,7 +45,9 @@ def create(kind: str, namespace: str, body: Mapping[str, Any]) -> bool:
     try:
         creators[kind](namespace, body, field_manager=names.FIELD_MANAGER)
     except ApiException as error:
-        if error.status == 409:
+        # 409: it exists (the names are deterministic). 403 NamespaceTerminating: the job is
+        # going away with its namespace; nothing should be made for it any more.
+        if error.status == 409 or (error.status == 403 and "NamespaceTerminating" in str(error.body)):
             return False
         raise
     return True

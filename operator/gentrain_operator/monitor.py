@@ -75,6 +75,7 @@ class JobMonitor:
         self.failures = 0
         self.last_good: float | None = None
         self.metrics_available: bool | None = None
+        self.pod: tuple[str, str] | None = None  # (name, IP) of the pod being scraped
 
     async def once(self, session: aiohttp.ClientSession) -> float:
         """One scrape; returns seconds until the next."""
@@ -84,8 +85,9 @@ class JobMonitor:
         spec, status = job["spec"], job.get("status") or {}
         monitoring = spec.get("monitoring") or {}
         interval = float(monitoring.get("scrapeIntervalSeconds", 15))
-        if status.get("phase") != "Running" or not status.get("podIP"):
-            return min(interval, 2.0)
+        pod_ip = await self._pod_ip(status.get("podName"), status.get("phase"))
+        if pod_ip is None:
+            return min(interval, 1.0)
         started = time.monotonic()
         try:
             with metrics.SCRAPE_SECONDS.time():
@@ -98,10 +100,11 @@ class JobMonitor:
                         self.settings.scrape_timeout_seconds,
                     )
                 else:
-                    url = f"http://{status['podIP']}:{self.settings.trainer_metrics_port}/metrics"
+                    url = f"http://{pod_ip}:{self.settings.trainer_metrics_port}/metrics"
                     snapshot = await scrape_pod(session, url, self.settings.scrape_timeout_seconds)
         except ScrapeError as error:
             self.failures += 1
+            self.pod = None  # the pod may have gone: look it up again
             metrics.SCRAPE_ERRORS.labels(reason=str(error).split(":")[0][:40]).inc()
             await self._availability(job, interval, f"scrape failed: {error}")
             # A new pod opens its port a few seconds after it starts: retry soon, then back off.
@@ -112,6 +115,18 @@ class JobMonitor:
         await self._availability(job, interval, "")
         await self._handle(job, snapshot)
         return max(0.0, interval - (time.monotonic() - started))
+
+    async def _pod_ip(self, pod_name: str | None, phase: str | None) -> str | None:
+        """The trainer pod's address, looked up once per pod rather than once per scrape."""
+        if not pod_name or phase in ("Suspended", "Succeeded", "Failed"):
+            return None
+        if self.pod is None or self.pod[0] != pod_name:
+            pod = await asyncio.to_thread(kube.read_pod, self.namespace, pod_name)
+            ip = ((pod or {}).get("status") or {}).get("podIP")
+            if not ip or (pod or {}).get("status", {}).get("phase") != "Running":
+                return None
+            self.pod = (pod_name, ip)
+        return self.pod[1]
 
     async def _availability(self, job: Mapping[str, Any], interval: float, problem: str) -> None:
         stale_after = interval * self.settings.stale_after_intervals

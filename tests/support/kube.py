@@ -78,3 +78,16 @@ def load(kubeconfig: Path, local: bool) -> Cluster:
     return Cluster(
         kubeconfig=kubeconfig, api=config.new_client_from_config(str(kubeconfig)), local=local
     )
+
+
+def point_clients_at(cluster: Cluster, monkeypatch: Any) -> None:
+    """Makes kopf's and the operator's client find the test cluster's kubeconfig.
+
+    The kubernetes library reads KUBECONFIG once, when it is imported; the suite imports it
+    before any test sets the variable, so its default location is patched as well."""
+    import kubernetes.config.kube_config
+
+    monkeypatch.setenv("KUBECONFIG", str(cluster.kubeconfig))
+    monkeypatch.setattr(
+        kubernetes.config.kube_config, "KUBE_CONFIG_DEFAULT_LOCATION", str(cluster.kubeconfig)
+    )
