@@ -13,10 +13,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from gentrain_localcluster import controlplane
 from gentrain_localcluster.layout import Layout
 from gentrain_localcluster.processes import ComponentError, Supervisor, free_port
-
 from tests.support.kube import REPO
 
 pytestmark = pytest.mark.cluster

@@ -104,7 +104,7 @@ def test_a_collapsed_generator_gets_its_discriminator_reset_not_a_learning_rate_
 
 
 def test_resolved_actions_clear_and_the_last_healthy_checkpoint_moves() -> None:
-    job, outcomes = run_milestones(
+    job, _outcomes = run_milestones(
         gan_job(),
         [ring(250, 8), ring(500, 5), ring(750, 7, generation=5), ring(1000, 8, generation=5)],
     )
@@ -172,7 +172,7 @@ def test_off_mode_and_disabled_rules_take_no_action() -> None:
 
 
 def test_the_cap_on_actions_exhausts_remediation() -> None:
-    job, outcomes = run_milestones(
+    job, _outcomes = run_milestones(
         gan_job(maxActions=1),
         [ring(250, 8), ring(500, 5), ring(750, 5, generation=5), ring(1000, 5, generation=5)],
     )

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 import yaml
+
 from gentrain_trainer.loop import Options, Trainer
 
 CONFIGS = Path(__file__).resolve().parents[2] / "trainer_image" / "gentrain_trainer" / "configs"

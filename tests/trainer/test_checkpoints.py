@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import torch
-from gentrain_trainer.checkpoints import CheckpointStore
 
+from gentrain_trainer.checkpoints import CheckpointStore
 from tests.trainer.conftest import MakeTrainer, tiny
 
 
