@@ -47,7 +47,9 @@ def create(kind: str, namespace: str, body: Mapping[str, Any]) -> bool:
     except ApiException as error:
         # 409: it exists (the names are deterministic). 403 NamespaceTerminating: the job is
         # going away with its namespace; nothing should be made for it any more.
-        if error.status == 409 or (error.status == 403 and "NamespaceTerminating" in str(error.body)):
+        if error.status == 409 or (
+            error.status == 403 and "NamespaceTerminating" in str(error.body)
+        ):
             return False
         raise
     return True

@@ -12,17 +12,20 @@ from collections import defaultdict
 from typing import Any
 
 SPIKE_Z = 6.0  # robust z-score above which a loss counts as a spike
+SPIKE_CONTEXT = 50  # steps before a loss that it is compared with
 
 
 def _robust_spikes(values: list[float]) -> int:
-    if len(values) < 10:
-        return 0
-    median = statistics.median(values)
-    mad = statistics.median(abs(v - median) for v in values)
-    scale = 1.4826 * mad
-    if scale <= 1e-12:
-        return 0
-    return sum(1 for v in values if (v - median) / scale > SPIKE_Z)
+    """Losses far above the median of the steps just before them (a robust z-score over
+    a trailing window, so that a loss still falling fast early in training is no spike)."""
+    spikes = 0
+    for index in range(SPIKE_CONTEXT, len(values)):
+        context = values[index - SPIKE_CONTEXT : index]
+        median = statistics.median(context)
+        scale = 1.4826 * statistics.median(abs(v - median) for v in context)
+        if scale > 1e-12 and (values[index] - median) / scale > SPIKE_Z:
+            spikes += 1
+    return spikes
 
 
 class Window:
