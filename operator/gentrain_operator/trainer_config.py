@@ -67,6 +67,9 @@ def render(spec: Mapping[str, Any], generation: int, pinned: Iterable[int] = ())
         data["path"] = dataset["path"]
     if "blockSize" in dataset:
         data["block_size"] = dataset["blockSize"]
+    for key in ("radius", "spacing", "sigma"):
+        if key in dataset:
+            data[key] = dataset[key]
     training = spec["training"]
     wanted = training.get("hyperparameters") or {}
     mapping = HYPERPARAMETERS[family]
