@@ -9,11 +9,13 @@ from prometheus_client import Counter, Gauge, Histogram
 JOBS = Gauge("gentrain_operator_jobs", "Jobs by phase.", ["phase"])
 REMEDIATIONS = Counter(
     "gentrain_operator_remediations_total",
-    "Remediations by finding, action and mode.",
-    ["finding", "action", "mode"],
+    "Remediations by job, finding, action and mode.",
+    ["namespace", "job", "finding", "action", "mode"],
 )
 FINDINGS = Counter(
-    "gentrain_operator_findings_total", "Findings raised at milestones.", ["finding", "severity"]
+    "gentrain_operator_findings_total",
+    "Findings raised at milestones, by job.",
+    ["namespace", "job", "finding", "severity"],
 )
 SCRAPE_ERRORS = Counter(
     "gentrain_operator_scrape_errors_total", "Failed scrapes of trainers.", ["reason"]

@@ -205,11 +205,15 @@ class JobMonitor:
                 )
                 return
         for finding in outcome.findings:
-            metrics.FINDINGS.labels(finding.kind, finding.severity).inc()
+            metrics.FINDINGS.labels(self.namespace, self.name, finding.kind, finding.severity).inc()
         if outcome.record is not None:
             for action in outcome.record["actions"]:
                 metrics.REMEDIATIONS.labels(
-                    outcome.record["finding"], action, outcome.record["mode"]
+                    self.namespace,
+                    self.name,
+                    outcome.record["finding"],
+                    action,
+                    outcome.record["mode"],
                 ).inc()
         metrics.JOB_HEALTH.labels(self.namespace, self.name).set(
             1 if outcome.status["health"] == "Healthy" else 0
