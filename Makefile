@@ -3,7 +3,7 @@
 PY := .venv/bin/python
 export GENTRAIN_REPO_ROOT := $(CURDIR)
 
-.PHONY: setup test lint unit cluster-test demo bench cluster-up cluster-down cluster-status clean
+.PHONY: setup test lint unit demo bench bench-remediation e2e-kind cluster-up cluster-down cluster-status clean
 
 setup:  ## Python environment and the Kubernetes/helm/Prometheus tools, built from Go modules
 	@scripts/setup.sh
@@ -29,6 +29,15 @@ cluster-status:
 
 demo: setup  ## a training job goes unhealthy and the operator remediates it
 	@scripts/demo.sh
+
+bench: setup  ## timed figures, printed (never asserted in the test suite)
+	$(PY) -m bench
+
+bench-remediation: setup  ## the remediation efficacy study
+	$(PY) -m bench.efficacy
+
+e2e-kind:  ## for users with Docker and kind: not runnable without a Docker engine
+	@scripts/e2e-kind.sh
 
 clean: cluster-down
 	rm -rf .cluster demo-output bench-output

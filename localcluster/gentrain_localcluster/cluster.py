@@ -31,6 +31,10 @@ def _agent_env(layout: Layout) -> dict[str, str]:
     )
     env["GENTRAIN_CLUSTER_DIR"] = str(layout.state_dir)
     env["GENTRAIN_TOOLS_BIN"] = str(layout.tools_bin)
+    # Editable installs point into the checkout: pods must see it wherever it lives.
+    env["GENTRAIN_KEEP_VISIBLE"] = os.pathsep.join(
+        [str(layout.tools_bin.parent.parent), str(layout.tools_bin)]
+    )
     env.pop("KUBECONFIG", None)
     return env
 

@@ -35,6 +35,8 @@ class Options:
     device: str = "auto"
     max_steps: int | None = None
     evaluate: bool = True
+    # Off only for the overhead benchmark: no window statistics, no exported metrics.
+    monitoring: bool = True
 
 
 def step_seed(seed: int, step: int) -> int:
@@ -144,6 +146,8 @@ class Trainer:
             result = self.family.train_step(self._next_batch, self.step)
         self.step += 1
         total = time.perf_counter() - started
+        if not self.options.monitoring:
+            return
         self.window.add(
             result.losses,
             result.grad_norms,

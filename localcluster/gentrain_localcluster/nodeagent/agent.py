@@ -6,6 +6,7 @@ import contextlib
 import logging
 import os
 import signal
+import sys
 import threading
 import time
 from collections.abc import Mapping
@@ -69,6 +70,17 @@ class NodeAgent:
             make_volumes=self._make_volumes,
             patch_status=self._patch_status,
             pod_network=PodNetwork(isolated_network, host_ip),
+            keep_visible=sorted(
+                {
+                    sys.prefix,
+                    sys.base_prefix,
+                    *(
+                        p
+                        for p in os.environ.get("GENTRAIN_KEEP_VISIBLE", "").split(os.pathsep)
+                        if p
+                    ),
+                }
+            ),
         )
 
     # -- API helpers handed to pods ------------------------------------------------

@@ -78,7 +78,7 @@ class Container:
     def running(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
-    def start(self, launch: LaunchSpec, expose: list[str]) -> None:
+    def start(self, launch: LaunchSpec, expose: list[str], keep: list[str]) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
         self.termination_log.write_bytes(b"")
         self.termination_log.chmod(0o666)
@@ -104,6 +104,7 @@ class Container:
                     "gid": launch.gid,
                     "groups": launch.groups,
                     "expose": expose if launch.uid not in (None, 0) else [],
+                    "keep": keep,
                     "staging": str(self.directory / "exposed"),
                 }
             )

@@ -34,6 +34,8 @@ class PodContext:
     make_volumes: Callable[[Mapping[str, Any], Path], PodVolumes]
     patch_status: Callable[[str, str, dict[str, Any]], None]
     pod_network: network_hooks.PodNetwork
+    # Paths standing in for the image (the Python environment, the project): kept visible.
+    keep_visible: list[str]
 
 
 def _security(
@@ -186,7 +188,9 @@ class PodRunner(threading.Thread):
                 "waiting": {"reason": "CreateContainerConfigError", "message": str(error)}
             }
             return False
-        container.start(launch, expose=[sys.base_prefix, sys.prefix])
+        container.start(
+            launch, expose=[sys.base_prefix, sys.prefix], keep=self.context.keep_visible
+        )
         return True
 
     def _run_init_containers(self) -> bool:

@@ -39,7 +39,12 @@ def _mount(source: str, target: str, flags: int) -> None:
     _check(_libc.mount(source.encode(), target.encode(), None, flags, None), f"mount {target}")
 
 
-def _bind(source: str, target: str, read_only: bool) -> None:
+def _bind(source_fd: int, target: str, read_only: bool) -> None:
+    """Bind-mounts what `source_fd` (an O_PATH descriptor) names onto `target`.
+
+    Sources are opened before anything is mounted: a volume mounted over, say, /tmp must
+    not hide another volume's source (or the project itself) that lives under /tmp."""
+    source = f"/proc/self/fd/{source_fd}"
     target_path = Path(target)
     if Path(source).is_dir():
         target_path.mkdir(parents=True, exist_ok=True)
@@ -65,9 +70,18 @@ def enter(spec: dict[str, object]) -> None:
     # Mounts made here must not leak back to the host or to other pods.
     _mount("none", "/", MS_REC | MS_PRIVATE)
     mounts = spec.get("mounts")
-    assert isinstance(mounts, list)
-    for mount in mounts:
-        _bind(mount["source"], mount["target"], bool(mount["read_only"]))
+    keep = spec.get("keep") or []
+    assert isinstance(mounts, list) and isinstance(keep, list)
+    kept = {path: os.open(path, os.O_PATH) for path in keep if Path(path).exists()}
+    sources = [os.open(mount["source"], os.O_PATH) for mount in mounts]
+    for mount, fd in zip(mounts, sources, strict=True):
+        _bind(fd, mount["target"], bool(mount["read_only"]))
+    # The project's environment stands in for the image: it must stay where it is even if
+    # a volume now covers one of its parents (an emptyDir on /tmp over a checkout in /tmp).
+    for path, fd in kept.items():
+        now, before = (Path(path).stat() if Path(path).exists() else None), os.fstat(fd)
+        if now is None or (now.st_dev, now.st_ino) != (before.st_dev, before.st_ino):
+            _bind(fd, path, read_only=False)
 
 
 def expose(paths: list[str], staging: str) -> None:

@@ -1,0 +1,9 @@
+# The operator image: slim, non-root, no torch. Build from the repository root:
+#   docker build -t ghcr.io/gentrain/operator:0.1.0 .
+FROM python:3.11-slim
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
+COPY operator/ /src/operator/
+RUN pip install /src/operator && rm -rf /src
+USER 65532:65532
+EXPOSE 8080 8081
+ENTRYPOINT ["python", "-m", "gentrain_operator"]
