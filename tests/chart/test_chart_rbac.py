@@ -22,7 +22,7 @@ from tests.support.kube import Cluster
 from tests.support.waiting import wait_for
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
-RELEASE_NAMESPACE = "gentrain-system"
+RELEASE_NAMESPACE = "gentrain"  # the namespace test_chart.render() renders for
 
 
 def chart_objects(*args: str) -> list[dict[str, Any]]:
@@ -33,32 +33,57 @@ def test_the_rendered_chart_passes_a_server_side_dry_run(cluster: Cluster, gtj_c
     cluster.kubectl("create", "namespace", RELEASE_NAMESPACE, check=False)
     for name in ("defaults", "namespaced"):
         docs = yaml.safe_dump_all(chart_objects(*VALUE_SETS[name]))
-        cluster.kubectl("apply", "--dry-run=server", "-n", RELEASE_NAMESPACE, "-f", "-", input_text=docs)
+        cluster.kubectl(
+            "apply", "--dry-run=server", "-n", RELEASE_NAMESPACE, "-f", "-", input_text=docs
+        )
 
 
 @pytest.fixture
-def operator_as_service_account(cluster: Cluster, gtj_crd: None, tmp_path: Path) -> Iterator[client.ApiClient]:
+def operator_as_service_account(
+    cluster: Cluster, gtj_crd: None, tmp_path: Path
+) -> Iterator[client.ApiClient]:
     cluster.kubectl("create", "namespace", RELEASE_NAMESPACE, check=False)
     wanted = {"ServiceAccount", "ClusterRole", "ClusterRoleBinding"}
     objects = [d for d in chart_objects() if d["kind"] in wanted]
     cluster.apply(objects, RELEASE_NAMESPACE)
     account = next(d for d in objects if d["kind"] == "ServiceAccount")["metadata"]["name"]
     token = cluster.core.create_namespaced_service_account_token(
-        account, RELEASE_NAMESPACE,
-        client.AuthenticationV1TokenRequest(spec=client.V1TokenRequestSpec(audiences=[], expiration_seconds=3600)),
+        account,
+        RELEASE_NAMESPACE,
+        client.AuthenticationV1TokenRequest(
+            spec=client.V1TokenRequestSpec(audiences=[], expiration_seconds=3600)
+        ),
     ).status.token
     base = yaml.safe_load(cluster.kubeconfig.read_text())
     kubeconfig = tmp_path / "operator.kubeconfig"
-    kubeconfig.write_text(yaml.safe_dump({
-        "apiVersion": "v1", "kind": "Config", "current-context": "sa",
-        "clusters": base["clusters"],
-        "users": [{"name": "sa", "user": {"token": token}}],
-        "contexts": [{"name": "sa", "context": {"cluster": base["clusters"][0]["name"], "user": "sa"}}],
-    }))
+    kubeconfig.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "current-context": "sa",
+                "clusters": base["clusters"],
+                "users": [{"name": "sa", "user": {"token": token}}],
+                "contexts": [
+                    {
+                        "name": "sa",
+                        "context": {"cluster": base["clusters"][0]["name"], "user": "sa"},
+                    }
+                ],
+            }
+        )
+    )
     log = (tmp_path / "operator.log").open("w")
-    env = {**os.environ, "KUBECONFIG": str(kubeconfig), "GENTRAIN_METRICS_PORT": "0", "GENTRAIN_HEALTH_PORT": "18099"}
+    env = {
+        **os.environ,
+        "KUBECONFIG": str(kubeconfig),
+        "GENTRAIN_METRICS_PORT": "0",
+        "GENTRAIN_HEALTH_PORT": "18099",
+    }
     env["GENTRAIN_METRICS_PORT"] = "18098"
-    process = subprocess.Popen([sys.executable, "-m", "gentrain_operator"], env=env, stdout=log, stderr=subprocess.STDOUT)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gentrain_operator"], env=env, stdout=log, stderr=subprocess.STDOUT
+    )
     as_operator = cluster.client_for_token(token)
     try:
         yield as_operator
@@ -74,13 +99,21 @@ def test_the_chart_rbac_is_enough_to_run_and_remediate(
     cluster: Cluster, namespace: str, operator_as_service_account: client.ApiClient
 ) -> None:
     job = gtj("rbac", max_steps=100_000, interval=500)
-    job["spec"]["training"]["hyperparameters"] = {"ganLoss": "minimax", "generatorLearningRate": 1e-4,
-                                                  "discriminatorLearningRate": 1e-3}
+    job["spec"]["training"]["hyperparameters"] = {
+        "ganLoss": "minimax",
+        "generatorLearningRate": 1e-4,
+        "discriminatorLearningRate": 1e-3,
+    }
     job["spec"]["dataset"].update({"radius": 2.0, "sigma": 0.02, "batchSize": 256})
     cluster.apply(job, namespace)
     custom = client.CustomObjectsApi(cluster.api)
     final = wait_for(
-        lambda: custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, "rbac").get("status") or {},
+        lambda: (
+            custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, "rbac").get(
+                "status"
+            )
+            or {}
+        ),
         lambda s: s.get("phase") == "Running" and s.get("remediationCount", 0) >= 1,
         "the job to run and be remediated by the operator under the chart's ServiceAccount",
         timeout=180,
@@ -88,18 +121,41 @@ def test_the_chart_rbac_is_enough_to_run_and_remediate(
     assert final["remediations"][0]["mode"] == "auto"
 
 
-@pytest.mark.parametrize("verb, resource, group", [
-    ("list", "secrets", ""), ("get", "secrets", ""), ("create", "pods/exec", ""), ("delete", "namespaces", ""),
-    ("create", "deployments", "apps"), ("patch", "nodes", ""), ("delete", "customresourcedefinitions", "apiextensions.k8s.io"),
-    ("create", "clusterrolebindings", "rbac.authorization.k8s.io"), ("delete", "persistentvolumeclaims", ""),
-    ("update", "configmaps", ""),
-])
+@pytest.mark.parametrize(
+    "verb, resource, group",
+    [
+        ("list", "secrets", ""),
+        ("get", "secrets", ""),
+        ("create", "pods/exec", ""),
+        ("delete", "namespaces", ""),
+        ("create", "deployments", "apps"),
+        ("patch", "nodes", ""),
+        ("delete", "customresourcedefinitions", "apiextensions.k8s.io"),
+        ("create", "clusterrolebindings", "rbac.authorization.k8s.io"),
+        ("delete", "persistentvolumeclaims", ""),
+        ("update", "configmaps", ""),
+    ],
+)
 def test_the_chart_rbac_denies_what_the_operator_must_not_do(
-    cluster: Cluster, operator_as_service_account: client.ApiClient, verb: str, resource: str, group: str
+    cluster: Cluster,
+    operator_as_service_account: client.ApiClient,
+    verb: str,
+    resource: str,
+    group: str,
 ) -> None:
-    review = client.AuthorizationV1Api(operator_as_service_account).create_self_subject_access_review(
-        client.V1SelfSubjectAccessReview(spec=client.V1SelfSubjectAccessReviewSpec(
-            resource_attributes=client.V1ResourceAttributes(verb=verb, resource=resource.split("/")[0],
-                                                            subresource=(resource.split("/") + [""])[1] or None,
-                                                            group=group, namespace="default"))))
+    review = client.AuthorizationV1Api(
+        operator_as_service_account
+    ).create_self_subject_access_review(
+        client.V1SelfSubjectAccessReview(
+            spec=client.V1SelfSubjectAccessReviewSpec(
+                resource_attributes=client.V1ResourceAttributes(
+                    verb=verb,
+                    resource=resource.split("/")[0],
+                    subresource=([*resource.split("/"), ""])[1] or None,
+                    group=group,
+                    namespace="default",
+                )
+            )
+        )
+    )
     assert review.status.allowed is False, f"the operator may {verb} {resource}"
