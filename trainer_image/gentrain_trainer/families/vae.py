@@ -128,7 +128,7 @@ class VAE(Family):
             grad_norms={"total": norm},
             clipped={"total": clipped},
             learning_rates={"total": float(self.hp["lr"])},
-            extras={"kl": float(kl_dims.sum()), "kl_weight": beta},
+            extras={"kl": float(kl_dims.sum().detach()), "kl_weight": beta},
         )
 
     def apply_hyperparameters(self, values: dict[str, Any], step: int) -> None:

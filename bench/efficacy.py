@@ -1,0 +1,145 @@
+"""`make bench-remediation`: the remediation efficacy study.
+
+Every pathology in bench/zoo/ (one small YAML file each: a base spec, its healthy and its
+broken hyperparameters, and the quality metric) is trained with remediation `off`,
+`recommend` and `auto` over several seeds, through bench.closed_loop — the operator's own
+diagnosis and policy driving the real trainer in-process. Writes bench-output/efficacy.md
+(the table) and efficacy.png.
+
+    python -m bench.efficacy [--seeds 3] [--only NAME ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import statistics
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from bench.closed_loop import run
+from bench.recorder import merged
+
+ZOO = Path(__file__).with_name("zoo")
+OUT = Path(__file__).resolve().parents[1] / "bench-output"
+TOLERANCE = 0.10  # rescued: final quality within 10% of the healthy reference's
+
+
+def final(result: Any, metric: str) -> float | None:
+    values = [m[metric] for m in result.milestones if metric in m]
+    return float(values[-1]) if values else None
+
+
+def within(value: float | None, reference: float, better: str) -> bool:
+    if value is None:
+        return False
+    return (
+        value >= (1 - TOLERANCE) * reference
+        if better == "higher"
+        else value <= (1 + TOLERANCE) * reference
+    )
+
+
+def study(names: list[str], seeds: int) -> list[dict[str, Any]]:
+    rows = []
+    for path in sorted(ZOO.glob("*.yaml")):
+        if names and path.stem not in names:
+            continue
+        case = yaml.safe_load(path.read_text())
+        metric, better = case["quality"]["metric"], case["quality"]["better"]
+        for seed in range(seeds):
+            base = merged(case["base"], {"training": {"seed": seed}})
+            healthy = run(merged(base, {**case["healthy"], "remediation": {"mode": "auto"}}))
+            reference = final(healthy, metric)
+            row: dict[str, Any] = {
+                "case": path.stem,
+                "seed": seed,
+                "metric": metric,
+                "better": better,
+                "healthy": reference,
+                "healthy_actions": len(healthy.remediations),
+            }
+            for mode in ("off", "recommend", "auto"):
+                result = run(merged(base, {**case["broken"], "remediation": {"mode": mode}}))
+                value = final(result, metric)
+                row[mode] = value
+                row[f"{mode}_actions"] = len(result.remediations)
+                row[f"{mode}_seconds"] = round(result.seconds, 1)
+                if mode == "auto":
+                    row["rescued"] = reference is not None and within(value, reference, better)
+                    row["actions"] = [
+                        f"{r['finding']}:{'+'.join(r['actions'])}@{r['step']}"
+                        for r in result.remediations
+                    ]
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    return rows
+
+
+def report(rows: list[dict[str, Any]]) -> None:
+    OUT.mkdir(exist_ok=True)
+    lines = [
+        "| pathology | metric | healthy | off | recommend | auto | rescued | actions (auto) | harmful on healthy |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+
+        def fmt(v: Any) -> str:
+            return f"{v:.3g}" if isinstance(v, float) else str(v)
+
+        lines.append(
+            f"| {row['case']} (seed {row['seed']}) | {row['metric']} ({row['better']}) | {fmt(row['healthy'])} | "
+            f"{fmt(row['off'])} | {fmt(row['recommend'])} | {fmt(row['auto'])} | {'yes' if row['rescued'] else 'no'} | "
+            f"{row['auto_actions']} | {row['healthy_actions']} actions |"
+        )
+    rescued = sum(r["rescued"] for r in rows)
+    harmful = sum(r["healthy_actions"] > 0 for r in rows)
+    lines += [
+        "",
+        f"Rescued {rescued} of {len(rows)} pathological runs (goal: 80%); healthy references that drew "
+        f"an action: {harmful} of {len(rows)} (goal: 0).",
+    ]
+    (OUT / "efficacy.md").write_text("\n".join(lines) + "\n")
+    (OUT / "efficacy.json").write_text(json.dumps(rows, indent=1))
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return
+    cases = sorted({r["case"] for r in rows})
+    figure, axes = plt.subplots(1, len(cases), figsize=(3 * len(cases), 3.2), squeeze=False)
+    for axis, case in zip(axes[0], cases, strict=True):
+        subset = [r for r in rows if r["case"] == case]
+        for i, key in enumerate(("healthy", "off", "recommend", "auto")):
+            values = [r[key] for r in subset if r[key] is not None]
+            if values:
+                axis.bar(
+                    i,
+                    statistics.mean(values),
+                    color=("tab:green", "tab:red", "tab:orange", "tab:blue")[i],
+                )
+        axis.set_xticks(range(4), ["healthy", "off", "rec.", "auto"], fontsize=7)
+        axis.set_title(f"{case}\n{subset[0]['metric']}", fontsize=7)
+    figure.tight_layout()
+    figure.savefig(OUT / "efficacy.png", dpi=110)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--only", nargs="*", default=[])
+    args = parser.parse_args()
+    logging.disable(logging.WARNING)
+    report(study(args.only, args.seeds))
+    print((OUT / "efficacy.md").read_text())
+
+
+if __name__ == "__main__":
+    main()
