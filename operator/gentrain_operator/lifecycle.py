@@ -100,6 +100,12 @@ def reconcile(
                 ("Normal", "TrainerStarted", f"started {body['metadata']['name']}: {reason}")
             )
 
+    def fail(reason: str, message: str) -> None:
+        changes.update({"phase": "Failed", "message": message})
+        changes["conditions"] = set_condition(
+            conditions, "Ready", False, reason, message, generation
+        )
+
     if spec.get("suspend"):
         if pod is not None and (pod.get("status") or {}).get("phase") not in TERMINAL:
             kube.delete_pod(namespace, pod["metadata"]["name"])
@@ -129,14 +135,9 @@ def reconcile(
                 ("Warning", "TrainerLost", f"trainer pod {names.pod_name(name, attempts)} is gone")
             )
         if failures > settings.backoff_limit:
-            changes.update(
-                {
-                    "phase": "Failed",
-                    "message": f"{failures} trainer attempts failed (backoff limit {settings.backoff_limit})",
-                }
-            )
-            changes["conditions"] = set_condition(
-                conditions, "Ready", False, "BackoffLimitExceeded", changes["message"], generation
+            fail(
+                "BackoffLimitExceeded",
+                f"{failures} trainer attempts failed (backoff limit {settings.backoff_limit})",
             )
             return changes
         launch("resuming from the latest checkpoint" if attempts else "job created")
@@ -181,26 +182,16 @@ def reconcile(
         code = terminated.get("exitCode")
         message = (terminated.get("message") or "").strip()
         if code == CONFIG_ERROR_EXIT:
-            changes.update(
-                {"phase": "Failed", "message": message or "the trainer rejected its configuration"}
-            )
-            changes["conditions"] = set_condition(
-                conditions, "Ready", False, "InvalidConfiguration", changes["message"], generation
-            )
+            fail("InvalidConfiguration", message or "the trainer rejected its configuration")
             events.append(("Warning", "InvalidConfiguration", changes["message"]))
             return changes
         failures += 1
         changes["failures"] = failures
         events.append(("Warning", "TrainerFailed", f"exit code {code}: {message[-300:]}"))
         if failures > settings.backoff_limit:
-            changes.update(
-                {
-                    "phase": "Failed",
-                    "message": f"trainer failed {failures} times; last: exit code {code}: {message[-500:]}",
-                }
-            )
-            changes["conditions"] = set_condition(
-                conditions, "Ready", False, "BackoffLimitExceeded", changes["message"], generation
+            fail(
+                "BackoffLimitExceeded",
+                f"trainer failed {failures} times; last: exit code {code}: {message[-500:]}",
             )
             return changes
         launch(f"attempt after exit code {code}, resuming from the latest checkpoint")

@@ -3,39 +3,18 @@ manifest in examples/invalid/ is rejected with a message naming the field."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
 
 from tests.support.kube import REPO, Cluster
-from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.cluster
 
 CRD = REPO / "crds" / "generativetrainingjobs.gentrain.io.yaml"
 EXAMPLES = sorted((REPO / "examples").glob("*.yaml"))
 INVALID = sorted((REPO / "examples" / "invalid").glob("*.yaml"))
-
-
-@pytest.fixture(scope="module")
-def crd(cluster: Cluster) -> Iterator[None]:
-    cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD))
-    wait_for(
-        lambda: (
-            cluster.kubectl(
-                "get",
-                "crd",
-                "generativetrainingjobs.gentrain.io",
-                "-o",
-                "jsonpath={.status.conditions[?(@.type=='Established')].status}",
-            ).stdout
-        ),
-        lambda s: s == "True",
-        "the GenerativeTrainingJob CRD to be established",
-    )
-    yield
 
 
 def test_there_are_enough_examples() -> None:
@@ -45,13 +24,13 @@ def test_there_are_enough_examples() -> None:
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.stem)
-def test_example_is_accepted(cluster: Cluster, crd: None, namespace: str, path: Path) -> None:
+def test_example_is_accepted(cluster: Cluster, gtj_crd: None, namespace: str, path: Path) -> None:
     cluster.kubectl("apply", "--dry-run=server", "-n", namespace, "-f", str(path))
 
 
 @pytest.mark.parametrize("path", INVALID, ids=lambda p: p.stem)
 def test_invalid_manifest_is_rejected_naming_the_field(
-    cluster: Cluster, crd: None, namespace: str, path: Path
+    cluster: Cluster, gtj_crd: None, namespace: str, path: Path
 ) -> None:
     expected = next(
         line.split(":", 1)[1].strip()
@@ -66,7 +45,7 @@ def test_invalid_manifest_is_rejected_naming_the_field(
     )
 
 
-def test_kubectl_explain_documents_every_spec_field(cluster: Cluster, crd: None) -> None:
+def test_kubectl_explain_documents_every_spec_field(cluster: Cluster, gtj_crd: None) -> None:
     schema = yaml.safe_load(CRD.read_text())["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
 
     def undocumented(node: dict, path: str) -> list[str]:
