@@ -10,8 +10,6 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-import yaml
-
 from . import builders, kube, names
 from .conditions import get as get_condition
 from .conditions import set_condition
@@ -198,7 +196,3 @@ def reconcile(
     if changes.get("phase") in ("Running", None) and status.get("observedGeneration") != generation:
         changes["observedGeneration"] = generation
     return changes
-
-
-def rendered_generation(config_map: Mapping[str, Any]) -> int:
-    return int(yaml.safe_load(config_map["data"]["config.yaml"]).get("generation", 0))

@@ -53,9 +53,9 @@ def summary(job: Mapping[str, Any]) -> dict[str, Any]:
         "phase": status.get("phase"),
         "health": status.get("health"),
         "steps": status.get("step"),
+        # The latest milestone's findings, and every finding that was ever acted on.
         "findings": sorted(
-            {f for m in status.get("findingsHistory", []) for f in m}
-            | {r["finding"] for r in remediations}
+            {f["kind"] for f in status.get("findings") or []} | {r["finding"] for r in remediations}
         ),
         "remediations": [
             {
