@@ -203,11 +203,16 @@ def _gan(history: Sequence[Milestone], t: Mapping[str, float]) -> list[Finding]:
         covered, modes = int(m["modes_covered"]), int(m["modes"])
         sharp = float(m.get("high_quality_ratio", 0.0)) >= t["collapse_quality"]
         few = covered < t["modes_fraction"] * modes or best - covered >= t["modes_lost"]
+        trend = [int(h.get("modes_covered", 0)) for h in history[-3:]]
+        # Collapsed: (almost) one mode, or stuck below half of them for three milestones —
+        # past that point easing the discriminator no longer brings modes back.
+        stuck = len(trend) == 3 and len(set(trend)) == 1 and covered < modes / 2
+        collapsed = covered <= max(1, modes // 4) or stuck
         if sharp and few:
             findings.append(
                 Finding(
                     "ModeCollapse",
-                    "critical" if covered <= max(1, modes // 4) else "warning",
+                    "critical" if collapsed else "warning",
                     f"{covered} of {modes} modes covered with {m.get('high_quality_ratio', 0):.0%} sharp samples "
                     f"(best so far {best})",
                     {
@@ -215,9 +220,9 @@ def _gan(history: Sequence[Milestone], t: Mapping[str, float]) -> list[Finding]:
                         "modes_covered": covered,
                         "modes": modes,
                         "best": best,
-                        "trend": [int(h.get("modes_covered", 0)) for h in history[-3:]],
+                        "trend": trend,
                         "high_quality_ratio": m.get("high_quality_ratio"),
-                        "collapsed": covered <= max(1, modes // 4),
+                        "collapsed": collapsed,
                     },
                 )
             )

@@ -126,9 +126,12 @@ def process(
     last_healthy = status.get("lastHealthyCheckpoint")
     if not serious:
         last_healthy = record["step"]
+    max_steps = int(spec["training"]["maxSteps"])
     context = {
         "last_healthy_checkpoint": last_healthy,
         "interval": (spec.get("checkpoints") or {}).get("interval", 200),
+        # Rolling back or resetting needs room: the policy does neither near the end.
+        "remaining_fraction": max(0.0, (max_steps - record["step"]) / max_steps),
     }
     decision = policy.decide(findings, records, spec, record, FAMILY_DEFAULTS[family], context)
     for r in records:

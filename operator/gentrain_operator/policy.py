@@ -39,8 +39,10 @@ LADDERS: dict[str, Ladder] = {
         ["rollback_skip_batches", "enable_clipping"],
         ["rollback_skip_batches", "lower_lr"],
     ],
-    "Divergence": [["lower_lr"], ["rollback", "lower_lr"]],
-    "ExplodingGradients": [["enable_clipping"], ["lower_lr"]],
+    "Divergence": [["lower_lr"], ["rollback", "cut_lr"]],
+    # Clipping hides a learning rate that is far too high; if the finding persists, cut
+    # the rate tenfold rather than halving it (halving 50x too high leaves it 25x too high).
+    "ExplodingGradients": [["enable_clipping"], ["cut_lr"]],
     "DiscriminatorOverpowering": [["lower_discriminator_lr"], ["switch_gan_loss"]],
     # While diversity is still falling, ease the discriminator off; once the generator has
     # collapsed, hyperparameter changes alone do not bring modes back (see the closed-loop
@@ -52,7 +54,7 @@ LADDERS: dict[str, Ladder] = {
         ["rollback", "reset_discriminator"],
     ],
     "ModeCollapse/collapsed": [["reset_discriminator"], ["rollback", "reset_discriminator"]],
-    "FIDRegression": [["rollback", "lower_lr"]],
+    "FIDRegression": [["rollback", "lower_lr"], ["rollback", "cut_lr"]],
     "PosteriorCollapse": [["kl_annealing"], ["free_bits"]],
     "Overfitting": [["lower_lr"]],
 }
@@ -141,21 +143,31 @@ def _plan_actions(
         changes.append(Change(HP + name, old, new))
         return True
 
-    def halve(name: str) -> bool:
+    def scale(name: str, factor: float) -> bool:
         old = _hp(spec, name, family_defaults)
-        if old is None or old / 2 < LR_FLOOR:
+        if old is None or old * factor < LR_FLOOR:
             return False
-        return change(name, old / 2)
+        return change(name, old * factor)
+
+    def halve(name: str) -> bool:
+        return scale(name, 0.5)
+
+    def learning_rates() -> list[str]:
+        return (
+            ["generatorLearningRate", "discriminatorLearningRate"]
+            if family == "gan"
+            else ["learningRate"]
+        )
+
+    # Rolling back or resetting needs room to recover: not in the last fifth of the run.
+    room = float(context.get("remaining_fraction", 1.0)) >= 0.2
 
     for action in actions:
         ok = True
         if action == "lower_lr":
-            names = (
-                ["generatorLearningRate", "discriminatorLearningRate"]
-                if family == "gan"
-                else ["learningRate"]
-            )
-            ok = all(halve(n) for n in names)
+            ok = all(halve(n) for n in learning_rates())
+        elif action == "cut_lr":
+            ok = all(scale(n, 0.1) for n in learning_rates())
         elif action == "lower_discriminator_lr":
             ok = family == "gan" and halve("discriminatorLearningRate")
         elif action == "enable_clipping":
@@ -165,7 +177,7 @@ def _plan_actions(
             following = NEXT_GAN_LOSS.get(str(_hp(spec, "ganLoss", family_defaults)))
             ok = family == "gan" and following is not None and change("ganLoss", following)
         elif action == "reset_discriminator":
-            if family != "gan":
+            if family != "gan" or not room:
                 ok = False
             else:
                 g = _hp(spec, "generatorLearningRate", family_defaults)
@@ -176,7 +188,7 @@ def _plan_actions(
                 commands.append({"action": "reset_discriminator"})
         elif action in ("rollback", "rollback_skip_batches"):
             target = context.get("last_healthy_checkpoint")
-            if target is None:
+            if target is None or not room:
                 ok = False
             else:
                 skip = int(context.get("interval", 0)) if action == "rollback_skip_batches" else 0
