@@ -128,7 +128,7 @@ class JobMonitor:
             self.pod = (pod_name, ip)
         return self.pod[1]
 
-    async def _availability(self, job: Mapping[str, Any], interval: float, problem: str) -> None:
+    async def _availability(self, job: dict[str, Any], interval: float, problem: str) -> None:
         stale_after = interval * self.settings.stale_after_intervals
         fresh = self.last_good is not None and time.time() - self.last_good <= stale_after
         if self.last_good is not None:
@@ -156,6 +156,8 @@ class JobMonitor:
         await asyncio.to_thread(
             kube.patch_job_status, self.namespace, self.name, {"conditions": conditions}
         )
+        # The milestone step that follows patches conditions too: it must start from these.
+        job.setdefault("status", {})["conditions"] = conditions
 
     async def _handle(self, job: Mapping[str, Any], snapshot: Snapshot) -> None:
         status = job.get("status") or {}
