@@ -192,7 +192,18 @@ def test_a_deleted_pod_gets_a_new_attempt_and_a_restarted_operator_loses_nothing
             "a new attempt",
             timeout=120,
         )
-        assert relaunched["failures"] == 1
+        # Whether the operator saw the trainer stop on SIGTERM (not a failure) or only found
+        # the pod gone (a failure) depends on timing; either way attempt 2 resumes.
+        assert relaunched.get("failures", 0) <= 1
+        log = wait_for(
+            lambda: cluster.core.read_namespaced_pod_log("steady-trainer-2", namespace),
+            lambda text: "resumed from checkpoint step " in text,
+            "the new attempt to resume from a checkpoint",
+        )
+        assert (
+            int(log.split("resumed from checkpoint step ")[1].split()[0])
+            >= before["milestones"][-1]["step"]
+        )
 
 
 def test_cpu_fallback_when_no_node_has_a_gpu(
