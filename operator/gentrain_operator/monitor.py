@@ -85,6 +85,9 @@ class JobMonitor:
         spec, status = job["spec"], job.get("status") or {}
         monitoring = spec.get("monitoring") or {}
         interval = float(monitoring.get("scrapeIntervalSeconds", 15))
+        if status.get("phase") in ("Succeeded", "Failed", "Suspended"):
+            # Nothing to scrape; look again now and then (a suspended job may resume).
+            return max(interval, 10.0)
         pod_ip = await self._pod_ip(status.get("podName"), status.get("phase"))
         if pod_ip is None:
             return min(interval, 1.0)
