@@ -113,8 +113,4 @@ def milestone(snapshot: Snapshot) -> dict[str, Any] | None:
         ratios = [used[g] / total[g] for g in used if total.get(g)]
         if ratios:
             record["gpu_memory_ratio"] = max(ratios)
-    return {
-        k: v
-        for k, v in record.items()
-        if not (isinstance(v, float) and math.isnan(v) and k != "nonfinite")
-    }
+    return {k: v for k, v in record.items() if not (isinstance(v, float) and math.isnan(v))}

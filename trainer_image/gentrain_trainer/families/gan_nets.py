@@ -24,6 +24,23 @@ class MinibatchStddev(nn.Module):
         return torch.cat([x, std], dim=1)
 
 
+class _Discriminator(nn.Module):
+    """Features, then the optional minibatch-stddev feature, then one linear output."""
+
+    def __init__(self, features: nn.Module, width: int, sn: bool, mbstd: bool) -> None:
+        super().__init__()
+        self.features = features
+        self.mbstd = MinibatchStddev() if mbstd else None
+        self.head = _maybe_sn(nn.Linear(width + (1 if mbstd else 0), 1), sn)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.features(x)
+        if self.mbstd is not None:
+            h = self.mbstd(h)
+        out: torch.Tensor = self.head(h).squeeze(1)
+        return out
+
+
 class MLPGenerator(nn.Module):
     def __init__(self, latent: int, hidden: int, layers: int, out: int = 2) -> None:
         super().__init__()
@@ -40,24 +57,14 @@ class MLPGenerator(nn.Module):
         return out
 
 
-class MLPDiscriminator(nn.Module):
+class MLPDiscriminator(_Discriminator):
     def __init__(self, hidden: int, layers: int, sn: bool, mbstd: bool, inp: int = 2) -> None:
-        super().__init__()
         blocks: list[nn.Module] = []
         width = inp
         for _ in range(layers):
             blocks += [_maybe_sn(nn.Linear(width, hidden), sn), nn.LeakyReLU(0.2)]
             width = hidden
-        self.features = nn.Sequential(*blocks)
-        self.mbstd = MinibatchStddev() if mbstd else None
-        self.head = _maybe_sn(nn.Linear(width + (1 if mbstd else 0), 1), sn)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.features(x)
-        if self.mbstd is not None:
-            h = self.mbstd(h)
-        out: torch.Tensor = self.head(h).squeeze(1)
-        return out
+        super().__init__(nn.Sequential(*blocks), width, sn, mbstd)
 
 
 def _doublings(size: int) -> int:
@@ -87,9 +94,8 @@ class ConvGenerator(nn.Module):
         return out
 
 
-class ConvDiscriminator(nn.Module):
+class ConvDiscriminator(_Discriminator):
     def __init__(self, channels: int, size: int, width: int, sn: bool, mbstd: bool) -> None:
-        super().__init__()
         steps = _doublings(size)
         blocks: list[nn.Module] = [
             _maybe_sn(nn.Conv2d(channels, width, 3, 1, 1), sn),
@@ -99,16 +105,7 @@ class ConvDiscriminator(nn.Module):
         for _ in range(steps):
             blocks += [_maybe_sn(nn.Conv2d(c, c * 2, 4, 2, 1), sn), nn.LeakyReLU(0.2)]
             c *= 2
-        self.features = nn.Sequential(*blocks, nn.Flatten())
-        self.mbstd = MinibatchStddev() if mbstd else None
-        self.head = _maybe_sn(nn.Linear(c * 16 + (1 if mbstd else 0), 1), sn)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.features(x)
-        if self.mbstd is not None:
-            h = self.mbstd(h)
-        out: torch.Tensor = self.head(h).squeeze(1)
-        return out
+        super().__init__(nn.Sequential(*blocks, nn.Flatten()), c * 16, sn, mbstd)
 
 
 def diff_augment(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
