@@ -3,6 +3,7 @@ garbage collection, namespace deletion, RBAC, kubelet-like volumes and pod lifec
 
 from __future__ import annotations
 
+import subprocess
 import textwrap
 import time
 
@@ -95,45 +96,20 @@ def test_crd_schema_rejects_invalid_objects_naming_the_field(
         lambda s: s == "True",
         "the Widget CRD to be established",
     )
-    bad_type = cluster.kubectl(
-        "apply",
-        "-n",
-        namespace,
-        "-f",
-        "-",
-        check=False,
-        input_text=textwrap.dedent("""
-        apiVersion: selftest.gentrain.io/v1
-        kind: Widget
-        metadata: {name: w1}
-        spec: {size: "big"}
-    """),
-    )
+
+    def apply_widget(name: str, spec: str) -> subprocess.CompletedProcess[str]:
+        manifest = f"apiVersion: selftest.gentrain.io/v1\nkind: Widget\nmetadata: {{name: {name}}}\nspec: {spec}\n"
+        return cluster.kubectl(
+            "apply", "-n", namespace, "-f", "-", check=False, input_text=manifest
+        )
+
+    bad_type = apply_widget("w1", '{size: "big"}')
     assert bad_type.returncode != 0
     assert "spec.size" in bad_type.stderr
-    too_big = cluster.kubectl(
-        "apply",
-        "-n",
-        namespace,
-        "-f",
-        "-",
-        check=False,
-        input_text=textwrap.dedent("""
-        apiVersion: selftest.gentrain.io/v1
-        kind: Widget
-        metadata: {name: w2}
-        spec: {size: 11}
-    """),
-    )
+    too_big = apply_widget("w2", "{size: 11}")
     assert too_big.returncode != 0
     assert "size must be at most 10" in too_big.stderr
-    unknown = textwrap.dedent("""
-        apiVersion: selftest.gentrain.io/v1
-        kind: Widget
-        metadata: {name: w3}
-        spec: {size: 3, colour: blue}
-    """)
-    strict = cluster.kubectl("apply", "-n", namespace, "-f", "-", check=False, input_text=unknown)
+    strict = apply_widget("w3", "{size: 3, colour: blue}")
     assert strict.returncode != 0 and 'unknown field "spec.colour"' in strict.stderr
     # Without strict field validation, unknown fields are pruned by the structural schema.
     cluster.kubectl(
