@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import aiohttp
+from kubernetes.client.exceptions import ApiException
 
 from . import kube, metrics
 from .conditions import get as get_condition
@@ -199,14 +200,15 @@ class JobMonitor:
                     patch,
                     job["metadata"]["resourceVersion"],
                 )
-            except (
-                Exception
-            ) as error:  # a conflict: the next scrape sees the newer job and decides again
-                log.warning(
-                    "%s/%s: remediation patch refused (%s); deciding again next scrape",
+            except ApiException as error:
+                if error.status != 409:
+                    raise
+                # The job changed since it was read: the next scrape sees the newer job and
+                # decides again, so nothing is lost by dropping this decision.
+                log.info(
+                    "%s/%s: job changed while remediating (409 Conflict); deciding again next scrape",
                     self.namespace,
                     self.name,
-                    error,
                 )
                 return
         for finding in outcome.findings:
