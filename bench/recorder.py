@@ -39,10 +39,11 @@ class RecordingTrainer(Trainer):
     """A trainer whose milestones are handed to `on_milestone` as the operator sees them."""
 
     on_milestone: Callable[[dict[str, Any], Trainer], None] | None = None
+    exposition = ""  # the whole text a scrape saw at the latest milestone
 
     def milestone(self) -> None:
         super().milestone()
-        text = generate_latest(self.registry).decode()
+        text = self.exposition = generate_latest(self.registry).decode()
         record = milestone(parse(text, time.time()))
         if record is not None and self.on_milestone is not None:
             self.on_milestone(record, self)
