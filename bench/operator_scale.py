@@ -181,20 +181,27 @@ class SimulatedKubelet:
 
     def _pods(self) -> None:
         while not self.stop.is_set():
-            stream = watch.Watch()
-            for event in stream.stream(
-                self.core.list_namespaced_pod,
-                NAMESPACE,
-                field_selector=f"spec.nodeName={SIM_NODE}",
-                timeout_seconds=60,
-            ):
-                pod = event["object"]
-                if event["type"] == "DELETED":
-                    continue
-                if pod.metadata.deletion_timestamp:
-                    self._delete(pod.metadata.name)
-                elif pod.status.phase == "Pending":
-                    self._start(pod)
+            try:
+                self._watch_pods()
+            except Exception as error:  # the API server closed the stream: watch again
+                if not self.stop.is_set():
+                    print(f"simulated kubelet: watch ended ({error}); watching again")
+
+    def _watch_pods(self) -> None:
+        stream = watch.Watch()
+        for event in stream.stream(
+            self.core.list_namespaced_pod,
+            NAMESPACE,
+            field_selector=f"spec.nodeName={SIM_NODE}",
+            timeout_seconds=60,
+        ):
+            pod = event["object"]
+            if event["type"] == "DELETED":
+                continue
+            if pod.metadata.deletion_timestamp:
+                self._delete(pod.metadata.name)
+            elif pod.status.phase == "Pending":
+                self._start(pod)
 
     def _delete(self, name: str) -> None:
         try:
@@ -248,26 +255,33 @@ class StatusWatcher:
 
     def _watch(self) -> None:
         while not self.stop.is_set():
-            stream = watch.Watch()
-            for event in stream.stream(
-                self.custom.list_namespaced_custom_object,
-                names.GROUP,
-                names.VERSION,
-                NAMESPACE,
-                names.PLURAL,
-                timeout_seconds=60,
-            ):
-                job = event["object"]
-                now = time.time()
-                name = job["metadata"]["name"]
-                status = job.get("status") or {}
-                self.phases[name] = status.get("phase", "")
-                if status.get("checkpointStep") is not None:
-                    self.seen.setdefault((name, int(status["checkpointStep"])), now)
-                generation = int(job["metadata"].get("generation", 1))
-                if generation > self.generation.get(name, 1):
-                    self.spec_patches.setdefault(name, []).append(now)
-                self.generation[name] = generation
+            try:
+                self._watch_jobs()
+            except Exception as error:  # the API server closed the stream: watch again
+                if not self.stop.is_set():
+                    print(f"status watcher: watch ended ({error}); watching again")
+
+    def _watch_jobs(self) -> None:
+        stream = watch.Watch()
+        for event in stream.stream(
+            self.custom.list_namespaced_custom_object,
+            names.GROUP,
+            names.VERSION,
+            NAMESPACE,
+            names.PLURAL,
+            timeout_seconds=60,
+        ):
+            job = event["object"]
+            now = time.time()
+            name = job["metadata"]["name"]
+            status = job.get("status") or {}
+            self.phases[name] = status.get("phase", "")
+            if status.get("checkpointStep") is not None:
+                self.seen.setdefault((name, int(status["checkpointStep"])), now)
+            generation = int(job["metadata"].get("generation", 1))
+            if generation > self.generation.get(name, 1):
+                self.spec_patches.setdefault(name, []).append(now)
+            self.generation[name] = generation
 
 
 def job_manifest(name: str) -> dict[str, Any]:

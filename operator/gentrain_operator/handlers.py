@@ -3,12 +3,14 @@ that do the work (lifecycle, monitor)."""
 
 from __future__ import annotations
 
+import copy
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 import kopf
 
-from . import lifecycle, metrics, names
+from . import kube, lifecycle, metrics, names
 from .monitor import JobMonitor
 from .settings import SETTINGS
 
@@ -33,10 +35,37 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
         settings.peering.standalone = True
 
 
-def _reconcile(body: kopf.Body, patch: kopf.Patch) -> None:
+@kopf.index("pods", labels={"app.kubernetes.io/managed-by": "gentrain-operator"})
+def trainer_pods(
+    namespace: str | None, name: str, body: kopf.Body, **_: Any
+) -> dict[tuple[str | None, str], dict[str, Any]]:
+    """The operator's pods as the watch last saw them: what the periodic check and the
+    monitor read, instead of a GET per job every few seconds."""
+    return {
+        (namespace, name): {
+            "metadata": copy.deepcopy(dict(body["metadata"])),
+            "status": copy.deepcopy(dict(body.get("status") or {})),
+        }
+    }
+
+
+def pod_reader(index: kopf.Index[tuple[str | None, str], dict[str, Any]]) -> lifecycle.PodReader:
+    def read(namespace: str, name: str) -> Mapping[str, Any] | None:
+        for pod in index.get((namespace, name), []):
+            return pod
+        # Not seen by the watch (yet): a pod created a moment ago, or one really gone.
+        # Ask the API server rather than relaunch on a lagging index.
+        return kube.read_pod(namespace, name)
+
+    return read
+
+
+def _reconcile(
+    body: kopf.Body, patch: kopf.Patch, read_pod: lifecycle.PodReader, spec_changed: bool
+) -> None:
     events: list[tuple[str, str, str]] = []
     with metrics.RECONCILE_SECONDS.time():
-        changes = lifecycle.reconcile(body, SETTINGS, events)
+        changes = lifecycle.reconcile(body, SETTINGS, events, read_pod, spec_changed)
     for key, value in changes.items():
         patch.status[key] = value
     meta = body["metadata"]
@@ -51,24 +80,33 @@ def _reconcile(body: kopf.Body, patch: kopf.Patch) -> None:
 @kopf.on.resume(*RESOURCE)
 @kopf.on.update(*RESOURCE, field="spec")
 def reconcile(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
-    _reconcile(body, patch)
+    _reconcile(body, patch, kube.read_pod, spec_changed=True)
 
 
 @kopf.timer(*RESOURCE, interval=SETTINGS.pod_check_seconds, sharp=False)
-def check_pod(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
-    _reconcile(body, patch)
+def check_pod(body: kopf.Body, patch: kopf.Patch, **kwargs: Any) -> None:
+    # kopf passes each index by its handler's name (kwargs, to match kopf's protocols).
+    _reconcile(body, patch, pod_reader(kwargs["trainer_pods"]), spec_changed=False)
 
 
 @kopf.daemon(*RESOURCE, cancellation_timeout=10.0)
 async def monitor(
-    name: str, namespace: str | None, body: kopf.Body, stopped: kopf.DaemonStopped, **_: Any
+    name: str,
+    namespace: str | None,
+    body: kopf.Body,
+    stopped: kopf.DaemonStopped,
+    **kwargs: Any,
 ) -> None:
     assert namespace is not None  # the resource is namespaced
 
     def post(kind: str, reason: str, message: str) -> None:
         kopf.event(body, type=kind, reason=reason, message=message[:1000])
 
-    await JobMonitor(namespace, name, SETTINGS, post).run(stopped)
+    # `body` is live: kopf updates it from the watch, so reading it costs no request.
+    monitor = JobMonitor(
+        namespace, name, SETTINGS, post, lambda: body, pod_reader(kwargs["trainer_pods"])
+    )
+    await monitor.run(stopped)
 
 
 @kopf.on.delete(*RESOURCE, optional=True)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -19,6 +19,16 @@ from .trainer_config import render
 log = logging.getLogger("gentrain.lifecycle")
 CONFIG_ERROR_EXIT = 2
 TERMINAL = ("Succeeded", "Failed")
+# (namespace, name) -> the pod as a dict, or None when it does not exist.
+PodReader = Callable[[str, str], Mapping[str, Any] | None]
+
+
+def _ensure_children(job: Mapping[str, Any]) -> None:
+    """The trainer's ConfigMap as the spec renders it, and its checkpoint claim."""
+    _ensure_config(job)
+    claim = builders.checkpoint_claim(job)
+    if claim is not None:
+        kube.create("PersistentVolumeClaim", job["metadata"]["namespace"], claim)
 
 
 def _ensure_config(job: Mapping[str, Any]) -> None:
@@ -52,10 +62,16 @@ def _terminated(pod: Mapping[str, Any]) -> Mapping[str, Any]:
 
 
 def reconcile(
-    job: Mapping[str, Any], settings: Settings, events: list[tuple[str, str, str]]
+    job: Mapping[str, Any],
+    settings: Settings,
+    events: list[tuple[str, str, str]],
+    read_pod: PodReader = kube.read_pod,
+    spec_changed: bool = True,
 ) -> dict[str, Any]:
     """Brings the children in line with the job; returns status changes. `events` collects
-    (type, reason, message) for the caller to post."""
+    (type, reason, message) for the caller to post. The periodic check passes
+    `spec_changed=False` and an in-memory `read_pod`, so that a steady job costs the API
+    server nothing; the ConfigMap and claim are then only checked before a launch."""
     meta, spec = job["metadata"], job["spec"]
     status: dict[str, Any] = dict(job.get("status") or {})
     namespace, name = meta["namespace"], meta["name"]
@@ -63,23 +79,23 @@ def reconcile(
     changes: dict[str, Any] = {}
     if status.get("phase") in TERMINAL:
         return changes
-    _ensure_config(job)
-    claim = builders.checkpoint_claim(job)
-    if claim is not None:
-        kube.create("PersistentVolumeClaim", namespace, claim)
+    if spec_changed:
+        _ensure_children(job)
 
     attempts = int(status.get("attempts", 0))
     failures = int(status.get("failures", 0))
     fallback = (get_condition(status.get("conditions"), "GPUFallback") or {}).get(
         "status"
     ) == "True"
-    pod = kube.read_pod(namespace, names.pod_name(name, attempts)) if attempts else None
+    pod = read_pod(namespace, names.pod_name(name, attempts)) if attempts else None
     conditions = status.get("conditions")
     resources = spec.get("resources") or {}
     wants_gpus = int(resources.get("gpus", 0)) > 0
 
     def launch(reason: str) -> None:
         nonlocal attempts
+        if not spec_changed:
+            _ensure_children(job)
         attempts += 1
         body = builders.trainer_pod(
             job, attempts, with_gpus=wants_gpus and not fallback, settings=settings

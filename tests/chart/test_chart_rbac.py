@@ -95,9 +95,15 @@ def operator_as_service_account(
         text = (tmp_path / "operator.log").read_text()
         # A missing RBAC rule shows up as a 403 Forbidden from the API server: the
         # kubernetes client logs "(403)" and "Reason: Forbidden", kopf "Forbidden". Bare
-        # digits are no evidence: namespace names and log timestamps contain them.
-        denied = re.search(r"Forbidden|\(403\)", text)
-        assert denied is None, text[-3000:]
+        # digits are no evidence: namespace names and log timestamps contain them. Nor is
+        # an Event refused in a namespace another test is deleting (the operator watches
+        # the whole cluster): that is not an RBAC rule.
+        denied = [
+            line
+            for line in text.splitlines()
+            if re.search(r"Forbidden|\(403\)", line) and "is being terminated" not in line
+        ]
+        assert not denied, "\n".join(denied[:5]) + "\n" + text[-3000:]
 
 
 def test_the_chart_rbac_is_enough_to_run_and_remediate(
