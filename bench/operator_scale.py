@@ -444,6 +444,8 @@ def _clean_up(api: client.ApiClient) -> None:
             job["metadata"]["name"],
             {"metadata": {"finalizers": None}},
         )
+    # No kubelet is left to finish graceful deletions: the pods go at once.
+    core.delete_collection_namespaced_pod(NAMESPACE, grace_period_seconds=0)
     for delete in (lambda: core.delete_namespace(NAMESPACE), lambda: core.delete_node(SIM_NODE)):
         try:
             delete()
@@ -511,6 +513,7 @@ def main() -> None:
     parser.add_argument("--milestone-seconds", type=float, default=60.0)
     parser.add_argument("--window", type=float, default=240.0)
     args = parser.parse_args()
+    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
     from gentrain_localcluster import cluster as localcluster
     from gentrain_localcluster.layout import Layout
 

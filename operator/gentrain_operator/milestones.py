@@ -20,6 +20,9 @@ KEPT = (
     "time",
     "generation",
     "nonfinite",
+    "nonfinite_losses_since_start",
+    "spikes_since_start",
+    "trainer_started",
     "loss_mean",
     "loss_last",
     "spikes",
@@ -58,6 +61,33 @@ class Outcome:
 
 def compact(record: Mapping[str, Any]) -> dict[str, Any]:
     return {k: record[k] for k in KEPT if k in record}
+
+
+def covering_missed_windows(
+    record: Mapping[str, Any], previous: Mapping[str, Any] | None
+) -> dict[str, Any]:
+    """The record with its non-finite and spike counts taken over every window since the
+    previous milestone the operator saw, from the trainer's since-start totals: a
+    milestone the scrapes missed (an operator restart, failed scrapes, milestones closer
+    together than the scrape interval) loses none of its NaNs or spikes. Only within one
+    trainer process: a restarted trainer starts its totals again."""
+    result = dict(record)
+    if (
+        previous is None
+        or "trainer_started" not in record
+        or previous.get("trainer_started") != record["trainer_started"]
+    ):
+        return result
+    if "nonfinite_losses_since_start" in record and "nonfinite_losses_since_start" in previous:
+        since = record["nonfinite_losses_since_start"] - previous["nonfinite_losses_since_start"]
+        result["nonfinite"] = max(int(record.get("nonfinite", 0)), int(since))
+    spikes = dict(record.get("spikes") or {})
+    before = previous.get("spikes_since_start") or {}
+    for component, total in (record.get("spikes_since_start") or {}).items():
+        if component in before:
+            spikes[component] = max(spikes.get(component, 0.0), total - before[component])
+    result["spikes"] = spikes
+    return result
 
 
 def summary(record: Mapping[str, Any]) -> dict[str, Any]:
@@ -110,9 +140,9 @@ def process(
     status = dict(job.get("status") or {})
     family = spec["model"]["family"]
     generation = int(meta.get("generation", 1))
-    history: list[dict[str, Any]] = [*list(status.get("milestones") or []), compact(record)][
-        -history_limit:
-    ]
+    earlier = list(status.get("milestones") or [])
+    record = covering_missed_windows(record, earlier[-1] if earlier else None)
+    history: list[dict[str, Any]] = [*earlier, compact(record)][-history_limit:]
     findings = diagnose(history, family)
     records: list[dict[str, Any]] = [dict(r) for r in status.get("remediations") or []]
     for r in records:  # note when the trainer took each change up

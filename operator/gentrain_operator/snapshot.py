@@ -68,6 +68,9 @@ def milestone(snapshot: Snapshot) -> dict[str, Any] | None:
         "loss_first": snapshot.by("gentrain_milestone_loss_first", "component"),
         "loss_last": snapshot.by("gentrain_milestone_loss_last", "component"),
         "spikes": snapshot.by("gentrain_milestone_loss_spikes", "component"),
+        "spikes_since_start": snapshot.by(
+            "gentrain_milestone_loss_spikes_since_start", "component"
+        ),
         "grad_norm_max": snapshot.by("gentrain_milestone_grad_norm_max", "component"),
         "grad_norm_median": snapshot.by("gentrain_milestone_grad_norm_median", "component"),
         "clip_ratio": snapshot.by("gentrain_milestone_grad_clip_ratio", "component"),
@@ -87,10 +90,14 @@ def milestone(snapshot: Snapshot) -> dict[str, Any] | None:
         "validation_loss",
         "perplexity",
         "steps_per_second",
+        "nonfinite_losses_since_start",
     ):
         value = snapshot.get(f"gentrain_milestone_{name}")
         if value is not None:
             record[name] = value
+    started = snapshot.get("process_start_time_seconds")
+    if started is not None:
+        record["trainer_started"] = started
     outputs = snapshot.by("gentrain_milestone_discriminator_output", "input")
     if outputs:
         record["d_real"], record["d_fake"] = outputs.get("real"), outputs.get("fake")

@@ -115,6 +115,8 @@ def test_live_metrics_hot_changes_commands_and_sigterm(run: Run, tmp_path: Path)
         "gentrain_milestone_loss_mean",
         "gentrain_milestone_nonfinite_losses",
         "gentrain_milestone_loss_spikes",
+        "gentrain_milestone_nonfinite_losses_since_start",
+        "gentrain_milestone_loss_spikes_since_start",
         "gentrain_milestone_grad_norm_max",
         "gentrain_milestone_discriminator_output",
         "gentrain_milestone_modes_covered",
@@ -122,6 +124,14 @@ def test_live_metrics_hot_changes_commands_and_sigterm(run: Run, tmp_path: Path)
     }
     assert expected <= ours, f"missing: {expected - ours}"
     assert value(first, "gentrain_loss", component="discriminator") is not None
+    # The since-start totals include the latest window's counts.
+    assert (
+        value(first, "gentrain_milestone_loss_spikes_since_start", component="generator") or 0
+    ) >= (value(first, "gentrain_milestone_loss_spikes", component="generator") or 0)
+    assert (value(first, "gentrain_milestone_nonfinite_losses_since_start") or 0) >= (
+        value(first, "gentrain_milestone_nonfinite_losses") or 0
+    )
+    assert value(first, "process_start_time_seconds") is not None
     assert value(first, "process_resident_memory_bytes") is not None
 
     # A hot change with one invalid value: the valid one applies at the next milestone.

@@ -17,6 +17,7 @@ from prometheus_client.process_collector import ProcessCollector
 
 from .gpu import NVML
 from .metric_names import BY_NAME
+from .window import SinceStart
 
 GPU_FIELDS = {
     "gentrain_gpu_utilization_ratio": "utilization",
@@ -59,10 +60,18 @@ class TrainerCollector:
 
 
 def milestone_series(
-    step: int, timestamp: float, summary: dict[str, Any], evaluation: dict[str, Any]
+    step: int,
+    timestamp: float,
+    summary: dict[str, Any],
+    evaluation: dict[str, Any],
+    since_start: SinceStart,
 ) -> dict[str, dict[tuple[str, ...], float]]:
     """The milestone metrics, from the window summary and the family's evaluation."""
     series: dict[str, dict[tuple[str, ...], float]] = {
+        "gentrain_milestone_nonfinite_losses_since_start": {(): float(since_start.nonfinite)},
+        "gentrain_milestone_loss_spikes_since_start": {
+            (component,): count for component, count in since_start.spikes.items()
+        },
         "gentrain_checkpoint_step": {(): float(step)},
         "gentrain_milestone_timestamp_seconds": {(): timestamp},
         "gentrain_milestone_steps": {(): float(summary["steps"])},

@@ -20,7 +20,7 @@ from .config import Command, Config, load
 from .datasets import Batch, make_dataset
 from .families import Family, make_family
 from .gpu import NVML
-from .window import Window
+from .window import SinceStart, Window
 
 log = logging.getLogger("gentrain.trainer")
 SMOOTHING = 0.1
@@ -63,6 +63,7 @@ class Trainer:
         self.step = 0
         self.data_index = 0
         self.window = Window()
+        self.since_start = SinceStart()
         self.smoothed: dict[str, float] = {}
         self.counters: dict[str, dict[tuple[str, ...], float]] = {
             "gentrain_config_rejected_total": {},
@@ -206,12 +207,13 @@ class Trainer:
         else:
             evaluation_seconds = 0.0
         summary = self.window.summary()
+        self.since_start.add(summary)
         self.save(pictures)
         for leftover in directory.iterdir():
             leftover.unlink()
         directory.rmdir()
         self.collector.milestone = exporter.milestone_series(
-            self.step, time.time(), summary, evaluation
+            self.step, time.time(), summary, evaluation, self.since_start
         )
         log.info(
             "milestone %s",

@@ -125,6 +125,16 @@ METRICS = (
     ),
     _milestone("gentrain_milestone_nonfinite_losses", (), "Steps whose loss was NaN or infinite."),
     _milestone(
+        "gentrain_milestone_nonfinite_losses_since_start",
+        (),
+        "Non-finite losses over every window since the trainer process started.",
+    ),
+    _milestone(
+        "gentrain_milestone_loss_spikes_since_start",
+        ("component",),
+        "Loss spikes over every window since the trainer process started.",
+    ),
+    _milestone(
         "gentrain_milestone_loss_spikes",
         ("component",),
         "Losses above a robust z-score of 6 within the window.",

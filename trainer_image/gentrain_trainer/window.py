@@ -94,3 +94,18 @@ class Window:
             else 0.0,
             "steps_per_second": self.steps / self.total_seconds if self.total_seconds else 0.0,
         }
+
+
+class SinceStart:
+    """Non-finite losses and spikes summed over every window since this process started:
+    a milestone that the operator's scrapes missed still counts in the next one."""
+
+    def __init__(self) -> None:
+        self.nonfinite = 0
+        self.spikes: dict[str, float] = {}
+
+    def add(self, summary: dict[str, Any]) -> None:
+        self.nonfinite += int(summary["nonfinite_losses"])
+        for component, figures in summary["components"].items():
+            if "loss_spikes" in figures:
+                self.spikes[component] = self.spikes.get(component, 0.0) + figures["loss_spikes"]
