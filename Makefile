@@ -3,7 +3,7 @@
 PY := .venv/bin/python
 export GENTRAIN_REPO_ROOT := $(CURDIR)
 
-.PHONY: setup test lint unit demo bench bench-remediation e2e-kind cluster-up cluster-down cluster-status clean
+.PHONY: setup test lint unit demo bench bench-operator bench-remediation e2e-kind cluster-up cluster-down cluster-status clean
 
 setup:  ## Python environment and the Kubernetes/helm/Prometheus tools, built from Go modules
 	@scripts/setup.sh
@@ -32,6 +32,10 @@ demo: setup  ## a training job goes unhealthy and the operator remediates it
 
 bench: setup  ## timed figures, printed (never asserted in the test suite)
 	$(PY) -m bench
+	$(PY) -m bench.operator_scale
+
+bench-operator: setup  ## one operator, 500 jobs with simulated trainers, on the local control plane
+	$(PY) -m bench.operator_scale
 
 bench-remediation: setup  ## the remediation efficacy study
 	$(PY) -m bench.efficacy
