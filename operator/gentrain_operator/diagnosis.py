@@ -23,6 +23,12 @@ THRESHOLDS: dict[str, float] = {
     "divergence_ratio": 1.5,
     # Exploding gradients: a window's largest norm over this multiple of its median.
     "gradient_explosion_ratio": 50.0,
+    # Not learning: the window's last tenth still at this fraction of the loss a predictor
+    # that learned nothing scores (the trainer exports it: unigram entropy for text, the
+    # noise variance for diffusion), from the second milestone on. At the second
+    # milestone healthy runs sit at 0.79 (transformer) and 0.17 (DDPM); a transformer at 25x
+    # its LR without warm-up at 0.96, a DDPM at 50x its LR at 1.0.
+    "baseline_ratio": 0.92,
     # Plateau: relative improvement of the primary loss over the last three milestones.
     "plateau_improvement": 0.005,
     # GAN: the discriminator classifies this fraction of real and fake samples correctly.
@@ -136,6 +142,27 @@ def _divergence(history: Sequence[Milestone], t: Mapping[str, float], family: st
             f"{key} loss {last[key]:.4g} at milestone {current['step']} is "
             f"{last[key] / best:.1f}x its best ({best:.4g})",
             {"step": current["step"], "loss": last[key], "best": best},
+        )
+    ]
+
+
+def _not_learning(history: Sequence[Milestone], t: Mapping[str, float]) -> list[Finding]:
+    m = history[-1]
+    baseline = m.get("baseline_loss")
+    last = m.get("loss_last") or {}
+    key = next((k for k in ("total", "model", "denoiser") if k in last), None)
+    if len(history) < 2 or not baseline or key is None or not math.isfinite(last[key]):
+        return []
+    ratio = last[key] / baseline
+    if ratio < t["baseline_ratio"]:
+        return []
+    return [
+        Finding(
+            "NotLearning",
+            "critical",
+            f"{key} loss {last[key]:.4g} at milestone {m['step']} is {ratio:.0%} of what a model "
+            f"that learned nothing scores ({baseline:.4g})",
+            {"step": m["step"], "loss": last[key], "baseline": baseline, "ratio": ratio},
         )
     ]
 
@@ -352,6 +379,7 @@ def diagnose(
     findings = (
         _nonfinite(history, t) + _spikes(history, t, family) + _divergence(history, t, family)
     )
+    findings += _not_learning(history, t)
     findings += (
         _gradients(history, t) + _plateau(history, t, family) + _fid(history, t) + _gpu(history, t)
     )

@@ -28,6 +28,8 @@ KEPT = (
     "spikes",
     "grad_norm_max",
     "grad_norm_median",
+    "update_ratio",
+    "baseline_loss",
     "modes_covered",
     "modes",
     "high_quality_ratio",

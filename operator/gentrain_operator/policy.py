@@ -23,6 +23,7 @@ PRIORITY = (
     "NonFiniteLoss",
     "LossSpike",
     "Divergence",
+    "NotLearning",
     "ModeCollapse",
     "PosteriorCollapse",
     "ExplodingGradients",
@@ -40,6 +41,9 @@ LADDERS: dict[str, Ladder] = {
         ["rollback_skip_batches", "lower_lr"],
     ],
     "Divergence": [["lower_lr"], ["rollback", "cut_lr"]],
+    # Stuck at the loss of a model that learned nothing: a learning rate far too high
+    # (seen at 25-50x). Nothing earlier is worth rolling back to; cut the rate tenfold.
+    "NotLearning": [["cut_lr", "enable_clipping"], ["cut_lr"]],
     # Clipping hides a learning rate that is far too high; if the finding persists, cut
     # the rate tenfold rather than halving it (halving 50x too high leaves it 25x too high).
     "ExplodingGradients": [["enable_clipping"], ["cut_lr"]],

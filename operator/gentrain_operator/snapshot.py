@@ -74,6 +74,7 @@ def milestone(snapshot: Snapshot) -> dict[str, Any] | None:
         "grad_norm_max": snapshot.by("gentrain_milestone_grad_norm_max", "component"),
         "grad_norm_median": snapshot.by("gentrain_milestone_grad_norm_median", "component"),
         "clip_ratio": snapshot.by("gentrain_milestone_grad_clip_ratio", "component"),
+        "update_ratio": snapshot.by("gentrain_milestone_update_ratio", "component"),
         "data_wait_ratio": snapshot.get("gentrain_milestone_data_wait_ratio"),
         "hyperparameters": snapshot.by("gentrain_hyperparameter", "name"),
     }
@@ -95,6 +96,9 @@ def milestone(snapshot: Snapshot) -> dict[str, Any] | None:
         value = snapshot.get(f"gentrain_milestone_{name}")
         if value is not None:
             record[name] = value
+    baseline = snapshot.get("gentrain_baseline_loss")
+    if baseline is not None:
+        record["baseline_loss"] = baseline
     started = snapshot.get("process_start_time_seconds")
     if started is not None:
         record["trainer_started"] = started

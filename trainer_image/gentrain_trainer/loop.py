@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from . import exporter, live_config, resources
+from . import exporter, live_config, resources, update_ratio
 from .checkpoints import CheckpointStore
 from .config import Command, Config, load
 from .datasets import Batch, make_dataset
@@ -64,6 +64,8 @@ class Trainer:
         self.data_index = 0
         self.window = Window()
         self.since_start = SinceStart()
+        self.update_probe = update_ratio.UpdateProbe()
+        self.baseline = self.family.baseline_loss()
         self.smoothed: dict[str, float] = {}
         self.counters: dict[str, dict[tuple[str, ...], float]] = {
             "gentrain_config_rejected_total": {},
@@ -143,8 +145,12 @@ class Trainer:
             if self.device.type == "cuda"
             else contextlib.nullcontext()
         )
+        probing = self.options.monitoring and self.step % update_ratio.EVERY == 0
+        if probing:
+            self.update_probe.start(self.family.components())
         with autocast:
             result = self.family.train_step(self._next_batch, self.step)
+        ratios = self.update_probe.finish() if probing else {}
         self.step += 1
         total = time.perf_counter() - started
         if not self.options.monitoring:
@@ -156,6 +162,7 @@ class Trainer:
             result.extras,
             self._data_seconds,
             total,
+            ratios,
         )
         for name, value in result.losses.items():
             previous = self.smoothed.get(name, math.nan)
@@ -189,6 +196,9 @@ class Trainer:
             "gentrain_device_info": {(self.device.type, resources.device_name(self.device)): 1.0},
             "gentrain_torch_threads": {(): float(self.threads)},
             "gentrain_max_steps": {(): float(self.max_steps)},
+            **(
+                {"gentrain_baseline_loss": {(): self.baseline}} if self.baseline is not None else {}
+            ),
             **self.counters,
         }
         self.collector.live = live

@@ -43,6 +43,12 @@ METRICS = (
     ),
     _live("gentrain_loss", "gauge", ("component",), "Training loss, exponentially smoothed."),
     _live(
+        "gentrain_baseline_loss",
+        "gauge",
+        (),
+        "Loss of a predictor that learned nothing from the inputs (unigram entropy, noise variance).",
+    ),
+    _live(
         "gentrain_grad_norm", "gauge", ("component",), "Gradient norm before clipping, last step."
     ),
     _live("gentrain_learning_rate", "gauge", ("component",), "Learning rate in effect."),
@@ -141,6 +147,11 @@ METRICS = (
     ),
     _milestone(
         "gentrain_milestone_grad_norm_max", ("component",), "Largest gradient norm over the window."
+    ),
+    _milestone(
+        "gentrain_milestone_update_ratio",
+        ("component",),
+        "Median over the window of |weight update| / |weight| of one step (largest matrices).",
     ),
     _milestone(
         "gentrain_milestone_grad_norm_median",

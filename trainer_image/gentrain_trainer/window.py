@@ -38,6 +38,7 @@ class Window:
         self.grad_norms: dict[str, list[float]] = defaultdict(list)
         self.clipped: dict[str, int] = defaultdict(int)
         self.extras: dict[str, list[float]] = defaultdict(list)
+        self.update_ratios: dict[str, list[float]] = defaultdict(list)
         self.nonfinite = 0
         self.data_seconds = 0.0
         self.total_seconds = 0.0
@@ -50,8 +51,11 @@ class Window:
         extras: dict[str, float],
         data_seconds: float,
         total_seconds: float,
+        update_ratios: dict[str, float] | None = None,
     ) -> None:
         self.steps += 1
+        for name, value in (update_ratios or {}).items():
+            self.update_ratios[name].append(value)
         if not all(math.isfinite(v) for v in losses.values()):
             self.nonfinite += 1
         for name, value in losses.items():
@@ -84,6 +88,10 @@ class Window:
             entry["grad_norm_max"] = max(values) if values else math.nan
             entry["grad_norm_median"] = statistics.median(finite) if finite else math.nan
             entry["grad_clip_ratio"] = self.clipped[name] / max(1, len(values))
+        for name, values in self.update_ratios.items():
+            finite = [v for v in values if math.isfinite(v)]
+            if finite:
+                per_component.setdefault(name, {})["update_ratio"] = statistics.median(finite)
         return {
             "steps": self.steps,
             "nonfinite_losses": self.nonfinite,

@@ -68,6 +68,15 @@ class Family:
     def pictures(self, directory: Path, step: int) -> list[Path]:
         return []
 
+    def components(self) -> dict[str, torch.nn.Module]:
+        """The trained networks, named as in the step's grad norms."""
+        return {}
+
+    def baseline_loss(self) -> float | None:
+        """The training loss of the best predictor that learned nothing from the inputs,
+        where the family has one: a run whose loss stays there is not learning."""
+        return None
+
     def reset_discriminator(self, step: int) -> bool:
         """Re-initialises the discriminator and its optimizer; False if there is none."""
         return False

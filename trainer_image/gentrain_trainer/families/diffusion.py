@@ -109,6 +109,13 @@ class Diffusion(Family):
         self.ema = copy.deepcopy(self.model).requires_grad_(False)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=float(self.hp["lr"]))
 
+    def components(self) -> dict[str, torch.nn.Module]:
+        return {"denoiser": self.model}
+
+    def baseline_loss(self) -> float | None:
+        # The noise is standard normal: predicting zero scores its variance, 1.
+        return 1.0
+
     def train_step(self, next_batch: NextBatch, step: int) -> StepResult:
         x0 = next_batch().to(self.device).x
         t = torch.randint(self.steps, (x0.shape[0],), device=self.device)

@@ -72,6 +72,9 @@ class GAN(Family):
         out: torch.Tensor = self.discriminator(x)
         return out
 
+    def components(self) -> dict[str, torch.nn.Module]:
+        return {"generator": self.generator, "discriminator": self.discriminator}
+
     def train_step(self, next_batch: NextBatch, step: int) -> StepResult:
         kind, clip = str(self.hp["loss"]), float(self.hp["grad_clip"])
         d_losses, d_norms, d_clipped, reals, fakes = [], [], [], [], []

@@ -132,6 +132,15 @@ class Transformer(Family):
             self.config.max_steps,
         )
 
+    def components(self) -> dict[str, torch.nn.Module]:
+        return {"model": self.model}
+
+    def baseline_loss(self) -> float | None:
+        # Predicting every byte from its frequency alone: the text's unigram entropy (nats).
+        counts = torch.bincount(self.dataset.train.long(), minlength=self.dataset.vocab_size)
+        p = counts[counts > 0].double() / counts.sum()
+        return float(-(p * p.log()).sum())
+
     def train_step(self, next_batch: NextBatch, step: int) -> StepResult:
         batch = next_batch().to(self.device)
         lr = self.lr_at(step)

@@ -108,6 +108,9 @@ class VAE(Family):
             int(self.hp["kl_anneal_steps"]),
         )
 
+    def components(self) -> dict[str, torch.nn.Module]:
+        return {"total": self.model}
+
     def train_step(self, next_batch: NextBatch, step: int) -> StepResult:
         x = next_batch().to(self.device).x
         reconstruction, kl_per_dim, _, _ = self._terms(x)
