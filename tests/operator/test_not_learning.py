@@ -1,6 +1,7 @@
 """NotLearning: a run whose loss stays at what a model that learned nothing scores (the
-trainer exports that baseline) gets its learning rate cut tenfold, with clipping. The
-figures are those of the efficacy zoo's runs (bench/zoo/transformer-no-warmup.yaml)."""
+trainer exports that baseline) is reported; it is acted on only where the job opts in
+(the default ladder is empty: see policy.LADDERS). The figures are those of the efficacy
+zoo's runs (bench/zoo/transformer-no-warmup.yaml)."""
 
 from __future__ import annotations
 
@@ -31,7 +32,8 @@ def milestone(step: int, loss_last: float) -> dict[str, Any]:
     [
         ([3.262, 3.117], True),  # 25x the LR, no warm-up: 96% of the baseline at step 200
         ([2.832, 2.572], False),  # healthy: 79%
-        ([3.262], False),  # the first window includes the random start: not judged
+        ([3.0], False),  # the first window starts from random weights: judged leniently
+        ([3.2], True),  # ... but not learning at all is plain there too
     ],
 )
 def test_a_loss_stuck_at_the_baseline_is_found(losses: list[float], fires: bool) -> None:
@@ -40,8 +42,8 @@ def test_a_loss_stuck_at_the_baseline_is_found(losses: list[float], fires: bool)
     assert ("NotLearning" in kinds) == fires
 
 
-def test_not_learning_cuts_the_learning_rate_tenfold_and_clips() -> None:
-    job = {
+def transformer_job(**remediation: Any) -> dict[str, Any]:
+    return {
         "metadata": {"name": "t", "namespace": "n", "generation": 1},
         "spec": {
             "model": {"family": "transformer"},
@@ -51,13 +53,28 @@ def test_not_learning_cuts_the_learning_rate_tenfold_and_clips() -> None:
                 "hyperparameters": {"learningRate": 0.05, "gradientClip": 0},
             },
             "checkpoints": {"interval": 100},
+            "remediation": remediation,
         },
         "status": {},
     }
-    first = process(milestone(100, 3.262), job, now=0.0)
+
+
+def second_milestone(job: dict[str, Any]) -> Any:
+    first = process(milestone(100, 3.0), job, now=0.0)
     job["status"] = first.status
-    second = process(milestone(200, 3.117), job, now=0.0)
-    assert second.record is not None and second.record["finding"] == "NotLearning"
-    assert second.spec is not None
-    hp = second.spec["training"]["hyperparameters"]
-    assert hp["learningRate"] == pytest.approx(0.005) and hp["gradientClip"] == 1.0
+    return process(milestone(200, 3.117), job, now=0.0)
+
+
+def test_not_learning_is_reported_but_not_acted_on_by_default() -> None:
+    outcome = second_milestone(transformer_job(mode="auto"))
+    assert [f.kind for f in outcome.findings] == ["NotLearning"]
+    assert outcome.status["health"] == "Unhealthy"
+    assert outcome.record is None and outcome.spec is None
+
+
+def test_a_job_can_opt_in_to_a_learning_rate_cut() -> None:
+    job = transformer_job(mode="auto", rules={"NotLearning": {"actions": ["cut_lr"]}})
+    outcome = second_milestone(job)
+    assert outcome.record is not None and outcome.record["finding"] == "NotLearning"
+    assert outcome.spec is not None
+    assert outcome.spec["training"]["hyperparameters"]["learningRate"] == pytest.approx(0.005)
