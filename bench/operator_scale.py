@@ -127,6 +127,16 @@ def pod_ip(index: int) -> str:
     return f"127.1.{index // 200}.{index % 200 + 1}"
 
 
+def keep_watching(watch_once: Any, who: str, stop: threading.Event) -> None:
+    """Runs a watch again whenever the API server ends its stream, until stopped."""
+    while not stop.is_set():
+        try:
+            watch_once()
+        except Exception as error:
+            if not stop.is_set():
+                print(f"{who}: watch ended ({error}); watching again")
+
+
 def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -180,12 +190,7 @@ class SimulatedKubelet:
             )
 
     def _pods(self) -> None:
-        while not self.stop.is_set():
-            try:
-                self._watch_pods()
-            except Exception as error:  # the API server closed the stream: watch again
-                if not self.stop.is_set():
-                    print(f"simulated kubelet: watch ended ({error}); watching again")
+        keep_watching(self._watch_pods, "simulated kubelet", self.stop)
 
     def _watch_pods(self) -> None:
         stream = watch.Watch()
@@ -254,12 +259,7 @@ class StatusWatcher:
         threading.Thread(target=self._watch, daemon=True).start()
 
     def _watch(self) -> None:
-        while not self.stop.is_set():
-            try:
-                self._watch_jobs()
-            except Exception as error:  # the API server closed the stream: watch again
-                if not self.stop.is_set():
-                    print(f"status watcher: watch ended ({error}); watching again")
+        keep_watching(self._watch_jobs, "status watcher", self.stop)
 
     def _watch_jobs(self) -> None:
         stream = watch.Watch()

@@ -64,6 +64,11 @@ def test_transformer_validation_loss_falls(make_trainer: MakeTrainer) -> None:
     assert math.isclose(
         results[-1]["perplexity"], math.exp(results[-1]["validation_loss"]), rel_tol=1e-6
     )
+    # It learned more than byte frequencies: below the text's unigram entropy, exported as
+    # the baseline that NotLearning compares against.
+    baseline = trainer.family.baseline_loss()
+    assert baseline is not None and 3.0 < baseline < 3.5  # pydoc text, nats per byte
+    assert results[-1]["validation_loss"] < baseline
 
 
 @pytest.mark.slow
