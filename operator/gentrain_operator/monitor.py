@@ -68,6 +68,15 @@ async def query_prometheus(
     return from_prometheus(body["data"]["result"], time.time())
 
 
+def _already_recorded(record: Mapping[str, Any], status: Mapping[str, Any]) -> bool:
+    """Whether the status's newest milestone is this one (same step and time)."""
+    latest = (status.get("milestones") or [{}])[-1]
+    return bool(latest) and (latest.get("step"), latest.get("time")) == (
+        record["step"],
+        record["time"],
+    )
+
+
 class JobMonitor:
     def __init__(
         self,
@@ -190,11 +199,7 @@ class JobMonitor:
             metrics.CHECKPOINT_AGE.labels(self.namespace, self.name).set(
                 max(0.0, time.time() - record["time"])
             )
-        known = [m["step"] for m in status.get("milestones") or []]
-        seen_time = [m.get("time") for m in status.get("milestones") or []]
-        if record is None or (
-            known and record["step"] == known[-1] and record["time"] == seen_time[-1]
-        ):
+        if record is None or _already_recorded(record, status):
             if updates:
                 await self._patch_status(updates)
             return
@@ -205,10 +210,8 @@ class JobMonitor:
             fresh = await asyncio.to_thread(kube.read_job, self.namespace, self.name)
             if fresh is None:
                 return
-            job, status = fresh, fresh.get("status") or {}
-            known = [m["step"] for m in status.get("milestones") or []]
-            seen_time = [m.get("time") for m in status.get("milestones") or []]
-            if known and record["step"] == known[-1] and record["time"] == seen_time[-1]:
+            job = fresh
+            if _already_recorded(record, fresh.get("status") or {}):
                 return
         outcome = process(record, job, history_limit=self.settings.status_history)
         if outcome.spec is not None:
