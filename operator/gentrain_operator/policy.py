@@ -41,12 +41,13 @@ LADDERS: dict[str, Ladder] = {
         ["rollback_skip_batches", "lower_lr"],
     ],
     "Divergence": [["lower_lr"], ["rollback", "cut_lr"]],
-    # NotLearning has no default ladder: it is reported (status, Events, alerts) but not
-    # acted on. Measured on the zoo, cutting the LR tenfold made both runs worse: a DDPM
-    # at 50x its LR stayed dead (FID 883 against 406 untouched) and a transformer at 25x
-    # ended at validation loss 2.58 against 2.47 — the weights a far too high rate left
-    # behind need re-initialising, which no action does yet. A job may opt in with
-    # remediation.rules.NotLearning.actions.
+    # A loss still at what a model that learned nothing scores: the weights a far too
+    # high rate left behind do not recover at a lower one (measured on the zoo: a tenfold
+    # cut alone left a DDPM at 50x its LR dead, FID 883, and a transformer at 25x worse,
+    # validation loss 2.58 against 2.47 untouched). Start afresh at a tenth of the rate,
+    # with clipping, over the steps that remain; still nothing (a transformer at 150x its
+    # rate is 15x too high after one cut), once more a tenth.
+    "NotLearning": [["reinitialize", "cut_lr", "enable_clipping"], ["reinitialize", "cut_lr"]],
     # Clipping hides a learning rate that is far too high; if the finding persists, cut
     # the rate tenfold rather than halving it (halving 50x too high leaves it 25x too high).
     "ExplodingGradients": [["enable_clipping"], ["cut_lr"]],
@@ -166,8 +167,10 @@ def _plan_actions(
             else ["learningRate"]
         )
 
-    # Rolling back or resetting needs room to recover: not in the last fifth of the run.
-    room = float(context.get("remaining_fraction", 1.0)) >= 0.2
+    # Rolling back or resetting needs room to recover: not in the last fifth of the run;
+    # starting afresh needs at least half of it.
+    remaining = float(context.get("remaining_fraction", 1.0))
+    room = remaining >= 0.2
 
     for action in actions:
         ok = True
@@ -193,6 +196,9 @@ def _plan_actions(
                     d <= g or change("discriminatorLearningRate", g)
                 )
                 commands.append({"action": "reset_discriminator"})
+        elif action == "reinitialize":
+            ok = remaining >= 0.5
+            commands.append({"action": "reinitialize"})
         elif action in ("rollback", "rollback_skip_batches"):
             target = context.get("last_healthy_checkpoint")
             if target is None or not room:

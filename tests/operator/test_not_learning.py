@@ -1,6 +1,6 @@
 """NotLearning: a run whose loss stays at what a model that learned nothing scores (the
-trainer exports that baseline) is reported; it is acted on only where the job opts in
-(the default ladder is empty: see policy.LADDERS). The figures are those of the efficacy
+trainer exports that baseline) starts afresh — fresh weights at a tenth of the rate, with
+clipping — while at least half the run remains. The figures are those of the efficacy
 zoo's runs (bench/zoo/transformer-no-warmup.yaml)."""
 
 from __future__ import annotations
@@ -65,16 +65,31 @@ def second_milestone(job: dict[str, Any]) -> Any:
     return process(milestone(200, 3.117), job, now=0.0)
 
 
-def test_not_learning_is_reported_but_not_acted_on_by_default() -> None:
+def test_a_run_that_learned_nothing_starts_afresh_at_a_tenth_of_the_rate() -> None:
     outcome = second_milestone(transformer_job(mode="auto"))
     assert [f.kind for f in outcome.findings] == ["NotLearning"]
-    assert outcome.status["health"] == "Unhealthy"
+    assert outcome.record is not None
+    assert outcome.record["actions"] == ["reinitialize", "cut_lr", "enable_clipping"]
+    hyperparameters = outcome.spec["training"]["hyperparameters"]
+    assert hyperparameters["learningRate"] == pytest.approx(0.005)
+    assert hyperparameters["gradientClip"] == 1.0
+    assert outcome.spec["commands"] == [
+        {"id": outcome.record["id"] + "-0", "action": "reinitialize"}
+    ]
+
+
+def test_too_late_to_start_afresh_it_is_reported_only() -> None:
+    job = transformer_job(mode="auto")
+    job["spec"]["training"]["maxSteps"] = 350  # at step 200, 43% of the run remains
+    outcome = second_milestone(job)
+    assert [f.kind for f in outcome.findings] == ["NotLearning"]
     assert outcome.record is None and outcome.spec is None
 
 
-def test_a_job_can_opt_in_to_a_learning_rate_cut() -> None:
+def test_a_job_can_choose_its_own_actions() -> None:
     job = transformer_job(mode="auto", rules={"NotLearning": {"actions": ["cut_lr"]}})
     outcome = second_milestone(job)
     assert outcome.record is not None and outcome.record["finding"] == "NotLearning"
     assert outcome.spec is not None
     assert outcome.spec["training"]["hyperparameters"]["learningRate"] == pytest.approx(0.005)
+    assert "commands" not in outcome.spec

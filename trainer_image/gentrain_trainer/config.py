@@ -12,6 +12,7 @@
     commands:                      # one-shot, each applied once, by id
       - {id: rb-1, action: rollback, step: 400, skip_batches: 50}
       - {id: reset-1, action: reset_discriminator}
+      - {id: fresh-1, action: reinitialize}   # fresh weights, schedules restart here
 
 Every error names the field and says what would be valid.
 """
@@ -28,7 +29,7 @@ import yaml
 from . import hyperparameters
 
 FAMILIES = tuple(hyperparameters.FAMILIES)
-COMMAND_ACTIONS = ("rollback", "reset_discriminator")
+COMMAND_ACTIONS = ("rollback", "reset_discriminator", "reinitialize")
 
 
 class ConfigError(ValueError):

@@ -8,7 +8,7 @@ import logging
 import math
 import signal
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +51,11 @@ class Trainer:
         self.threads = resources.configure_threads()
         self.device = resources.choose_device(options.device)
         self.dataset = make_dataset(self.config.data, self.config.seed)
-        self.family: Family = make_family(self.config, self.dataset, self.device)
+        # The step at which the current weights were initialised: 0, or where a
+        # `reinitialize` command started afresh. Families see steps counted from here, so
+        # warm-up, LR decay, EMA warm-up and KL annealing restart with the weights.
+        self.origin = 0
+        self.family: Family = self._build_family(0)
         self.hp: dict[str, Any] = dict(self.config.hyperparameters)
         self.generation = self.config.generation
         self.pinned = set(self.config.pinned)
@@ -78,10 +82,24 @@ class Trainer:
         self.last_saved_step = -1
         self.outcome = ""
 
+    def _build_family(self, origin: int) -> Family:
+        """The family with fresh weights; from `origin` on, over the steps that remain
+        (a different seed from the first initialisation, the same on every replay)."""
+        config = self.config
+        if origin:
+            config = replace(
+                config,
+                seed=config.seed + origin,
+                max_steps=max(1, self.max_steps - origin),
+                hyperparameters=dict(self.hp),
+            )
+        return make_family(config, self.dataset, self.device)
+
     # -- state ----------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
         return {
             "family": self.family.state_dict(),
+            "origin": self.origin,
             "step": self.step,
             "data_index": self.data_index,
             "samples": self.samples,
@@ -90,12 +108,15 @@ class Trainer:
         }
 
     def restore(self, step: int, state: dict[str, Any]) -> None:
+        origin = int(state.get("origin", 0))
+        if origin != self.origin:  # the checkpoint's weights began at another step
+            self.origin, self.family = origin, self._build_family(origin)
         self.family.load_state_dict(state["family"])
         self.step, self.data_index = int(state["step"]), int(state["data_index"])
         self.samples = int(state.get("samples", 0))
         # The configuration in force now wins over the one saved: a rollback usually
         # comes together with new hyperparameters, and a restart must honour edits.
-        self.family.apply_hyperparameters(self.hp, self.step)
+        self.family.apply_hyperparameters(self.hp, self.step - self.origin)
         log.info("resumed from checkpoint step %d (data index %d)", step, self.data_index)
 
     def resume(self) -> None:
@@ -149,7 +170,7 @@ class Trainer:
         if probing:
             self.update_probe.start(self.family.components())
         with autocast:
-            result = self.family.train_step(self._next_batch, self.step)
+            result = self.family.train_step(self._next_batch, self.step - self.origin)
         ratios = self.update_probe.finish() if probing else {}
         self.step += 1
         total = time.perf_counter() - started
@@ -268,7 +289,7 @@ class Trainer:
                 },
             )
             self.hp = change.hyperparameters
-            self.family.apply_hyperparameters(self.hp, self.step)
+            self.family.apply_hyperparameters(self.hp, self.step - self.origin)
         if change.pinned is not None:
             self.pinned = set(change.pinned)
         if change.max_steps is not None and self.options.max_steps is None:
@@ -282,6 +303,22 @@ class Trainer:
     def run_command(self, command: Command) -> None:
         self.applied.add(command.id)
         self.applied_file.write_text(json.dumps(sorted(self.applied)))
+        if command.action == "reinitialize":
+            self.origin, self.family = self.step, self._build_family(self.step)
+            self.family.apply_hyperparameters(self.hp, 0)
+            self.window.reset()
+            self.smoothed.clear()
+            # The checkpoint at this step now holds the fresh weights: a restart before the
+            # next milestone resumes them, not the ones this command threw away.
+            self.save()
+            log.info(
+                "command %s: model re-initialised at step %d; %d steps remain",
+                command.id,
+                self.step,
+                self.max_steps - self.step,
+            )
+            self._count("gentrain_commands_applied_total", command.action)
+            return
         if command.action == "reset_discriminator":
             if self.family.reset_discriminator(self.step):
                 log.info(
