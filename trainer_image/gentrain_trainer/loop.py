@@ -243,9 +243,7 @@ class Trainer:
         for leftover in directory.iterdir():
             leftover.unlink()
         directory.rmdir()
-        self.collector.milestone = exporter.milestone_series(
-            self.step, time.time(), summary, evaluation, self.since_start
-        )
+        step, finished = self.step, time.time()
         log.info(
             "milestone %s",
             json.dumps(
@@ -267,7 +265,19 @@ class Trainer:
             ),
         )
         self.window.reset()
+        # The new configuration is taken up before the milestone is published, so the
+        # scrape that first reads this milestone also reads the generation in force from
+        # here on: the operator knows at which milestone its change arrived, and judges it
+        # on the next window, the first one trained entirely under it.
         self.apply_config()
+        self.collector.live = {
+            **self.collector.live,
+            "gentrain_config_generation": {(): float(self.generation)},
+            **self.counters,
+        }
+        self.collector.milestone = exporter.milestone_series(
+            step, finished, summary, evaluation, self.since_start
+        )
 
     def _count(self, counter: str, label: str) -> None:
         series = dict(self.counters[counter])
