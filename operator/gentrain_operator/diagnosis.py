@@ -33,6 +33,12 @@ THRESHOLDS: dict[str, float] = {
     # baseline counts (healthy first windows end at 0.87 and 0.25 of it; the DDPM at 50x
     # its LR at 0.999).
     "baseline_ratio_first": 0.97,
+    # A GAN on 2-D data is not learning when, from its second milestone on, no sample
+    # lies near any mode while its weights still move this much per step (|dw|/|w|, the
+    # largest component). On the ring at 10x the LR: 0 modes and 0.022 at step 1,000; a
+    # healthy run covers 6 modes at 0.004; one at a tenth of the healthy LR, slow but
+    # learning, also covers none yet, at 0.0013 — a rate too low is not a rate too high.
+    "gan_update_ratio": 0.01,
     # Plateau: relative improvement of the primary loss over the last three milestones.
     "plateau_improvement": 0.005,
     # GAN: the discriminator classifies this fraction of real and fake samples correctly.
@@ -70,6 +76,12 @@ class Finding:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def _first_window(history: Sequence[Milestone]) -> bool:
+    """Whether the newest window trained weights fresh from their initialisation: the
+    run's first, or the first after a `reinitialize` command started afresh."""
+    return len(history) < 2 or int(history[-1].get("origin_step", 0)) >= history[-2]["step"]
 
 
 def _primary_loss(m: Milestone) -> float | None:
@@ -158,7 +170,7 @@ def _not_learning(history: Sequence[Milestone], t: Mapping[str, float]) -> list[
     if not baseline or key is None or not math.isfinite(last[key]):
         return []
     ratio = last[key] / baseline
-    if ratio < t["baseline_ratio" if len(history) > 1 else "baseline_ratio_first"]:
+    if ratio < t["baseline_ratio_first" if _first_window(history) else "baseline_ratio"]:
         return []
     return [
         Finding(
@@ -226,6 +238,27 @@ def _gan(history: Sequence[Milestone], t: Mapping[str, float]) -> list[Finding]:
                     "accuracy": accuracy,
                     "d_real": m.get("d_real"),
                     "d_fake": m.get("d_fake"),
+                },
+            )
+        )
+    moving = max((m.get("update_ratio") or {}).values(), default=0.0)
+    if (
+        not _first_window(history)
+        and m.get("modes_covered") == 0
+        and float(m.get("high_quality_ratio", 1.0)) < 0.01
+        and moving >= t["gan_update_ratio"]
+    ):
+        findings.append(
+            Finding(
+                "NotLearning",
+                "critical",
+                f"no sample near any of the {m.get('modes')} modes at milestone {m['step']} while "
+                f"the weights move {moving:.1%} per step: the learning rate is far too high",
+                {
+                    "step": m["step"],
+                    "modes_covered": 0,
+                    "high_quality_ratio": m.get("high_quality_ratio"),
+                    "update_ratio": m.get("update_ratio"),
                 },
             )
         )

@@ -19,6 +19,7 @@ KEPT = (
     "step",
     "time",
     "generation",
+    "origin_step",
     "nonfinite",
     "nonfinite_losses_since_start",
     "spikes_since_start",

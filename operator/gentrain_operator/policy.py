@@ -51,7 +51,17 @@ LADDERS: dict[str, Ladder] = {
     # Clipping hides a learning rate that is far too high; if the finding persists, cut
     # the rate tenfold rather than halving it (halving 50x too high leaves it 25x too high).
     "ExplodingGradients": [["enable_clipping"], ["cut_lr"]],
-    "DiscriminatorOverpowering": [["lower_discriminator_lr"], ["switch_gan_loss"]],
+    # A discriminator that wins this early (minimax loss, its LR 10x the generator's) has
+    # usually pinned the generator to a few modes already; easing it off in place left 6
+    # of 8 on the zoo, starting afresh with the non-saturating loss and the generator at
+    # the discriminator's rate recovers them. Later in the run: the same without the
+    # restart, then a slower discriminator, then another loss.
+    "DiscriminatorOverpowering": [
+        ["reinitialize", "switch_gan_loss", "balance_learning_rates"],
+        ["switch_gan_loss", "balance_learning_rates"],
+        ["lower_discriminator_lr"],
+        ["switch_gan_loss"],
+    ],
     # While diversity is still falling, ease the discriminator off; once the generator has
     # collapsed, hyperparameter changes alone do not bring modes back (see the closed-loop
     # study): reset the discriminator, or roll back to before the collapse.
@@ -180,6 +190,11 @@ def _plan_actions(
             ok = all(scale(n, 0.1) for n in learning_rates())
         elif action == "lower_discriminator_lr":
             ok = family == "gan" and halve("discriminatorLearningRate")
+        elif action == "balance_learning_rates":
+            # A generator learning slower than its discriminator gets the same rate.
+            g = _hp(spec, "generatorLearningRate", family_defaults)
+            d = _hp(spec, "discriminatorLearningRate", family_defaults)
+            ok = family == "gan" and g < d and change("generatorLearningRate", d)
         elif action == "enable_clipping":
             clip = float(_hp(spec, "gradientClip", family_defaults) or 0)
             ok = change("gradientClip", 1.0 if clip <= 0 else clip / 2)

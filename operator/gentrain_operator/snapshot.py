@@ -62,6 +62,7 @@ def milestone(snapshot: Snapshot) -> dict[str, Any] | None:
         "step": int(step),
         "time": snapshot.get("gentrain_milestone_timestamp_seconds") or snapshot.time,
         "generation": int(snapshot.get("gentrain_config_generation") or 0),
+        "origin_step": int(snapshot.get("gentrain_milestone_weights_origin_step") or 0),
         "nonfinite": int(snapshot.get("gentrain_milestone_nonfinite_losses") or 0),
         "loss_mean": snapshot.by("gentrain_milestone_loss_mean", "component"),
         "loss_max": snapshot.by("gentrain_milestone_loss_max", "component"),

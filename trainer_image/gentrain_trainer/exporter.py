@@ -65,9 +65,11 @@ def milestone_series(
     summary: dict[str, Any],
     evaluation: dict[str, Any],
     since_start: SinceStart,
+    origin: int = 0,
 ) -> dict[str, dict[tuple[str, ...], float]]:
     """The milestone metrics, from the window summary and the family's evaluation."""
     series: dict[str, dict[tuple[str, ...], float]] = {
+        "gentrain_milestone_weights_origin_step": {(): float(origin)},
         "gentrain_milestone_nonfinite_losses_since_start": {(): float(since_start.nonfinite)},
         "gentrain_milestone_loss_spikes_since_start": {
             (component,): count for component, count in since_start.spikes.items()

@@ -243,7 +243,7 @@ class Trainer:
         for leftover in directory.iterdir():
             leftover.unlink()
         directory.rmdir()
-        step, finished = self.step, time.time()
+        step, finished, origin = self.step, time.time(), self.origin
         log.info(
             "milestone %s",
             json.dumps(
@@ -276,7 +276,7 @@ class Trainer:
             **self.counters,
         }
         self.collector.milestone = exporter.milestone_series(
-            step, finished, summary, evaluation, self.since_start
+            step, finished, summary, evaluation, self.since_start, origin
         )
 
     def _count(self, counter: str, label: str) -> None:

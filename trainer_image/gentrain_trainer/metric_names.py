@@ -114,6 +114,12 @@ METRICS = (
         "gentrain_milestone_timestamp_seconds", (), "When the latest milestone was published."
     ),
     _milestone("gentrain_milestone_steps", (), "Steps the milestone summary covers."),
+    _milestone(
+        "gentrain_milestone_weights_origin_step",
+        (),
+        "Step at which the weights this window trained were initialised: 0, or where a "
+        "reinitialize command started afresh.",
+    ),
     _milestone("gentrain_milestone_loss_mean", ("component",), "Mean finite loss over the window."),
     _milestone(
         "gentrain_milestone_loss_std",

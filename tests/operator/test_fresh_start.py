@@ -1,0 +1,87 @@
+"""Starting afresh: which findings restart a run from fresh weights, when it is too late
+to, and how a window after a restart is judged (as a first window). The figures are
+those of the efficacy zoo's GAN runs (bench/zoo/gan-*.yaml)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from gentrain_operator.diagnosis import diagnose
+from gentrain_operator.milestones import process
+from tests.operator.test_policy import gan_job, ring
+
+
+@pytest.mark.parametrize(
+    ("covered", "quality", "moving", "origin", "fires"),
+    [
+        (0, 0.0, 0.0218, 0, True),  # both LRs 10x too high, step 1,000
+        (6, 0.29, 0.0059, 0, False),  # healthy
+        (0, 0.002, 0.0015, 0, False),  # a tenth of the healthy LR: slow, but learning
+        (0, 0.0, 0.0218, 500, False),  # the first window after a restart
+    ],
+)
+def test_a_gan_whose_samples_are_nowhere_near_the_data_is_not_learning(
+    covered: int, quality: float, moving: float, origin: int, fires: bool
+) -> None:
+    history = [
+        ring(500, 2, high_quality_ratio=0.09),
+        ring(
+            1000,
+            covered,
+            high_quality_ratio=quality,
+            update_ratio={"discriminator": moving, "generator": moving / 2},
+            origin_step=origin,
+        ),
+    ]
+    kinds = [f.kind for f in diagnose(history, "gan")]
+    assert ("NotLearning" in kinds) == fires
+
+
+def text(step: int, loss: float, origin: int = 0) -> dict[str, Any]:
+    return {
+        "step": step,
+        "generation": 1,
+        "nonfinite": 0,
+        "loss_mean": {"model": loss},
+        "loss_last": {"model": loss},
+        "baseline_loss": 3.26,
+        "origin_step": origin,
+    }
+
+
+def test_the_window_after_a_restart_is_judged_like_a_first_window() -> None:
+    # 0.94 of the baseline: not learning in a run's third window, but a fresh start's first
+    # window is judged leniently, as the run's first one is.
+    assert "NotLearning" in [f.kind for f in diagnose([text(100, 3.2), text(200, 3.07)], "x")]
+    after_restart = [text(100, 3.2), text(200, 3.2), text(300, 3.07, origin=200)]
+    assert "NotLearning" not in [f.kind for f in diagnose(after_restart, "transformer")]
+
+
+def overpowered(step: int) -> dict[str, Any]:
+    return ring(step, 3, high_quality_ratio=0.27, discriminator_accuracy_ratio=0.886)
+
+
+def test_a_discriminator_winning_early_restarts_the_run_with_a_fair_game() -> None:
+    job = gan_job()
+    outcome = process(overpowered(500), job, now=0.0)
+    assert outcome.record is not None
+    assert outcome.record["finding"] == "DiscriminatorOverpowering"
+    assert outcome.record["actions"] == [
+        "reinitialize",
+        "switch_gan_loss",
+        "balance_learning_rates",
+    ]
+    hyperparameters = outcome.spec["training"]["hyperparameters"]
+    assert hyperparameters["ganLoss"] == "non_saturating"
+    assert hyperparameters["generatorLearningRate"] == hyperparameters["discriminatorLearningRate"]
+    assert [c["action"] for c in outcome.spec["commands"]] == ["reinitialize"]
+
+
+def test_late_in_the_run_it_changes_the_game_in_place() -> None:
+    job = gan_job()
+    outcome = process(overpowered(3000), job, now=0.0)  # 40% of 5,000 steps remain
+    assert outcome.record is not None
+    assert outcome.record["actions"] == ["switch_gan_loss", "balance_learning_rates"]
+    assert "commands" not in outcome.spec
