@@ -33,6 +33,24 @@ def final(result: Any, metric: str) -> float | None:
     return float(values[-1]) if values else None
 
 
+def recovered_at(result: Any) -> int | None:
+    """The first milestone after the first action from which no serious finding showed
+    again: when the run was healthy for good (None if it never was)."""
+    if not result.remediations:
+        return None
+    first = result.remediations[0]["step"]
+    steps = [m["step"] for m in result.milestones]
+    healthy_from = None
+    for step, findings in zip(steps, result.findings, strict=True):
+        if step <= first:
+            continue
+        if findings:
+            healthy_from = None
+        elif healthy_from is None:
+            healthy_from = step
+    return healthy_from
+
+
 def within(value: float | None, reference: float, better: str) -> bool:
     if value is None:
         return False
@@ -61,6 +79,7 @@ def study(names: list[str], seeds: int) -> list[dict[str, Any]]:
                 "better": better,
                 "healthy": reference,
                 "healthy_actions": len(healthy.remediations),
+                "healthy_seconds": round(healthy.seconds, 1),
             }
             for mode in ("off", "recommend", "auto"):
                 result = run(merged(base, {**case["broken"], "remediation": {"mode": mode}}))
@@ -70,6 +89,7 @@ def study(names: list[str], seeds: int) -> list[dict[str, Any]]:
                 row[f"{mode}_seconds"] = round(result.seconds, 1)
                 if mode == "auto":
                     row["rescued"] = reference is not None and within(value, reference, better)
+                    row["recovered_at"] = recovered_at(result)
                     row["actions"] = [
                         f"{r['finding']}:{'+'.join(r['actions'])}@{r['step']}"
                         for r in result.remediations
@@ -82,8 +102,9 @@ def study(names: list[str], seeds: int) -> list[dict[str, Any]]:
 def report(rows: list[dict[str, Any]]) -> None:
     OUT.mkdir(exist_ok=True)
     lines = [
-        "| pathology | metric | healthy | off | recommend | auto | rescued | actions (auto) | harmful on healthy |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| pathology | metric | healthy | off | recommend | auto | rescued | actions (auto) "
+        "| healthy from step | compute (auto / healthy) | actions on healthy |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
 
@@ -93,7 +114,8 @@ def report(rows: list[dict[str, Any]]) -> None:
         lines.append(
             f"| {row['case']} (seed {row['seed']}) | {row['metric']} ({row['better']}) | {fmt(row['healthy'])} | "
             f"{fmt(row['off'])} | {fmt(row['recommend'])} | {fmt(row['auto'])} | {'yes' if row['rescued'] else 'no'} | "
-            f"{row['auto_actions']} | {row['healthy_actions']} actions |"
+            f"{'; '.join(row['actions']) or 'none'} | {row['recovered_at'] or '-'} | "
+            f"{row['auto_seconds'] / max(row['healthy_seconds'], 1e-9):.2f} | {row['healthy_actions']} |"
         )
     rescued = sum(r["rescued"] for r in rows)
     harmful = sum(r["healthy_actions"] > 0 for r in rows)

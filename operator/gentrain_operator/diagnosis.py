@@ -56,6 +56,10 @@ THRESHOLDS: dict[str, float] = {
     # FID regression: FID above this multiple of its best (after `fid_warmup` milestones).
     "fid_ratio": 1.25,
     "fid_warmup": 2,
+    # Stale EMA: the sampling weights still hold this share of the random initialisation
+    # (the product of the EMA decays so far). Healthy runs (warm-up) are at 1e-15 by their
+    # first milestone; a raw 0.9999 still at 0.985 at step 150 and 0.86 at step 1,500.
+    "ema_init_weight": 0.5,
     # Posterior collapse: fewer active units than this fraction of the latent dimensions.
     "active_fraction": 0.25,
     # Overfitting: validation loss up this much from its best while training loss falls.
@@ -332,6 +336,22 @@ def _fid(history: Sequence[Milestone], t: Mapping[str, float]) -> list[Finding]:
     ]
 
 
+def _ema(history: Sequence[Milestone], t: Mapping[str, float]) -> list[Finding]:
+    m = history[-1]
+    stale = m.get("ema_init_weight")
+    if stale is None or stale < t["ema_init_weight"]:
+        return []
+    return [
+        Finding(
+            "StaleEMA",
+            "warning",
+            f"the EMA weights used for sampling are still {stale:.0%} their random "
+            f"initialisation at step {m['step']}: samples and FID show almost nothing learned",
+            {"step": m["step"], "ema_init_weight": stale, "fid": m.get("fid")},
+        )
+    ]
+
+
 def _vae(history: Sequence[Milestone], t: Mapping[str, float]) -> list[Finding]:
     m = history[-1]
     if "active_units" not in m or not m.get("latent_dims"):
@@ -424,6 +444,8 @@ def diagnose(
         findings += _gan(history, t)
     if family == "vae":
         findings += _vae(history, t)
+    if family == "diffusion":
+        findings += _ema(history, t)
     if family == "transformer":
         findings += _overfitting(history, t)
     return findings

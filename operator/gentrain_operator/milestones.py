@@ -37,6 +37,7 @@ KEPT = (
     "discriminator_accuracy_ratio",
     "fid",
     "kid",
+    "ema_init_weight",
     "recall",
     "precision",
     "extractor",

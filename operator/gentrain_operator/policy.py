@@ -29,6 +29,7 @@ PRIORITY = (
     "ExplodingGradients",
     "DiscriminatorOverpowering",
     "FIDRegression",
+    "StaleEMA",
     "Overfitting",
 )
 
@@ -74,6 +75,9 @@ LADDERS: dict[str, Ladder] = {
     "ModeCollapse/collapsed": [["reset_discriminator"], ["rollback", "reset_discriminator"]],
     "FIDRegression": [["rollback", "lower_lr"], ["rollback", "cut_lr"]],
     "PosteriorCollapse": [["kl_annealing"], ["free_bits"]],
+    # The EMA warm-up (decay (1 + t) / (10 + t) up to the target) forgets the random
+    # initialisation within ~100 steps even when switched on late.
+    "StaleEMA": [["ema_warmup"]],
     "Overfitting": [["lower_lr"]],
 }
 
@@ -226,6 +230,10 @@ def _plan_actions(
                 family == "vae"
                 and change("klSchedule", "linear")
                 and change("klAnnealSteps", max(1, 4 * int(context.get("interval", 250))))
+            )
+        elif action == "ema_warmup":
+            ok = family == "diffusion" and change(
+                "emaWarmupSteps", max(int(_hp(spec, "emaWarmupSteps", family_defaults) or 0), 200)
             )
         elif action == "free_bits":
             ok = (

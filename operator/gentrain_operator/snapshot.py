@@ -89,6 +89,7 @@ def milestone(snapshot: Snapshot) -> dict[str, Any] | None:
         "reconstruction_loss",
         "active_units",
         "latent_dims",
+        "ema_init_weight",
         "validation_loss",
         "perplexity",
         "steps_per_second",

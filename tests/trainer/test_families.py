@@ -83,3 +83,18 @@ def test_diffusion_lowers_fid(make_trainer: MakeTrainer) -> None:
     )
     results = milestones(trainer)
     assert results[-1]["fid"] < 0.8 * results[0]["fid"], [r["fid"] for r in results]
+    # With the EMA warm-up the sampling weights have forgotten their initialisation.
+    assert results[0]["ema_init_weight"] < 1e-6
+
+
+def test_a_raw_ema_decay_keeps_the_sampling_weights_near_their_initialisation(
+    make_trainer: MakeTrainer,
+) -> None:
+    config = tiny("diffusion-digits", training={"max_steps": 100}, checkpoints={"interval": 100})
+    config["hyperparameters"].update(ema_decay=0.9999, ema_warmup_steps=0)
+    trainer = make_trainer(config, evaluate=False)
+    trainer.run()
+    assert trainer.family.ema_init_weight == pytest.approx(0.9999**100)
+    # ... and a resume carries it on.
+    again = make_trainer(config, evaluate=False)
+    assert again.family.ema_init_weight == pytest.approx(0.9999**100)

@@ -215,6 +215,12 @@ METRICS = (
         ("extractor",),
         "Inception Score computed with the named classifier.",
     ),
+    # Diffusion
+    _milestone(
+        "gentrain_milestone_ema_init_weight",
+        (),
+        "Share of the sampling (EMA) weights still equal to the random initialisation.",
+    ),
     # VAE
     _milestone(
         "gentrain_milestone_kl", (), "Mean KL divergence of the posterior, nats per example."
