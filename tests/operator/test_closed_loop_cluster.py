@@ -1,0 +1,59 @@
+"""A zoo pathology through the real cluster: the operator (scraping a trainer pod, patching
+the job, the ConfigMap reaching the pod) makes the decisions the in-process closed loop of
+the efficacy study makes, from the same diagnosis and policy code."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from bench.closed_loop import run
+from bench.recorder import merged
+from tests.operator.test_operator_cluster import events, gtj, status
+from tests.support.kube import Cluster
+from tests.support.waiting import wait_for
+
+pytestmark = [pytest.mark.cluster, pytest.mark.slow]
+ZOO = Path(__file__).resolve().parents[2] / "bench" / "zoo"
+
+
+def decisions(remediations: list[dict[str, Any]]) -> list[tuple[str, list[str], int]]:
+    return [(r["finding"], r["actions"], r["step"]) for r in remediations]
+
+
+def test_a_transformer_that_learns_nothing_starts_afresh_on_the_cluster_as_in_process(
+    cluster: Cluster, namespace: str, operator: None
+) -> None:
+    case = yaml.safe_load((ZOO / "transformer-no-warmup.yaml").read_text())
+    spec = merged(
+        merged(case["base"], case["broken"]),
+        {"training": {"maxSteps": 400}, "remediation": {"mode": "auto"}},
+    )
+    in_process = run(spec)
+    expected = decisions(in_process.remediations)
+    assert expected == [("NotLearning", ["reinitialize", "cut_lr", "enable_clipping"], 100)]
+
+    manifest = gtj("fresh")
+    manifest["spec"] = {
+        **spec,
+        "monitoring": {"scrapeIntervalSeconds": 1},
+        "resources": {"cpu": "1", "memory": "2Gi"},
+    }
+    cluster.apply(manifest, namespace)
+    final = wait_for(
+        lambda: status(cluster, namespace, "fresh"),
+        lambda s: s.get("phase") in ("Succeeded", "Failed"),
+        "the job to finish",
+        timeout=300,
+    )
+    assert final["phase"] == "Succeeded"
+    assert decisions(final["remediations"]) == expected
+    assert final["remediations"][0]["outcome"] == "resolved"
+    assert final["health"] == "Healthy", final.get("findings")
+    assert {"NotLearning", "Remediating"} <= set(events(cluster, namespace, "fresh"))
+    # The trainer started afresh where the operator's change reached it.
+    origins = {m.get("origin_step", 0) for m in final["milestones"]}
+    assert len(origins - {0}) == 1, final["milestones"]
