@@ -4,10 +4,12 @@
   seconds on CPU for digits) — features from its penultimate layer, class probabilities
   for the Inception-Score analogue.
 - `random_conv`: the same network with fixed random weights, for unlabelled images.
+- `inception`: pytorch-fid's InceptionV3 (its 2,048 pool features, the network published
+  FIDs use) when its weights file is on disk (see `inception.py`).
 
-InceptionV3 with the pytorch-fid weights is not implemented yet: figures from the
-extractors here are comparable with each other, never with published Inception FIDs,
-which is why every figure carries its extractor's name.
+`auto` takes `inception` when the weights are there, the domain classifier otherwise.
+Figures from different extractors are never comparable, which is why every figure
+carries its extractor's name.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import torch.nn.functional as F  # noqa: N812
 from torch import nn
 
 from ..datasets import ImageDataset
+from . import inception
 
 log = logging.getLogger(__name__)
 
@@ -47,15 +50,23 @@ class SmallCNN(nn.Module):
 @dataclass
 class Extractor:
     name: str
-    network: SmallCNN
+    network: nn.Module  # images in [-1, 1] -> (features, logits or None)
     has_classes: bool
     held_out_accuracy: float | None = None
+    batch: int = 512
+    _real: torch.Tensor | None = None
+
+    def real_features(self, data: ImageDataset, limit: int) -> torch.Tensor:
+        """The real images' features, computed once per extractor (its data is fixed)."""
+        if self._real is None:
+            self._real, _ = self(data.train[:limit])
+        return self._real
 
     @torch.no_grad()
     def __call__(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         self.network.eval()
         features, logits = [], []
-        for chunk in images.float().split(512):
+        for chunk in images.float().split(self.batch):
             f, lg = self.network(chunk)
             features.append(f)
             logits.append(lg)
@@ -94,10 +105,20 @@ def _train_classifier(data: ImageDataset, steps: int = 300) -> Extractor:
 
 
 def extractor_for(data: ImageDataset, wanted: str = "auto") -> Extractor:
-    if wanted == "inception":
-        log.warning(
-            "evaluation.extractor=inception is not available in this build; using the domain extractor"
-        )
+    if wanted in ("auto", "inception"):
+        weights = inception.weights_file()
+        if weights is not None:
+            key = ("inception", tuple(data.train.shape))
+            if key not in _cache:
+                _cache[key] = Extractor("inception", inception.load(weights), False, batch=64)
+            return _cache[key]
+        if wanted == "inception":
+            log.warning(
+                "evaluation.extractor=inception: no weights file at %s (set %s); "
+                "using the domain extractor, and labelling its figures so",
+                inception.DEFAULT_PATH,
+                inception.ENVIRONMENT,
+            )
     key = (data.name, tuple(data.train.shape))
     if key not in _cache:
         if data.train_labels is not None and data.classes > 1:

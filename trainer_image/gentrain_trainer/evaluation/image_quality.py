@@ -11,10 +11,12 @@ from ..datasets import ImageDataset
 from . import distances
 from .extractors import extractor_for
 
+REAL_SAMPLES = 5000  # real images whose features make the reference statistics
+
 
 def evaluate_images(fake: torch.Tensor, data: ImageDataset, config: Config) -> dict[str, Any]:
     extractor = extractor_for(data, str(config.evaluation.get("extractor", "auto")))
-    real_features, _ = extractor(data.train)
+    real_features = extractor.real_features(data, REAL_SAMPLES)
     fake_features, fake_probs = extractor(fake.clamp(-1, 1))
     if not torch.isfinite(fake_features).all():
         return {"extractor": extractor.name, "fid": float("nan"), "kid": float("nan")}
