@@ -87,6 +87,40 @@ def _from_folder(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
     return np.stack(arrays), labels
 
 
+# Folders torchvision's dataset classes keep under their root, and the class reading each.
+TORCHVISION_LAYOUTS = {
+    "MNIST": "MNIST",
+    "FashionMNIST": "FashionMNIST",
+    "KMNIST": "KMNIST",
+    "cifar-10-batches-py": "CIFAR10",
+    "cifar-100-python": "CIFAR100",
+}
+
+
+def _from_torchvision(path: Path) -> tuple[np.ndarray, np.ndarray] | None:
+    """A torchvision dataset already on disk under `path` (its root), train and test
+    splits together; None if `path` holds none. Never downloads."""
+    for folder, class_name in TORCHVISION_LAYOUTS.items():
+        if not (path / folder).is_dir():
+            continue
+        try:
+            from torchvision import datasets
+        except ImportError as error:
+            raise DatasetError(
+                f"data.path: {path} holds a torchvision dataset ({folder}), "
+                "but torchvision is not installed in this image"
+            ) from error
+        kind = getattr(datasets, class_name)
+        try:
+            splits = [kind(str(path), train=train, download=False) for train in (True, False)]
+        except RuntimeError as error:  # torchvision's "Dataset not found or corrupted"
+            raise DatasetError(f"data.path: {path / folder}: {error}") from error
+        images = np.concatenate([np.asarray(s.data) for s in splits])
+        labels = np.concatenate([np.asarray(s.targets) for s in splits])
+        return images, labels
+    return None
+
+
 def load_image_dataset(name: str, path: Path | None, seed: int) -> ImageDataset:
     if name == "digits" and path is None:
         with np.load(DIGITS) as data:
@@ -96,7 +130,8 @@ def load_image_dataset(name: str, path: Path | None, seed: int) -> ImageDataset:
     if not path.exists():
         raise DatasetError(f"data.path: {path} does not exist (is the volume mounted?)")
     if path.is_dir():
-        images, labels = _from_folder(path)
+        found = _from_torchvision(path)
+        images, labels = found if found is not None else _from_folder(path)
     elif path.suffix == ".npy":
         images, labels = np.load(path), None
     elif path.suffix == ".npz":
