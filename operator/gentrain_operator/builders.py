@@ -12,6 +12,15 @@ from . import names
 from .settings import Settings
 
 
+def trainer_command(command: tuple[str, ...], gpus: int) -> list[str]:
+    """The trainer's command; with more than one GPU, under torchrun (one process per GPU,
+    run by the same interpreter as `python -m gentrain_trainer` would be)."""
+    if gpus <= 1 or list(command[-2:]) != ["-m", "gentrain_trainer"]:
+        return list(command)
+    launcher = ["-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={gpus}"]
+    return [*command[:-2], *launcher, "-m", "gentrain_trainer"]
+
+
 def owner_reference(job: Mapping[str, Any]) -> dict[str, Any]:
     meta = job["metadata"]
     return {
@@ -91,6 +100,11 @@ def trainer_pod(
         {"name": "checkpoints", "mountPath": names.CHECKPOINT_DIR},
         {"name": "tmp", "mountPath": "/tmp"},  # noqa: S108 - the pod's own emptyDir: the root is read-only
     ]
+    if with_gpus and gpus > 1:
+        # NCCL passes data between the GPUs' processes through shared memory; a
+        # container's default /dev/shm (64 MiB) makes it fail.
+        volumes.append({"name": "shm", "emptyDir": {"medium": "Memory"}})
+        mounts.append({"name": "shm", "mountPath": "/dev/shm"})  # noqa: S108 - the pod's own memory volume
     claim = spec["dataset"].get("volumeClaimName")
     if claim:
         volumes.append(
@@ -101,7 +115,7 @@ def trainer_pod(
     container = {
         "name": "trainer",
         "image": spec.get("image") or settings.trainer_image,
-        "command": list(settings.trainer_command),
+        "command": trainer_command(settings.trainer_command, gpus if with_gpus else 0),
         "args": [
             "--config",
             names.CONFIG_PATH,

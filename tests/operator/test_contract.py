@@ -93,6 +93,27 @@ def test_the_trainer_pod_is_secure_owned_and_sized() -> None:
     assert fallback["spec"]["containers"][0]["args"][-1] == "cpu"
 
 
+def test_several_gpus_run_one_trainer_per_gpu_under_torchrun() -> None:
+    manifest = job(ROOT / "examples" / "gan-ring-unstable.yaml")
+    manifest["spec"]["resources"]["gpus"] = 4
+    settings = Settings(trainer_command=("python", "-m", "gentrain_trainer"))
+    container = builders.trainer_pod(manifest, 1, with_gpus=True, settings=settings)["spec"][
+        "containers"
+    ][0]
+    assert container["command"] == [
+        "python",
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc-per-node=4",
+        "-m",
+        "gentrain_trainer",
+    ]
+    assert {"name": "shm", "mountPath": "/dev/shm"} in container["volumeMounts"]
+    fallback = builders.trainer_pod(manifest, 2, with_gpus=False, settings=settings)
+    assert fallback["spec"]["containers"][0]["command"] == ["python", "-m", "gentrain_trainer"]
+
+
 def test_empty_dir_storage_makes_no_claim() -> None:
     manifest = job(ROOT / "examples" / "gan-ring.yaml")
     assert builders.checkpoint_claim(manifest)["spec"]["resources"]["requests"]["storage"] == "1Gi"  # type: ignore[index]

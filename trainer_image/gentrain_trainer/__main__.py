@@ -12,6 +12,7 @@ import logging
 import sys
 from pathlib import Path
 
+from . import distributed
 from .config import ConfigError
 from .datasets import DatasetError
 from .families.base import ModelConfigError
@@ -66,6 +67,9 @@ def main(argv: list[str] | None = None) -> int:
         args.max_steps,
         evaluate=not args.no_eval,
     )
+    world = distributed.join()
+    if not world.main:  # one voice per pod: rank 0 writes the termination log
+        args.termination_log = Path("/nonexistent/termination-log")
     try:
         trainer = Trainer(options)
         trainer.resume()
@@ -75,6 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         _write_termination_log(args.termination_log, message)
         return 2
     trainer.run()
+    distributed.leave()
     # The operator reads this from the pod's status: "completed ..." or "stopped ...".
     _write_termination_log(args.termination_log, trainer.outcome)
     return 0

@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from . import exporter, live_config, resources, update_ratio
+from . import distributed, exporter, live_config, resources, update_ratio
 from .checkpoints import CheckpointStore
 from .config import Command, Config, load
 from .datasets import Batch, make_dataset
@@ -48,8 +48,9 @@ class Trainer:
         self.options = options
         self.config: Config = load(options.config_path)
         self.max_steps = options.max_steps or self.config.max_steps
-        self.threads = resources.configure_threads()
-        self.device = resources.choose_device(options.device)
+        self.world = distributed.current()
+        self.threads = resources.configure_threads(self.world.size)
+        self.device = resources.choose_device(options.device, self.world.local_rank)
         self.dataset = make_dataset(self.config.data, self.config.seed)
         # The step at which the current weights were initialised: 0, or where a
         # `reinitialize` command started afresh. Families see steps counted from here, so
@@ -78,7 +79,10 @@ class Trainer:
         self.samples = 0
         self.stop_requested = False
         self.collector = exporter.TrainerCollector(NVML() if self.device.type == "cuda" else None)
-        self.registry = exporter.start(options.metrics_port, self.collector)
+        # Rank 0 speaks for the pod: the other ranks serve no metrics and write no files.
+        self.registry = exporter.start(
+            options.metrics_port if self.world.main else 0, self.collector
+        )
         self.last_saved_step = -1
         self.outcome = ""
 
@@ -135,6 +139,9 @@ class Trainer:
         self.restore(*found)
 
     def save(self, pictures: list[Path] | None = None) -> None:
+        self.last_saved_step = self.step
+        if not self.world.main:
+            return
         self.store.save(
             self.step,
             self.state(),
@@ -146,12 +153,13 @@ class Trainer:
             pictures or [],
         )
         self.store.rotate(self.pinned)
-        self.last_saved_step = self.step
 
     # -- one step -------------------------------------------------------------------
     def _next_batch(self) -> Batch:
         started = time.perf_counter()
-        batch = self.dataset.batch(self.data_index, self.config.batch_size)
+        # Under torchrun, rank r of n draws batches r, n + r, 2n + r, ...: each its own.
+        index = self.data_index * self.world.size + self.world.rank
+        batch = self.dataset.batch(index, self.config.batch_size)
         self.data_index += 1
         self.samples += len(batch.x)
         self._data_seconds += time.perf_counter() - started
@@ -160,7 +168,7 @@ class Trainer:
     def train_one(self) -> None:
         self._data_seconds = 0.0
         started = time.perf_counter()
-        torch.manual_seed(step_seed(self.config.seed, self.step))
+        torch.manual_seed(step_seed(self.config.seed, self.step) + self.world.rank)
         autocast = (
             torch.autocast("cuda", dtype=torch.bfloat16)
             if self.device.type == "cuda"
@@ -226,23 +234,25 @@ class Trainer:
 
     # -- milestones -----------------------------------------------------------------
     def milestone(self) -> None:
-        directory = self.options.checkpoint_dir / f".pictures-{self.step}"
-        directory.mkdir(parents=True, exist_ok=True)
         evaluation: dict[str, Any] = {}
-        pictures: list[Path] = []
-        if self.options.evaluate:
-            started = time.perf_counter()
-            evaluation = self.family.evaluate(self.step)
-            pictures = self.family.pictures(directory, self.step)
-            evaluation_seconds = time.perf_counter() - started
-        else:
-            evaluation_seconds = 0.0
+        evaluation_seconds = 0.0
         summary = self.window.summary()
         self.since_start.add(summary)
-        self.save(pictures)
-        for leftover in directory.iterdir():
-            leftover.unlink()
-        directory.rmdir()
+        if self.world.main:  # evaluation, pictures and the checkpoint: rank 0's alone
+            directory = self.options.checkpoint_dir / f".pictures-{self.step}"
+            directory.mkdir(parents=True, exist_ok=True)
+            pictures: list[Path] = []
+            if self.options.evaluate:
+                started = time.perf_counter()
+                evaluation = self.family.evaluate(self.step)
+                pictures = self.family.pictures(directory, self.step)
+                evaluation_seconds = time.perf_counter() - started
+            self.save(pictures)
+            for leftover in directory.iterdir():
+                leftover.unlink()
+            directory.rmdir()
+        else:
+            self.save()
         step, finished, origin = self.step, time.time(), self.origin
         log.info(
             "milestone %s",
@@ -285,7 +295,12 @@ class Trainer:
         self.counters[counter] = series
 
     def apply_config(self) -> None:
-        change = live_config.reload(self.options.config_path, self.config.family, self.hp)
+        change = distributed.from_main(
+            live_config.reload(self.options.config_path, self.config.family, self.hp)
+            if self.world.main
+            else None
+        )
+        assert change is not None
         for field in change.refused:
             self._count("gentrain_config_rejected_total", field)
         if change.hyperparameters != self.hp:
@@ -312,7 +327,8 @@ class Trainer:
 
     def run_command(self, command: Command) -> None:
         self.applied.add(command.id)
-        self.applied_file.write_text(json.dumps(sorted(self.applied)))
+        if self.world.main:
+            self.applied_file.write_text(json.dumps(sorted(self.applied)))
         if command.action == "reinitialize":
             self.origin, self.family = self.step, self._build_family(self.step)
             self.family.apply_hyperparameters(self.hp, 0)
@@ -383,7 +399,11 @@ class Trainer:
             self.step,
             self.max_steps,
         )
-        while self.step < self.max_steps and not self.stop_requested:
+        while self.step < self.max_steps:
+            if self.world.size > 1:
+                self.stop_requested = distributed.any_rank(self.stop_requested)
+            if self.stop_requested:
+                break
             self.train_one()
             if self.step % self.config.checkpoint_interval == 0 or self.step == self.max_steps:
                 self.milestone()
@@ -397,3 +417,21 @@ class Trainer:
         else:
             self.outcome = f"completed {self.step} steps"
         log.info("%s", self.outcome)
+        if self.world.size > 1:  # ranks that stayed in step hold the same weights
+            log.info(
+                "rank %d of %d: weights fingerprint %.10e",
+                self.world.rank,
+                self.world.size,
+                self.fingerprint(),
+            )
+
+    def fingerprint(self) -> float:
+        """The sum of every trained weight: equal on ranks that stayed identical."""
+        with torch.no_grad():
+            return float(
+                sum(
+                    p.double().sum()
+                    for module in self.family.components().values()
+                    for p in module.parameters()
+                )
+            )

@@ -37,19 +37,23 @@ def cpu_limit() -> float | None:
     return None
 
 
-def configure_threads() -> int:
+def configure_threads(processes: int = 1) -> int:
+    """Threads for this process: its share of the pod's CPU limit (torchrun runs
+    `processes` trainers in one pod)."""
     limit = cpu_limit()
     cores = os.cpu_count() or 1
-    threads = max(1, min(cores, math.floor(limit))) if limit else cores
+    share = (limit or cores) / processes
+    threads = max(1, min(cores, math.floor(share)))
     torch.set_num_threads(threads)
     return threads
 
 
-def choose_device(wanted: str) -> torch.device:
+def choose_device(wanted: str, local_rank: int = 0) -> torch.device:
     if wanted == "cuda" and not torch.cuda.is_available():
         raise ValueError("--device cuda: no CUDA device is visible to this process")
     if wanted == "cuda" or (wanted == "auto" and torch.cuda.is_available()):
-        return torch.device("cuda")
+        torch.cuda.set_device(local_rank)
+        return torch.device("cuda", local_rank)
     return torch.device("cpu")
 
 

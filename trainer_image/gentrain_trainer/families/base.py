@@ -10,6 +10,7 @@ from typing import Any
 
 import torch
 
+from .. import distributed
 from ..datasets import Batch
 
 NextBatch = Callable[[], Batch]
@@ -29,8 +30,10 @@ class StepResult:
 
 
 def clip_and_measure(parameters: Iterable[torch.nn.Parameter], clip: float) -> tuple[float, bool]:
-    """The gradient's total norm before clipping, and whether clipping changed it."""
+    """The gradient's total norm before clipping, and whether clipping changed it. Under
+    torchrun the gradients are first averaged over the ranks."""
     params = [p for p in parameters if p.grad is not None]
+    distributed.average_gradients(params)
     limit = clip if clip > 0 else math.inf
     norm = float(torch.nn.utils.clip_grad_norm_(params, limit, error_if_nonfinite=False))
     return norm, clip > 0 and norm > clip
