@@ -90,6 +90,10 @@ def study(names: list[str], seeds: int) -> list[dict[str, Any]]:
                 if mode == "auto":
                     row["rescued"] = reference is not None and within(value, reference, better)
                     row["recovered_at"] = recovered_at(result)
+                    # Compute thrown away: the steps trained before the last fresh start.
+                    row["discarded_steps"] = max(
+                        (int(m.get("origin_step", 0)) for m in result.milestones), default=0
+                    )
                     row["actions"] = [
                         f"{r['finding']}:{'+'.join(r['actions'])}@{r['step']}"
                         for r in result.remediations
@@ -103,7 +107,7 @@ def report(rows: list[dict[str, Any]]) -> None:
     OUT.mkdir(exist_ok=True)
     lines = [
         "| pathology | metric | healthy | off | recommend | auto | rescued | actions (auto) "
-        "| healthy from step | compute (auto / healthy) | actions on healthy |",
+        "| healthy from step | steps discarded (auto) | actions on healthy |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
@@ -115,7 +119,23 @@ def report(rows: list[dict[str, Any]]) -> None:
             f"| {row['case']} (seed {row['seed']}) | {row['metric']} ({row['better']}) | {fmt(row['healthy'])} | "
             f"{fmt(row['off'])} | {fmt(row['recommend'])} | {fmt(row['auto'])} | {'yes' if row['rescued'] else 'no'} | "
             f"{'; '.join(row['actions']) or 'none'} | {row['recovered_at'] or '-'} | "
-            f"{row['auto_seconds'] / max(row['healthy_seconds'], 1e-9):.2f} | {row['healthy_actions']} |"
+            f"{row.get('discarded_steps', 0)} | {row['healthy_actions']} |"
+        )
+    lines += [
+        "",
+        "| pathology | metric | healthy | off | auto | rescued (seeds) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for case in sorted({r["case"] for r in rows}):
+        subset = [r for r in rows if r["case"] == case]
+
+        def mean(key: str, subset: list[dict[str, Any]] = subset) -> str:
+            values = [r[key] for r in subset if r[key] is not None]
+            return f"{statistics.mean(values):.3g}" if values else "-"
+
+        lines.append(
+            f"| {case} | {subset[0]['metric']} | {mean('healthy')} | {mean('off')} | "
+            f"{mean('auto')} | {sum(r['rescued'] for r in subset)} of {len(subset)} |"
         )
     rescued = sum(r["rescued"] for r in rows)
     harmful = sum(r["healthy_actions"] > 0 for r in rows)
@@ -157,9 +177,15 @@ def main() -> None:
     )
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--only", nargs="*", default=[])
+    parser.add_argument(
+        "--report-only", action="store_true", help="rewrite the table and plot from efficacy.json"
+    )
     args = parser.parse_args()
     logging.disable(logging.WARNING)
-    report(study(args.only, args.seeds))
+    if args.report_only:
+        report(json.loads((OUT / "efficacy.json").read_text()))
+    else:
+        report(study(args.only, args.seeds))
     print((OUT / "efficacy.md").read_text())
 
 
