@@ -5,7 +5,8 @@
   for the Inception-Score analogue.
 - `random_conv`: the same network with fixed random weights, for unlabelled images.
 - `inception`: pytorch-fid's InceptionV3 (its 2,048 pool features, the network published
-  FIDs use) when its weights file is on disk (see `inception.py`).
+  FIDs use; its 1,008 classes for the Inception Score) when its weights file is on disk
+  (see `inception.py`).
 
 `auto` takes `inception` when the weights are there, the domain classifier otherwise.
 Figures from different extractors are never comparable, which is why every figure
@@ -110,7 +111,7 @@ def extractor_for(data: ImageDataset, wanted: str = "auto") -> Extractor:
         if weights is not None:
             key = ("inception", tuple(data.train.shape))
             if key not in _cache:
-                _cache[key] = Extractor("inception", inception.load(weights), False, batch=64)
+                _cache[key] = Extractor("inception", inception.load(weights), True, batch=64)
             return _cache[key]
         if wanted == "inception":
             log.warning(

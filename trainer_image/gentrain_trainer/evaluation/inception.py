@@ -14,6 +14,7 @@ import os
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F  # noqa: N812
 from torch import nn
 
 log = logging.getLogger(__name__)
@@ -36,22 +37,33 @@ def weights_file() -> Path | None:
 
 
 class InceptionFeatures(nn.Module):
-    """Images in [-1, 1], any size, 1 or 3 channels -> the 2,048 pool features."""
+    """Images in [-1, 1], any size, 1 or 3 channels -> the 2,048 pool features FID uses
+    and the 1,008 class logits the Inception Score uses, in one pass."""
 
     def __init__(self, network: nn.Module) -> None:
         super().__init__()
         self.network = network
+        self._pool: torch.Tensor | None = None
+        pool = network.avgpool
+        assert isinstance(pool, nn.Module)
+        pool.register_forward_hook(self._keep_pool)
 
-    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, None]:
+    def _keep_pool(self, module: nn.Module, inputs: object, output: torch.Tensor) -> None:
+        self._pool = output
+
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if images.shape[1] == 1:
             images = images.repeat(1, 3, 1, 1)
-        # pytorch-fid resizes to 299x299 and expects [0, 1], which it maps to [-1, 1].
-        features = self.network((images + 1) / 2)[0]
-        return features.flatten(1), None
+        # As pytorch-fid: bilinear resize to 299x299 of the images in [-1, 1].
+        x = F.interpolate(images, size=(299, 299), mode="bilinear", align_corners=False)
+        logits: torch.Tensor = self.network(x)
+        assert self._pool is not None
+        return self._pool.flatten(1), logits
 
 
 def build(weights: Path) -> nn.Module:
-    """pytorch-fid's FID InceptionV3 (block 3: the pool features), its state from `weights`."""
+    """pytorch-fid's FID InceptionV3 (TensorFlow's graph: patched blocks, 1,008 classes),
+    its state read from `weights`."""
     from pytorch_fid import inception as pytorch_fid
 
     def from_file(url: str, progress: bool = True) -> dict[str, torch.Tensor]:
@@ -61,7 +73,7 @@ def build(weights: Path) -> nn.Module:
     original = pytorch_fid.load_state_dict_from_url
     pytorch_fid.load_state_dict_from_url = from_file  # where pytorch-fid would download it
     try:
-        network: nn.Module = pytorch_fid.InceptionV3([3])
+        network: nn.Module = pytorch_fid.fid_inception_v3()
     finally:
         pytorch_fid.load_state_dict_from_url = original
     return network
