@@ -139,20 +139,19 @@ class Trainer:
         self.restore(*found)
 
     def save(self, pictures: list[Path] | None = None) -> None:
+        if self.world.main:  # one writer per pod; the other ranks hold the same state
+            self.store.save(
+                self.step,
+                self.state(),
+                {
+                    "generation": self.generation,
+                    "family": self.config.family,
+                    "data_index": self.data_index,
+                },
+                pictures or [],
+            )
+            self.store.rotate(self.pinned)
         self.last_saved_step = self.step
-        if not self.world.main:
-            return
-        self.store.save(
-            self.step,
-            self.state(),
-            {
-                "generation": self.generation,
-                "family": self.config.family,
-                "data_index": self.data_index,
-            },
-            pictures or [],
-        )
-        self.store.rotate(self.pinned)
 
     # -- one step -------------------------------------------------------------------
     def _next_batch(self) -> Batch:
