@@ -73,3 +73,15 @@ def test_non_finite_losses_are_critical_whatever_the_family() -> None:
     for family in ("gan", "vae", "transformer", "diffusion"):
         [finding] = [f for f in diagnose([milestone], family) if f.kind == "NonFiniteLoss"]
         assert finding.severity == "critical" and finding.evidence["nonfinite_steps"] == 3
+
+
+def test_one_milestone_on_few_sharp_modes_is_not_a_collapse() -> None:
+    from tests.operator.test_policy import ring
+
+    # A healthy run of the zoo (seed 2) dipped from 7 to 4 sharp modes for one milestone.
+    dip = [ring(2500, 7, high_quality_ratio=0.58), ring(3000, 4, high_quality_ratio=0.52)]
+    assert "ModeCollapse" not in {f.kind for f in diagnose(dip, "gan")}
+    still = [*dip, ring(3500, 4, high_quality_ratio=0.6)]
+    assert "ModeCollapse" in {f.kind for f in diagnose(still, "gan")}
+    # Down to 2 of 8 sharp modes is a collapse at once.
+    assert "ModeCollapse" in {f.kind for f in diagnose([dip[0], ring(3000, 2)], "gan")}

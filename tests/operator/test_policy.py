@@ -72,8 +72,8 @@ def test_mode_collapse_climbs_the_ladder_while_it_persists() -> None:
     job, outcomes = run_milestones(
         gan_job(),
         [
-            ring(250, 8),
-            ring(500, 5),  # 5 of 8: falling -> lower D's learning rate
+            ring(250, 5),  # sharp on 5 of 8 once: could be a healthy run's dip
+            ring(500, 5),  # ... twice in a row: mode collapse -> lower D's learning rate
             ring(750, 5, generation=5),  # the trainer took the change up here
             ring(1000, 4, generation=5),  # still there after a window with it: persisting
         ],
@@ -106,7 +106,7 @@ def test_a_collapsed_generator_gets_its_discriminator_reset_not_a_learning_rate_
 def test_resolved_actions_clear_and_the_last_healthy_checkpoint_moves() -> None:
     job, _outcomes = run_milestones(
         gan_job(),
-        [ring(250, 8), ring(500, 5), ring(750, 7, generation=5), ring(1000, 8, generation=5)],
+        [ring(250, 5), ring(500, 5), ring(750, 7, generation=5), ring(1000, 8, generation=5)],
     )
     assert job["status"]["remediations"][0]["outcome"] == "resolved"
     assert job["status"]["health"] == "Healthy"
@@ -155,7 +155,7 @@ def test_non_finite_loss_rolls_back_to_the_last_healthy_checkpoint_with_lower_lr
 
 
 def test_recommend_mode_records_but_never_patches() -> None:
-    job, outcomes = run_milestones(gan_job(mode="recommend"), [ring(250, 8), ring(500, 5)])
+    job, outcomes = run_milestones(gan_job(mode="recommend"), [ring(250, 5), ring(500, 5)])
     assert outcomes[1].spec is None
     assert outcomes[1].record is not None and outcomes[1].record["outcome"] == "recommended"
     assert job["spec"]["training"]["hyperparameters"]["discriminatorLearningRate"] == 1e-3
@@ -163,10 +163,10 @@ def test_recommend_mode_records_but_never_patches() -> None:
 
 
 def test_off_mode_and_disabled_rules_take_no_action() -> None:
-    _, outcomes = run_milestones(gan_job(mode="off"), [ring(250, 8), ring(500, 5)])
+    _, outcomes = run_milestones(gan_job(mode="off"), [ring(250, 5), ring(500, 5)])
     assert outcomes[1].record is None and outcomes[1].findings
     _, outcomes = run_milestones(
-        gan_job(rules={"ModeCollapse": {"enabled": False}}), [ring(250, 8), ring(500, 5)]
+        gan_job(rules={"ModeCollapse": {"enabled": False}}), [ring(250, 5), ring(500, 5)]
     )
     assert outcomes[1].record is None
 
@@ -174,7 +174,7 @@ def test_off_mode_and_disabled_rules_take_no_action() -> None:
 def test_the_cap_on_actions_exhausts_remediation() -> None:
     job, _outcomes = run_milestones(
         gan_job(maxActions=1),
-        [ring(250, 8), ring(500, 5), ring(750, 5, generation=5), ring(1000, 5, generation=5)],
+        [ring(250, 5), ring(500, 5), ring(750, 5, generation=5), ring(1000, 5, generation=5)],
     )
     assert job["status"]["health"] == "Exhausted"
     healthy = next(c for c in job["status"]["conditions"] if c["type"] == "Healthy")
