@@ -28,9 +28,12 @@ OUT = Path(__file__).resolve().parents[1] / "bench-output"
 TOLERANCE = 0.10  # rescued: final quality within 10% of the healthy reference's
 
 
-def final(result: Any, metric: str) -> float | None:
-    values = [m[metric] for m in result.milestones if metric in m]
-    return float(values[-1]) if values else None
+def final(result: Any, metric: str, over_last: int = 1) -> float | None:
+    """The run's final quality: its last milestone's, or the median of its last
+    `over_last` (a case sets this where quality swings from milestone to milestone even
+    in healthy runs, as a GAN's modes do)."""
+    values = [float(m[metric]) for m in result.milestones if metric in m]
+    return statistics.median(values[-over_last:]) if values else None
 
 
 def recovered_at(result: Any) -> int | None:
@@ -68,23 +71,27 @@ def study(names: list[str], seeds: int) -> list[dict[str, Any]]:
             continue
         case = yaml.safe_load(path.read_text())
         metric, better = case["quality"]["metric"], case["quality"]["better"]
+        over_last = int(case["quality"].get("over_last", 1))
         for seed in range(seeds):
             base = merged(case["base"], {"training": {"seed": seed}})
             healthy = run(merged(base, {**case["healthy"], "remediation": {"mode": "auto"}}))
-            reference = final(healthy, metric)
+            reference = final(healthy, metric, over_last)
             row: dict[str, Any] = {
                 "case": path.stem,
                 "seed": seed,
                 "metric": metric,
                 "better": better,
                 "healthy": reference,
+                "healthy_last": final(healthy, metric),
+                "over_last": over_last,
                 "healthy_actions": len(healthy.remediations),
                 "healthy_seconds": round(healthy.seconds, 1),
             }
             for mode in ("off", "recommend", "auto"):
                 result = run(merged(base, {**case["broken"], "remediation": {"mode": mode}}))
-                value = final(result, metric)
+                value = final(result, metric, over_last)
                 row[mode] = value
+                row[f"{mode}_last"] = final(result, metric)
                 row[f"{mode}_actions"] = len(result.remediations)
                 row[f"{mode}_seconds"] = round(result.seconds, 1)
                 if mode == "auto":
