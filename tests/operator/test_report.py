@@ -12,7 +12,7 @@ from tests.operator.test_policy import gan_job, ring, run_milestones
 def test_the_report_tells_the_story_of_a_remediated_job(tmp_path: Path) -> None:
     job, _ = run_milestones(
         gan_job(),
-        [ring(250, 8), ring(500, 5), ring(750, 7, generation=5), ring(1000, 8, generation=5)],
+        [ring(250, 5), ring(500, 5), ring(750, 7, generation=5), ring(1000, 8, generation=5)],
     )
     job["status"].update({"phase": "Succeeded", "step": 1000})
     data = report.write(job, tmp_path)
