@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
-from typing import Any
 
-Milestone = Mapping[str, Any]
+from . import quality_rules
+from .findings import Finding, Milestone
+
+__all__ = ["THRESHOLDS", "Finding", "diagnose"]
+
 
 THRESHOLDS: dict[str, float] = {
     # A window whose largest loss exceeds its robust z-score of 6 at least this many times.
@@ -67,25 +69,6 @@ THRESHOLDS: dict[str, float] = {
     "gpu_underutilized": 0.3,
     "gpu_memory_pressure": 0.95,
 }
-
-SEVERITIES = ("info", "warning", "critical")
-
-
-@dataclass(frozen=True)
-class Finding:
-    kind: str
-    severity: str
-    message: str
-    evidence: dict[str, Any] = field(default_factory=dict)
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def _first_window(history: Sequence[Milestone]) -> bool:
-    """Whether the newest window trained weights fresh from their initialisation: the
-    run's first, or the first after a `reinitialize` command started afresh."""
-    return len(history) < 2 or int(history[-1].get("origin_step", 0)) >= history[-2]["step"]
 
 
 def _primary_loss(m: Milestone) -> float | None:
@@ -232,185 +215,6 @@ def _plateau(history: Sequence[Milestone], t: Mapping[str, float], family: str) 
     ]
 
 
-def _gan(history: Sequence[Milestone], t: Mapping[str, float]) -> list[Finding]:
-    m = history[-1]
-    findings = []
-    accuracy = m.get("discriminator_accuracy_ratio")
-    if accuracy is not None and accuracy >= t["discriminator_accuracy"]:
-        findings.append(
-            Finding(
-                "DiscriminatorOverpowering",
-                "warning",
-                f"the discriminator tells real from fake {accuracy:.0%} of the time",
-                {
-                    "step": m["step"],
-                    "accuracy": accuracy,
-                    "d_real": m.get("d_real"),
-                    "d_fake": m.get("d_fake"),
-                },
-            )
-        )
-    moving = max((m.get("update_ratio") or {}).values(), default=0.0)
-    if (
-        not _first_window(history)
-        and m.get("modes_covered") == 0
-        and float(m.get("high_quality_ratio", 1.0)) < 0.01
-        and moving >= t["gan_update_ratio"]
-    ):
-        findings.append(
-            Finding(
-                "NotLearning",
-                "critical",
-                f"no sample near any of the {m.get('modes')} modes at milestone {m['step']} while "
-                f"the weights move {moving:.1%} per step: the learning rate is far too high",
-                {
-                    "step": m["step"],
-                    "modes_covered": 0,
-                    "high_quality_ratio": m.get("high_quality_ratio"),
-                    "update_ratio": m.get("update_ratio"),
-                },
-            )
-        )
-    if "modes" in m and "modes_covered" in m and len(history) >= 2:
-        covered, modes = int(m["modes_covered"]), int(m["modes"])
-
-        def sharp_on_few(index: int) -> bool:
-            h = history[index]
-            best = max(int(x.get("modes_covered", 0)) for x in history[: len(history) + index + 1])
-            n = int(h.get("modes_covered", 0))
-            sharp = float(h.get("high_quality_ratio", 0.0)) >= t["collapse_quality"]
-            return sharp and (n < t["modes_fraction"] * modes or best - n >= t["modes_lost"])
-
-        best = max(int(h.get("modes_covered", 0)) for h in history)
-        trend = [int(h.get("modes_covered", 0)) for h in history[-3:]]
-        # Collapsed: (almost) one mode, or stuck below half of them for three milestones —
-        # past that point easing the discriminator no longer brings modes back.
-        stuck = len(trend) == 3 and len(set(trend)) == 1 and covered < modes / 2
-        collapsed = covered <= max(1, modes // 4) or stuck
-        # Short of that, sharp samples on few modes must show twice in a row: a healthy
-        # run (zoo seed 2) dipped from 7 to 4 sharp modes for one milestone and came back.
-        if sharp_on_few(-1) and (collapsed or sharp_on_few(-2)):
-            findings.append(
-                Finding(
-                    "ModeCollapse",
-                    "critical" if collapsed else "warning",
-                    f"{covered} of {modes} modes covered with {m.get('high_quality_ratio', 0):.0%} sharp samples "
-                    f"(best so far {best})",
-                    {
-                        "step": m["step"],
-                        "modes_covered": covered,
-                        "modes": modes,
-                        "best": best,
-                        "trend": trend,
-                        "high_quality_ratio": m.get("high_quality_ratio"),
-                        "collapsed": collapsed,
-                    },
-                )
-            )
-    elif "recall" in m and len(history) >= 2:
-        best_recall = max(h.get("recall", 0.0) for h in history)
-        if best_recall > 0.2 and m["recall"] < t["recall_fraction"] * best_recall:
-            findings.append(
-                Finding(
-                    "ModeCollapse",
-                    "warning",
-                    f"recall fell to {m['recall']:.2f} from its best {best_recall:.2f}",
-                    {
-                        "step": m["step"],
-                        "recall": m["recall"],
-                        "best": best_recall,
-                        "collapsed": False,
-                    },
-                )
-            )
-    return findings
-
-
-def _fid(history: Sequence[Milestone], t: Mapping[str, float]) -> list[Finding]:
-    scored = [h for h in history if "fid" in h and math.isfinite(h["fid"])]
-    if len(scored) <= t["fid_warmup"] or scored[-1] is not history[-1]:
-        return []
-    best = min(h["fid"] for h in scored[:-1])
-    current = scored[-1]["fid"]
-    if best <= 0 or current <= t["fid_ratio"] * best:
-        return []
-    return [
-        Finding(
-            "FIDRegression",
-            "warning",
-            f"FID rose to {current:.4g} from its best {best:.4g}",
-            {
-                "step": history[-1]["step"],
-                "fid": current,
-                "best": best,
-                "extractor": history[-1].get("extractor"),
-            },
-        )
-    ]
-
-
-def _ema(history: Sequence[Milestone], t: Mapping[str, float]) -> list[Finding]:
-    m = history[-1]
-    stale = m.get("ema_init_weight")
-    if stale is None or stale < t["ema_init_weight"]:
-        return []
-    return [
-        Finding(
-            "StaleEMA",
-            "warning",
-            f"the EMA weights used for sampling are still {stale:.0%} their random "
-            f"initialisation at step {m['step']}: samples and FID show almost nothing learned",
-            {"step": m["step"], "ema_init_weight": stale, "fid": m.get("fid")},
-        )
-    ]
-
-
-def _vae(history: Sequence[Milestone], t: Mapping[str, float]) -> list[Finding]:
-    m = history[-1]
-    if "active_units" not in m or not m.get("latent_dims"):
-        return []
-    active, dims = int(m["active_units"]), int(m["latent_dims"])
-    if active >= t["active_fraction"] * dims:
-        return []
-    return [
-        Finding(
-            "PosteriorCollapse",
-            "critical",
-            f"{active} of {dims} latent units are active; KL {m.get('kl', 0):.3g} nats",
-            {
-                "step": m["step"],
-                "active_units": active,
-                "latent_dims": dims,
-                "kl": m.get("kl"),
-                "kl_weight": m.get("kl_weight"),
-            },
-        )
-    ]
-
-
-def _overfitting(history: Sequence[Milestone], t: Mapping[str, float]) -> list[Finding]:
-    """Validation loss up twice in a row and above its best by the gap, while the
-    training loss falls: a single noisy evaluation is not overfitting."""
-    scored = [h for h in history if "validation_loss" in h]
-    if len(scored) < 3 or scored[-1] is not history[-1]:
-        return []
-    values = [h["validation_loss"] for h in scored]
-    best, current = min(values), values[-1]
-    rising = values[-1] > values[-2] > values[-3]
-    before, after = (h.get("loss_mean", {}).get("model") for h in scored[-2:])
-    falling = before is not None and after is not None and after < before
-    if rising and falling and current - best > t["overfit_gap"]:
-        return [
-            Finding(
-                "Overfitting",
-                "warning",
-                f"validation loss {current:.4g} rose above its best {best:.4g} while training loss fell",
-                {"step": history[-1]["step"], "validation_loss": current, "best": best},
-            )
-        ]
-    return []
-
-
 def _gpu(history: Sequence[Milestone], t: Mapping[str, float]) -> list[Finding]:
     m = history[-1]
     findings = []
@@ -451,14 +255,17 @@ def diagnose(
     )
     findings += _not_learning(history, t)
     findings += (
-        _gradients(history, t) + _plateau(history, t, family) + _fid(history, t) + _gpu(history, t)
+        _gradients(history, t)
+        + _plateau(history, t, family)
+        + quality_rules.fid(history, t)
+        + _gpu(history, t)
     )
     if family == "gan":
-        findings += _gan(history, t)
+        findings += quality_rules.gan(history, t)
     if family == "vae":
-        findings += _vae(history, t)
+        findings += quality_rules.vae(history, t)
     if family == "diffusion":
-        findings += _ema(history, t)
+        findings += quality_rules.ema(history, t)
     if family == "transformer":
-        findings += _overfitting(history, t)
+        findings += quality_rules.overfitting(history, t)
     return findings
