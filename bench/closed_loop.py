@@ -73,4 +73,7 @@ def run(job_spec: dict[str, Any], directory: Path | None = None) -> LoopResult:
         trainer.run()
         result.seconds = time.perf_counter() - started
         result.steps = trainer.step
+        # The records as the job's status ends up holding them: outcomes, searches.
+        final = {r["id"]: r for r in job["status"].get("remediations") or []}
+        result.remediations = [final.get(r["id"], r) for r in result.remediations]
     return result

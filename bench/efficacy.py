@@ -6,7 +6,7 @@ broken hyperparameters, and the quality metric) is trained with remediation `off
 diagnosis and policy driving the real trainer in-process. Writes bench-output/efficacy.md
 (the table) and efficacy.png.
 
-    python -m bench.efficacy [--seeds 3] [--only NAME ...]
+    python -m bench.efficacy [--seeds 3] [--only NAME ...] [--merge]
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import argparse
 import json
 import logging
 import statistics
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +53,37 @@ def recovered_at(result: Any) -> int | None:
         elif healthy_from is None:
             healthy_from = step
     return healthy_from
+
+
+def describe(record: dict[str, Any]) -> str:
+    actions = [
+        f"{a}(x{record['search']['factor']:g})"
+        if a == "search_learning_rate" and "search" in record
+        else a
+        for a in record["actions"]
+    ]
+    return f"{record['finding']}:{'+'.join(actions)}@{record['step']}"
+
+
+def _commit() -> str:
+    """The code a row was measured with (rows of several runs can be merged)."""
+    root = Path(__file__).resolve().parents[1]
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+    except OSError:
+        return "unknown"
+    return f"{head}{'+changes' if dirty else ''}" or "unknown"
+
+
+COMMIT = _commit()
 
 
 def within(value: float | None, reference: float, better: str) -> bool:
@@ -101,10 +133,13 @@ def study(names: list[str], seeds: int) -> list[dict[str, Any]]:
                     row["discarded_steps"] = max(
                         (int(m.get("origin_step", 0)) for m in result.milestones), default=0
                     )
-                    row["actions"] = [
-                        f"{r['finding']}:{'+'.join(r['actions'])}@{r['step']}"
+                    row["actions"] = [describe(r) for r in result.remediations]
+                    # Compute spent outside the run's steps: learning-rate searches.
+                    row["search_steps"] = sum(
+                        int((r.get("search") or {}).get("stepsTrained", 0))
                         for r in result.remediations
-                    ]
+                    )
+                    row["commit"] = COMMIT
             rows.append(row)
             print(json.dumps(row), flush=True)
     return rows
@@ -114,8 +149,8 @@ def report(rows: list[dict[str, Any]]) -> None:
     OUT.mkdir(exist_ok=True)
     lines = [
         "| pathology | metric | healthy | off | recommend | auto | rescued | actions (auto) "
-        "| healthy from step | steps discarded (auto) | actions on healthy |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| healthy from step | steps discarded (auto) | search steps (auto) | actions on healthy |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
 
@@ -126,7 +161,8 @@ def report(rows: list[dict[str, Any]]) -> None:
             f"| {row['case']} (seed {row['seed']}) | {row['metric']} ({row['better']}) | {fmt(row['healthy'])} | "
             f"{fmt(row['off'])} | {fmt(row['recommend'])} | {fmt(row['auto'])} | {'yes' if row['rescued'] else 'no'} | "
             f"{'; '.join(row['actions']) or 'none'} | {row['recovered_at'] or '-'} | "
-            f"{row.get('discarded_steps', 0)} | {row['healthy_actions']} |"
+            f"{row.get('discarded_steps', 0)} | {row.get('search_steps', 0)} | "
+            f"{row['healthy_actions']} |"
         )
     lines += [
         "",
@@ -185,6 +221,11 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--only", nargs="*", default=[])
     parser.add_argument(
+        "--merge",
+        action="store_true",
+        help="keep the rows of the cases not run from the existing efficacy.json",
+    )
+    parser.add_argument(
         "--report-only", action="store_true", help="rewrite the table and plot from efficacy.json"
     )
     args = parser.parse_args()
@@ -192,7 +233,16 @@ def main() -> None:
     if args.report_only:
         report(json.loads((OUT / "efficacy.json").read_text()))
     else:
-        report(study(args.only, args.seeds))
+        rows = study(args.only, args.seeds)
+        if args.merge and (OUT / "efficacy.json").exists():
+            measured = {r["case"] for r in rows}
+            kept = [
+                r
+                for r in json.loads((OUT / "efficacy.json").read_text())
+                if r["case"] not in measured
+            ]
+            rows = sorted(kept + rows, key=lambda r: (r["case"], r["seed"]))
+        report(rows)
     print((OUT / "efficacy.md").read_text())
 
 

@@ -4,6 +4,7 @@ both call `process`, so the benchmark measures exactly the operator's decisions.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -132,6 +133,61 @@ def _describe(plan: policy.Plan) -> str:
     return ", ".join(parts)
 
 
+def _adopt_search(
+    record: Mapping[str, Any],
+    records: list[dict[str, Any]],
+    spec: Mapping[str, Any],
+    generation: int,
+) -> tuple[dict[str, Any] | None, tuple[str, str, str] | None]:
+    """A learning-rate search the trainer ran for one of our remediations: its result
+    goes into that remediation's record and its chosen rates into the spec, so the job
+    says what the trainer does (the trainer drops its factor at the next generation)."""
+    searched = record.get("learning_rate_search")
+    if not searched:
+        return None, None
+    ordering = next(
+        (
+            r
+            for r in reversed(records)
+            if "search_learning_rate" in r.get("actions", []) and "search" not in r
+        ),
+        None,
+    )
+    if ordering is None or ordering.get("mode") != "auto":
+        return None, None
+    factor = float(searched["factor"])
+    ordering["search"] = {
+        "atStep": record["step"],
+        "stepsTrained": int(searched.get("steps", 0)),
+        # +Inf (a candidate that diverged) has no JSON form: null.
+        "losses": {
+            f: (round(v, 5) if math.isfinite(v) else None)
+            for f, v in sorted(searched["losses"].items(), key=lambda kv: -float(kv[0]))
+        },
+        "factor": factor,
+    }
+    if record["generation"] != generation:  # the job changed since: the search is moot
+        ordering["search"]["superseded"] = True
+        return None, None
+    new, changes = policy.adopt_search(spec, factor, FAMILY_DEFAULTS[spec["model"]["family"]])
+    ordering.setdefault("changes", []).extend(
+        {"field": c.field, "from": c.old, "to": c.new} for c in changes
+    )
+    tried = ", ".join(
+        f"x{f} {'diverged' if v is None else f'{v:.3g}'}"
+        for f, v in ordering["search"]["losses"].items()
+    )
+    chose = "; ".join(f"{c.field.rsplit('.', 1)[-1]} {c.old:.3g} -> {c.new:.3g}" for c in changes)
+    event = (
+        "Normal",
+        "LearningRateSearched",
+        f"learning-rate search for {ordering['id']} at step {record['step']} "
+        f"(loss over its last probe steps): {tried}; chose x{factor:g}"
+        + (f": {chose}" if chose else ", the rate as configured"),
+    )
+    return (new if changes else None), event
+
+
 def process(
     record: Mapping[str, Any],
     job: Mapping[str, Any],
@@ -156,6 +212,9 @@ def process(
             and record["generation"] >= r.get("generation", 1 << 62)
         ):
             r["appliedAtStep"] = record["step"]
+    adopted, searched_event = _adopt_search(record, records, spec, generation)
+    if adopted is not None:
+        spec = adopted
     serious = [f for f in findings if f.severity != "info"]
     last_healthy = status.get("lastHealthyCheckpoint")
     if not serious:
@@ -166,13 +225,16 @@ def process(
         "interval": (spec.get("checkpoints") or {}).get("interval", 200),
         # Rolling back or resetting needs room: the policy does neither near the end.
         "remaining_fraction": max(0.0, (max_steps - record["step"]) / max_steps),
+        "max_steps": max_steps,
     }
     decision = policy.decide(findings, records, spec, record, FAMILY_DEFAULTS[family], context)
     for r in records:
         if r["id"] in decision.outcomes:
             r["outcome"] = decision.outcomes[r["id"]]
             r["judgedAtStep"] = record["step"]
-    outcome = Outcome(status={}, findings=findings)
+    outcome = Outcome(status={}, findings=findings, spec=adopted)
+    if searched_event is not None:
+        outcome.events.append(searched_event)
     mode = (spec.get("remediation") or {}).get("mode", "auto")
     total = int(status.get("remediationCount", 0))
     if decision.plan is not None:

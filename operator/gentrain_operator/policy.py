@@ -45,10 +45,23 @@ LADDERS: dict[str, Ladder] = {
     # A loss still at what a model that learned nothing scores: the weights a far too
     # high rate left behind do not recover at a lower one (measured on the zoo: a tenfold
     # cut alone left a DDPM at 50x its LR dead, FID 883, and a transformer at 25x worse,
-    # validation loss 2.58 against 2.47 untouched). Start afresh at a tenth of the rate,
-    # with clipping, over the steps that remain; still nothing (a transformer at 150x its
-    # rate is 15x too high after one cut), once more a tenth.
-    "NotLearning": [["reinitialize", "cut_lr", "enable_clipping"], ["reinitialize", "cut_lr"]],
+    # validation loss 2.58 against 2.47 untouched). Start afresh, with clipping, at a rate
+    # a short range test picks from x1 down to x0.003 (a fixed tenfold cut left a
+    # transformer at 150x its rate 15x too high: a second fresh start, half the run gone,
+    # 16% short of its healthy loss); still nothing, a tenth of that.
+    "NotLearning": [
+        ["reinitialize", "search_learning_rate", "enable_clipping"],
+        ["reinitialize", "cut_lr"],
+    ],
+    # A transformer starts afresh with a warm-up, too: Adam's early steps need it (Liu et
+    # al., 2020), and the rates the search finds pay off only with it (measured on the
+    # zoo: 0.005 fresh for 600 steps ends at validation loss 2.08 without, 1.45 with 30).
+    "NotLearning/transformer": [
+        ["reinitialize", "search_learning_rate", "enable_clipping", "enable_warmup"],
+        ["reinitialize", "cut_lr"],
+    ],
+    # A GAN's losses rank no learning rate (they score a game, not a fit): tenfold cuts.
+    "NotLearning/gan": [["reinitialize", "cut_lr", "enable_clipping"], ["reinitialize", "cut_lr"]],
     # Clipping hides a learning rate that is far too high; if the finding persists, cut
     # the rate tenfold rather than halving it (halving 50x too high leaves it 25x too high).
     "ExplodingGradients": [["enable_clipping"], ["cut_lr"]],
@@ -133,6 +146,27 @@ def _hp(spec: Mapping[str, Any], name: str, family_defaults: Mapping[str, Any]) 
     return value if value is not None else family_defaults.get(name, DEFAULTS.get(name))
 
 
+def learning_rate_fields(family: str) -> list[str]:
+    return (
+        ["generatorLearningRate", "discriminatorLearningRate"]
+        if family == "gan"
+        else ["learningRate"]
+    )
+
+
+def adopt_search(
+    spec: Mapping[str, Any], factor: float, family_defaults: Mapping[str, Any]
+) -> tuple[dict[str, Any], list[Change]]:
+    """The spec with the rates a trainer's learning-rate search chose (the configured
+    rates times `factor`, computed as the trainer computes them), and the changes."""
+    changes = [
+        Change(HP + name, old, old * factor)
+        for name in learning_rate_fields(spec["model"]["family"])
+        if (old := _hp(spec, name, family_defaults)) is not None and factor != 1.0
+    ]
+    return apply_changes(spec, changes), changes
+
+
 def ladder(finding: Finding, spec: Mapping[str, Any]) -> Ladder | None:
     rules = ((spec.get("remediation") or {}).get("rules") or {}).get(finding.kind) or {}
     if rules.get("enabled") is False:
@@ -141,7 +175,7 @@ def ladder(finding: Finding, spec: Mapping[str, Any]) -> Ladder | None:
         return [[a] for a in rules["actions"]]
     if finding.kind == "ModeCollapse" and finding.evidence.get("collapsed"):
         return LADDERS["ModeCollapse/collapsed"]
-    return LADDERS.get(finding.kind)
+    return LADDERS.get(f"{finding.kind}/{spec['model']['family']}") or LADDERS.get(finding.kind)
 
 
 def _plan_actions(
@@ -175,11 +209,7 @@ def _plan_actions(
         return scale(name, 0.5)
 
     def learning_rates() -> list[str]:
-        return (
-            ["generatorLearningRate", "discriminatorLearningRate"]
-            if family == "gan"
-            else ["learningRate"]
-        )
+        return learning_rate_fields(family)
 
     # Rolling back or resetting needs room to recover: not in the last fifth of the run;
     # starting afresh needs at least half of it.
@@ -218,6 +248,11 @@ def _plan_actions(
         elif action == "reinitialize":
             ok = remaining >= 0.5
             commands.append({"action": "reinitialize"})
+        elif action == "search_learning_rate":
+            # Probe steps per candidate: a quarter of a milestone interval, 10 to 50.
+            probe = min(50, max(10, int(context.get("interval", 100)) // 4))
+            ok = family != "gan"
+            commands.append({"action": "search_learning_rate", "searchSteps": probe})
         elif action in ("rollback", "rollback_skip_batches"):
             target = context.get("last_healthy_checkpoint")
             if target is None or not room:
@@ -230,6 +265,14 @@ def _plan_actions(
                 family == "vae"
                 and change("klSchedule", "linear")
                 and change("klAnnealSteps", max(1, 4 * int(context.get("interval", 250))))
+            )
+        elif action == "enable_warmup":
+            # A linear warm-up over at least 5% of the steps left (from where the change
+            # takes effect, a fresh start's step 0).
+            left = float(context.get("max_steps", 0)) * remaining
+            ok = family == "transformer" and change(
+                "warmupSteps",
+                max(int(_hp(spec, "warmupSteps", family_defaults) or 0), max(10, int(0.05 * left))),
             )
         elif action == "ema_warmup":
             ok = family == "diffusion" and change(
@@ -322,15 +365,21 @@ def decide(
     return decision
 
 
-def apply_to_spec(spec: Mapping[str, Any], plan: Plan, record_id: str) -> dict[str, Any]:
-    """The spec with the plan's changes and commands applied (a new dict)."""
+def apply_changes(spec: Mapping[str, Any], changes: Sequence[Change]) -> dict[str, Any]:
+    """The spec with `changes` applied (a new dict)."""
     new = copy.deepcopy(dict(spec))
-    for change in plan.changes:
+    for change in changes:
         node = new
         *parents, leaf = change.field.split(".")
         for part in parents:
             node = node.setdefault(part, {})
         node[leaf] = change.new
+    return new
+
+
+def apply_to_spec(spec: Mapping[str, Any], plan: Plan, record_id: str) -> dict[str, Any]:
+    """The spec with the plan's changes and commands applied (a new dict)."""
+    new = apply_changes(spec, plan.changes)
     commands = list(new.get("commands") or [])
     for index, command in enumerate(plan.commands):
         commands.append({"id": f"{record_id}-{index}", **command})

@@ -98,6 +98,14 @@ def milestone(snapshot: Snapshot) -> dict[str, Any] | None:
         value = snapshot.get(f"gentrain_milestone_{name}")
         if value is not None:
             record[name] = value
+    searched = snapshot.by("gentrain_milestone_learning_rate_search_loss", "factor")
+    chosen = snapshot.get("gentrain_milestone_learning_rate_factor")
+    if searched and chosen is not None:
+        record["learning_rate_search"] = {
+            "losses": searched,
+            "factor": chosen,
+            "steps": int(snapshot.get("gentrain_milestone_learning_rate_search_steps") or 0),
+        }
     baseline = snapshot.get("gentrain_baseline_loss")
     if baseline is not None:
         record["baseline_loss"] = baseline

@@ -102,6 +102,7 @@ def render(spec: Mapping[str, Any], generation: int, pinned: Iterable[int] = ())
                 "action": c["action"],
                 **({"step": c["step"]} if "step" in c else {}),
                 "skip_batches": c.get("skipBatches", 0),
+                **({"search_steps": c["searchSteps"]} if "searchSteps" in c else {}),
             }
             for c in spec.get("commands") or []
         ],

@@ -1,7 +1,8 @@
 """NotLearning: a run whose loss stays at what a model that learned nothing scores (the
-trainer exports that baseline) starts afresh — fresh weights at a tenth of the rate, with
-clipping — while at least half the run remains. The figures are those of the efficacy
-zoo's runs (bench/zoo/transformer-no-warmup.yaml)."""
+trainer exports that baseline) starts afresh — fresh weights, clipping, and a rate a short
+range test picks (a tenth of it for a GAN) — while at least half the run remains; the
+search's choice is written into the job. The figures are those of the efficacy zoo's runs
+(bench/zoo/transformer-no-warmup.yaml)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,10 @@ from typing import Any
 
 import pytest
 
-from gentrain_operator.diagnosis import diagnose
+from gentrain_operator import policy
+from gentrain_operator.diagnosis import Finding, diagnose
 from gentrain_operator.milestones import process
+from gentrain_operator.trainer_config import FAMILY_DEFAULTS
 
 UNIGRAM_ENTROPY = 3.261  # nats per byte of the pydoc text
 
@@ -50,7 +53,7 @@ def transformer_job(**remediation: Any) -> dict[str, Any]:
             "dataset": {"name": "pydoc"},
             "training": {
                 "maxSteps": 800,
-                "hyperparameters": {"learningRate": 0.05, "gradientClip": 0},
+                "hyperparameters": {"learningRate": 0.05, "gradientClip": 0, "warmupSteps": 0},
             },
             "checkpoints": {"interval": 100},
             "remediation": remediation,
@@ -65,17 +68,108 @@ def second_milestone(job: dict[str, Any]) -> Any:
     return process(milestone(200, 3.117), job, now=0.0)
 
 
-def test_a_run_that_learned_nothing_starts_afresh_at_a_tenth_of_the_rate() -> None:
+def test_a_run_that_learned_nothing_starts_afresh_at_a_searched_rate() -> None:
     outcome = second_milestone(transformer_job(mode="auto"))
     assert [f.kind for f in outcome.findings] == ["NotLearning"]
     assert outcome.record is not None
-    assert outcome.record["actions"] == ["reinitialize", "cut_lr", "enable_clipping"]
-    hyperparameters = outcome.spec["training"]["hyperparameters"]
-    assert hyperparameters["learningRate"] == pytest.approx(0.005)
-    assert hyperparameters["gradientClip"] == 1.0
-    assert outcome.spec["commands"] == [
-        {"id": outcome.record["id"] + "-0", "action": "reinitialize"}
+    assert outcome.record["actions"] == [
+        "reinitialize",
+        "search_learning_rate",
+        "enable_clipping",
+        "enable_warmup",
     ]
+    hyperparameters = outcome.spec["training"]["hyperparameters"]
+    assert hyperparameters["learningRate"] == 0.05  # the search decides, in the trainer
+    assert hyperparameters["gradientClip"] == 1.0
+    assert hyperparameters["warmupSteps"] == 30  # 5% of the 600 steps left
+    rid = outcome.record["id"]
+    assert outcome.spec["commands"] == [
+        {"id": f"{rid}-0", "action": "reinitialize"},
+        # A quarter of the 100-step interval per candidate.
+        {"id": f"{rid}-1", "action": "search_learning_rate", "searchSteps": 25},
+    ]
+
+
+def searched(step: int, generation: int, factor: float) -> dict[str, Any]:
+    """A milestone as the trainer publishes it after a search (one candidate diverged)."""
+    return {
+        **milestone(step, 2.9),
+        "generation": generation,
+        "origin_step": 200,
+        "learning_rate_search": {
+            "losses": {
+                "1": float("inf"),
+                "0.3": 3.3,
+                "0.1": 3.2,
+                "0.03": 3.1,
+                "0.01": 3.0,
+                "0.003": 3.05,
+            },
+            "factor": factor,
+            "steps": 150,
+        },
+    }
+
+
+def after_the_fresh_start() -> tuple[dict[str, Any], Any]:
+    job = transformer_job(mode="auto")
+    decided = second_milestone(job)
+    job["spec"], job["status"] = decided.spec, decided.status
+    job["metadata"]["generation"] = 2
+    return job, decided
+
+
+def test_the_searched_rate_is_written_into_the_job_and_its_record() -> None:
+    job, decided = after_the_fresh_start()
+    outcome = process(searched(300, 2, 0.01), job, now=0.0)
+    assert outcome.spec is not None
+    assert outcome.spec["training"]["hyperparameters"]["learningRate"] == 0.05 * 0.01
+    assert outcome.spec["commands"] == decided.spec["commands"]  # nothing new to run
+    record = outcome.status["remediations"][0]
+    assert record["search"] == {
+        "atStep": 300,
+        "stepsTrained": 150,
+        "losses": {"1": None, "0.3": 3.3, "0.1": 3.2, "0.03": 3.1, "0.01": 3.0, "0.003": 3.05},
+        "factor": 0.01,
+    }
+    assert {"field": "training.hyperparameters.learningRate", "from": 0.05, "to": 0.05 * 0.01} in (
+        record["changes"]
+    )
+    (message,) = [m for _, reason, m in outcome.events if reason == "LearningRateSearched"]
+    assert "x1 diverged" in message and "chose x0.01: learningRate 0.05 -> 0.0005" in message
+    # Written once: the next milestone (no search in it) changes nothing.
+    job["spec"], job["status"] = outcome.spec, outcome.status
+    job["metadata"]["generation"] = 3
+    later = process({**milestone(400, 2.5), "generation": 3}, job, now=0.0)
+    assert later.spec is None
+
+
+def test_a_search_the_job_has_moved_past_is_recorded_but_not_written() -> None:
+    job, _ = after_the_fresh_start()
+    job["metadata"]["generation"] = 3  # someone edited the job meanwhile
+    outcome = process(searched(300, 2, 0.01), job, now=0.0)
+    assert outcome.spec is None
+    assert outcome.status["remediations"][0]["search"]["superseded"] is True
+
+
+def test_a_gan_that_learns_nothing_gets_tenfold_cuts() -> None:
+    job = transformer_job(mode="auto")
+    job["spec"]["model"]["family"] = "gan"
+    job["spec"]["training"]["hyperparameters"] = {
+        "generatorLearningRate": 0.01,
+        "discriminatorLearningRate": 0.01,
+    }
+    finding = Finding("NotLearning", "critical", "no mode covered", {"step": 1000})
+    decision = policy.decide(
+        [finding],
+        [],
+        job["spec"],
+        {"step": 1000},
+        FAMILY_DEFAULTS["gan"],
+        {"interval": 500, "remaining_fraction": 0.8},
+    )
+    assert decision.plan is not None
+    assert decision.plan.actions == ["reinitialize", "cut_lr", "enable_clipping"]
 
 
 def test_too_late_to_start_afresh_it_is_reported_only() -> None:

@@ -13,6 +13,7 @@
       - {id: rb-1, action: rollback, step: 400, skip_batches: 50}
       - {id: reset-1, action: reset_discriminator}
       - {id: fresh-1, action: reinitialize}   # fresh weights, schedules restart here
+      - {id: lr-1, action: search_learning_rate, search_steps: 25}   # a range test
 
 Every error names the field and says what would be valid.
 """
@@ -29,7 +30,7 @@ import yaml
 from . import hyperparameters
 
 FAMILIES = tuple(hyperparameters.FAMILIES)
-COMMAND_ACTIONS = ("rollback", "reset_discriminator", "reinitialize")
+COMMAND_ACTIONS = ("rollback", "reset_discriminator", "reinitialize", "search_learning_rate")
 
 
 class ConfigError(ValueError):
@@ -42,6 +43,7 @@ class Command:
     action: str
     step: int | None = None
     skip_batches: int = 0
+    search_steps: int = 25  # search_learning_rate: probe steps per candidate
 
 
 @dataclass(frozen=True)
@@ -102,7 +104,13 @@ def _commands(raw: Any) -> tuple[Command, ...]:
         if action == "rollback":
             step = _int(item, "step", where, -1, minimum=0)
         commands.append(
-            Command(item["id"], action, step, _int(item, "skip_batches", where, 0, minimum=0))
+            Command(
+                item["id"],
+                action,
+                step,
+                _int(item, "skip_batches", where, 0, minimum=0),
+                _int(item, "search_steps", where, 25, minimum=3),
+            )
         )
     return tuple(commands)
 

@@ -9,7 +9,7 @@ or not at all.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -18,6 +18,9 @@ from prometheus_client.process_collector import ProcessCollector
 from .gpu import NVML
 from .metric_names import BY_NAME
 from .window import SinceStart
+
+if TYPE_CHECKING:
+    from .learning_rate_search import SearchResult
 
 GPU_FIELDS = {
     "gentrain_gpu_utilization_ratio": "utilization",
@@ -66,6 +69,7 @@ def milestone_series(
     evaluation: dict[str, Any],
     since_start: SinceStart,
     origin: int = 0,
+    searched: SearchResult | None = None,
 ) -> dict[str, dict[tuple[str, ...], float]]:
     """The milestone metrics, from the window summary and the family's evaluation."""
     series: dict[str, dict[tuple[str, ...], float]] = {
@@ -81,6 +85,14 @@ def milestone_series(
         "gentrain_milestone_data_wait_ratio": {(): float(summary["data_wait_ratio"])},
         "gentrain_milestone_steps_per_second": {(): float(summary["steps_per_second"])},
     }
+    if searched is not None:
+        series["gentrain_milestone_learning_rate_search_loss"] = {
+            (f"{factor:g}",): loss for factor, loss in searched.losses.items()
+        }
+        series["gentrain_milestone_learning_rate_factor"] = {(): searched.factor}
+        series["gentrain_milestone_learning_rate_search_steps"] = {
+            (): float(searched.trained_steps)
+        }
     for component, figures in summary["components"].items():
         for key, value in figures.items():
             series.setdefault(f"gentrain_milestone_{key}", {})[(component,)] = float(value)

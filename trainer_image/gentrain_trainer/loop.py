@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from . import distributed, exporter, live_config, resources, update_ratio
+from . import distributed, exporter, learning_rate_search, live_config, resources, update_ratio
 from .checkpoints import CheckpointStore
 from .config import Command, Config, load
 from .datasets import Batch, make_dataset
@@ -59,6 +59,11 @@ class Trainer:
         self.family: Family = self._build_family(0)
         self.hp: dict[str, Any] = dict(self.config.hyperparameters)
         self.generation = self.config.generation
+        # A learning-rate search's choice: (factor, the configuration generation it was
+        # made under). It scales the configured rates until that generation changes — the
+        # operator writes the chosen rates into the job, which makes the next generation.
+        self.rate_factor: tuple[float, int] | None = None
+        self.searched: learning_rate_search.SearchResult | None = None
         self.pinned = set(self.config.pinned)
         self.store = CheckpointStore(options.checkpoint_dir, self.config.checkpoint_keep)
         self.applied_file = options.checkpoint_dir / "commands-applied.json"
@@ -95,9 +100,15 @@ class Trainer:
                 config,
                 seed=config.seed + origin,
                 max_steps=max(1, self.max_steps - origin),
-                hyperparameters=dict(self.hp),
+                hyperparameters=self.effective_hp(),
             )
         return make_family(config, self.dataset, self.device)
+
+    def effective_hp(self) -> dict[str, Any]:
+        """The hyperparameters in force: the configured ones, with a searched rate factor."""
+        if self.rate_factor is None:
+            return dict(self.hp)
+        return learning_rate_search.scaled(self.hp, self.rate_factor[0])
 
     # -- state ----------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
@@ -109,6 +120,7 @@ class Trainer:
             "samples": self.samples,
             "generation": self.generation,
             "hyperparameters": self.hp,
+            "rate_factor": list(self.rate_factor) if self.rate_factor else None,
         }
 
     def restore(self, step: int, state: dict[str, Any]) -> None:
@@ -118,9 +130,14 @@ class Trainer:
         self.family.load_state_dict(state["family"])
         self.step, self.data_index = int(state["step"]), int(state["data_index"])
         self.samples = int(state.get("samples", 0))
+        saved_factor = state.get("rate_factor")
+        if saved_factor and int(saved_factor[1]) == self.generation:
+            # A search made under the configuration still in force (a restart before the
+            # operator wrote its choice into the job) still holds.
+            self.rate_factor = (float(saved_factor[0]), int(saved_factor[1]))
         # The configuration in force now wins over the one saved: a rollback usually
         # comes together with new hyperparameters, and a restart must honour edits.
-        self.family.apply_hyperparameters(self.hp, self.step - self.origin)
+        self.family.apply_hyperparameters(self.effective_hp(), self.step - self.origin)
         log.info("resumed from checkpoint step %d (data index %d)", step, self.data_index)
 
     def resume(self) -> None:
@@ -214,7 +231,7 @@ class Trainer:
             "gentrain_grad_norm": {(k,): v for k, v in norms.items()},
             "gentrain_learning_rate": {(k,): v for k, v in lrs.items()},
             "gentrain_hyperparameter": {
-                (k,): float(v) for k, v in self.hp.items() if not isinstance(v, str)
+                (k,): float(v) for k, v in self.effective_hp().items() if not isinstance(v, str)
             },
             "gentrain_hyperparameter_info": {
                 (k, v): 1.0 for k, v in self.hp.items() if isinstance(v, str)
@@ -285,8 +302,9 @@ class Trainer:
             **self.counters,
         }
         self.collector.milestone = exporter.milestone_series(
-            step, finished, summary, evaluation, self.since_start, origin
+            step, finished, summary, evaluation, self.since_start, origin, self.searched
         )
+        self.searched = None
 
     def _count(self, counter: str, label: str) -> None:
         series = dict(self.counters[counter])
@@ -302,7 +320,14 @@ class Trainer:
         assert change is not None
         for field in change.refused:
             self._count("gentrain_config_rejected_total", field)
-        if change.hyperparameters != self.hp:
+        generation = self.generation if change.generation is None else change.generation
+        stale_factor = self.rate_factor is not None and self.rate_factor[1] != generation
+        if self.rate_factor is not None and stale_factor:
+            log.info(
+                "learning-rate factor %g dropped: generation %d", self.rate_factor[0], generation
+            )
+            self.rate_factor = None
+        if change.hyperparameters != self.hp or stale_factor:
             log.info(
                 "hyperparameters changed at step %d: %s",
                 self.step,
@@ -313,24 +338,26 @@ class Trainer:
                 },
             )
             self.hp = change.hyperparameters
-            self.family.apply_hyperparameters(self.hp, self.step - self.origin)
+            self.family.apply_hyperparameters(self.effective_hp(), self.step - self.origin)
         if change.pinned is not None:
             self.pinned = set(change.pinned)
         if change.max_steps is not None and self.options.max_steps is None:
             self.max_steps = change.max_steps
         for command in change.commands:
             if command.id not in self.applied:
-                self.run_command(command)
-        if change.generation is not None:
-            self.generation = change.generation
+                self.run_command(command, generation)
+        self.generation = generation
 
-    def run_command(self, command: Command) -> None:
+    def run_command(self, command: Command, generation: int) -> None:
         self.applied.add(command.id)
         if self.world.main:
             self.applied_file.write_text(json.dumps(sorted(self.applied)))
+        if command.action == "search_learning_rate":
+            self.search_learning_rate(command, generation)
+            return
         if command.action == "reinitialize":
             self.origin, self.family = self.step, self._build_family(self.step)
-            self.family.apply_hyperparameters(self.hp, 0)
+            self.family.apply_hyperparameters(self.effective_hp(), 0)
             self.window.reset()
             self.smoothed.clear()
             # The checkpoint at this step now holds the fresh weights: a restart before the
@@ -378,6 +405,41 @@ class Trainer:
             command.id,
             step,
             command.skip_batches,
+        )
+        self._count("gentrain_commands_applied_total", command.action)
+
+    def search_learning_rate(self, command: Command, generation: int) -> None:
+        try:
+            result = learning_rate_search.search(
+                self.family,
+                self.config.family,
+                self.hp,
+                # Each rank its own batches, as in training; rank 0's choice holds for all.
+                lambda i: self.dataset.batch(
+                    (self.data_index + i) * self.world.size + self.world.rank,
+                    self.config.batch_size,
+                ),
+                lambda i: step_seed(self.config.seed, self.step + i) + self.world.rank,
+                command.search_steps,
+            )
+        except learning_rate_search.SearchRefusedError as refused:
+            log.warning("command %s refused: %s", command.id, refused)
+            self._count("gentrain_config_rejected_total", "commands")
+            return
+        factor = distributed.from_main(result.factor if self.world.main else None)
+        assert factor is not None
+        result.factor = factor
+        self.rate_factor = (factor, generation) if factor != 1.0 else None
+        self.searched = result
+        self.family.apply_hyperparameters(self.effective_hp(), self.step - self.origin)
+        self.save()  # a restart before the operator writes the choice keeps it
+        log.info(
+            "command %s: learning-rate search at step %d, %d steps per candidate: %s; chose x%g",
+            command.id,
+            self.step,
+            result.steps,
+            ", ".join(f"x{f:g} {loss:.4g}" for f, loss in result.losses.items()),
+            factor,
         )
         self._count("gentrain_commands_applied_total", command.action)
 

@@ -120,6 +120,24 @@ METRICS = (
         "Step at which the weights this window trained were initialised: 0, or where a "
         "reinitialize command started afresh.",
     ),
+    _milestone(
+        "gentrain_milestone_learning_rate_search_loss",
+        ("factor",),
+        "Learning-rate search run at this milestone: each candidate factor of the configured "
+        "rates and its loss over the last third of its probe steps (lower wins).",
+    ),
+    _milestone(
+        "gentrain_milestone_learning_rate_factor",
+        (),
+        "The factor a learning-rate search chose; it scales the configured rates until the "
+        "configuration's generation changes.",
+    ),
+    _milestone(
+        "gentrain_milestone_learning_rate_search_steps",
+        (),
+        "Steps the learning-rate search trained in all (candidates x probe steps), outside "
+        "the run's own steps.",
+    ),
     _milestone("gentrain_milestone_loss_mean", ("component",), "Mean finite loss over the window."),
     _milestone(
         "gentrain_milestone_loss_std",
