@@ -67,6 +67,7 @@ def summary(job: Mapping[str, Any]) -> dict[str, Any]:
                     "severity",
                     "actions",
                     "changes",
+                    "search",
                     "mode",
                     "outcome",
                 )
@@ -76,6 +77,22 @@ def summary(job: Mapping[str, Any]) -> dict[str, Any]:
         "before": {k: before[-1][k] for k in QUALITY if before and k in before[-1]},
         "after": {k: after[k] for k in QUALITY if k in after},
     }
+
+
+def _search_lines(search: Mapping[str, Any] | None) -> list[str]:
+    """A learning-rate search's candidates and choice, as the trainer reported them."""
+    if not search:
+        return []
+    tried = ", ".join(
+        f"x{factor} {'diverged' if loss is None else _fmt(loss)}"
+        for factor, loss in (search.get("losses") or {}).items()
+    )
+    return [
+        f"- learning-rate search at step {search.get('atStep')} "
+        f"({search.get('stepsTrained')} probe steps in all), loss per candidate: {tried}; "
+        f"chose **x{search.get('factor')}**"
+        + (" (not written: the job had changed since)" if search.get("superseded") else "")
+    ]
 
 
 def markdown(job: Mapping[str, Any], plot: str | None) -> str:
@@ -116,6 +133,7 @@ def markdown(job: Mapping[str, Any], plot: str | None) -> str:
             f"- action ({r['mode']}): {', '.join(r['actions'])}"
             + (f" — {changes}" if changes else ""),
             f"- commands: {', '.join(r.get('commands') or []) or 'none'}",
+            *_search_lines(r.get("search")),
             f"- outcome: **{r.get('outcome')}**"
             + (f" (judged at step {r['judgedAtStep']})" if r.get("judgedAtStep") else ""),
             "",

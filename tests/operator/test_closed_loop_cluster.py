@@ -12,7 +12,8 @@ import yaml
 
 from bench.closed_loop import run
 from bench.recorder import merged
-from tests.operator.test_operator_cluster import events, gtj, status
+from gentrain_trainer.learning_rate_search import FACTORS
+from tests.operator.test_operator_cluster import events, gtj, job, status
 from tests.support.kube import Cluster
 from tests.support.waiting import wait_for
 
@@ -34,7 +35,8 @@ def test_a_transformer_that_learns_nothing_starts_afresh_on_the_cluster_as_in_pr
     )
     in_process = run(spec)
     expected = decisions(in_process.remediations)
-    assert expected == [("NotLearning", ["reinitialize", "cut_lr", "enable_clipping"], 100)]
+    fresh_start = ["reinitialize", "search_learning_rate", "enable_clipping", "enable_warmup"]
+    assert expected == [("NotLearning", fresh_start, 100)]
 
     manifest = gtj("fresh")
     manifest["spec"] = {
@@ -53,7 +55,16 @@ def test_a_transformer_that_learns_nothing_starts_afresh_on_the_cluster_as_in_pr
     assert decisions(final["remediations"]) == expected
     assert final["remediations"][0]["outcome"] == "resolved"
     assert final["health"] == "Healthy", final.get("findings")
-    assert {"NotLearning", "Remediating"} <= set(events(cluster, namespace, "fresh"))
+    assert {"NotLearning", "Remediating", "LearningRateSearched"} <= set(
+        events(cluster, namespace, "fresh")
+    )
+    # The trainer searched the rate and the operator wrote its choice into the job.
+    search = final["remediations"][0]["search"]
+    assert search["factor"] in FACTORS and search["factor"] < 1, search
+    assert search["stepsTrained"] == 25 * len(FACTORS)
+    rates = job(cluster, namespace, "fresh")["spec"]["training"]["hyperparameters"]
+    assert rates["learningRate"] == pytest.approx(0.05 * search["factor"])
+    assert rates["gradientClip"] == 1.0 and rates["warmupSteps"] >= 10
     # The trainer started afresh where the operator's change reached it.
     origins = {m.get("origin_step", 0) for m in final["milestones"]}
     assert len(origins - {0}) == 1, final["milestones"]

@@ -13,6 +13,7 @@ import pytest
 from gentrain_operator import policy
 from gentrain_operator.diagnosis import Finding, diagnose
 from gentrain_operator.milestones import process
+from gentrain_operator.report import markdown
 from gentrain_operator.trainer_config import FAMILY_DEFAULTS
 
 UNIGRAM_ENTROPY = 3.261  # nats per byte of the pydoc text
@@ -137,6 +138,9 @@ def test_the_searched_rate_is_written_into_the_job_and_its_record() -> None:
     )
     (message,) = [m for _, reason, m in outcome.events if reason == "LearningRateSearched"]
     assert "x1 diverged" in message and "chose x0.01: learningRate 0.05 -> 0.0005" in message
+    report = markdown({**job, "spec": outcome.spec, "status": outcome.status}, None)
+    assert "learning-rate search at step 300 (150 probe steps in all)" in report
+    assert "x1 diverged" in report and "chose **x0.01**" in report
     # Written once: the next milestone (no search in it) changes nothing.
     job["spec"], job["status"] = outcome.spec, outcome.status
     job["metadata"]["generation"] = 3
