@@ -14,7 +14,15 @@ from typing import Any
 
 import torch
 
-from . import distributed, exporter, learning_rate_search, live_config, resources, update_ratio
+from . import (
+    commands,
+    distributed,
+    exporter,
+    learning_rate_search,
+    live_config,
+    resources,
+    update_ratio,
+)
 from .checkpoints import CheckpointStore
 from .config import Command, Config, load
 from .datasets import Batch, make_dataset
@@ -56,7 +64,7 @@ class Trainer:
         # `reinitialize` command started afresh. Families see steps counted from here, so
         # warm-up, LR decay, EMA warm-up and KL annealing restart with the weights.
         self.origin = 0
-        self.family: Family = self._build_family(0)
+        self.family: Family = self.build_family(0)
         self.hp: dict[str, Any] = dict(self.config.hyperparameters)
         self.generation = self.config.generation
         # A learning-rate search's choice: (factor, the configuration generation it was
@@ -91,7 +99,7 @@ class Trainer:
         self.last_saved_step = -1
         self.outcome = ""
 
-    def _build_family(self, origin: int) -> Family:
+    def build_family(self, origin: int) -> Family:
         """The family with fresh weights; from `origin` on, over the steps that remain
         (a different seed from the first initialisation, the same on every replay)."""
         config = self.config
@@ -126,7 +134,7 @@ class Trainer:
     def restore(self, step: int, state: dict[str, Any]) -> None:
         origin = int(state.get("origin", 0))
         if origin != self.origin:  # the checkpoint's weights began at another step
-            self.origin, self.family = origin, self._build_family(origin)
+            self.origin, self.family = origin, self.build_family(origin)
         self.family.load_state_dict(state["family"])
         self.step, self.data_index = int(state["step"]), int(state["data_index"])
         self.samples = int(state.get("samples", 0))
@@ -181,10 +189,14 @@ class Trainer:
         self._data_seconds += time.perf_counter() - started
         return batch
 
+    def seed_at(self, step: int) -> int:
+        """The noise seed of a step: the same on every replay, each rank its own."""
+        return step_seed(self.config.seed, step) + self.world.rank
+
     def train_one(self) -> None:
         self._data_seconds = 0.0
         started = time.perf_counter()
-        torch.manual_seed(step_seed(self.config.seed, self.step) + self.world.rank)
+        torch.manual_seed(self.seed_at(self.step))
         autocast = (
             torch.autocast("cuda", dtype=torch.bfloat16)
             if self.device.type == "cuda"
@@ -306,7 +318,7 @@ class Trainer:
         )
         self.searched = None
 
-    def _count(self, counter: str, label: str) -> None:
+    def count(self, counter: str, label: str) -> None:
         series = dict(self.counters[counter])
         series[(label,)] = series.get((label,), 0.0) + 1
         self.counters[counter] = series
@@ -319,7 +331,7 @@ class Trainer:
         )
         assert change is not None
         for field in change.refused:
-            self._count("gentrain_config_rejected_total", field)
+            self.count("gentrain_config_rejected_total", field)
         generation = self.generation if change.generation is None else change.generation
         stale_factor = self.rate_factor is not None and self.rate_factor[1] != generation
         if self.rate_factor is not None and stale_factor:
@@ -349,99 +361,7 @@ class Trainer:
         self.generation = generation
 
     def run_command(self, command: Command, generation: int) -> None:
-        self.applied.add(command.id)
-        if self.world.main:
-            self.applied_file.write_text(json.dumps(sorted(self.applied)))
-        if command.action == "search_learning_rate":
-            self.search_learning_rate(command, generation)
-            return
-        if command.action == "reinitialize":
-            self.origin, self.family = self.step, self._build_family(self.step)
-            self.family.apply_hyperparameters(self.effective_hp(), 0)
-            self.window.reset()
-            self.smoothed.clear()
-            # The checkpoint at this step now holds the fresh weights: a restart before the
-            # next milestone resumes them, not the ones this command threw away.
-            self.save()
-            log.info(
-                "command %s: model re-initialised at step %d; %d steps remain",
-                command.id,
-                self.step,
-                self.max_steps - self.step,
-            )
-            self._count("gentrain_commands_applied_total", command.action)
-            return
-        if command.action == "reset_discriminator":
-            if self.family.reset_discriminator(self.step):
-                log.info(
-                    "command %s: discriminator re-initialised at step %d", command.id, self.step
-                )
-                self._count("gentrain_commands_applied_total", command.action)
-            else:
-                log.warning(
-                    "command %s refused: the %s family has no discriminator",
-                    command.id,
-                    self.config.family,
-                )
-                self._count("gentrain_config_rejected_total", "commands")
-            return
-        assert command.step is not None
-        found = self.store.latest(at_most=command.step)
-        if found is None:
-            log.warning(
-                "command %s refused: no loadable checkpoint at or before step %d",
-                command.id,
-                command.step,
-            )
-            self._count("gentrain_config_rejected_total", "commands")
-            return
-        step, state = found
-        self.restore(step, state)
-        self.data_index += command.skip_batches
-        self.window.reset()
-        self.smoothed.clear()
-        log.info(
-            "command %s: rolled back to step %d, skipping %d batches",
-            command.id,
-            step,
-            command.skip_batches,
-        )
-        self._count("gentrain_commands_applied_total", command.action)
-
-    def search_learning_rate(self, command: Command, generation: int) -> None:
-        try:
-            result = learning_rate_search.search(
-                self.family,
-                self.config.family,
-                self.hp,
-                # Each rank its own batches, as in training; rank 0's choice holds for all.
-                lambda i: self.dataset.batch(
-                    (self.data_index + i) * self.world.size + self.world.rank,
-                    self.config.batch_size,
-                ),
-                lambda i: step_seed(self.config.seed, self.step + i) + self.world.rank,
-                command.search_steps,
-            )
-        except learning_rate_search.SearchRefusedError as refused:
-            log.warning("command %s refused: %s", command.id, refused)
-            self._count("gentrain_config_rejected_total", "commands")
-            return
-        factor = distributed.from_main(result.factor if self.world.main else None)
-        assert factor is not None
-        result.factor = factor
-        self.rate_factor = (factor, generation) if factor != 1.0 else None
-        self.searched = result
-        self.family.apply_hyperparameters(self.effective_hp(), self.step - self.origin)
-        self.save()  # a restart before the operator writes the choice keeps it
-        log.info(
-            "command %s: learning-rate search at step %d, %d steps per candidate: %s; chose x%g",
-            command.id,
-            self.step,
-            result.steps,
-            ", ".join(f"x{f:g} {loss:.4g}" for f, loss in result.losses.items()),
-            factor,
-        )
-        self._count("gentrain_commands_applied_total", command.action)
+        commands.run(self, command, generation)
 
     # -- the run --------------------------------------------------------------------
     def request_stop(self, *_: Any) -> None:

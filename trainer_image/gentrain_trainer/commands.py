@@ -1,0 +1,115 @@
+"""The one-shot commands the operator (or a user) puts in the job: roll back to a
+checkpoint, re-initialise a GAN's discriminator or the whole model, search the learning
+rate. Each is applied once, at a milestone, by id."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import TYPE_CHECKING
+
+from . import distributed, learning_rate_search
+from .config import Command
+
+if TYPE_CHECKING:
+    from .loop import Trainer
+
+log = logging.getLogger("gentrain.trainer")
+
+
+def run(trainer: Trainer, command: Command, generation: int) -> None:
+    """Applies one command (once per id; the ids applied are kept beside the checkpoints)."""
+    trainer.applied.add(command.id)
+    if trainer.world.main:
+        trainer.applied_file.write_text(json.dumps(sorted(trainer.applied)))
+    if command.action == "search_learning_rate":
+        search_learning_rate(trainer, command, generation)
+        return
+    if command.action == "reinitialize":
+        trainer.origin, trainer.family = trainer.step, trainer.build_family(trainer.step)
+        trainer.family.apply_hyperparameters(trainer.effective_hp(), 0)
+        trainer.window.reset()
+        trainer.smoothed.clear()
+        # The checkpoint at this step now holds the fresh weights: a restart before the
+        # next milestone resumes them, not the ones this command threw away.
+        trainer.save()
+        log.info(
+            "command %s: model re-initialised at step %d; %d steps remain",
+            command.id,
+            trainer.step,
+            trainer.max_steps - trainer.step,
+        )
+        trainer.count("gentrain_commands_applied_total", command.action)
+        return
+    if command.action == "reset_discriminator":
+        if trainer.family.reset_discriminator(trainer.step):
+            log.info(
+                "command %s: discriminator re-initialised at step %d", command.id, trainer.step
+            )
+            trainer.count("gentrain_commands_applied_total", command.action)
+        else:
+            log.warning(
+                "command %s refused: the %s family has no discriminator",
+                command.id,
+                trainer.config.family,
+            )
+            trainer.count("gentrain_config_rejected_total", "commands")
+        return
+    assert command.step is not None
+    found = trainer.store.latest(at_most=command.step)
+    if found is None:
+        log.warning(
+            "command %s refused: no loadable checkpoint at or before step %d",
+            command.id,
+            command.step,
+        )
+        trainer.count("gentrain_config_rejected_total", "commands")
+        return
+    step, state = found
+    trainer.restore(step, state)
+    trainer.data_index += command.skip_batches
+    trainer.window.reset()
+    trainer.smoothed.clear()
+    log.info(
+        "command %s: rolled back to step %d, skipping %d batches",
+        command.id,
+        step,
+        command.skip_batches,
+    )
+    trainer.count("gentrain_commands_applied_total", command.action)
+
+
+def search_learning_rate(trainer: Trainer, command: Command, generation: int) -> None:
+    try:
+        result = learning_rate_search.search(
+            trainer.family,
+            trainer.config.family,
+            trainer.hp,
+            # Each rank its own batches, as in training; rank 0's choice holds for all.
+            lambda i: trainer.dataset.batch(
+                (trainer.data_index + i) * trainer.world.size + trainer.world.rank,
+                trainer.config.batch_size,
+            ),
+            lambda i: trainer.seed_at(trainer.step + i),
+            command.search_steps,
+        )
+    except learning_rate_search.SearchRefusedError as refused:
+        log.warning("command %s refused: %s", command.id, refused)
+        trainer.count("gentrain_config_rejected_total", "commands")
+        return
+    factor = distributed.from_main(result.factor if trainer.world.main else None)
+    assert factor is not None
+    result.factor = factor
+    trainer.rate_factor = (factor, generation) if factor != 1.0 else None
+    trainer.searched = result
+    trainer.family.apply_hyperparameters(trainer.effective_hp(), trainer.step - trainer.origin)
+    trainer.save()  # a restart before the operator writes the choice keeps it
+    log.info(
+        "command %s: learning-rate search at step %d, %d steps per candidate: %s; chose x%g",
+        command.id,
+        trainer.step,
+        result.steps,
+        ", ".join(f"x{f:g} {loss:.4g}" for f, loss in result.losses.items()),
+        factor,
+    )
+    trainer.count("gentrain_commands_applied_total", command.action)
