@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from gentrain_operator import policy
 from gentrain_operator.diagnosis import Finding
 from gentrain_operator.milestones import process
 from gentrain_operator.trainer_config import FAMILY_DEFAULTS
+from gentrain_trainer.config import COMMAND_ACTIONS
 
 
 def gan_job(**remediation: Any) -> dict[str, Any]:
@@ -257,3 +260,18 @@ def test_posterior_collapse_anneals_then_frees_bits() -> None:
     assert outcomes[2].record is not None and outcomes[2].record["actions"] == ["free_bits"]
     hp = job["spec"]["training"]["hyperparameters"]
     assert hp["klSchedule"] == "linear" and hp["freeBits"] == 0.25 and hp["klWeight"] == 1.0
+
+
+def test_the_api_accepts_every_action_and_command_the_operator_and_trainer_know() -> None:
+    crd = yaml.safe_load(
+        (
+            Path(__file__).resolve().parents[2] / "crds" / "generativetrainingjobs.gentrain.io.yaml"
+        ).read_text()
+    )
+    spec = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    rules = spec["properties"]["remediation"]["properties"]["rules"]["additionalProperties"]
+    actions = set(rules["properties"]["actions"]["items"]["enum"])
+    used = {a for ladder in policy.LADDERS.values() for rung in ladder for a in rung}
+    assert used <= actions, used - actions
+    commands = set(spec["properties"]["commands"]["items"]["properties"]["action"]["enum"])
+    assert commands == set(COMMAND_ACTIONS)
