@@ -112,6 +112,10 @@ def trainer_pod(
         )
         mounts.append({"name": "data", "mountPath": names.DATA_DIR, "readOnly": True})
     port = settings.trainer_metrics_port
+    # The trainer waits for one more scrape before it exits, so its final milestone is
+    # read: three scrape intervals at most (two minutes at most).
+    scrape = float((spec.get("monitoring") or {}).get("scrapeIntervalSeconds", 15))
+    final_wait = min(120.0, 3 * scrape)
     container = {
         "name": "trainer",
         "image": spec.get("image") or settings.trainer_image,
@@ -127,6 +131,8 @@ def trainer_pod(
             "auto",
             "--device",
             "auto" if with_gpus and gpus else "cpu",
+            "--final-scrape-wait",
+            f"{final_wait:g}",
         ],
         "env": [
             # torch sizes its thread pool from this, not from the node's cores.

@@ -87,10 +87,15 @@ def test_the_trainer_pod_is_secure_owned_and_sized() -> None:
         "capabilities": {"drop": ["ALL"]},
     }
     assert container["resources"]["limits"]["nvidia.com/gpu"] == "1"
-    assert container["args"][-1] == "auto"
+    args = container["args"]
+    assert args[args.index("--device") + 1] == "auto"
+    # The trainer waits for one more scrape at the end: 3 scrape intervals.
+    interval = manifest["spec"].get("monitoring", {}).get("scrapeIntervalSeconds", 15)
+    assert float(args[args.index("--final-scrape-wait") + 1]) == 3 * interval
     fallback = builders.trainer_pod(manifest, attempt=3, with_gpus=False, settings=Settings())
     assert "nvidia.com/gpu" not in fallback["spec"]["containers"][0]["resources"]["limits"]
-    assert fallback["spec"]["containers"][0]["args"][-1] == "cpu"
+    args = fallback["spec"]["containers"][0]["args"]
+    assert args[args.index("--device") + 1] == "cpu"
 
 
 def test_several_gpus_run_one_trainer_per_gpu_under_torchrun() -> None:

@@ -63,7 +63,10 @@ def test_a_healthy_run_of_every_family_draws_no_action(
         assert final["phase"] == "Succeeded", (family, final.get("message"))
         assert final.get("remediations", []) == [], (family, final["remediations"])
         assert final["health"] == "Healthy", (family, final.get("findings"))
-        assert len(final["milestones"]) >= 4, family
+        # Diagnosed more than once (a fast GAN can pass a milestone between two scrapes;
+        # its NaN and spike counts still reach the next one) and to the end.
+        assert len(final["milestones"]) >= 2, family
+        assert final["checkpointStep"] == HEALTHY[family][1], family
         assert "Remediating" not in events(cluster, namespace, family), family
 
 

@@ -7,6 +7,7 @@ import re
 import signal
 import subprocess
 import sys
+import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -44,7 +45,7 @@ def value(samples: dict[str, Any], metric: str, **labels: str) -> float | None:
 
 
 class Run:
-    def __init__(self, tmp: Path, config: dict[str, Any]) -> None:
+    def __init__(self, tmp: Path, config: dict[str, Any], *extra: str) -> None:
         self.config_path = tmp / "config.yaml"
         self.write(config)
         self.port = free_port()
@@ -60,6 +61,7 @@ class Run:
                 str(tmp / "checkpoints"),
                 "--metrics-port",
                 str(self.port),
+                *extra,
             ],
             stdout=self.log,
             stderr=subprocess.STDOUT,
@@ -174,6 +176,30 @@ def test_live_metrics_hot_changes_commands_and_sigterm(run: Run, tmp_path: Path)
     run.process.send_signal(signal.SIGTERM)
     assert run.process.wait(timeout=30) == 0
     assert "stopped by SIGTERM at step" in run.output()
+
+
+def test_the_final_milestone_waits_for_a_scrape_before_the_trainer_exits(tmp_path: Path) -> None:
+    config = tiny("gan-ring", training={"max_steps": 200}, checkpoints={"interval": 100})
+    handle = Run(tmp_path, config, "--final-scrape-wait", "120")
+    try:
+        wait_for(
+            lambda: sorted(p.name for p in (tmp_path / "checkpoints").glob("step-*")),
+            lambda names: any(name.endswith("200") for name in names),
+            "the final checkpoint",
+            timeout=120,
+        )
+        # Trained and saved, the trainer still serves its final milestone until it is read
+        # (without the wait it exits within milliseconds of that checkpoint).
+        time.sleep(2)
+        assert handle.process.poll() is None, handle.output()
+        assert value(handle.metrics(), "gentrain_checkpoint_step") == 200
+        assert handle.process.wait(timeout=30) == 0
+        assert "completed 200 steps" in handle.output()
+    finally:
+        if handle.process.poll() is None:
+            handle.process.kill()
+            handle.process.wait()
+        handle.log.close()
 
 
 def test_a_bad_config_exits_2_with_the_reason_in_the_termination_log(tmp_path: Path) -> None:

@@ -47,6 +47,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-steps", type=int, help="override training.max_steps")
     parser.add_argument("--no-eval", action="store_true", help="skip milestone evaluation")
     parser.add_argument(
+        "--final-scrape-wait",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="after the last step, wait up to this long for one more scrape of the metrics",
+    )
+    parser.add_argument(
         "--termination-log",
         type=Path,
         default=TERMINATION_LOG,
@@ -66,6 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         args.device,
         args.max_steps,
         evaluate=not args.no_eval,
+        final_scrape_wait=args.final_scrape_wait,
     )
     world = distributed.join()
     if not world.main:  # one voice per pod: rank 0 writes the termination log

@@ -43,8 +43,10 @@ class TrainerCollector:
         self.live: dict[str, dict[tuple[str, ...], float]] = {}
         self.milestone: dict[str, dict[tuple[str, ...], float]] = {}
         self.nvml = nvml
+        self.scrapes = 0  # collections so far: a scrape, or a registry's own look
 
     def collect(self) -> Iterator[Metric]:
+        self.scrapes += 1
         live, milestone = self.live, self.milestone
         for values in (live, milestone):
             for name, series in values.items():

@@ -45,6 +45,8 @@ class Options:
     evaluate: bool = True
     # Off only for the overhead benchmark: no window statistics, no exported metrics.
     monitoring: bool = True
+    # At the end, wait up to this long for one more scrape, so the final milestone is read.
+    final_scrape_wait: float = 0.0
 
 
 def step_seed(seed: int, step: int) -> int:
@@ -397,6 +399,7 @@ class Trainer:
             )
         else:
             self.outcome = f"completed {self.step} steps"
+            self.wait_for_final_scrape()
         log.info("%s", self.outcome)
         if self.world.size > 1:  # ranks that stayed in step hold the same weights
             log.info(
@@ -405,6 +408,17 @@ class Trainer:
                 self.world.size,
                 self.fingerprint(),
             )
+
+    def wait_for_final_scrape(self) -> None:
+        """Keeps the exporter up until it is scraped once more (or the wait runs out): a
+        trainer that exits at once takes its final milestone — the run's end state, what
+        the report calls "after" — with it whenever it ends between two scrapes."""
+        wait = self.options.final_scrape_wait
+        if not (self.world.main and self.options.metrics_port > 0 and wait > 0):
+            return
+        seen, deadline = self.collector.scrapes, time.monotonic() + wait
+        while self.collector.scrapes == seen and time.monotonic() < deadline:
+            time.sleep(0.05)
 
     def fingerprint(self) -> float:
         """The sum of every trained weight: equal on ranks that stayed identical."""
