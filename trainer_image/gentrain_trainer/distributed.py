@@ -11,6 +11,7 @@ same step. On CPU the same code runs over gloo, which is how the tests exercise 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -89,3 +90,9 @@ def any_rank(flag: bool) -> bool:
     value = torch.tensor([1.0 if flag else 0.0])
     dist.all_reduce(value, op=dist.ReduceOp.MAX)
     return bool(value.item() > 0)
+
+
+def fingerprint(modules: Iterable[torch.nn.Module]) -> float:
+    """The sum of every weight: equal on ranks that stayed identical."""
+    with torch.no_grad():
+        return float(sum(p.double().sum() for module in modules for p in module.parameters()))

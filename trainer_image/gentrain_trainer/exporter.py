@@ -8,6 +8,7 @@ or not at all.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -44,6 +45,12 @@ class TrainerCollector:
         self.milestone: dict[str, dict[tuple[str, ...], float]] = {}
         self.nvml = nvml
         self.scrapes = 0  # collections so far: a scrape, or a registry's own look
+
+    def wait_for_scrape(self, timeout: float) -> None:
+        """Returns at the next collection after this call, or after `timeout` seconds."""
+        seen, deadline = self.scrapes, time.monotonic() + timeout
+        while self.scrapes == seen and time.monotonic() < deadline:
+            time.sleep(0.05)
 
     def collect(self) -> Iterator[Metric]:
         self.scrapes += 1

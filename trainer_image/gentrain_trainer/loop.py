@@ -406,7 +406,7 @@ class Trainer:
                 "rank %d of %d: weights fingerprint %.10e",
                 self.world.rank,
                 self.world.size,
-                self.fingerprint(),
+                distributed.fingerprint(self.family.components().values()),
             )
 
     def wait_for_final_scrape(self) -> None:
@@ -414,19 +414,5 @@ class Trainer:
         trainer that exits at once takes its final milestone — the run's end state, what
         the report calls "after" — with it whenever it ends between two scrapes."""
         wait = self.options.final_scrape_wait
-        if not (self.world.main and self.options.metrics_port > 0 and wait > 0):
-            return
-        seen, deadline = self.collector.scrapes, time.monotonic() + wait
-        while self.collector.scrapes == seen and time.monotonic() < deadline:
-            time.sleep(0.05)
-
-    def fingerprint(self) -> float:
-        """The sum of every trained weight: equal on ranks that stayed identical."""
-        with torch.no_grad():
-            return float(
-                sum(
-                    p.double().sum()
-                    for module in self.family.components().values()
-                    for p in module.parameters()
-                )
-            )
+        if self.world.main and self.options.metrics_port > 0 and wait > 0:
+            self.collector.wait_for_scrape(wait)
