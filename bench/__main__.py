@@ -19,6 +19,7 @@ from typing import Any
 import torch
 import yaml
 
+from bench.machine import line as machine_line
 from bench.recorder import CONFIGS, merged
 from gentrain_trainer.datasets import make_dataset
 from gentrain_trainer.evaluation import extractors, image_quality
@@ -133,7 +134,7 @@ def ring_to_eight_modes(limit_steps: int = 12_000) -> None:
 
 def main() -> None:
     logging.disable(logging.WARNING)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    print(f"measured on: {machine_line()}")
     monitoring_overhead()
     checkpoint_times()
     evaluation_time()

@@ -29,6 +29,7 @@ class LoopResult:
     findings: list[list[str]] = field(default_factory=list)
     seconds: float = 0.0
     steps: int = 0
+    threads: int = 0  # torch threads the trainer ran with
 
 
 def run(job_spec: dict[str, Any], directory: Path | None = None) -> LoopResult:
@@ -73,6 +74,7 @@ def run(job_spec: dict[str, Any], directory: Path | None = None) -> LoopResult:
         trainer.run()
         result.seconds = time.perf_counter() - started
         result.steps = trainer.step
+        result.threads = trainer.threads
         # The records as the job's status ends up holding them: outcomes, searches.
         final = {r["id"]: r for r in job["status"].get("remediations") or []}
         result.remediations = [final.get(r["id"], r) for r in result.remediations]

@@ -21,6 +21,7 @@ from typing import Any
 
 import yaml
 
+from bench import machine
 from bench.closed_loop import run
 from bench.recorder import merged
 
@@ -84,6 +85,7 @@ def _commit() -> str:
 
 
 COMMIT = _commit()
+MACHINE = machine.describe()
 
 
 def within(value: float | None, reference: float, better: str) -> bool:
@@ -140,6 +142,8 @@ def study(names: list[str], seeds: int) -> list[dict[str, Any]]:
                         for r in result.remediations
                     )
                     row["commit"] = COMMIT
+                    # The threads the trainer ran with (it sizes them from the CPU limit).
+                    row["machine"] = {**MACHINE, "threads": result.threads}
             rows.append(row)
             print(json.dumps(row), flush=True)
     return rows
@@ -182,10 +186,16 @@ def report(rows: list[dict[str, Any]]) -> None:
         )
     rescued = sum(r["rescued"] for r in rows)
     harmful = sum(r["healthy_actions"] > 0 for r in rows)
+    machines = sorted(
+        {machine.line(r["machine"]) for r in rows if "machine" in r}
+        | ({"(not recorded)"} if any("machine" not in r for r in rows) else set())
+    )
     lines += [
         "",
         f"Rescued {rescued} of {len(rows)} pathological runs (goal: 80%); healthy references that drew "
         f"an action: {harmful} of {len(rows)} (goal: 0).",
+        "",
+        "Measured on: " + "; ".join(machines) + ".",
     ]
     (OUT / "efficacy.md").write_text("\n".join(lines) + "\n")
     (OUT / "efficacy.json").write_text(json.dumps(rows, indent=1))

@@ -32,6 +32,7 @@ import yaml
 from aiohttp import web
 from kubernetes import client, config, watch
 
+from bench import machine
 from bench.simulated import (
     NAMESPACE,
     SIM_NODE,
@@ -319,6 +320,7 @@ def main() -> None:
     parser.add_argument("--window", type=float, default=240.0)
     args = parser.parse_args()
     sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
+    print(f"measured on: {machine.line()}")
     from gentrain_localcluster import cluster as localcluster
     from gentrain_localcluster.layout import Layout
 

@@ -172,7 +172,11 @@ def test_graceful_deletion_and_persistent_volume(cluster: Cluster, namespace: st
         "the pod to run (its claim bound by the provisioner)",
         timeout=60,
     )
-    time.sleep(1)  # let the process install its handler
+    wait_for(
+        lambda: cluster.core.read_namespaced_pod_log("saver", namespace),
+        lambda log: "running" in log,
+        "the process to install its SIGTERM handler",
+    )
     started = time.monotonic()
     cluster.core.delete_namespaced_pod("saver", namespace)
     wait_for(lambda: gone(cluster, namespace, "saver"), bool, "the pod to be deleted")
@@ -200,6 +204,7 @@ def test_a_container_ignoring_sigterm_is_killed_after_its_grace_period(
             """
         import signal, time
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        print("ignoring SIGTERM", flush=True)
         while True:
             time.sleep(0.1)
     """,
@@ -208,9 +213,9 @@ def test_a_container_ignoring_sigterm_is_killed_after_its_grace_period(
         namespace,
     )
     wait_for(
-        lambda: status(cluster, namespace, "stubborn").phase,
-        lambda p: p == "Running",
-        "the pod to run",
+        lambda: cluster.core.read_namespaced_pod_log("stubborn", namespace),
+        lambda log: "ignoring SIGTERM" in log,
+        "the process to ignore SIGTERM",
     )
     started = time.monotonic()
     cluster.core.delete_namespaced_pod("stubborn", namespace)

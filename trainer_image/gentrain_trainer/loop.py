@@ -415,4 +415,5 @@ class Trainer:
         the report calls "after" — with it whenever it ends between two scrapes."""
         wait = self.options.final_scrape_wait
         if self.world.main and self.options.metrics_port > 0 and wait > 0:
+            log.info("final milestone published; waiting up to %g s for a scrape", wait)
             self.collector.wait_for_scrape(wait)
