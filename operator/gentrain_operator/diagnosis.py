@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from . import quality_rules
 from .findings import Finding, Milestone
@@ -177,13 +178,17 @@ def _not_learning(history: Sequence[Milestone], t: Mapping[str, float]) -> list[
 
 def _gradients(history: Sequence[Milestone], t: Mapping[str, float]) -> list[Finding]:
     m = history[-1]
-    exploding = {}
+    exploding: dict[str, dict[str, Any]] = {}
     for component, largest in (m.get("grad_norm_max") or {}).items():
         median = (m.get("grad_norm_median") or {}).get(component)
-        if not math.isfinite(largest) or (
-            median and median > 0 and largest > t["gradient_explosion_ratio"] * median
-        ):
+        if median and median > 0 and largest > t["gradient_explosion_ratio"] * median:
             exploding[component] = {"max": largest, "median": median}
+    # A norm that overflowed reaches us named, not as a number (status is JSON).
+    for figure in m.get("nonfinite_figures") or []:
+        field, _, component = figure.partition("/")
+        if field == "grad_norm_max" and component:
+            median = (m.get("grad_norm_median") or {}).get(component)
+            exploding[component] = {"max": None, "nonfinite": True, "median": median}
     if not exploding:
         return []
     return [

@@ -52,6 +52,7 @@ KEPT = (
     "data_wait_ratio",
     "gpu_utilization",
     "gpu_memory_ratio",
+    "nonfinite_figures",
 )
 
 

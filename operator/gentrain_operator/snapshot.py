@@ -11,6 +11,15 @@ from typing import Any
 from prometheus_client.parser import text_string_to_metric_families
 
 Labels = tuple[tuple[str, str], ...]
+# What tells one milestone from another: when one of these is not a number, the scrape
+# carries no milestone the operator can act on.
+IDENTITY = (
+    "gentrain_checkpoint_step",
+    "gentrain_milestone_timestamp_seconds",
+    "gentrain_config_generation",
+    "gentrain_milestone_weights_origin_step",
+    "gentrain_milestone_nonfinite_losses",
+)
 
 
 @dataclass
@@ -56,8 +65,9 @@ def _one(values: Mapping[str, float]) -> float | None:
 def milestone(snapshot: Snapshot) -> dict[str, Any] | None:
     """The figures of the milestone a snapshot carries, or None if it carries none yet."""
     step = snapshot.get("gentrain_checkpoint_step")
-    if step is None:
-        return None
+    identity = [snapshot.get(name) for name in IDENTITY]
+    if step is None or any(v is not None and not math.isfinite(v) for v in identity):
+        return None  # no milestone yet, or none that can be told apart from another
     record: dict[str, Any] = {
         "step": int(step),
         "time": snapshot.get("gentrain_milestone_timestamp_seconds") or snapshot.time,
@@ -100,11 +110,12 @@ def milestone(snapshot: Snapshot) -> dict[str, Any] | None:
             record[name] = value
     searched = snapshot.by("gentrain_milestone_learning_rate_search_loss", "factor")
     chosen = snapshot.get("gentrain_milestone_learning_rate_factor")
-    if searched and chosen is not None:
+    steps = snapshot.get("gentrain_milestone_learning_rate_search_steps") or 0.0
+    if searched and chosen is not None and math.isfinite(chosen) and chosen > 0:
         record["learning_rate_search"] = {
-            "losses": searched,
+            "losses": searched,  # +Inf for a candidate that diverged: written as null
             "factor": chosen,
-            "steps": int(snapshot.get("gentrain_milestone_learning_rate_search_steps") or 0),
+            "steps": int(steps) if math.isfinite(steps) else 0,
         }
     baseline = snapshot.get("gentrain_baseline_loss")
     if baseline is not None:
@@ -134,4 +145,29 @@ def milestone(snapshot: Snapshot) -> dict[str, Any] | None:
         ratios = [used[g] / total[g] for g in used if total.get(g)]
         if ratios:
             record["gpu_memory_ratio"] = max(ratios)
-    return {k: v for k, v in record.items() if not (isinstance(v, float) and math.isnan(v))}
+    return finite(record)
+
+
+def finite(record: Mapping[str, Any]) -> dict[str, Any]:
+    """The record with every non-finite figure taken out, and named in `nonfinite_figures`
+    (`field` or `field/label`): the record goes into status as JSON, which has no NaN or
+    Infinity (a body carrying them is refused, and the milestone would be retried for
+    ever). A diverging run is exactly the one whose figures overflow, so the fact is kept:
+    the diagnosis reads it from that list (an infinite gradient norm explodes)."""
+    result: dict[str, Any] = {}
+    nonfinite: list[str] = []
+    for key, value in record.items():
+        if isinstance(value, float) and not math.isfinite(value):
+            nonfinite.append(key)
+        elif isinstance(value, dict) and key != "learning_rate_search":
+            result[key] = {}
+            for label, item in value.items():
+                if isinstance(item, float) and not math.isfinite(item):
+                    nonfinite.append(f"{key}/{label}")
+                else:
+                    result[key][label] = item
+        else:
+            result[key] = value
+    if nonfinite:
+        result["nonfinite_figures"] = sorted(nonfinite)
+    return result
