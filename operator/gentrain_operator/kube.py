@@ -4,8 +4,6 @@ handlers or `asyncio.to_thread`, never from the event loop)."""
 from __future__ import annotations
 
 import functools
-import logging
-import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -13,8 +11,7 @@ from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 
 from . import names
-
-log = logging.getLogger("gentrain.kube")
+from .json_values import json_safe
 
 
 @functools.cache
@@ -114,20 +111,6 @@ def read_job(namespace: str, name: str) -> dict[str, Any] | None:
     return job
 
 
-def json_safe(value: Any, path: str = "") -> Any:
-    """`value` with any NaN or Infinity replaced by null. JSON has neither: the client
-    would send `Infinity`, the API server refuses the body, and whatever wrote it would
-    retry for ever. The snapshot boundary already takes them out; this is the last guard."""
-    if isinstance(value, float) and not math.isfinite(value):
-        log.warning("non-finite %s at %s written as null", value, path or "(root)")
-        return None
-    if isinstance(value, Mapping):
-        return {k: json_safe(v, f"{path}.{k}") for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [json_safe(v, f"{path}[{i}]") for i, v in enumerate(value)]
-    return value
-
-
 def patch_job_status(namespace: str, name: str, status: Mapping[str, Any]) -> None:
     custom().patch_namespaced_custom_object_status(
         names.GROUP,
@@ -141,13 +124,18 @@ def patch_job_status(namespace: str, name: str, status: Mapping[str, Any]) -> No
 
 
 def patch_job_spec(
-    namespace: str, name: str, spec_patch: Mapping[str, Any], resource_version: str
+    namespace: str,
+    name: str,
+    spec_patch: Mapping[str, Any],
+    resource_version: str,
+    annotations: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    """A merge patch of the spec by the remediator, refused if the job changed meanwhile."""
-    body = {
-        "metadata": {"resourceVersion": resource_version},
-        "spec": json_safe(spec_patch, "spec"),
-    }
+    """A merge patch of the spec (and annotations, in the same write) by the remediator,
+    refused if the job changed meanwhile."""
+    metadata: dict[str, Any] = {"resourceVersion": resource_version}
+    if annotations:
+        metadata["annotations"] = dict(annotations)
+    body = {"metadata": metadata, "spec": json_safe(spec_patch, "spec")}
     result: dict[str, Any] = custom().patch_namespaced_custom_object(
         names.GROUP,
         names.VERSION,

@@ -4,15 +4,17 @@ both call `process`, so the benchmark measures exactly the operator's decisions.
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import policy
+from . import names, policy
 from .conditions import set_condition
 from .diagnosis import Finding, diagnose
+from .json_values import json_safe
 from .trainer_config import FAMILY_DEFAULTS
 
 # Figures kept per milestone in status, for the diagnosis after an operator restart.
@@ -189,15 +191,48 @@ def _adopt_search(
     return (new if changes else None), event
 
 
+def intent(job: Mapping[str, Any], record: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The remediation already applied to the spec for this milestone whose record never
+    reached status, or None. The record rides in an annotation written by the very PATCH
+    that changed the spec, so it exists exactly when the change does."""
+    raw = ((job.get("metadata") or {}).get("annotations") or {}).get(names.INTENT_ANNOTATION)
+    if not raw:
+        return None
+    try:
+        written = json.loads(raw)
+        entry, step, at = (
+            written["record"],
+            written["milestone"]["step"],
+            written["milestone"]["time"],
+        )
+    except (ValueError, KeyError, TypeError):
+        return None  # not ours to read (someone edited it): decide as usual
+    recorded = {r.get("id") for r in (job.get("status") or {}).get("remediations") or []}
+    if (step, at) != (record["step"], record["time"]) or entry.get("id") in recorded:
+        return None
+    return dict(entry)
+
+
+def intent_annotation(record: Mapping[str, Any], entry: Mapping[str, Any]) -> str:
+    return json.dumps(
+        json_safe({"milestone": {"step": record["step"], "time": record["time"]}, "record": entry}),
+        allow_nan=False,
+        separators=(",", ":"),
+    )
+
+
 def process(
     record: Mapping[str, Any],
     job: Mapping[str, Any],
     now: float | None = None,
     history_limit: int = 20,
 ) -> Outcome:
-    """Handles one new milestone of `job` (whose status holds the earlier ones)."""
+    """Handles one new milestone of `job` (whose status holds the earlier ones). If the job
+    carries the intent of a remediation already applied for this milestone, that record is
+    taken as the decision: the spec is not changed a second time."""
     now = time.time() if now is None else now
     spec, meta = job["spec"], job["metadata"]
+    applied = intent(job, record)
     status = dict(job.get("status") or {})
     family = spec["model"]["family"]
     generation = int(meta.get("generation", 1))
@@ -238,7 +273,20 @@ def process(
         outcome.events.append(searched_event)
     mode = (spec.get("remediation") or {}).get("mode", "auto")
     total = int(status.get("remediationCount", 0))
-    if decision.plan is not None:
+    if applied is not None:
+        # Decided and applied before; only its record (and its Event) were lost.
+        total += 1
+        records.append(applied)
+        outcome.record = applied
+        outcome.events.append(
+            (
+                "Warning",
+                "Remediating",
+                f"remediating {applied['finding']} at step {record['step']}: "
+                f"{' + '.join(applied['actions'])} (applied; its record is written now)",
+            )
+        )
+    elif decision.plan is not None:
         plan = decision.plan
         total += 1
         record_id = f"r{total}"

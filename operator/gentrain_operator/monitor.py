@@ -18,11 +18,11 @@ from typing import Any
 import aiohttp
 from kubernetes.client.exceptions import ApiException
 
-from . import kube, metrics
+from . import kube, metrics, names
 from .conditions import get as get_condition
 from .conditions import set_condition
 from .lifecycle import PodReader
-from .milestones import process
+from .milestones import intent_annotation, process
 from .settings import Settings
 from .snapshot import Snapshot, from_prometheus, milestone, parse
 
@@ -220,6 +220,12 @@ class JobMonitor:
             }
             if "commands" in outcome.spec:
                 patch["commands"] = outcome.spec["commands"]
+            # The record rides along in the same write (replayed if its status is lost).
+            annotations = (
+                {names.INTENT_ANNOTATION: intent_annotation(record, outcome.record)}
+                if outcome.record is not None
+                else None
+            )
             try:
                 await asyncio.to_thread(
                     kube.patch_job_spec,
@@ -227,6 +233,7 @@ class JobMonitor:
                     self.name,
                     patch,
                     job["metadata"]["resourceVersion"],
+                    annotations,
                 )
             except ApiException as error:
                 if error.status != 409:

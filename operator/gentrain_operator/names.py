@@ -6,6 +6,10 @@ GROUP, VERSION, PLURAL = "gentrain.io", "v1alpha1", "generativetrainingjobs"
 KIND = "GenerativeTrainingJob"
 FIELD_MANAGER = "gentrain-operator"
 REMEDIATOR = "gentrain-remediator"  # the field manager of remediation patches
+# Set in the same PATCH as a remediation's spec change: the remediation record, keyed by
+# the milestone that decided it, so that a decision whose status write was lost (the
+# operator died, the API server failed the status PATCH) is recorded, never made again.
+INTENT_ANNOTATION = "gentrain.io/remediation-intent"
 CONFIG_PATH = "/etc/gentrain/config.yaml"
 CHECKPOINT_DIR = "/var/lib/gentrain/checkpoints"
 DATA_DIR = "/data"

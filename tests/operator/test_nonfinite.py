@@ -14,7 +14,7 @@ import yaml
 
 from bench.recorder import RecordingTrainer
 from gentrain_operator import snapshot
-from gentrain_operator.kube import json_safe
+from gentrain_operator.json_values import json_safe
 from gentrain_operator.milestones import process
 from gentrain_operator.snapshot import milestone, parse
 from gentrain_trainer.loop import Options

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import torch
 
+from gentrain_trainer import commands
 from gentrain_trainer.checkpoints import CheckpointStore
+from gentrain_trainer.config import Command
 from tests.trainer.conftest import MakeTrainer, tiny
 
 
@@ -70,3 +72,38 @@ def test_a_crash_mid_write_leaves_earlier_checkpoints_intact(tmp_path) -> None: 
     store.save(300, {"x": torch.tensor([3])}, {})
     store.rotate(pinned=set())
     assert not partial.exists()
+
+
+def test_a_restart_after_a_rollback_resumes_on_the_timeline_it_chose(
+    make_trainer: MakeTrainer,
+) -> None:
+    # keep 3: before the fix, the abandoned 500 and 600 stayed, the SIGTERM save at 450
+    # rotated the rollback's own 400 away, and a restart resumed at 600.
+    config = tiny("gan-ring", training={"max_steps": 600}, checkpoints={"interval": 100, "keep": 3})
+    run = make_trainer(config, name="rolled", evaluate=False)
+    run.run()
+    assert run.store.steps() == [400, 500, 600]
+    commands.run(run, Command(id="r1-0", action="rollback", step=400), run.generation)
+    assert run.step == 400 and "r1-0" in run.applied
+    assert run.store.steps() == [400]
+    aside = run.options.checkpoint_dir / "abandoned-r1-0"
+    assert sorted(p.name for p in aside.iterdir()) == ["step-500", "step-600"]  # not deleted
+    for _ in range(50):
+        run.train_one()
+    run.save()  # what SIGTERM does
+    resumed = make_trainer(config, name="rolled", evaluate=False)
+    assert resumed.step == 450
+    assert resumed.applied == {"r1-0"}
+
+
+def test_a_rollback_with_nothing_to_load_is_refused_and_moves_nothing(
+    make_trainer: MakeTrainer,
+) -> None:
+    config = tiny("gan-ring", training={"max_steps": 200}, checkpoints={"interval": 100})
+    run = make_trainer(config, name="refused", evaluate=False)
+    run.run()
+    commands.run(run, Command(id="../../x", action="rollback", step=50), run.generation)
+    assert run.step == 200 and run.store.steps() == [100, 200]
+    assert run.counters["gentrain_config_rejected_total"] == {("commands",): 1.0}
+    assert "../../x" in run.applied  # refused once, not retried at every milestone
+    assert not list(run.options.checkpoint_dir.glob("abandoned-*"))

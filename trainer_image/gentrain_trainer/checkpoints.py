@@ -3,7 +3,7 @@
 Written into a temporary directory and renamed, so a crash mid-write never damages an
 earlier checkpoint; verified on load, so a damaged one is skipped with a warning; the
 last `keep` are kept, and pinned steps (the operator pins the last healthy one) never
-rotate out.
+rotate out; a rollback moves the checkpoints after its target aside (`abandoned-<id>/`).
 """
 
 from __future__ import annotations
@@ -123,6 +123,23 @@ class CheckpointStore:
                 self.damaged += 1
                 log.warning("%s; trying an older one", error)
         return None
+
+    def abandon_after(self, step: int, reason: str) -> list[int]:
+        """Moves every checkpoint newer than `step` into `abandoned-<reason>/`: the
+        timeline a rollback leaves. Not deleted (a person may want it), but out of
+        `steps()`, so a restart resumes on the timeline the rollback chose."""
+        later = [s for s in self.steps() if s > step]
+        if not later:
+            return []
+        # `reason` comes from the job (a command id): only a safe slug of it names a folder.
+        aside = self.directory / f"abandoned-{re.sub(r'[^a-z0-9-]', '-', reason.lower())[:63]}"
+        aside.mkdir(exist_ok=True)
+        for s in later:
+            target = aside / self.path(s).name
+            shutil.rmtree(target, ignore_errors=True)  # a retry of the same rollback
+            self.path(s).rename(target)
+        _fsync(self.directory)
+        return later
 
     def rotate(self, pinned: Iterable[int]) -> list[int]:
         """Deletes all but the newest `keep` checkpoints and the pinned ones."""

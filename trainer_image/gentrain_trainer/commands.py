@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from typing import TYPE_CHECKING
 
 from . import distributed, learning_rate_search
@@ -18,10 +19,27 @@ log = logging.getLogger("gentrain.trainer")
 
 
 def run(trainer: Trainer, command: Command, generation: int) -> None:
-    """Applies one command (once per id; the ids applied are kept beside the checkpoints)."""
-    trainer.applied.add(command.id)
+    """Applies one command, then marks it applied (once per id; the ids applied are kept
+    beside the checkpoints). Marked after its effect, not before: a crash in between
+    repeats the command (each is safe to repeat), never loses it."""
+    apply(trainer, command, generation)
+    mark_applied(trainer, command.id)
+
+
+def mark_applied(trainer: Trainer, command_id: str) -> None:
+    trainer.applied.add(command_id)
     if trainer.world.main:
-        trainer.applied_file.write_text(json.dumps(sorted(trainer.applied)))
+        # Written aside and renamed: a full disk or a crash mid-write leaves the old list,
+        # never a truncated one that the next start cannot read.
+        tmp = trainer.applied_file.with_name(f".{trainer.applied_file.name}.tmp")
+        with tmp.open("w") as f:
+            f.write(json.dumps(sorted(trainer.applied)))
+            f.flush()
+            os.fsync(f.fileno())
+        tmp.replace(trainer.applied_file)
+
+
+def apply(trainer: Trainer, command: Command, generation: int) -> None:
     if command.action == "search_learning_rate":
         search_learning_rate(trainer, command, generation)
         return
@@ -70,11 +88,15 @@ def run(trainer: Trainer, command: Command, generation: int) -> None:
     trainer.data_index += command.skip_batches
     trainer.window.reset()
     trainer.smoothed.clear()
+    # Loaded: now the later timeline goes aside, so that a restart from here on resumes
+    # at or after `step`, never on the checkpoints this rollback left behind.
+    abandoned = trainer.store.abandon_after(step, command.id) if trainer.world.main else []
     log.info(
-        "command %s: rolled back to step %d, skipping %d batches",
+        "command %s: rolled back to step %d, skipping %d batches%s",
         command.id,
         step,
         command.skip_batches,
+        f"; later checkpoints {abandoned} moved aside (abandoned-*)" if abandoned else "",
     )
     trainer.count("gentrain_commands_applied_total", command.action)
 

@@ -1,0 +1,86 @@
+"""A remediation is applied once, even when its status write is lost.
+
+The monitor patches the spec, then the status. If the operator dies, or the API server
+fails the status PATCH, in between, the same milestone is handled again. Before the
+intent annotation, that decided again on the changed spec: the learning rate halved on
+every retry (1e-3 -> 5e-4 -> 2.5e-4), every record was `r1`, and the rollback's command
+id `r1-0` was reused (the API refuses duplicate ids: a 422 every retry)."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from gentrain_operator import names
+from gentrain_operator.milestones import intent, intent_annotation, process
+
+
+def milestone(step: int, nonfinite: int = 0) -> dict[str, Any]:
+    return {
+        "step": step,
+        "time": 1000.0 + step,
+        "generation": 1,
+        "nonfinite": nonfinite,
+        "loss_mean": {"model": 2.0},
+        "loss_last": {"model": 2.0},
+        "baseline_loss": 3.26,
+    }
+
+
+def transformer_job() -> dict[str, Any]:
+    return {
+        "metadata": {"name": "t", "namespace": "n", "generation": 1},
+        "spec": {
+            "model": {"family": "transformer"},
+            "dataset": {"name": "pydoc"},
+            "training": {"maxSteps": 2000, "hyperparameters": {"learningRate": 1e-3}},
+            "checkpoints": {"interval": 100},
+        },
+        "status": {},
+    }
+
+
+def applied_without_status(job: dict[str, Any], record: dict[str, Any]) -> dict[str, Any]:
+    """What the API server holds when the spec PATCH (with its annotation) went through
+    and the status PATCH after it did not."""
+    outcome = process(record, job, now=0.0)
+    assert outcome.spec is not None and outcome.record is not None
+    after = copy.deepcopy(job)
+    after["spec"] = outcome.spec
+    after["metadata"]["generation"] += 1
+    after["metadata"]["annotations"] = {
+        names.INTENT_ANNOTATION: intent_annotation(record, outcome.record)
+    }
+    return after
+
+
+def test_a_milestone_handled_again_after_a_lost_status_write_is_not_decided_again() -> None:
+    job = transformer_job()
+    job["status"] = process(milestone(100), job, now=0.0).status
+    diverged = milestone(200, nonfinite=5)
+    after = applied_without_status(job, diverged)
+    assert after["spec"]["training"]["hyperparameters"]["learningRate"] == 5e-4
+
+    retried = process(diverged, after, now=1.0)
+    assert retried.spec is None, retried.spec  # nothing changed twice
+    assert retried.record is not None and retried.record["id"] == "r1"
+    assert [r["id"] for r in retried.status["remediations"]] == ["r1"]
+    assert retried.status["remediationCount"] == 1
+    assert retried.record["actions"] == ["rollback", "lower_lr", "enable_clipping"]
+    assert "Remediating" in {reason for _, reason, _ in retried.events}
+
+    # Once its record is in status, the annotation is history, not an intent.
+    after["status"] = retried.status
+    assert intent(after, diverged) is None
+
+
+def test_an_intent_for_another_milestone_or_already_recorded_is_ignored() -> None:
+    job = transformer_job()
+    job["status"] = process(milestone(100), job, now=0.0).status
+    after = applied_without_status(job, milestone(200, nonfinite=5))
+    # A later milestone is decided on its own.
+    later = process(milestone(300), after, now=1.0)
+    assert later.record is None or later.record["id"] != "r1"
+    # An annotation someone edited into garbage is not ours to read.
+    after["metadata"]["annotations"][names.INTENT_ANNOTATION] = "{not json"
+    assert process(milestone(200, nonfinite=5), after, now=1.0).spec is not None
