@@ -50,7 +50,7 @@ def config_map(job: Mapping[str, Any], config: Mapping[str, Any]) -> dict[str, A
         "apiVersion": "v1",
         "kind": "ConfigMap",
         "metadata": _metadata(job, names.configmap_name(job["metadata"]["name"])),
-        "data": {"config.yaml": yaml.safe_dump(dict(config), sort_keys=False)},
+        "data": {names.CONFIG_KEY: yaml.safe_dump(dict(config), sort_keys=False)},
     }
 
 

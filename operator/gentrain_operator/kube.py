@@ -7,6 +7,7 @@ import functools
 from collections.abc import Mapping
 from typing import Any
 
+import yaml
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 
@@ -78,6 +79,34 @@ def replace_config_map(namespace: str, name: str, body: Mapping[str, Any]) -> No
     core().patch_namespaced_config_map(
         name, namespace, {"data": body["data"]}, field_manager=names.FIELD_MANAGER
     )
+
+
+def pin_checkpoints(namespace: str, job: str, steps: list[int]) -> bool:
+    """Sets only `checkpoints.pinned` in the trainer's configuration, refused (False) if
+    the ConfigMap changed since it was read: a spec change being rendered at the same
+    moment wins, and renders the pins from status itself."""
+    name = names.configmap_name(job)
+    try:
+        existing = core().read_namespaced_config_map(name, namespace)
+    except ApiException as error:
+        if error.status == 404:
+            return False
+        raise
+    config = yaml.safe_load((existing.data or {}).get(names.CONFIG_KEY, "")) or {}
+    if not isinstance(config, dict) or (config.get("checkpoints") or {}).get("pinned") == steps:
+        return False
+    config.setdefault("checkpoints", {})["pinned"] = steps
+    body = {
+        "metadata": {"resourceVersion": existing.metadata.resource_version},
+        "data": {names.CONFIG_KEY: yaml.safe_dump(config, sort_keys=False)},
+    }
+    try:
+        core().patch_namespaced_config_map(name, namespace, body, field_manager=names.FIELD_MANAGER)
+    except ApiException as error:
+        if error.status == 409:
+            return False
+        raise
+    return True
 
 
 def delete_pod(namespace: str, name: str, grace_seconds: int | None = None) -> None:

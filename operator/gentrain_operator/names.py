@@ -11,6 +11,7 @@ REMEDIATOR = "gentrain-remediator"  # the field manager of remediation patches
 # operator died, the API server failed the status PATCH) is recorded, never made again.
 INTENT_ANNOTATION = "gentrain.io/remediation-intent"
 CONFIG_PATH = "/etc/gentrain/config.yaml"
+CONFIG_KEY = "config.yaml"  # the ConfigMap's key, mounted at CONFIG_PATH
 CHECKPOINT_DIR = "/var/lib/gentrain/checkpoints"
 DATA_DIR = "/data"
 

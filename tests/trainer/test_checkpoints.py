@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import torch
+import yaml
 
+from bench.recorder import RecordingTrainer
 from gentrain_trainer import commands
 from gentrain_trainer.checkpoints import CheckpointStore
 from gentrain_trainer.config import Command
+from gentrain_trainer.loop import Options, Trainer
 from tests.trainer.conftest import MakeTrainer, tiny
 
 
@@ -107,3 +110,23 @@ def test_a_rollback_with_nothing_to_load_is_refused_and_moves_nothing(
     assert run.counters["gentrain_config_rejected_total"] == {("commands",): 1.0}
     assert "../../x" in run.applied  # refused once, not retried at every milestone
     assert not list(run.options.checkpoint_dir.glob("abandoned-*"))
+
+
+def test_a_checkpoint_pinned_between_two_saves_is_never_rotated_out(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    # keep 1: the operator pins 200 (judged healthy) while the trainer trains towards 300.
+    # Before the fix the pins were read only after the next save's rotation, so 200 was
+    # deleted at 300, before any rollback to it could be decided.
+    config = tiny("gan-ring", training={"max_steps": 400}, checkpoints={"interval": 100, "keep": 1})
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+
+    def operator_pins(record: dict, trainer: Trainer) -> None:
+        if record["step"] == 200:
+            pinned = {**config, "checkpoints": {**config["checkpoints"], "pinned": [200]}}
+            path.write_text(yaml.safe_dump(pinned))
+
+    trainer = RecordingTrainer(Options(path, tmp_path / "c", metrics_port=0, evaluate=False))
+    trainer.on_milestone = operator_pins
+    trainer.resume()
+    trainer.run()
+    assert trainer.store.steps() == [200, 400]

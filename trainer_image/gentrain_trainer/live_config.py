@@ -65,3 +65,17 @@ def reload(path: Path, family: str, current: dict[str, Any]) -> Reload:
             why if name in why else f"{name}: {why}",
         )
     return result
+
+
+def pinned(path: Path) -> frozenset[int] | None:
+    """Only the pinned checkpoints, read just before old checkpoints are rotated out: the
+    operator pins the last healthy one as soon as it has judged it, and a rotation that
+    waited for the milestone's full reload would already have deleted it."""
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError):
+        return None
+    steps = ((raw or {}).get("checkpoints") or {}).get("pinned") if isinstance(raw, dict) else None
+    if isinstance(steps, list) and all(isinstance(p, int) for p in steps):
+        return frozenset(steps)
+    return None

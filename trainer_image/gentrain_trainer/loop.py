@@ -177,6 +177,8 @@ class Trainer:
                 },
                 pictures or [],
             )
+            fresh = live_config.pinned(self.options.config_path)
+            self.pinned = self.pinned if fresh is None else set(fresh)
             self.store.rotate(self.pinned)
         self.last_saved_step = self.step
 
