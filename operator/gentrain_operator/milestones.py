@@ -191,26 +191,41 @@ def _adopt_search(
     return (new if changes else None), event
 
 
-def intent(job: Mapping[str, Any], record: Mapping[str, Any]) -> dict[str, Any] | None:
-    """The remediation already applied to the spec for this milestone whose record never
-    reached status, or None. The record rides in an annotation written by the very PATCH
-    that changed the spec, so it exists exactly when the change does."""
+def intent(job: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The remediation already applied to the spec whose record never reached status, or
+    None. The record rides in an annotation written by the very PATCH that changed the
+    spec, so it exists exactly when the change does. It is still to be recorded while
+    status knows neither its id nor any milestone as recent as the one that decided it
+    (the next milestone handled may be a later one: the trainer does not wait)."""
     raw = ((job.get("metadata") or {}).get("annotations") or {}).get(names.INTENT_ANNOTATION)
     if not raw:
         return None
     try:
         written = json.loads(raw)
-        entry, step, at = (
-            written["record"],
-            written["milestone"]["step"],
-            written["milestone"]["time"],
-        )
+        entry, decided_at = dict(written["record"]), float(written["milestone"]["time"])
+        entry_id = str(entry["id"])
     except (ValueError, KeyError, TypeError):
         return None  # not ours to read (someone edited it): decide as usual
-    recorded = {r.get("id") for r in (job.get("status") or {}).get("remediations") or []}
-    if (step, at) != (record["step"], record["time"]) or entry.get("id") in recorded:
+    status = job.get("status") or {}
+    recorded = {r.get("id") for r in status.get("remediations") or []}
+    seen = [float(m.get("time", 0)) for m in status.get("milestones") or []]
+    if entry_id in recorded or (seen and max(seen) >= decided_at):
         return None
-    return dict(entry)
+    return entry
+
+
+def unrecorded_intent(job: Mapping[str, Any]) -> dict[str, Any] | None:
+    """Status fields that record an applied remediation whose record was lost, for a job
+    that will publish no further milestone to record it with (it has finished): None if
+    there is none."""
+    applied = intent(job)
+    if applied is None:
+        return None
+    status = job.get("status") or {}
+    return {
+        "remediations": [*(status.get("remediations") or []), applied],
+        "remediationCount": int(status.get("remediationCount", 0)) + 1,
+    }
 
 
 def intent_annotation(record: Mapping[str, Any], entry: Mapping[str, Any]) -> str:
@@ -232,7 +247,7 @@ def process(
     taken as the decision: the spec is not changed a second time."""
     now = time.time() if now is None else now
     spec, meta = job["spec"], job["metadata"]
-    applied = intent(job, record)
+    applied = intent(job)
     status = dict(job.get("status") or {})
     family = spec["model"]["family"]
     generation = int(meta.get("generation", 1))
@@ -241,6 +256,8 @@ def process(
     history: list[dict[str, Any]] = [*earlier, compact(record)][-history_limit:]
     findings = diagnose(history, family)
     records: list[dict[str, Any]] = [dict(r) for r in status.get("remediations") or []]
+    if applied is not None:  # decided and applied before: judged like any other record
+        records.append(applied)
     for r in records:  # note when the trainer took each change up
         if (
             r.get("outcome") == "pending"
@@ -276,13 +293,12 @@ def process(
     if applied is not None:
         # Decided and applied before; only its record (and its Event) were lost.
         total += 1
-        records.append(applied)
         outcome.record = applied
         outcome.events.append(
             (
                 "Warning",
                 "Remediating",
-                f"remediating {applied['finding']} at step {record['step']}: "
+                f"remediating {applied['finding']} at step {applied['step']}: "
                 f"{' + '.join(applied['actions'])} (applied; its record is written now)",
             )
         )

@@ -22,7 +22,7 @@ from . import kube, metrics, names
 from .conditions import get as get_condition
 from .conditions import set_condition
 from .lifecycle import PodReader
-from .milestones import intent_annotation, process
+from .milestones import intent_annotation, process, unrecorded_intent
 from .settings import Settings
 from .snapshot import Snapshot, from_prometheus, milestone, parse
 
@@ -93,7 +93,8 @@ class JobMonitor:
         # The milestone step last written to status: a live body that does not show it
         # yet lags behind the watch, and is not decided on.
         self.written_step: int | None = None
-        self.failures = 0
+        self.failures = 0  # failed scrapes in a row
+        self.errors = 0  # failed monitoring steps in a row (an API error, a bug)
         self.last_good: float | None = None
         self.metrics_available: bool | None = None
         self.pod: tuple[str, str] | None = None  # (name, IP) of the pod being scraped
@@ -105,7 +106,11 @@ class JobMonitor:
         monitoring = spec.get("monitoring") or {}
         interval = float(monitoring.get("scrapeIntervalSeconds", 15))
         if status.get("phase") in ("Succeeded", "Failed", "Suspended"):
-            # Nothing to scrape; look again now and then (a suspended job may resume).
+            # Nothing to scrape; look again now and then (a suspended job may resume). A
+            # remediation applied just before the end whose record was lost is written.
+            lost = unrecorded_intent(job)
+            if lost is not None:
+                await self._patch_status(lost)
             return max(interval, 10.0)
         pod_ip = await self._pod_ip(status.get("podName"), status.get("phase"))
         if pod_ip is None:
@@ -299,8 +304,12 @@ class JobMonitor:
                 )
                 try:
                     delay = await self.once(session)
+                    self.errors = 0
                 except Exception:
                     log.exception("%s/%s: monitoring step failed", self.namespace, self.name)
-                    delay = 10.0
+                    # Soon, then backing off: a trainer does not wait, and a milestone (or
+                    # its final scrape) passed during a long pause is a milestone missed.
+                    self.errors += 1
+                    delay = min(30.0, 1.0 * 2 ** min(self.errors - 1, 5))
                 due = time.monotonic() + delay
                 await stopped.wait(delay)

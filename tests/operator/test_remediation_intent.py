@@ -71,16 +71,30 @@ def test_a_milestone_handled_again_after_a_lost_status_write_is_not_decided_agai
 
     # Once its record is in status, the annotation is history, not an intent.
     after["status"] = retried.status
-    assert intent(after, diverged) is None
+    assert intent(after) is None
 
 
-def test_an_intent_for_another_milestone_or_already_recorded_is_ignored() -> None:
+def test_the_next_milestone_handled_may_be_a_later_one_and_still_records_it() -> None:
+    # The trainer does not wait for the operator: by the retry it may be a milestone on.
     job = transformer_job()
     job["status"] = process(milestone(100), job, now=0.0).status
     after = applied_without_status(job, milestone(200, nonfinite=5))
-    # A later milestone is decided on its own.
     later = process(milestone(300), after, now=1.0)
-    assert later.record is None or later.record["id"] != "r1"
+    assert later.spec is None
+    assert later.record is not None and later.record["id"] == "r1"
+    assert later.record["step"] == 200  # recorded as decided, at the milestone that decided it
+    assert [r["id"] for r in later.status["remediations"]] == ["r1"]
+
+
+def test_an_intent_older_than_what_status_knows_or_unreadable_is_ignored() -> None:
+    job = transformer_job()
+    job["status"] = process(milestone(100), job, now=0.0).status
+    after = applied_without_status(job, milestone(200, nonfinite=5))
+    # Status has moved past the milestone that decided it (a record trimmed from history).
+    moved_on = copy.deepcopy(after)
+    moved_on["status"]["milestones"].append({"step": 300, "time": 1300.0})
+    assert intent(moved_on) is None
     # An annotation someone edited into garbage is not ours to read.
     after["metadata"]["annotations"][names.INTENT_ANNOTATION] = "{not json"
+    assert intent(after) is None
     assert process(milestone(200, nonfinite=5), after, now=1.0).spec is not None

@@ -1,0 +1,95 @@
+"""Fault at the seam between the two writes of a remediation: the spec PATCH goes
+through, the status PATCH right after it answers 503. The operator handles the same
+milestone again on its next scrape; it must record the remediation once and change the
+job once (before the intent annotation it decided again on the changed spec, reused the
+record id r1 and the command id r1-0, and the API refused the duplicate every retry)."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from kubernetes.client.rest import ApiException
+
+from gentrain_operator import kube as operator_kube
+from gentrain_operator import names
+from tests.operator.test_families_cluster import zoo
+from tests.operator.test_operator_cluster import events, gtj, job, status
+from tests.support.kube import Cluster
+from tests.support.waiting import wait_for
+
+pytestmark = [pytest.mark.cluster, pytest.mark.faults, pytest.mark.slow]
+
+
+class FailStatusAfterSpec:
+    """Wraps the operator's two writes: the first status PATCH after each spec PATCH fails."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.lock = threading.Lock()
+        self.armed = False
+        self.injected = 0
+        self.spec_patches: list[dict[str, Any]] = []
+        real_spec, real_status = operator_kube.patch_job_spec, operator_kube.patch_job_status
+
+        def patch_spec(namespace: str, name: str, patch: Any, *args: Any) -> dict[str, Any]:
+            result = real_spec(namespace, name, patch, *args)
+            with self.lock:
+                self.spec_patches.append(patch)
+                self.armed = True
+            return result
+
+        def patch_status(namespace: str, name: str, body: Any) -> None:
+            with self.lock:
+                fail, self.armed = self.armed, False
+                if fail:
+                    self.injected += 1
+            if fail:
+                raise ApiException(status=503, reason="Service Unavailable (injected)")
+            real_status(namespace, name, body)
+
+        monkeypatch.setattr(operator_kube, "patch_job_spec", patch_spec)
+        monkeypatch.setattr(operator_kube, "patch_job_status", patch_status)
+
+
+@pytest.fixture
+def faulty(monkeypatch: pytest.MonkeyPatch) -> Iterator[FailStatusAfterSpec]:
+    yield FailStatusAfterSpec(monkeypatch)
+
+
+def test_a_remediation_whose_status_write_failed_is_applied_once(
+    cluster: Cluster, namespace: str, faulty: FailStatusAfterSpec, operator: None
+) -> None:
+    # A VAE whose KL weight of 20 collapses every latent unit: PosteriorCollapse at the
+    # first milestones, on any CPU (a GAN's findings depend on its trajectory).
+    body = gtj("seam")
+    body["spec"] = {
+        **zoo("vae-kl-weight-too-high", "broken", training={"maxSteps": 1000}),
+        "remediation": {"mode": "auto"},
+        "monitoring": {"scrapeIntervalSeconds": 1},
+        "resources": {"cpu": "1", "memory": "1Gi"},
+    }
+    cluster.apply(body, namespace)
+    final = wait_for(
+        lambda: status(cluster, namespace, "seam"),
+        lambda s: s.get("phase") in ("Succeeded", "Failed"),
+        "the job to finish",
+        timeout=300,
+    )
+    assert final["phase"] == "Succeeded", final.get("message")
+    assert faulty.injected >= 1, "no remediation was decided, so no fault was injected"
+    records = final["remediations"]
+    ids = [r["id"] for r in records]
+    assert ids == [f"r{i + 1}" for i in range(len(records))], ids
+    assert final["remediationCount"] == len(records)
+    # Every decision reached the spec exactly once: one spec PATCH per record.
+    assert len(faulty.spec_patches) == len(records), (faulty.spec_patches, records)
+    commands = [c["id"] for c in job(cluster, namespace, "seam")["spec"].get("commands", [])]
+    assert all(count == 1 for count in Counter(commands).values()), commands
+    expected = {cid for r in records for cid in r["commands"]}
+    assert set(commands) == expected, (commands, expected)
+    annotations = job(cluster, namespace, "seam")["metadata"].get("annotations") or {}
+    assert names.INTENT_ANNOTATION in annotations
+    assert "Remediating" in events(cluster, namespace, "seam")
