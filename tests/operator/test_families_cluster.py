@@ -78,6 +78,8 @@ def test_a_collapsed_vae_gets_its_latent_units_back_on_the_cluster_as_in_process
     cluster: Cluster, namespace: str, operator: None
 ) -> None:
     spec = zoo("vae-kl-weight-too-high", "broken", remediation={"mode": "auto"})
+    cluster.apply(manifest("collapsed", spec), namespace)
+    # The in-process run trains while the pod does: the two are independent.
     in_process = run(spec)
     expected = decisions(in_process.remediations)
     assert expected == [
@@ -85,7 +87,6 @@ def test_a_collapsed_vae_gets_its_latent_units_back_on_the_cluster_as_in_process
         ("PosteriorCollapse", ["free_bits"]),
     ]
 
-    cluster.apply(manifest("collapsed", spec), namespace)
     final = finished(cluster, namespace, "collapsed", timeout=300)
     assert final["phase"] == "Succeeded", final.get("message")
     # The same ladder; where a change lands depends on how soon the pod reads it.
