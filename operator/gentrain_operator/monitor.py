@@ -37,15 +37,30 @@ class ScrapeError(RuntimeError):
     pass
 
 
-async def scrape_pod(session: aiohttp.ClientSession, url: str, timeout: float) -> Snapshot:
+async def scrape_pod(
+    session: aiohttp.ClientSession, url: str, timeout: float, max_bytes: int = 1 << 20
+) -> Snapshot:
+    """One scrape: at most `max_bytes` read (a trainer's pod is the user's code, and one
+    pod's 30 MB must not stall every other job's monitor), parsed in a worker thread."""
     try:
         async with session.get(url, timeout=aiohttp.ClientTimeout(total=timeout)) as response:
             if response.status != 200:
                 raise ScrapeError(f"HTTP {response.status}")
-            text = await response.text()
+            body = bytearray()
+            async for chunk in response.content.iter_chunked(1 << 16):
+                body += chunk
+                if len(body) > max_bytes:  # stop reading: the rest is never fetched
+                    raise ScrapeError(
+                        f"exposition larger than {max_bytes} bytes: refused "
+                        "(GENTRAIN_MAX_SCRAPE_BYTES sets the limit)"
+                    )
     except (aiohttp.ClientError, TimeoutError) as error:
         raise ScrapeError(type(error).__name__) from error
-    return parse(text, time.time())
+    text = bytes(body).decode("utf-8", errors="replace")
+    try:
+        return await asyncio.to_thread(parse, text, time.time())
+    except ValueError as error:  # the parser's word for an exposition it cannot read
+        raise ScrapeError(f"unparsable exposition: {str(error)[:200]}") from error
 
 
 async def query_prometheus(
@@ -128,7 +143,12 @@ class JobMonitor:
                     )
                 else:
                     url = f"http://{pod_ip}:{self.settings.trainer_metrics_port}/metrics"
-                    snapshot = await scrape_pod(session, url, self.settings.scrape_timeout_seconds)
+                    snapshot = await scrape_pod(
+                        session,
+                        url,
+                        self.settings.scrape_timeout_seconds,
+                        self.settings.max_scrape_bytes,
+                    )
         except ScrapeError as error:
             self.failures += 1
             self.pod = None  # the pod may have gone: look it up again

@@ -31,6 +31,11 @@ class Settings:
     scrape_timeout_seconds: float = field(
         default_factory=lambda: float(_env("SCRAPE_TIMEOUT_SECONDS", "5"))
     )
+    # The largest exposition read from a trainer. Ours is ~20 KB; a pod that sends more is
+    # refused (MetricsAvailable=False says so) rather than parsed on the operator's time.
+    max_scrape_bytes: int = field(
+        default_factory=lambda: int(_env("MAX_SCRAPE_BYTES", str(1 << 20)))
+    )
     # Metrics older than this many scrape intervals are stale: no decision is made on them.
     stale_after_intervals: int = field(
         default_factory=lambda: int(_env("STALE_AFTER_INTERVALS", "4"))

@@ -11,6 +11,10 @@ from typing import Any
 from prometheus_client.parser import text_string_to_metric_families
 
 Labels = tuple[tuple[str, str], ...]
+# Bounds on what one trainer's labels can put into its job's status (ours send 1-3
+# components, 6 learning-rate candidates and a few dozen hyperparameters).
+MAX_LABEL_VALUES = 64
+MAX_LABEL_LENGTH = 63
 # What tells one milestone from another: when one of these is not a number, the scrape
 # carries no milestone the operator can act on.
 IDENTITY = (
@@ -31,7 +35,17 @@ class Snapshot:
         return self.values.get(name, {}).get(tuple(sorted(labels.items())))
 
     def by(self, name: str, label: str) -> dict[str, float]:
-        return {dict(k)[label]: v for k, v in self.values.get(name, {}).items() if label in dict(k)}
+        """The series of `name` keyed by one label's value: at most MAX_LABEL_VALUES of
+        them, each value at most MAX_LABEL_LENGTH characters. The record goes into status:
+        a pod sending 200,000 components must not write a 3 MB status (etcd stops at 1.5)."""
+        found: dict[str, float] = {}
+        for key, value in self.values.get(name, {}).items():
+            labels = dict(key)
+            if label in labels and len(labels[label]) <= MAX_LABEL_LENGTH:
+                found[labels[label]] = value
+                if len(found) >= MAX_LABEL_VALUES:
+                    break
+        return found
 
 
 def parse(text: str, time: float) -> Snapshot:
@@ -132,9 +146,11 @@ def milestone(snapshot: Snapshot) -> dict[str, Any] | None:
             extractor, value = next(iter(values.items()))
             record[name], record["extractor"] = value, extractor
     info = snapshot.values.get("gentrain_hyperparameter_info", {})
-    for labels in info:
+    for labels in list(info)[:MAX_LABEL_VALUES]:
         as_dict = dict(labels)
-        record["hyperparameters"][as_dict["name"]] = as_dict["value"]
+        name, text = as_dict.get("name", ""), as_dict.get("value", "")
+        if name and len(name) <= MAX_LABEL_LENGTH and len(text) <= MAX_LABEL_LENGTH:
+            record["hyperparameters"][name] = text
     utilisation = snapshot.by("gentrain_gpu_utilization_ratio", "gpu")
     if utilisation:
         record["gpu_utilization"] = sum(utilisation.values()) / len(utilisation)
