@@ -14,6 +14,28 @@ from kubernetes.client.rest import ApiException
 from . import names
 from .json_values import json_safe
 
+# (connect, read) seconds for every call this module makes. Without them an API server
+# that accepts a connection and never answers holds the calling thread for ever (the
+# monitors' and handlers' threads are a small pool: a few such calls stop the operator).
+REQUEST_TIMEOUT = (5.0, 30.0)
+
+
+class TimedApiClient(client.ApiClient):
+    """The official client with a timeout on every request that does not set its own."""
+
+    def call_api(
+        self,
+        method: str,
+        url: str,
+        header_params: Any = None,
+        body: Any = None,
+        post_params: Any = None,
+        _request_timeout: Any = None,
+    ) -> Any:
+        return super().call_api(
+            method, url, header_params, body, post_params, _request_timeout or REQUEST_TIMEOUT
+        )
+
 
 @functools.cache
 def api() -> client.ApiClient:
@@ -21,7 +43,7 @@ def api() -> client.ApiClient:
         config.load_incluster_config()
     except config.ConfigException:
         config.load_kube_config()
-    return client.ApiClient()
+    return TimedApiClient()
 
 
 def core() -> client.CoreV1Api:
