@@ -20,7 +20,7 @@ from .json_values import json_safe
 REQUEST_TIMEOUT = (5.0, 30.0)
 
 
-class TimedApiClient(client.ApiClient):
+class TimedApiClient(client.ApiClient):  # type: ignore[misc]  # the client is untyped here (see pyproject)
     """The official client with a timeout on every request that does not set its own."""
 
     def call_api(
