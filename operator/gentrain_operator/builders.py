@@ -11,6 +11,12 @@ import yaml
 from . import names
 from .settings import Settings
 
+# Scratch space of the trainer pod (its root filesystem is read-only): torch and
+# matplotlib caches need far less; NCCL's shared-memory buffers for up to 16 GPUs fit in
+# the second (memory-backed, so it counts against the pod's memory limit).
+TMP_SIZE_LIMIT = "1Gi"
+SHM_SIZE_LIMIT = "4Gi"
+
 
 def trainer_command(command: tuple[str, ...], gpus: int) -> list[str]:
     """The trainer's command; with more than one GPU, under torchrun (one process per GPU,
@@ -93,7 +99,9 @@ def trainer_pod(
     volumes = [
         {"name": "config", "configMap": {"name": names.configmap_name(job_name)}},
         {"name": "checkpoints", **checkpoint_volume},
-        {"name": "tmp", "emptyDir": {}},
+        # Bounded: the node's disk is shared, and a process filling /tmp evicts its
+        # neighbours before itself.
+        {"name": "tmp", "emptyDir": {"sizeLimit": TMP_SIZE_LIMIT}},
     ]
     mounts = [
         {"name": "config", "mountPath": "/etc/gentrain", "readOnly": True},
@@ -103,7 +111,9 @@ def trainer_pod(
     if with_gpus and gpus > 1:
         # NCCL passes data between the GPUs' processes through shared memory; a
         # container's default /dev/shm (64 MiB) makes it fail.
-        volumes.append({"name": "shm", "emptyDir": {"medium": "Memory"}})
+        volumes.append(
+            {"name": "shm", "emptyDir": {"medium": "Memory", "sizeLimit": SHM_SIZE_LIMIT}}
+        )
         mounts.append({"name": "shm", "mountPath": "/dev/shm"})  # noqa: S108 - the pod's own memory volume
     claim = spec["dataset"].get("volumeClaimName")
     if claim:

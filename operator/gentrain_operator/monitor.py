@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import json
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -28,6 +29,7 @@ from .snapshot import Snapshot, from_prometheus, milestone, parse
 
 log = logging.getLogger("gentrain.monitor")
 MAX_BACKOFF_SECONDS = 120.0
+PROMETHEUS_MAX_BYTES = 4 << 20  # one job's series: a few hundred, a few hundred KB
 # The live step in status is a progress display: refreshed this often, or at a milestone,
 # rather than at every scrape (at 500 jobs that is 33 status patches a second saved).
 STEP_REFRESH_SECONDS = 60.0
@@ -35,6 +37,16 @@ STEP_REFRESH_SECONDS = 60.0
 
 class ScrapeError(RuntimeError):
     pass
+
+
+async def read_bounded(response: aiohttp.ClientResponse, max_bytes: int) -> bytes | None:
+    """The body, or None as soon as it passes `max_bytes` (the rest is never read)."""
+    body = bytearray()
+    async for chunk in response.content.iter_chunked(1 << 16):
+        body += chunk
+        if len(body) > max_bytes:
+            return None
+    return bytes(body)
 
 
 async def scrape_pod(
@@ -46,17 +58,15 @@ async def scrape_pod(
         async with session.get(url, timeout=aiohttp.ClientTimeout(total=timeout)) as response:
             if response.status != 200:
                 raise ScrapeError(f"HTTP {response.status}")
-            body = bytearray()
-            async for chunk in response.content.iter_chunked(1 << 16):
-                body += chunk
-                if len(body) > max_bytes:  # stop reading: the rest is never fetched
-                    raise ScrapeError(
-                        f"exposition larger than {max_bytes} bytes: refused "
-                        "(GENTRAIN_MAX_SCRAPE_BYTES sets the limit)"
-                    )
+            body = await read_bounded(response, max_bytes)
     except (aiohttp.ClientError, TimeoutError) as error:
         raise ScrapeError(type(error).__name__) from error
-    text = bytes(body).decode("utf-8", errors="replace")
+    if body is None:
+        raise ScrapeError(
+            f"exposition larger than {max_bytes} bytes: refused "
+            "(GENTRAIN_MAX_SCRAPE_BYTES sets the limit)"
+        )
+    text = body.decode("utf-8", errors="replace")
     try:
         return await asyncio.to_thread(parse, text, time.time())
     except ValueError as error:  # the parser's word for an exposition it cannot read
@@ -67,17 +77,27 @@ async def query_prometheus(
     session: aiohttp.ClientSession, base: str, namespace: str, pod: str, timeout: float
 ) -> Snapshot:
     query = f'{{__name__=~"gentrain_.+", namespace="{namespace}", pod="{pod}"}}'
+    # The URL is the job owner's: the operator must not become their probe of the cluster's
+    # network. No redirects, a bounded answer, and one message whatever went wrong (which
+    # error it was would tell an open port from a closed one); the detail goes to the log.
     try:
         async with session.get(
             f"{base.rstrip('/')}/api/v1/query",
             params={"query": query},
             timeout=aiohttp.ClientTimeout(total=timeout),
+            allow_redirects=False,
         ) as response:
-            body = await response.json()
+            if response.status != 200:
+                raise ValueError(f"HTTP {response.status}")
+            raw = await read_bounded(response, PROMETHEUS_MAX_BYTES)
+            if raw is None:
+                raise ValueError(f"answer larger than {PROMETHEUS_MAX_BYTES} bytes")
+            body = json.loads(raw)
+        if not isinstance(body, dict) or body.get("status") != "success":
+            raise ValueError("not a successful query result")
     except (aiohttp.ClientError, TimeoutError, ValueError) as error:
-        raise ScrapeError(type(error).__name__) from error
-    if body.get("status") != "success":
-        raise ScrapeError(f"Prometheus: {body.get('error', 'query failed')}")
+        log.info("Prometheus query for %s/%s failed: %r", namespace, pod, error)
+        raise ScrapeError("the Prometheus query failed") from error
     if not body["data"]["result"]:
         raise ScrapeError("Prometheus has no series for the trainer yet")
     return from_prometheus(body["data"]["result"], time.time())

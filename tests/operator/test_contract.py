@@ -115,6 +115,10 @@ def test_several_gpus_run_one_trainer_per_gpu_under_torchrun() -> None:
         "gentrain_trainer",
     ]
     assert {"name": "shm", "mountPath": "/dev/shm"} in container["volumeMounts"]
+    pod = builders.trainer_pod(manifest, 1, with_gpus=True, settings=settings)
+    scratch = {v["name"]: v.get("emptyDir") for v in pod["spec"]["volumes"]}
+    assert scratch["shm"] == {"medium": "Memory", "sizeLimit": "4Gi"}
+    assert scratch["tmp"] == {"sizeLimit": "1Gi"}  # every emptyDir is bounded
     fallback = builders.trainer_pod(manifest, 2, with_gpus=False, settings=settings)
     assert fallback["spec"]["containers"][0]["command"] == ["python", "-m", "gentrain_trainer"]
 

@@ -1,19 +1,21 @@
-"""A trainer pod runs the user's code: what it serves on /metrics is untrusted. Before
-the bounds, a 10 MB exposition with 200,000 series took 23 s to parse on the event loop
-(every other job's monitor, the watches and the health endpoint stalled), and every label
-value it sent was copied into status (a 3 MB patch; etcd stops at 1.5 MiB)."""
+"""A trainer pod runs the user's code: what it serves on /metrics is untrusted, and so is
+the Prometheus URL a job names. Before the bounds, a 10 MB exposition with 200,000 series
+took 23 s to parse on the event loop (every other job's monitor, the watches and the
+health endpoint stalled), and every label value it sent was copied into status (a 3 MB
+patch; etcd stops at 1.5 MiB)."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import socket
 
 import aiohttp
 import pytest
 from aiohttp import web
 
 from gentrain_operator.milestones import process
-from gentrain_operator.monitor import ScrapeError, scrape_pod
+from gentrain_operator.monitor import ScrapeError, query_prometheus, scrape_pod
 from gentrain_operator.snapshot import MAX_LABEL_VALUES, milestone, parse
 
 
@@ -82,3 +84,55 @@ def test_what_a_trainer_sends_is_bounded_in_status() -> None:
     }
     status = process(record, job, now=0.0).status
     assert len(json.dumps(status)) < 64_000
+
+
+async def query_served(routes: dict[str, object] | None) -> str:
+    """The error a Prometheus query reports: from a server with these routes, or from a
+    port where nothing listens (None)."""
+    runner = None
+    if routes is not None:
+        app = web.Application()
+        for path, handler in routes.items():
+            app.router.add_get(path, handler)  # type: ignore[arg-type]
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = runner.addresses[0][1]
+    else:
+        probe = socket.socket()
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+        probe.close()
+    try:
+        async with aiohttp.ClientSession() as session:
+            await query_prometheus(session, f"http://127.0.0.1:{port}", "n", "p", 10.0)
+    except ScrapeError as error:
+        return str(error)
+    finally:
+        if runner is not None:
+            await runner.cleanup()
+    raise AssertionError("the query succeeded")
+
+
+def test_a_prometheus_url_cannot_probe_the_network_for_its_owner() -> None:
+    followed: list[str] = []
+
+    async def redirect(_: web.Request) -> web.Response:
+        raise web.HTTPFound("/elsewhere")
+
+    async def elsewhere(_: web.Request) -> web.Response:
+        followed.append("redirect followed")
+        return web.json_response({"status": "success", "data": {"result": []}})
+
+    async def garbage(_: web.Request) -> web.Response:
+        return web.Response(text="<html>not Prometheus</html>")
+
+    messages = {
+        asyncio.run(query_served({"/api/v1/query": redirect, "/elsewhere": elsewhere})),
+        asyncio.run(query_served({"/api/v1/query": garbage})),
+        asyncio.run(query_served(None)),  # nothing listening
+    }
+    # One message, whatever happened: it tells an open port from a closed one no more.
+    assert messages == {"the Prometheus query failed"}
+    assert followed == []
