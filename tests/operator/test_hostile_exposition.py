@@ -7,8 +7,11 @@ patch; etcd stops at 1.5 MiB)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import socket
+from collections.abc import AsyncIterator
+from typing import Any
 
 import aiohttp
 import pytest
@@ -31,24 +34,37 @@ def hostile(components: int) -> str:
     return "\n".join(lines) + "\n"
 
 
+@contextlib.asynccontextmanager
+async def serving(routes: dict[str, Any] | None) -> AsyncIterator[str]:
+    """A server with these routes on the loopback address (its base URL), or, for None,
+    the URL of a port where nothing listens."""
+    if routes is None:
+        probe = socket.socket()
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+        probe.close()
+        yield f"http://127.0.0.1:{port}"
+        return
+    app = web.Application()
+    for path, handler in routes.items():
+        app.router.add_get(path, handler)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    try:
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
+    finally:
+        await runner.cleanup()
+
+
 async def scrape_served(body: str, max_bytes: int) -> object:
-    """Serves `body` on the loopback address and scrapes it as the monitor does."""
+    """Serves `body` and scrapes it as the monitor does."""
 
     async def metrics(_: web.Request) -> web.Response:
         return web.Response(text=body)
 
-    app = web.Application()
-    app.router.add_get("/metrics", metrics)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    try:
-        async with aiohttp.ClientSession() as session:
-            return await scrape_pod(session, f"http://127.0.0.1:{port}/metrics", 60.0, max_bytes)
-    finally:
-        await runner.cleanup()
+    async with serving({"/metrics": metrics}) as url, aiohttp.ClientSession() as session:
+        return await scrape_pod(session, f"{url}/metrics", 60.0, max_bytes)
 
 
 def test_an_exposition_over_the_limit_is_refused_unparsed() -> None:
@@ -86,32 +102,14 @@ def test_what_a_trainer_sends_is_bounded_in_status() -> None:
     assert len(json.dumps(status)) < 64_000
 
 
-async def query_served(routes: dict[str, object] | None) -> str:
-    """The error a Prometheus query reports: from a server with these routes, or from a
+async def query_served(routes: dict[str, Any] | None) -> str:
+    """The error a Prometheus query reports, from a server with these routes or from a
     port where nothing listens (None)."""
-    runner = None
-    if routes is not None:
-        app = web.Application()
-        for path, handler in routes.items():
-            app.router.add_get(path, handler)  # type: ignore[arg-type]
-        runner = web.AppRunner(app)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        port = runner.addresses[0][1]
-    else:
-        probe = socket.socket()
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-        probe.close()
-    try:
-        async with aiohttp.ClientSession() as session:
-            await query_prometheus(session, f"http://127.0.0.1:{port}", "n", "p", 10.0)
-    except ScrapeError as error:
-        return str(error)
-    finally:
-        if runner is not None:
-            await runner.cleanup()
+    async with serving(routes) as url, aiohttp.ClientSession() as session:
+        try:
+            await query_prometheus(session, url, "n", "p", 10.0)
+        except ScrapeError as error:
+            return str(error)
     raise AssertionError("the query succeeded")
 
 

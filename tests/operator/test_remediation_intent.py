@@ -13,6 +13,7 @@ from typing import Any
 
 from gentrain_operator import names
 from gentrain_operator.milestones import intent, intent_annotation, process
+from tests.operator.test_missed_milestones import transformer_job
 
 
 def milestone(step: int, nonfinite: int = 0) -> dict[str, Any]:
@@ -24,19 +25,6 @@ def milestone(step: int, nonfinite: int = 0) -> dict[str, Any]:
         "loss_mean": {"model": 2.0},
         "loss_last": {"model": 2.0},
         "baseline_loss": 3.26,
-    }
-
-
-def transformer_job() -> dict[str, Any]:
-    return {
-        "metadata": {"name": "t", "namespace": "n", "generation": 1},
-        "spec": {
-            "model": {"family": "transformer"},
-            "dataset": {"name": "pydoc"},
-            "training": {"maxSteps": 2000, "hyperparameters": {"learningRate": 1e-3}},
-            "checkpoints": {"interval": 100},
-        },
-        "status": {},
     }
 
 
