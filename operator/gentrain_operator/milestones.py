@@ -243,8 +243,8 @@ def process(
     history_limit: int = 20,
 ) -> Outcome:
     """Handles one new milestone of `job` (whose status holds the earlier ones). If the job
-    carries the intent of a remediation already applied for this milestone, that record is
-    taken as the decision: the spec is not changed a second time."""
+    carries the intent of a remediation already applied whose record status lacks (see
+    `intent`), that record is taken as the decision: the spec is not changed a second time."""
     now = time.time() if now is None else now
     spec, meta = job["spec"], job["metadata"]
     applied = intent(job)

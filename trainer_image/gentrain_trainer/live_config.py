@@ -53,9 +53,7 @@ def reload(path: Path, family: str, current: dict[str, Any]) -> Reload:
         result.commands = _commands(raw.get("commands"))
     except ConfigError as error:
         result.refused["commands"] = str(error)
-    pinned = (raw.get("checkpoints") or {}).get("pinned")
-    if isinstance(pinned, list) and all(isinstance(p, int) for p in pinned):
-        result.pinned = frozenset(pinned)
+    result.pinned = _pinned_in(raw)
     max_steps = (raw.get("training") or {}).get("max_steps")
     if isinstance(max_steps, int) and max_steps > 0:
         result.max_steps = max_steps
@@ -67,6 +65,13 @@ def reload(path: Path, family: str, current: dict[str, Any]) -> Reload:
     return result
 
 
+def _pinned_in(raw: dict[str, Any]) -> frozenset[int] | None:
+    steps = (raw.get("checkpoints") or {}).get("pinned")
+    if isinstance(steps, list) and all(isinstance(p, int) for p in steps):
+        return frozenset(steps)
+    return None
+
+
 def pinned(path: Path) -> frozenset[int] | None:
     """Only the pinned checkpoints, read just before old checkpoints are rotated out: the
     operator pins the last healthy one as soon as it has judged it, and a rotation that
@@ -75,7 +80,4 @@ def pinned(path: Path) -> frozenset[int] | None:
         raw = yaml.safe_load(path.read_text())
     except (OSError, yaml.YAMLError):
         return None
-    steps = ((raw or {}).get("checkpoints") or {}).get("pinned") if isinstance(raw, dict) else None
-    if isinstance(steps, list) and all(isinstance(p, int) for p in steps):
-        return frozenset(steps)
-    return None
+    return _pinned_in(raw) if isinstance(raw, dict) else None
