@@ -55,6 +55,11 @@ KEPT = (
     "gpu_utilization",
     "gpu_memory_ratio",
     "nonfinite_figures",
+    # Evidence only (LossSpike, DiscriminatorOverpowering): small, and without them the
+    # evidence a running operator records would always be null.
+    "loss_max",
+    "d_real",
+    "d_fake",
 )
 
 
@@ -306,6 +311,7 @@ def process(
         plan = decision.plan
         total += 1
         record_id = f"r{total}"
+        ids = policy.command_ids(spec, record_id, len(plan.commands))
         entry = {
             "id": record_id,
             "step": record["step"],
@@ -317,11 +323,11 @@ def process(
             "actions": plan.actions,
             "mode": mode,
             "changes": [{"field": c.field, "from": c.old, "to": c.new} for c in plan.changes],
-            "commands": [f"{record_id}-{i}" for i in range(len(plan.commands))],
+            "commands": ids,
             "outcome": "pending" if mode == "auto" else "recommended",
         }
         if mode == "auto":
-            outcome.spec = policy.apply_to_spec(spec, plan, record_id)
+            outcome.spec = policy.apply_to_spec(spec, plan, ids)
             entry["generation"] = generation + 1  # the patch bumps the spec's generation
         records.append(entry)
         outcome.record = entry

@@ -377,12 +377,28 @@ def apply_changes(spec: Mapping[str, Any], changes: Sequence[Change]) -> dict[st
     return new
 
 
-def apply_to_spec(spec: Mapping[str, Any], plan: Plan, record_id: str) -> dict[str, Any]:
-    """The spec with the plan's changes and commands applied (a new dict)."""
+def command_ids(spec: Mapping[str, Any], record_id: str, count: int) -> list[str]:
+    """Ids for a record's commands: `<record>-<n>`, unless a command in the spec (a user's)
+    already holds that id, then `<record>-<n>.<k>`. A reused id would be refused by the API
+    (the list is keyed by id) on every retry, or skipped by a trainer that applied it."""
+    taken = {str(c.get("id")) for c in spec.get("commands") or []}
+    ids: list[str] = []
+    for index in range(count):
+        candidate, suffix = f"{record_id}-{index}", 0
+        while candidate in taken:
+            suffix += 1
+            candidate = f"{record_id}-{index}.{suffix}"
+        taken.add(candidate)
+        ids.append(candidate)
+    return ids
+
+
+def apply_to_spec(spec: Mapping[str, Any], plan: Plan, ids: Sequence[str]) -> dict[str, Any]:
+    """The spec with the plan's changes and its commands (under `ids`) applied (a new dict)."""
     new = apply_changes(spec, plan.changes)
     commands = list(new.get("commands") or [])
-    for index, command in enumerate(plan.commands):
-        commands.append({"id": f"{record_id}-{index}", **command})
+    for command_id, command in zip(ids, plan.commands, strict=True):
+        commands.append({"id": command_id, **command})
     if plan.commands:
         new["commands"] = commands[-32:]  # the API keeps at most 32
     return new
