@@ -4,6 +4,7 @@ handlers or `asyncio.to_thread`, never from the event loop)."""
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -59,8 +60,22 @@ def to_dict(obj: Any) -> dict[str, Any]:
     return result
 
 
+class RejectedError(Exception):
+    """The API server refused an object as invalid or forbidden by admission (400, 403,
+    422): sending it again as it is cannot succeed. The message is the server's own, which
+    names the field (`spec.affinity...: Unsupported value`, `no PriorityClass with name`)."""
+
+
+def _server_message(error: ApiException) -> str:
+    try:
+        return str(json.loads(error.body)["message"])
+    except (TypeError, ValueError, KeyError):
+        return f"{error.status} {error.reason}"
+
+
 def create(kind: str, namespace: str, body: Mapping[str, Any]) -> bool:
-    """Creates the object; False if it already exists (the name is deterministic)."""
+    """Creates the object; False if it already exists (the name is deterministic). Raises
+    `RejectedError` when the API server refuses the object itself."""
     creators = {
         "ConfigMap": core().create_namespaced_config_map,
         "PersistentVolumeClaim": core().create_namespaced_persistent_volume_claim,
@@ -75,6 +90,8 @@ def create(kind: str, namespace: str, body: Mapping[str, Any]) -> bool:
             error.status == 403 and "NamespaceTerminating" in str(error.body)
         ):
             return False
+        if error.status in (400, 403, 422):
+            raise RejectedError(_server_message(error)) from error
         raise
     return True
 

@@ -5,6 +5,7 @@ failure, and the CPU fallback. Returns the status fields to patch."""
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable, Mapping
 from datetime import datetime
@@ -12,12 +13,15 @@ from typing import Any
 
 from . import builders, kube, names
 from .conditions import get as get_condition
-from .conditions import set_condition
+from .conditions import now, set_condition
 from .settings import Settings
 from .trainer_config import render
 
 log = logging.getLogger("gentrain.lifecycle")
 CONFIG_ERROR_EXIT = 2
+# A trainer pod the API server refused is sent again on a spec change at once, and
+# otherwise this often (what was missing, such as a PriorityClass, may be created).
+REJECTED_RETRY_SECONDS = 300.0
 TERMINAL = ("Succeeded", "Failed")
 # (namespace, name) -> the pod as a dict, or None when it does not exist.
 PodReader = Callable[[str, str], Mapping[str, Any] | None]
@@ -56,6 +60,20 @@ def _unschedulable_for_gpus(pod: Mapping[str, Any]) -> tuple[bool, float]:
     return False, age
 
 
+def _unschedulable(pod: Mapping[str, Any]) -> str | None:
+    """The scheduler's reason the pod cannot be placed, or None."""
+    for condition in (pod.get("status") or {}).get("conditions") or []:
+        if condition.get("type") == "PodScheduled" and condition.get("reason") == "Unschedulable":
+            return str(condition.get("message") or "no node fits the pod")
+    return None
+
+
+def _since(timestamp: str | None) -> float:
+    if not timestamp:
+        return math.inf
+    return time.time() - datetime.fromisoformat(timestamp.replace("Z", "+00:00")).timestamp()
+
+
 def _terminated(pod: Mapping[str, Any]) -> Mapping[str, Any]:
     statuses = (pod.get("status") or {}).get("containerStatuses") or []
     return (statuses[0].get("state") or {}).get("terminated") or {} if statuses else {}
@@ -79,6 +97,10 @@ def reconcile(
     changes: dict[str, Any] = {}
     if status.get("phase") in TERMINAL:
         return changes
+    if not spec_changed and status.get("phase") is None:
+        # Not handled yet: the create (or resume) handler, running now, launches it. Both
+        # would try, and a refused pod would be reported twice.
+        return changes
     if spec_changed:
         _ensure_children(job)
 
@@ -92,15 +114,38 @@ def reconcile(
     resources = spec.get("resources") or {}
     wants_gpus = int(resources.get("gpus", 0)) > 0
 
+    ready = get_condition(conditions, "Ready") or {}
+    rejected = ready.get("reason") == "TrainerPodRejected" and ready.get("status") == "False"
+
     def launch(reason: str) -> None:
         nonlocal attempts
+        if (
+            rejected
+            and not spec_changed
+            and _since(status.get("rejectedAt")) < REJECTED_RETRY_SECONDS
+        ):
+            return  # refused as it is; wait for a spec change or the next retry
         if not spec_changed:
             _ensure_children(job)
-        attempts += 1
         body = builders.trainer_pod(
-            job, attempts, with_gpus=wants_gpus and not fallback, settings=settings
+            job, attempts + 1, with_gpus=wants_gpus and not fallback, settings=settings
         )
-        created = kube.create("Pod", namespace, body)
+        try:
+            created = kube.create("Pod", namespace, body)
+        except kube.RejectedError as error:
+            message = (
+                f"the API server refused the trainer pod: {error}. Fix spec.scheduling or "
+                "spec.resources (or create what it names); the operator tries again on a spec "
+                f"change and every {REJECTED_RETRY_SECONDS:.0f} s"
+            )
+            changes.update({"phase": "Pending", "message": message, "rejectedAt": now()})
+            changes["conditions"] = set_condition(
+                conditions, "Ready", False, "TrainerPodRejected", message, generation
+            )
+            if not rejected or ready.get("message") != message:
+                events.append(("Warning", "TrainerPodRejected", message))
+            return
+        attempts += 1
         changes.update(
             {
                 "attempts": attempts,
@@ -176,6 +221,18 @@ def reconcile(
             events.append(("Warning", "GPUFallback", message))
             launch("CPU fallback")
             return changes
+    unschedulable = _unschedulable(pod) if phase == "Pending" else None
+    if unschedulable is not None and ready.get("reason") != "Unschedulable":
+        message = (
+            f"the scheduler cannot place the trainer pod: {unschedulable}. The job waits for a "
+            "node that fits (one may be added); change spec.scheduling or spec.resources to "
+            "run elsewhere"
+        )
+        changes["message"] = message
+        changes["conditions"] = set_condition(
+            conditions, "Ready", False, "Unschedulable", message, generation
+        )
+        events.append(("Warning", "Unschedulable", message))
     if phase == "Running" and status.get("phase") != "Running":
         changes.update(
             {"phase": "Running", "message": "training", "podIP": pod["status"].get("podIP")}
