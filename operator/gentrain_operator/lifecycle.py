@@ -258,7 +258,18 @@ def reconcile(
             return changes
         failures += 1
         changes["failures"] = failures
-        events.append(("Warning", "TrainerFailed", f"exit code {code}: {message[-300:]}"))
+        if terminated.get("reason") == "OOMKilled":
+            message = (
+                f"OOMKilled: the trainer went over its memory limit "
+                f"({resources.get('memory', '2Gi')}); raise spec.resources.memory or lower "
+                "spec.dataset.batchSize"
+            )
+            changes["conditions"] = set_condition(
+                conditions, "Ready", False, "OOMKilled", message, generation
+            )
+            events.append(("Warning", "OOMKilled", message))
+        else:
+            events.append(("Warning", "TrainerFailed", f"exit code {code}: {message[-300:]}"))
         if failures > settings.backoff_limit:
             fail(
                 "BackoffLimitExceeded",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -15,9 +16,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from . import memory
+from .memory import MemoryCgroup
 from .probes import ProbeState
 from .volumes import Mount
 
+log = logging.getLogger("nodeagent.container")
 MAX_TERMINATION_MESSAGE = 4096
 BACKOFF_START, BACKOFF_MAX = 10.0, 300.0
 
@@ -38,6 +42,7 @@ class LaunchSpec:
     uid: int | None
     gid: int | None
     groups: list[int]
+    memory_limit: int | None = None  # bytes: resources.limits.memory
 
 
 @dataclass
@@ -56,6 +61,7 @@ class Container:
     readiness: ProbeState = field(init=False)
     liveness: ProbeState = field(init=False)
     startup: ProbeState = field(init=False)
+    cgroup: MemoryCgroup | None = None
 
     def __post_init__(self) -> None:
         self.readiness = ProbeState(self.spec.get("readinessProbe"), initially=False)
@@ -90,6 +96,13 @@ class Container:
         mounts.append(
             {"source": str(self.termination_log), "target": message_path, "read_only": False}
         )
+        self.cgroup = None
+        if launch.memory_limit is not None and memory.available():
+            # <pod uid>-<container>-<run>: each run starts with a fresh OOM count.
+            pod_uid = self.directory.parent.parent.name
+            self.cgroup = MemoryCgroup(
+                f"{pod_uid}-{self.name}-{self.restart_count}", launch.memory_limit
+            )
         spec_file = self.directory / "launch.json"
         spec_file.write_text(
             json.dumps(
@@ -106,6 +119,7 @@ class Container:
                     "expose": expose if launch.uid not in (None, 0) else [],
                     "keep": keep,
                     "staging": str(self.directory / "exposed"),
+                    "cgroup_procs": self.cgroup.procs_file if self.cgroup else None,
                 }
             )
         )
@@ -175,8 +189,20 @@ class Container:
             "finishedAt": now_rfc3339(),
             "containerID": f"gentrain://{self.process.pid}",
         }
-        if code == -signal.SIGKILL and reason_if_killed == "Error":
-            terminated["reason"] = "Error"
+        if exit_code != 0 and self.cgroup is not None and self.cgroup.oom_killed():
+            terminated["reason"] = "OOMKilled"
+        if self.cgroup is not None:
+            peak = self.cgroup.peak_bytes() or 0
+            log.info(
+                "container %s exited %d (%s); peak memory %d MiB of its %d MiB limit",
+                self.name,
+                exit_code,
+                terminated["reason"],
+                peak >> 20,
+                self.cgroup.limit_bytes >> 20,
+            )
+            self.cgroup.remove()
+            self.cgroup = None
         message = self.termination_message(exit_code)
         if message:
             terminated["message"] = message

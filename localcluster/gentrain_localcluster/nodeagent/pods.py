@@ -15,6 +15,7 @@ from . import network_hooks
 from .containers import Container, LaunchSpec, now_rfc3339
 from .environment import ContainerConfigError, KeyReader, container_environment, expand
 from .probes import run_probe
+from .quantities import parse_quantity
 from .volumes import PodVolumes, VolumeError
 
 log = logging.getLogger("nodeagent.pod")
@@ -169,6 +170,7 @@ class PodRunner(threading.Thread):
         env = container_environment(pod, spec, self.context.read_keys, base)
         argv = [expand(a, env) for a in [*spec["command"], *(spec.get("args") or [])]]
         uid, gid, groups = _security(self.pod, spec)
+        limit = ((spec.get("resources") or {}).get("limits") or {}).get("memory")
         return LaunchSpec(
             argv=argv,
             env=env,
@@ -178,6 +180,7 @@ class PodRunner(threading.Thread):
             uid=uid,
             gid=gid,
             groups=groups,
+            memory_limit=int(parse_quantity(limit)) if limit is not None else None,
         )
 
     def _start(self, container: Container) -> bool:

@@ -127,6 +127,9 @@ def drop_privileges(spec: dict[str, object]) -> None:
 def main() -> None:
     spec = json.loads(Path(sys.argv[1]).read_text())
     try:
+        procs = spec.get("cgroup_procs")
+        if isinstance(procs, str):  # the container's memory limit: joined before anything runs
+            Path(procs).write_text(str(os.getpid()))
         enter(spec)
         exposed = spec.get("expose")
         if isinstance(exposed, list) and exposed:
