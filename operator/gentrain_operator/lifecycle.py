@@ -18,7 +18,8 @@ from .settings import Settings
 from .trainer_config import render
 
 log = logging.getLogger("gentrain.lifecycle")
-CONFIG_ERROR_EXIT = 2
+# The trainer's exit codes that no retry can fix (gentrain_trainer.__main__).
+CONFIG_ERROR_EXIT, VOLUME_FULL_EXIT = 2, 3
 # A trainer pod the API server refused is sent again on a spec change at once, and
 # otherwise this often (what was missing, such as a PriorityClass, may be created).
 REJECTED_RETRY_SECONDS = 300.0
@@ -95,7 +96,13 @@ def reconcile(
     namespace, name = meta["namespace"], meta["name"]
     generation = int(meta.get("generation", 1))
     changes: dict[str, Any] = {}
-    if status.get("phase") in TERMINAL:
+    ready = get_condition(status.get("conditions"), "Ready") or {}
+    # Terminal, except a job that failed for want of room whose spec changed since.
+    if status.get("phase") in TERMINAL and not (
+        spec_changed
+        and ready.get("reason") == "CheckpointVolumeFull"
+        and int(ready.get("observedGeneration") or 0) < generation
+    ):
         return changes
     if not spec_changed and status.get("phase") is None:
         # Not handled yet: the create (or resume) handler, running now, launches it. Both
@@ -114,7 +121,6 @@ def reconcile(
     resources = spec.get("resources") or {}
     wants_gpus = int(resources.get("gpus", 0)) > 0
 
-    ready = get_condition(conditions, "Ready") or {}
     rejected = ready.get("reason") == "TrainerPodRejected" and ready.get("status") == "False"
 
     def launch(reason: str) -> None:
@@ -178,6 +184,13 @@ def reconcile(
     pod_phase = (pod.get("status") or {}).get("phase") if pod is not None else None
     if status.get("phase") == "Suspended" and (pod is None or pod_phase in TERMINAL):
         launch("resumed after suspension, from the latest checkpoint")
+        return changes
+    if status.get("phase") == "Failed":  # only a volume-full failure gets here (see above)
+        launch("the spec changed after the checkpoint volume filled; resuming")
+        if changes.get("attempts"):
+            changes["conditions"] = set_condition(
+                conditions, "Ready", False, "TrainerStarting", changes["message"], generation
+            )
         return changes
     if pod_phase == "Succeeded" and _terminated(pod or {}).get("message", "").startswith("stopped"):
         # SIGTERM from outside (a drained node, an evicted pod): the trainer saved and
@@ -255,6 +268,17 @@ def reconcile(
         if code == CONFIG_ERROR_EXIT:
             fail("InvalidConfiguration", message or "the trainer rejected its configuration")
             events.append(("Warning", "InvalidConfiguration", changes["message"]))
+            return changes
+        if code == VOLUME_FULL_EXIT:
+            # Another attempt would fill the volume again; every earlier checkpoint is kept.
+            fail(
+                "CheckpointVolumeFull",
+                f"{message or 'checkpoint volume full'}. Grow PersistentVolumeClaim "
+                f"{names.claim_name(name)} (where its StorageClass allows expansion) or lower "
+                "spec.checkpoints.keep: any change to the spec resumes the job from its last "
+                "checkpoint",
+            )
+            events.append(("Warning", "CheckpointVolumeFull", changes["message"]))
             return changes
         failures += 1
         changes["failures"] = failures

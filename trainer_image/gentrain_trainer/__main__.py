@@ -1,7 +1,8 @@
 """`python -m gentrain_trainer --config PATH --checkpoint-dir PATH --metrics-port 9090`
 
-Exit codes: 0 done (or stopped by SIGTERM after saving a checkpoint); 2 bad configuration
-(the reason also in /dev/termination-log, so it shows in the pod's status); other: crash.
+Exit codes: 0 done (or stopped by SIGTERM after saving a checkpoint); 2 bad configuration;
+3 the checkpoint volume is full (earlier checkpoints intact); other: crash. The reason of
+2 and 3 is also written to /dev/termination-log, so it shows in the pod's status.
 """
 
 from __future__ import annotations
@@ -13,12 +14,14 @@ import sys
 from pathlib import Path
 
 from . import distributed
+from .checkpoints import VolumeFullError
 from .config import ConfigError
 from .datasets import DatasetError
 from .families.base import ModelConfigError
 from .loop import Options, Trainer
 
 TERMINATION_LOG = Path("/dev/termination-log")
+CONFIG_ERROR_EXIT, VOLUME_FULL_EXIT = 2, 3
 
 
 def _write_termination_log(path: Path, message: str) -> None:
@@ -85,8 +88,14 @@ def main(argv: list[str] | None = None) -> int:
         message = f"invalid configuration: {error}"
         logging.getLogger("gentrain.trainer").error(message)
         _write_termination_log(args.termination_log, message)
-        return 2
-    trainer.run()
+        return CONFIG_ERROR_EXIT
+    try:
+        trainer.run()
+    except VolumeFullError as error:
+        # Not a crash to retry: the next attempt would fill the volume again.
+        logging.getLogger("gentrain.trainer").error("%s", error.strerror)
+        _write_termination_log(args.termination_log, str(error.strerror))
+        return VOLUME_FULL_EXIT
     distributed.leave()
     # The operator reads this from the pod's status: "completed ..." or "stopped ...".
     _write_termination_log(args.termination_log, trainer.outcome)

@@ -8,6 +8,7 @@ rotate out; a rollback moves the checkpoints after its target aside (`abandoned-
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import logging
@@ -30,6 +31,14 @@ class DamagedCheckpointError(RuntimeError):
     pass
 
 
+class VolumeFullError(OSError):
+    """The checkpoint volume has no room for the next checkpoint; the partial one was
+    removed and every earlier checkpoint is intact."""
+
+
+NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
+
+
 def _sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as f:
@@ -44,6 +53,16 @@ def _fsync(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _no_space(error: BaseException) -> bool:
+    """Whether the error, or one it was raised from, is a full volume or quota."""
+    current: BaseException | None = error
+    while current is not None:
+        if isinstance(current, OSError) and current.errno in NO_SPACE:
+            return True
+        current = current.__cause__ or current.__context__
+    return False
 
 
 class CheckpointStore:
@@ -64,9 +83,35 @@ class CheckpointStore:
         self, step: int, state: dict[str, Any], meta: dict[str, Any], pictures: Iterable[Path] = ()
     ) -> Path:
         tmp = self.directory / f".tmp-step-{step}-{os.getpid()}"
+        try:
+            return self._write(step, tmp, state, meta, pictures)
+        except (OSError, RuntimeError) as error:
+            # torch.save reports a failed write as a RuntimeError wrapping the errno.
+            if not _no_space(error):
+                raise
+            shutil.rmtree(tmp, ignore_errors=True)
+            kept = self.steps()
+            raise VolumeFullError(
+                errno.ENOSPC,
+                f"checkpoint volume full: no room for step {step} in {self.directory} "
+                f"({shutil.disk_usage(self.directory).free >> 20} MiB free); the checkpoints "
+                f"kept are {', '.join(map(str, kept)) or 'none'}",
+            ) from error
+
+    def _write(
+        self,
+        step: int,
+        tmp: Path,
+        state: dict[str, Any],
+        meta: dict[str, Any],
+        pictures: Iterable[Path],
+    ) -> Path:
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir()
-        torch.save(state, tmp / STATE)
+        # Through a Python file: a failed write then carries its errno (ENOSPC) as the
+        # cause of torch's error, which otherwise names only a stream position.
+        with (tmp / STATE).open("wb") as f:
+            torch.save(state, f)
         _fsync(tmp / STATE)
         for picture in pictures:
             if picture.exists():
