@@ -166,3 +166,28 @@ def test_every_metric_in_dashboards_and_alerts_exists() -> None:
     assert used <= known, f"unknown metrics: {sorted(used - known)}"
     for path in (CHART / "files" / "dashboards").glob("*.json"):
         json.loads(path.read_text())
+
+
+@pytest.mark.parametrize("scope", ["cluster", "namespace"])
+def test_one_replica_still_peers_so_a_scaled_deployment_acts_once(scope: str) -> None:
+    # Peering was rendered only for replicas > 1: `kubectl scale --replicas 2` then ran two
+    # operators that both acted on every milestone.
+    docs = render("--set", f"operator.scope={scope}", "--include-crds")
+    deployment = next(d for d in docs if d["kind"] == "Deployment")
+    env = {
+        e["name"]: e.get("value")
+        for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
+    assert env["GENTRAIN_PEERING"]
+    kind = "ClusterKopfPeering" if scope == "cluster" else "KopfPeering"
+    peering = next(d for d in docs if d["kind"] == kind)
+    assert peering["metadata"]["name"] == env["GENTRAIN_PEERING"]
+    crds = {d["metadata"]["name"] for d in docs if d["kind"] == "CustomResourceDefinition"}
+    assert {"kopfpeerings.kopf.dev", "clusterkopfpeerings.kopf.dev"} <= crds
+    # In crds/, not templates/: installed before the peering object that needs them.
+    templated = {
+        d["metadata"]["name"]
+        for d in render("--set", f"operator.scope={scope}")
+        if d["kind"] == "CustomResourceDefinition"
+    }
+    assert not {n for n in templated if n.endswith("kopf.dev")}

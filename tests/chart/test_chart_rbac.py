@@ -17,7 +17,7 @@ import pytest
 import yaml
 from kubernetes import client
 
-from tests.chart.test_chart import VALUE_SETS, render
+from tests.chart.test_chart import CHART, VALUE_SETS, render
 from tests.operator.test_operator_cluster import GROUP, PLURAL, VERSION, gtj
 from tests.support.kube import Cluster
 from tests.support.waiting import wait_for
@@ -32,6 +32,15 @@ def chart_objects(*args: str) -> list[dict[str, Any]]:
 
 def test_the_rendered_chart_passes_a_server_side_dry_run(cluster: Cluster, gtj_crd: None) -> None:
     cluster.kubectl("create", "namespace", RELEASE_NAMESPACE, check=False)
+    # What Helm installs first, from the chart's crds/: the peering object needs them.
+    cluster.kubectl("apply", "-f", str(CHART / "crds"))
+    cluster.kubectl(
+        "wait",
+        "--for=condition=Established",
+        "--timeout=60s",
+        "crd/kopfpeerings.kopf.dev",
+        "crd/clusterkopfpeerings.kopf.dev",
+    )
     for name in ("defaults", "namespaced"):
         docs = yaml.safe_dump_all(chart_objects(*VALUE_SETS[name]))
         cluster.kubectl(

@@ -62,7 +62,7 @@ class Replica:
 @pytest.fixture
 def replicas(cluster: Cluster, namespace: str, gtj_crd: None, tmp_path: Path) -> Iterator[Any]:
     # The chart's own peering objects, for a namespaced release with two replicas.
-    objects = render("--set", "operator.replicas=2,operator.scope=namespace")
+    objects = render("--set", "operator.replicas=2,operator.scope=namespace", "--include-crds")
     crd = next(d for d in objects if d["metadata"]["name"] == "kopfpeerings.kopf.dev")
     peering = next(d for d in objects if d["kind"] == "KopfPeering")
     cluster.apply(crd)
