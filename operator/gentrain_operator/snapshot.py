@@ -15,8 +15,9 @@ Labels = tuple[tuple[str, str], ...]
 # components, 6 learning-rate candidates and a few dozen hyperparameters).
 MAX_LABEL_VALUES = 64
 MAX_LABEL_LENGTH = 63
-# What tells one milestone from another: when one of these is not a number, the scrape
-# carries no milestone the operator can act on.
+# What tells one milestone from another: when one of these is not a number (or not a
+# count the API's int64 fields hold), the scrape carries no milestone the operator can
+# act on.
 IDENTITY = (
     "gentrain_checkpoint_step",
     "gentrain_milestone_timestamp_seconds",
@@ -76,11 +77,20 @@ def _one(values: Mapping[str, float]) -> float | None:
     return next(iter(values.values()), None)
 
 
+# Integers a float holds exactly; far beyond any step, time or count a run reaches, and
+# inside the int64 the API server stores (a step of 1e19 was refused with every retry).
+LARGEST_COUNT = 2.0**53
+
+
+def _countable(value: float) -> bool:
+    return math.isfinite(value) and abs(value) <= LARGEST_COUNT
+
+
 def milestone(snapshot: Snapshot) -> dict[str, Any] | None:
     """The figures of the milestone a snapshot carries, or None if it carries none yet."""
     step = snapshot.get("gentrain_checkpoint_step")
     identity = [snapshot.get(name) for name in IDENTITY]
-    if step is None or any(v is not None and not math.isfinite(v) for v in identity):
+    if step is None or any(v is not None and not _countable(v) for v in identity):
         return None  # no milestone yet, or none that can be told apart from another
     record: dict[str, Any] = {
         "step": int(step),
@@ -129,7 +139,7 @@ def milestone(snapshot: Snapshot) -> dict[str, Any] | None:
         record["learning_rate_search"] = {
             "losses": searched,  # +Inf for a candidate that diverged: written as null
             "factor": chosen,
-            "steps": int(steps) if math.isfinite(steps) else 0,
+            "steps": int(steps) if _countable(steps) else 0,
         }
     baseline = snapshot.get("gentrain_baseline_loss")
     if baseline is not None:

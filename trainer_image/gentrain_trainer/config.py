@@ -158,4 +158,6 @@ def load(path: Path) -> Config:
         raise ConfigError(f"config file {path} does not exist") from error
     except yaml.YAMLError as error:
         raise ConfigError(f"config file {path} is not valid YAML: {error}") from error
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"config file {path} is not UTF-8 text: {error}") from error
     return parse(raw)

@@ -30,7 +30,7 @@ def reload(path: Path, family: str, current: dict[str, Any]) -> Reload:
     result = Reload(hyperparameters=dict(current))
     try:
         raw = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as error:
+    except (OSError, ValueError, yaml.YAMLError) as error:  # ValueError: not UTF-8
         result.refused["config"] = f"cannot read {path}: {error}"
         return result
     if not isinstance(raw, dict):
@@ -78,6 +78,6 @@ def pinned(path: Path) -> frozenset[int] | None:
     waited for the milestone's full reload would already have deleted it."""
     try:
         raw = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError):
+    except (OSError, ValueError, yaml.YAMLError):  # ValueError: not UTF-8
         return None
     return _pinned_in(raw) if isinstance(raw, dict) else None

@@ -1,0 +1,87 @@
+"""Fuzzing the parsers of untrusted input (tests/fuzz/targets.py) with atheris.
+
+Every input that once crashed a target is replayed (tests/fuzz/regressions/<target>/),
+and each target is fuzzed for a bounded time from real seeds: a GAN trainer's exposition
+at its first milestone, and the trainer's shipped configurations. `make fuzz` runs the
+same for longer (GENTRAIN_FUZZ_SECONDS)."""
+
+from __future__ import annotations
+
+import base64
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from bench.recorder import RecordingTrainer
+from gentrain_trainer.loop import Options
+from tests.fuzz.targets import TARGETS
+from tests.trainer.conftest import CONFIGS, tiny
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+REGRESSIONS = HERE / "regressions"
+SECONDS = int(os.environ.get("GENTRAIN_FUZZ_SECONDS", "15"))
+
+
+@pytest.mark.parametrize(
+    "target,found",
+    [(d.name, f.name) for d in sorted(REGRESSIONS.iterdir()) for f in sorted(d.iterdir())],
+)
+def test_every_input_that_once_crashed_a_parser_is_handled(target: str, found: str) -> None:
+    TARGETS[target]((REGRESSIONS / target / found).read_bytes())
+
+
+def seed_exposition(corpus: Path) -> None:
+    config = corpus.parent / "gan.yaml"
+    config.write_text(
+        yaml.safe_dump(tiny("gan-ring", training={"max_steps": 20}, checkpoints={"interval": 20}))
+    )
+    trainer = RecordingTrainer(Options(config, corpus.parent / "checkpoints", metrics_port=0))
+    trainer.resume()
+    trainer.run()
+    (corpus / "gan-first-milestone").write_text(trainer.exposition)
+
+
+def seed_trainer_config(corpus: Path) -> None:
+    for shipped in CONFIGS.glob("*.yaml"):
+        shutil.copy(shipped, corpus / shipped.name)
+
+
+@pytest.mark.parametrize("target", sorted(TARGETS))
+def test_fuzzing_finds_no_crash(target: str, tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    {"exposition": seed_exposition, "trainer_config": seed_trainer_config}[target](corpus)
+    for found in (REGRESSIONS / target).iterdir():
+        shutil.copy(found, corpus / found.name)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tests.fuzz.run",
+            target,
+            f"-max_total_time={SECONDS}",
+            "-timeout=10",
+            "-rss_limit_mb=2048",
+            "-max_len=32768",
+            str(corpus),
+        ],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+        timeout=SECONDS + 120,
+    )
+    crashes = sorted(tmp_path.glob("crash-*")) + sorted(tmp_path.glob("timeout-*"))
+    inputs = [base64.b64encode(c.read_bytes()).decode() for c in crashes]
+    assert result.returncode == 0 and not crashes, (
+        f"{target}: add each input (base64) under tests/fuzz/regressions/{target}/ and fix "
+        f"the parser: {inputs}\n{result.stderr[-3000:]}"
+    )
+    runs = [line for line in result.stderr.splitlines() if line.startswith("Done ")]
+    print(f"{target}: {runs[-1] if runs else result.stderr[-300:]}")
