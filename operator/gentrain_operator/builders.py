@@ -1,5 +1,5 @@
 """The job's children as plain dicts (pure): the config ConfigMap, the checkpoint claim,
-and the trainer pod."""
+the trainer pod and the NetworkPolicy in front of it."""
 
 from __future__ import annotations
 
@@ -57,6 +57,42 @@ def config_map(job: Mapping[str, Any], config: Mapping[str, Any]) -> dict[str, A
         "kind": "ConfigMap",
         "metadata": _metadata(job, names.configmap_name(job["metadata"]["name"])),
         "data": {names.CONFIG_KEY: yaml.safe_dump(dict(config), sort_keys=False)},
+    }
+
+
+def network_policy(job: Mapping[str, Any], settings: Settings) -> dict[str, Any] | None:
+    """Ingress to the trainer pod: its metrics port, from the operator's pods and the
+    configured scrapers (Prometheus) only. The trainer serves nothing else, and a single
+    pod's torchrun ranks talk over loopback, which no policy filters."""
+    if not settings.network_policy or not settings.operator_namespace:
+        return None
+    name = job["metadata"]["name"]
+    operator = {
+        "namespaceSelector": {
+            "matchLabels": {"kubernetes.io/metadata.name": settings.operator_namespace}
+        },
+        "podSelector": {"matchLabels": {"app.kubernetes.io/name": "gentrain-operator"}},
+    }
+    trainer = names.labels(name)
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": _metadata(job, names.network_policy_name(name)),
+        "spec": {
+            "podSelector": {
+                "matchLabels": {
+                    "app.kubernetes.io/name": trainer["app.kubernetes.io/name"],
+                    "gentrain.io/job": name,
+                }
+            },
+            "policyTypes": ["Ingress"],
+            "ingress": [
+                {
+                    "from": [operator, *settings.metrics_from],
+                    "ports": [{"protocol": "TCP", "port": settings.trainer_metrics_port}],
+                }
+            ],
+        },
     }
 
 

@@ -80,6 +80,7 @@ def create(kind: str, namespace: str, body: Mapping[str, Any]) -> bool:
         "ConfigMap": core().create_namespaced_config_map,
         "PersistentVolumeClaim": core().create_namespaced_persistent_volume_claim,
         "Pod": core().create_namespaced_pod,
+        "NetworkPolicy": client.NetworkingV1Api(api()).create_namespaced_network_policy,
     }
     try:
         creators[kind](namespace, body, field_manager=names.FIELD_MANAGER)

@@ -28,12 +28,17 @@ TERMINAL = ("Succeeded", "Failed")
 PodReader = Callable[[str, str], Mapping[str, Any] | None]
 
 
-def _ensure_children(job: Mapping[str, Any]) -> None:
-    """The trainer's ConfigMap as the spec renders it, and its checkpoint claim."""
+def _ensure_children(job: Mapping[str, Any], settings: Settings) -> None:
+    """The trainer's ConfigMap as the spec renders it, its checkpoint claim, and the
+    NetworkPolicy in front of its pod."""
     _ensure_config(job)
+    namespace = job["metadata"]["namespace"]
     claim = builders.checkpoint_claim(job)
     if claim is not None:
-        kube.create("PersistentVolumeClaim", job["metadata"]["namespace"], claim)
+        kube.create("PersistentVolumeClaim", namespace, claim)
+    policy = builders.network_policy(job, settings)
+    if policy is not None:
+        kube.create("NetworkPolicy", namespace, policy)
 
 
 def _ensure_config(job: Mapping[str, Any]) -> None:
@@ -109,7 +114,7 @@ def reconcile(
         # would try, and a refused pod would be reported twice.
         return changes
     if spec_changed:
-        _ensure_children(job)
+        _ensure_children(job, settings)
 
     attempts = int(status.get("attempts", 0))
     failures = int(status.get("failures", 0))
@@ -132,7 +137,7 @@ def reconcile(
         ):
             return  # refused as it is; wait for a spec change or the next retry
         if not spec_changed:
-            _ensure_children(job)
+            _ensure_children(job, settings)
         body = builders.trainer_pod(
             job, attempts + 1, with_gpus=wants_gpus and not fallback, settings=settings
         )

@@ -133,6 +133,10 @@ class JobMonitor:
         self.last_good: float | None = None
         self.metrics_available: bool | None = None
         self.pod: tuple[str, str] | None = None  # (name, IP) of the pod being scraped
+        # The latest scrape whose handling failed (an API error writing status): handled
+        # again even when the trainer cannot be scraped any more. A trainer waits for one
+        # scrape of its final milestone, not for its status write, then exits.
+        self.unwritten: Snapshot | None = None
 
     async def once(self, session: aiohttp.ClientSession) -> float:
         """One scrape; returns seconds until the next."""
@@ -142,13 +146,19 @@ class JobMonitor:
         interval = float(monitoring.get("scrapeIntervalSeconds", 15))
         if status.get("phase") in ("Succeeded", "Failed", "Suspended"):
             # Nothing to scrape; look again now and then (a suspended job may resume). A
-            # remediation applied just before the end whose record was lost is written.
+            # milestone scraped but not written, or a remediation applied just before the
+            # end whose record was lost, is written.
+            if await self._handle_unwritten(job) or (
+                self.written_step is not None and status.get("checkpointStep") != self.written_step
+            ):
+                return 1.0  # look again once the watch shows what was just written
             lost = unrecorded_intent(job)
             if lost is not None:
                 await self._patch_status(lost)
             return max(interval, 10.0)
         pod_ip = await self._pod_ip(status.get("podName"), status.get("phase"))
         if pod_ip is None:
+            await self._handle_unwritten(job)
             return min(interval, 1.0)
         started = time.monotonic()
         try:
@@ -174,14 +184,25 @@ class JobMonitor:
             self.pod = None  # the pod may have gone: look it up again
             metrics.SCRAPE_ERRORS.labels(reason=str(error).split(":")[0][:40]).inc()
             await self._availability(job, interval, f"scrape failed: {error}")
+            await self._handle_unwritten(job)
             # A new pod opens its port a few seconds after it starts: retry soon, then back off.
             return float(min(MAX_BACKOFF_SECONDS, interval, 2.0) * 2 ** min(self.failures - 1, 6))
         self.failures = 0
         self.last_good = time.time()
         metrics.METRICS_AGE.labels(self.namespace, self.name).set(0)
         await self._availability(job, interval, "")
+        self.unwritten = snapshot
         await self._handle(job, snapshot)
+        self.unwritten = None
         return max(0.0, interval - (time.monotonic() - started))
+
+    async def _handle_unwritten(self, job: dict[str, Any]) -> bool:
+        """Handles the scrape whose handling failed, if any; whether there was one."""
+        if self.unwritten is None:
+            return False
+        await self._handle(job, self.unwritten)  # idempotent: see _already_recorded
+        self.unwritten = None
+        return True
 
     async def _pod_ip(self, pod_name: str | None, phase: str | None) -> str | None:
         """The trainer pod's address, looked up once per pod rather than once per scrape."""

@@ -24,6 +24,10 @@ def claim_name(job: str) -> str:
     return f"{job}-checkpoints"
 
 
+def network_policy_name(job: str) -> str:
+    return f"{job}-trainer"
+
+
 def pod_name(job: str, attempt: int) -> str:
     return f"{job}-trainer-{attempt}"
 

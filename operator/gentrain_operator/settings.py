@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, field
+from typing import Any
 
 
 def _env(name: str, default: str) -> str:
@@ -44,6 +46,17 @@ class Settings:
     pod_check_seconds: float = field(default_factory=lambda: float(_env("POD_CHECK_SECONDS", "5")))
     metrics_port: int = field(default_factory=lambda: int(_env("METRICS_PORT", "8080")))
     health_port: int = field(default_factory=lambda: int(_env("HEALTH_PORT", "8081")))
+    # A NetworkPolicy per job that lets only the operator's pods (in this namespace) and
+    # the peers below reach the trainer's metrics port. Off when the operator runs outside
+    # the cluster (development): its scrapes would come from no pod at all.
+    network_policy: bool = field(
+        default_factory=lambda: _env("NETWORK_POLICY", "false").lower() == "true"
+    )
+    operator_namespace: str = field(default_factory=lambda: _env("OPERATOR_NAMESPACE", ""))
+    # Who else may scrape trainers (NetworkPolicyPeer objects, as JSON): Prometheus.
+    metrics_from: tuple[dict[str, Any], ...] = field(
+        default_factory=lambda: tuple(json.loads(_env("METRICS_FROM", "[]")))
+    )
     # A peering name makes several replicas elect one active operator (kopf peering).
     peering: str = field(default_factory=lambda: _env("PEERING", ""))
     # Remediation records kept in a job's status, and milestone summaries kept for diagnosis.

@@ -84,8 +84,17 @@ def operator_as_service_account(
         )
     )
     log = (tmp_path / "operator.log").open("w")
+    # The chart's own settings, as the Deployment passes them (the NetworkPolicy's too).
+    [deployment] = [d for d in chart_objects() if d["kind"] == "Deployment"]
+    chart_env = {
+        e["name"]: e["value"]
+        for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+        if "value" in e and e["name"] in ("GENTRAIN_NETWORK_POLICY", "GENTRAIN_METRICS_FROM")
+    }
     env = {
         **os.environ,
+        **chart_env,
+        "GENTRAIN_OPERATOR_NAMESPACE": RELEASE_NAMESPACE,
         "KUBECONFIG": str(kubeconfig),
         "GENTRAIN_METRICS_PORT": "0",
         "GENTRAIN_HEALTH_PORT": "18099",
@@ -139,6 +148,18 @@ def test_the_chart_rbac_is_enough_to_run_and_remediate(
         timeout=180,
     )
     assert final["remediations"][0]["mode"] == "auto"
+    # Only the operator's pods and Prometheus reach the trainer, on its metrics port.
+    policy = client.NetworkingV1Api(cluster.api).read_namespaced_network_policy(
+        "rbac-trainer", namespace
+    )
+    assert policy.spec.pod_selector.match_labels["gentrain.io/job"] == "rbac"
+    [rule] = policy.spec.ingress
+    assert [(p.protocol, p.port) for p in rule.ports] == [("TCP", 9090)]
+    operator_peer, prometheus_peer = rule._from
+    assert operator_peer.namespace_selector.match_labels == {
+        "kubernetes.io/metadata.name": RELEASE_NAMESPACE
+    }
+    assert prometheus_peer.pod_selector.match_labels == {"app.kubernetes.io/name": "prometheus"}
 
 
 @pytest.mark.parametrize(

@@ -7,9 +7,12 @@ reported any such end as "exit code 137" with nothing a person could act on."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from gentrain_localcluster.nodeagent import memory
+from gentrain_operator import handlers
 from tests.operator.test_operator_cluster import events, gtj, status
 from tests.support.kube import Cluster
 from tests.support.waiting import wait_for
@@ -18,8 +21,12 @@ pytestmark = [pytest.mark.cluster, pytest.mark.faults]
 
 
 def test_a_trainer_over_its_memory_limit_is_reported_oom_killed(
-    cluster: Cluster, namespace: str, operator: None
+    cluster: Cluster, namespace: str, operator: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # Two attempts, not four: each is the same kill.
+    monkeypatch.setattr(
+        handlers, "SETTINGS", dataclasses.replace(handlers.SETTINGS, backoff_limit=1)
+    )
     if not cluster.local:
         pytest.skip("needs the local node agent; a real kubelet reports OOMKilled itself")
     assert memory.available(), "this host has no writable cgroup v1 memory controller"
@@ -45,5 +52,5 @@ def test_a_trainer_over_its_memory_limit_is_reported_oom_killed(
     assert "OOMKilled" in final["message"] and "spec.resources.memory" in final["message"]
     assert "(1Gi)" in final["message"], final["message"]
     reasons = events(cluster, namespace, "small")
-    assert reasons.count("OOMKilled") == final["attempts"] == final["failures"], reasons
+    assert reasons.count("OOMKilled") == final["attempts"] == final["failures"] == 2, reasons
     assert "TrainerFailed" not in reasons

@@ -25,7 +25,7 @@ from tests.trainer.conftest import CONFIGS, tiny
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 REGRESSIONS = HERE / "regressions"
-SECONDS = int(os.environ.get("GENTRAIN_FUZZ_SECONDS", "15"))
+SECONDS = int(os.environ.get("GENTRAIN_FUZZ_SECONDS", "10"))
 
 
 @pytest.mark.parametrize(

@@ -39,7 +39,7 @@ def test_a_full_volume_fails_once_and_a_spec_change_resumes(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     created: list[str] = []
-    monkeypatch.setattr(lifecycle, "_ensure_children", lambda job: None)
+    monkeypatch.setattr(lifecycle, "_ensure_children", lambda job, settings: None)
     monkeypatch.setattr(
         kube, "create", lambda kind, ns, body: created.append(body["metadata"]["name"]) or True
     )

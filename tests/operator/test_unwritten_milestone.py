@@ -1,0 +1,75 @@
+"""A milestone scraped but not written is written later, even once the trainer is gone.
+
+A trainer waits for one scrape of its final milestone, not for the status write that
+follows it. When that write failed (the API server frozen, a 503), the monitor retried by
+scraping again — and found no trainer: the run's last milestone never reached status."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+import yaml
+from kubernetes.client.rest import ApiException
+
+from bench.recorder import RecordingTrainer
+from gentrain_operator import kube, monitor
+from gentrain_operator.settings import Settings
+from gentrain_operator.snapshot import Snapshot, parse
+from gentrain_trainer.loop import Options
+from tests.operator.test_nonfinite import gan_job
+from tests.trainer.conftest import tiny
+
+
+def final_milestone(directory: Path) -> Snapshot:
+    path = directory / "config.yaml"
+    path.write_text(
+        yaml.safe_dump(tiny("gan-ring", training={"max_steps": 20}, checkpoints={"interval": 20}))
+    )
+    trainer = RecordingTrainer(Options(path, directory / "c", metrics_port=0))
+    trainer.resume()
+    trainer.run()
+    return parse(trainer.exposition, 0.0)
+
+
+def test_the_final_milestone_is_written_after_its_trainer_exited(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    scrapes = [final_milestone(tmp_path)]  # then the trainer has exited
+    written: list[dict[str, Any]] = []
+    failed: list[bool] = []
+
+    async def scrape(*_: Any, **__: Any) -> Snapshot:
+        if not scrapes:
+            raise monitor.ScrapeError("connection refused")
+        return scrapes.pop()
+
+    def patch_status(namespace: str, name: str, status: dict[str, Any]) -> None:
+        if "milestones" in status and not failed:
+            failed.append(True)
+            raise ApiException(status=503, reason="Service Unavailable (injected)")
+        written.append(status)
+
+    monkeypatch.setattr(monitor, "scrape_pod", scrape)
+    monkeypatch.setattr(kube, "patch_job_status", patch_status)
+    monkeypatch.setattr(kube, "pin_checkpoints", lambda *_: False)
+    job = gan_job()
+    job["status"] = {"phase": "Running", "podName": "g-trainer-1"}
+    running = {"status": {"phase": "Running", "podIP": "127.0.0.1"}}
+    watcher = monitor.JobMonitor(
+        "n", "g", Settings(), lambda *_: None, lambda: job, lambda *_: running
+    )
+
+    async def two_steps() -> None:
+        async with aiohttp.ClientSession() as session:
+            with pytest.raises(ApiException):
+                await watcher.once(session)  # scraped; the status write fails
+            await watcher.once(session)  # the trainer is gone
+
+    asyncio.run(two_steps())
+    milestones = [s for s in written if "milestones" in s]
+    assert len(milestones) == 1, written
+    assert milestones[0]["checkpointStep"] == 20
