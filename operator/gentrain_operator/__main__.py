@@ -24,8 +24,8 @@ def main() -> None:
     logging.getLogger("kopf.objects").addFilter(_not_a_routine_check)
     start_http_server(SETTINGS.metrics_port)
     kopf.run(
-        clusterwide=not SETTINGS.namespace,
-        namespaces=[SETTINGS.namespace] if SETTINGS.namespace else [],
+        clusterwide=not SETTINGS.namespaces,
+        namespaces=list(SETTINGS.namespaces),
         standalone=not SETTINGS.peering,
         liveness_endpoint=f"http://0.0.0.0:{SETTINGS.health_port}/healthz",
     )

@@ -31,7 +31,7 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     if SETTINGS.peering:
         settings.peering.name = SETTINGS.peering
         settings.peering.mandatory = True
-        settings.peering.clusterwide = not SETTINGS.namespace
+        settings.peering.clusterwide = not SETTINGS.namespaces
         # kopf pauses every replica when peers share a priority, so each replica draws its
         # own: the highest acts, the others stand by until it leaves or its record expires.
         settings.peering.priority = random.SystemRandom().randint(1, 2**31 - 1)

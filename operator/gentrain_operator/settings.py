@@ -26,8 +26,12 @@ class Settings:
     )
     # The user id the trainer runs as (the trainer image's non-root user).
     trainer_uid: int = field(default_factory=lambda: int(_env("TRAINER_UID", "65532")))
-    # Only this namespace when set; every namespace otherwise.
-    namespace: str = field(default_factory=lambda: _env("NAMESPACE", ""))
+    # Only these namespaces (comma-separated) when set; every namespace otherwise.
+    namespaces: tuple[str, ...] = field(
+        default_factory=lambda: tuple(
+            n.strip() for n in _env("NAMESPACE", "").split(",") if n.strip()
+        )
+    )
     # Trainer pods started per job before it is Failed (crashes, lost nodes).
     backoff_limit: int = field(default_factory=lambda: int(_env("BACKOFF_LIMIT", "3")))
     scrape_timeout_seconds: float = field(

@@ -191,3 +191,28 @@ def test_one_replica_still_peers_so_a_scaled_deployment_acts_once(scope: str) ->
         if d["kind"] == "CustomResourceDefinition"
     }
     assert not {n for n in templated if n.endswith("kopf.dev")}
+
+
+def test_namespace_scope_grants_only_the_watched_namespaces() -> None:
+    # Cluster scope lets the operator make pods and ConfigMaps in every namespace; a
+    # platform team can instead name the namespaces whose jobs it runs.
+    docs = render("--set", "operator.scope=namespace,operator.watchNamespaces={team-a,team-b}")
+    kinds = {d["kind"] for d in docs}
+    assert not kinds & {"ClusterRole", "ClusterRoleBinding", "ClusterKopfPeering"}
+    for kind in ("Role", "RoleBinding", "KopfPeering"):
+        assert sorted(d["metadata"]["namespace"] for d in docs if d["kind"] == kind) == [
+            "team-a",
+            "team-b",
+        ], kind
+    bindings = [d for d in docs if d["kind"] == "RoleBinding"]
+    assert {s["namespace"] for b in bindings for s in b["subjects"]} == {"gentrain"}
+    deployment = next(d for d in docs if d["kind"] == "Deployment")
+    env = {
+        e["name"]: e.get("value")
+        for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
+    assert env["GENTRAIN_NAMESPACE"] == "team-a,team-b"
+    result = helm(
+        "template", "t", str(CHART), "--set", "operator.watchNamespaces={Team_A}", check=False
+    )
+    assert result.returncode != 0 and "watchNamespaces" in result.stderr

@@ -36,12 +36,17 @@ class FailStatusAfterSpec:
 
         def patch_spec(namespace: str, name: str, patch: Any, *args: Any) -> dict[str, Any]:
             result = real_spec(namespace, name, patch, *args)
+            if name != "seam":  # a job an earlier test left behind (the operator sees all)
+                return result
             with self.lock:
                 self.spec_patches.append(patch)
                 self.armed = True
             return result
 
         def patch_status(namespace: str, name: str, body: Any) -> None:
+            if name != "seam":
+                real_status(namespace, name, body)
+                return
             with self.lock:
                 fail, self.armed = self.armed, False
                 if fail:

@@ -50,20 +50,23 @@ BROKEN: dict[str, tuple[dict[str, Any], str]] = {
 
 
 class Calls:
-    """Counts, per job, the pods the operator tried to create and its reconciliations."""
+    """Counts, per job of one namespace, the pods the operator tried to create and its
+    reconciliations (the operator watches every namespace: a job an earlier test left in
+    a namespace being deleted is not this test's)."""
 
-    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, namespace: str) -> None:
         self.creates: Counter[str] = Counter()
         self.reconciles: Counter[str] = Counter()
         real_create, real_reconcile = operator_kube.create, lifecycle.reconcile
 
-        def create(kind: str, namespace: str, body: Any) -> bool:
-            if kind == "Pod":
+        def create(kind: str, in_namespace: str, body: Any) -> bool:
+            if kind == "Pod" and in_namespace == namespace:
                 self.creates[body["metadata"]["labels"]["gentrain.io/job"]] += 1
-            return real_create(kind, namespace, body)
+            return real_create(kind, in_namespace, body)
 
         def reconcile(job: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
-            self.reconciles[job["metadata"]["name"]] += 1
+            if job["metadata"]["namespace"] == namespace:
+                self.reconciles[job["metadata"]["name"]] += 1
             return real_reconcile(job, *args, **kwargs)
 
         monkeypatch.setattr(operator_kube, "create", create)
@@ -71,8 +74,8 @@ class Calls:
 
 
 @pytest.fixture
-def calls(monkeypatch: pytest.MonkeyPatch) -> Iterator[Calls]:
-    yield Calls(monkeypatch)
+def calls(monkeypatch: pytest.MonkeyPatch, namespace: str) -> Iterator[Calls]:
+    yield Calls(monkeypatch, namespace)
 
 
 def ready(cluster: Cluster, namespace: str, name: str) -> dict[str, Any]:

@@ -21,3 +21,52 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- define "gentrain.enabledAlert" -}}
 {{- not (hasKey .root.Values.alerts.disabled .name) -}}
 {{- end -}}
+
+{{/* The operator's RBAC rules; `cluster` adds what only a cluster-wide operator needs. */}}
+{{- define "gentrain.rules" }}
+  # Framework (kopf): peering between replicas, and posting Events.
+  - apiGroups: [kopf.dev]
+    resources: [{{ ternary "clusterkopfpeerings" "kopfpeerings" $.cluster }}]
+    verbs: [get, list, watch, patch]
+  - apiGroups: ["", events.k8s.io]
+    resources: [events]
+    verbs: [create, patch]
+  {{- if .cluster }}
+  # Framework (kopf): noticing new namespaces and new versions of its CRD.
+  - apiGroups: [""]
+    resources: [namespaces]
+    verbs: [list, watch]
+  - apiGroups: [apiextensions.k8s.io]
+    resources: [customresourcedefinitions]
+    verbs: [list, watch]
+  # Application: whether any node has GPUs at all (the CPU fallback decision).
+  - apiGroups: [""]
+    resources: [nodes]
+    verbs: [list]
+  {{- end }}
+  # Application: the jobs, their status, and remediation patches to their spec.
+  - apiGroups: [gentrain.io]
+    resources: [generativetrainingjobs]
+    verbs: [get, list, watch, patch]
+  - apiGroups: [gentrain.io]
+    resources: [generativetrainingjobs/status]
+    verbs: [get, patch]
+  # Application: the children of each job (owned by it, garbage-collected with it).
+  - apiGroups: [""]
+    resources: [pods]
+    verbs: [get, list, watch, create, delete]
+  - apiGroups: [""]
+    resources: [configmaps]
+    verbs: [get, create, patch]
+  - apiGroups: [""]
+    resources: [persistentvolumeclaims]
+    verbs: [get, create]
+  - apiGroups: [networking.k8s.io]
+    resources: [networkpolicies]
+    verbs: [create]
+{{- end -}}
+
+{{/* The namespaces a namespace-scoped operator watches: the listed ones, or the release's. */}}
+{{- define "gentrain.watchNamespaces" -}}
+{{- .Values.operator.watchNamespaces | default (list .Release.Namespace) | join "," -}}
+{{- end -}}
