@@ -16,6 +16,7 @@ from .settings import Settings
 # the second (memory-backed, so it counts against the pod's memory limit).
 TMP_SIZE_LIMIT = "1Gi"
 SHM_SIZE_LIMIT = "4Gi"
+FINAL_SCRAPE_WAIT_SECONDS = 120.0
 
 
 def trainer_command(command: tuple[str, ...], gpus: int) -> list[str]:
@@ -159,9 +160,10 @@ def trainer_pod(
         mounts.append({"name": "data", "mountPath": names.DATA_DIR, "readOnly": True})
     port = settings.trainer_metrics_port
     # The trainer waits for one more scrape before it exits, so its final milestone is
-    # read: three scrape intervals at most (two minutes at most).
-    scrape = float((spec.get("monitoring") or {}).get("scrapeIntervalSeconds", 15))
-    final_wait = min(120.0, 3 * scrape)
+    # read. Normally that is within one scrape interval; the wait allows for an operator
+    # whose API calls are timing out (30 s each, then a back-off): an API server that
+    # stalled for 90 s lost a run's final milestone when the trainer waited 3 s.
+    final_wait = FINAL_SCRAPE_WAIT_SECONDS
     container = {
         "name": "trainer",
         "image": spec.get("image") or settings.trainer_image,

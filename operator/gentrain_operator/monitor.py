@@ -28,7 +28,6 @@ from .settings import Settings
 from .snapshot import Snapshot, from_prometheus, milestone, parse
 
 log = logging.getLogger("gentrain.monitor")
-MAX_BACKOFF_SECONDS = 120.0
 PROMETHEUS_MAX_BYTES = 4 << 20  # one job's series: a few hundred, a few hundred KB
 # The live step in status is a progress display: refreshed this often, or at a milestone,
 # rather than at every scrape (at 500 jobs that is 33 status patches a second saved).
@@ -103,6 +102,14 @@ async def query_prometheus(
     return from_prometheus(body["data"]["result"], time.time())
 
 
+def retry_delay(failures: int, interval: float) -> float:
+    """Seconds until the next scrape after `failures` failed ones in a row. A new pod
+    opens its port a few seconds after it starts: retry soon, then back off — but never
+    past the job's own interval: a trainer does not wait, and a milestone published while
+    the monitor backs off is a milestone missed (it once backed off to 128 s)."""
+    return min(interval, 0.5 * 2.0 ** min(failures - 1, 8))
+
+
 def _already_recorded(record: Mapping[str, Any], status: Mapping[str, Any]) -> bool:
     """Whether the status's newest milestone is this one (same step and time)."""
     latest = (status.get("milestones") or [{}])[-1]
@@ -131,7 +138,7 @@ class JobMonitor:
         self.failures = 0  # failed scrapes in a row
         self.errors = 0  # failed monitoring steps in a row (an API error, a bug)
         self.last_good: float | None = None
-        self.metrics_available: bool | None = None
+        self.metrics_available: tuple[bool, str] | None = None  # (fresh, message) last written
         self.pod: tuple[str, str] | None = None  # (name, IP) of the pod being scraped
         # The latest scrape whose handling failed (an API error writing status): handled
         # again even when the trainer cannot be scraped any more. A trainer waits for one
@@ -185,13 +192,13 @@ class JobMonitor:
             metrics.SCRAPE_ERRORS.labels(reason=str(error).split(":")[0][:40]).inc()
             await self._availability(job, interval, f"scrape failed: {error}")
             await self._handle_unwritten(job)
-            # A new pod opens its port a few seconds after it starts: retry soon, then back off.
-            return float(min(MAX_BACKOFF_SECONDS, interval, 2.0) * 2 ** min(self.failures - 1, 6))
+            return retry_delay(self.failures, interval)
         self.failures = 0
         self.last_good = time.time()
+        # Kept before any API call: if one fails, this scrape is still handled later.
+        self.unwritten = snapshot
         metrics.METRICS_AGE.labels(self.namespace, self.name).set(0)
         await self._availability(job, interval, "")
-        self.unwritten = snapshot
         await self._handle(job, snapshot)
         self.unwritten = None
         return max(0.0, interval - (time.monotonic() - started))
@@ -221,18 +228,22 @@ class JobMonitor:
         fresh = self.last_good is not None and time.time() - self.last_good <= stale_after
         if self.last_good is not None:
             metrics.METRICS_AGE.labels(self.namespace, self.name).set(time.time() - self.last_good)
-        if fresh == self.metrics_available:
-            return
-        current = get_condition((job.get("status") or {}).get("conditions"), "MetricsAvailable")
-        wanted = "True" if fresh else "False"
-        self.metrics_available = fresh
-        if current is not None and current.get("status") == wanted:
-            return
         reason, message = (
             ("Scraped", "the trainer's metrics are fresh")
             if fresh
             else ("Stale", problem or f"no successful scrape for {stale_after:.0f} s")
         )
+        # Written when the status or the reason it gives changes (a pod that was not up
+        # yet, then answers with an exposition over the limit, must say the second).
+        if (fresh, message) == self.metrics_available:
+            return
+        current = get_condition((job.get("status") or {}).get("conditions"), "MetricsAvailable")
+        if current is not None and (current.get("status"), current.get("message")) == (
+            "True" if fresh else "False",
+            message,
+        ):
+            self.metrics_available = (fresh, message)
+            return
         conditions = set_condition(
             (job.get("status") or {}).get("conditions"),
             "MetricsAvailable",
@@ -244,6 +255,7 @@ class JobMonitor:
         await asyncio.to_thread(
             kube.patch_job_status, self.namespace, self.name, {"conditions": conditions}
         )
+        self.metrics_available = (fresh, message)
         # The milestone step that follows patches conditions too: it must start from these.
         job.setdefault("status", {})["conditions"] = conditions
 

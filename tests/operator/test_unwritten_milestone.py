@@ -73,3 +73,12 @@ def test_the_final_milestone_is_written_after_its_trainer_exited(
     milestones = [s for s in written if "milestones" in s]
     assert len(milestones) == 1, written
     assert milestones[0]["checkpointStep"] == 20
+
+
+def test_a_failing_scrape_is_retried_at_least_as_often_as_the_interval() -> None:
+    # A pod importing torch for 60 s, scraped every 15 s: the retries backed off to 128 s
+    # between scrapes and missed the first milestones.
+    for interval in (1.0, 15.0, 60.0):
+        delays = [monitor.retry_delay(n, interval) for n in range(1, 30)]
+        assert delays[0] <= 0.5 and max(delays) == interval
+        assert delays == sorted(delays)
