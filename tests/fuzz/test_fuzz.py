@@ -15,12 +15,10 @@ import sys
 from pathlib import Path
 
 import pytest
-import yaml
 
-from bench.recorder import RecordingTrainer
-from gentrain_trainer.loop import Options
 from tests.fuzz.targets import TARGETS
-from tests.trainer.conftest import CONFIGS, tiny
+from tests.support.expositions import gan_first_milestone
+from tests.trainer.conftest import CONFIGS
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
@@ -37,14 +35,7 @@ def test_every_input_that_once_crashed_a_parser_is_handled(target: str, found: s
 
 
 def seed_exposition(corpus: Path) -> None:
-    config = corpus.parent / "gan.yaml"
-    config.write_text(
-        yaml.safe_dump(tiny("gan-ring", training={"max_steps": 20}, checkpoints={"interval": 20}))
-    )
-    trainer = RecordingTrainer(Options(config, corpus.parent / "checkpoints", metrics_port=0))
-    trainer.resume()
-    trainer.run()
-    (corpus / "gan-first-milestone").write_text(trainer.exposition)
+    (corpus / "gan-first-milestone").write_text(gan_first_milestone(corpus.parent))
 
 
 def seed_trainer_config(corpus: Path) -> None:

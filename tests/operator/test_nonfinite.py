@@ -10,15 +10,12 @@ import re
 from typing import Any
 
 import pytest
-import yaml
 
-from bench.recorder import RecordingTrainer
 from gentrain_operator import snapshot
 from gentrain_operator.json_values import json_safe
 from gentrain_operator.milestones import process
 from gentrain_operator.snapshot import milestone, parse
-from gentrain_trainer.loop import Options
-from tests.trainer.conftest import tiny
+from tests.support.expositions import gan_first_milestone
 
 # These identify the milestone: they stay as the trainer sent them (but see below).
 KEPT = (*snapshot.IDENTITY, "process_start_time_seconds")
@@ -28,15 +25,7 @@ SAMPLE = re.compile(r"^(?P<name>[a-zA-Z_:][a-zA-Z0-9_:]*)(?P<labels>\{.*\})? (?P
 @pytest.fixture(scope="module")
 def exposition(tmp_path_factory: pytest.TempPathFactory) -> str:
     """What a real GAN trainer serves at its first milestone."""
-    directory = tmp_path_factory.mktemp("gan")
-    path = directory / "config.yaml"
-    path.write_text(
-        yaml.safe_dump(tiny("gan-ring", training={"max_steps": 20}, checkpoints={"interval": 20}))
-    )
-    trainer = RecordingTrainer(Options(path, directory / "c", metrics_port=0))
-    trainer.resume()
-    trainer.run()
-    return trainer.exposition
+    return gan_first_milestone(tmp_path_factory.mktemp("gan"))
 
 
 def overflowed(text: str, identity_too: bool = False) -> str:

@@ -12,33 +12,19 @@ from typing import Any
 
 import aiohttp
 import pytest
-import yaml
 from kubernetes.client.rest import ApiException
 
-from bench.recorder import RecordingTrainer
 from gentrain_operator import kube, monitor
 from gentrain_operator.settings import Settings
 from gentrain_operator.snapshot import Snapshot, parse
-from gentrain_trainer.loop import Options
 from tests.operator.test_nonfinite import gan_job
-from tests.trainer.conftest import tiny
-
-
-def final_milestone(directory: Path) -> Snapshot:
-    path = directory / "config.yaml"
-    path.write_text(
-        yaml.safe_dump(tiny("gan-ring", training={"max_steps": 20}, checkpoints={"interval": 20}))
-    )
-    trainer = RecordingTrainer(Options(path, directory / "c", metrics_port=0))
-    trainer.resume()
-    trainer.run()
-    return parse(trainer.exposition, 0.0)
+from tests.support.expositions import gan_first_milestone
 
 
 def test_the_final_milestone_is_written_after_its_trainer_exited(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    scrapes = [final_milestone(tmp_path)]  # then the trainer has exited
+    scrapes = [parse(gan_first_milestone(tmp_path), 0.0)]  # then the trainer has exited
     written: list[dict[str, Any]] = []
     failed: list[bool] = []
 
