@@ -49,18 +49,13 @@ def _kill_orphan_containers(layout: Layout) -> None:
 
 
 def _wait_ready(api: client.ApiClient, supervisor: Supervisor, timeout: float) -> None:
-    core, coordination = client.CoreV1Api(api), client.CoordinationV1Api(api)
+    core = client.CoreV1Api(api)
     deadline = time.monotonic() + timeout
     pending: list[str] = []
     while time.monotonic() < deadline:
         for name in (*controlplane.COMPONENTS, AGENT, PROVISIONER):
             supervisor.check_alive(name)
         pending = []
-        for lease in ("kube-controller-manager", "kube-scheduler"):
-            try:
-                coordination.read_namespaced_lease(lease, "kube-system")
-            except ApiException:
-                pending.append(f"{lease} leader lease")
         try:
             node = core.read_node(NODE_NAME)
             ready = any(

@@ -127,6 +127,12 @@ def _apiserver_args(layout: Layout, state: ClusterState, ca: CertificateAuthorit
     ]
 
 
+# One instance of each: no election. With one, a component whose API server stalls past
+# the lease's renew deadline (10 s) exits by design ("leaderelection lost") — in a real
+# cluster its kubelet restarts it; here nothing would, and the cluster lost its controllers.
+LEADER_ELECTION = "--leader-elect=false"
+
+
 def _controller_manager_args(layout: Layout, ca: CertificateAuthority) -> list[str]:
     pki = layout.pki
     return [
@@ -142,6 +148,7 @@ def _controller_manager_args(layout: Layout, ca: CertificateAuthority) -> list[s
         # A lost node agent is noticed in 20 s rather than 50 s, so tests of pods lost
         # with their node do not wait for minutes.
         "--node-monitor-grace-period=20s",
+        LEADER_ELECTION,
         "--v=1",
     ]
 
@@ -153,6 +160,7 @@ def _scheduler_args(layout: Layout) -> list[str]:
         f"--authentication-kubeconfig={layout.component_kubeconfig('scheduler')}",
         f"--authorization-kubeconfig={layout.component_kubeconfig('scheduler')}",
         "--secure-port=0",
+        LEADER_ELECTION,
         "--v=1",
     ]
 

@@ -4,12 +4,31 @@ from __future__ import annotations
 
 import argparse
 import logging
+from typing import Any
 
-from kubernetes import config
+from kubernetes import client, config
 
 from ..layout import NODE_NAME, ClusterState, Layout
 from ..pki import CertificateAuthority
 from .agent import NodeAgent
+
+
+class TimedApiClient(client.ApiClient):  # type: ignore[misc]  # the client is untyped here
+    """Every call the agent makes with a timeout (a kubelet's have them too): an API server
+    that stops answering must not hold a pod's supervising thread for ever."""
+
+    def call_api(
+        self,
+        method: str,
+        url: str,
+        header_params: Any = None,
+        body: Any = None,
+        post_params: Any = None,
+        _request_timeout: Any = None,
+    ) -> Any:
+        return super().call_api(
+            method, url, header_params, body, post_params, _request_timeout or (5.0, 30.0)
+        )
 
 
 def main() -> None:
@@ -33,7 +52,12 @@ def main() -> None:
     serving = ca.ensure_serving(
         f"node-{args.node_name}-serving", [state.advertise_address, "127.0.0.1"]
     )
-    api = config.new_client_from_config(str(layout.component_kubeconfig(f"node-{args.node_name}")))
+    configuration = client.Configuration()
+    config.load_kube_config(
+        config_file=str(layout.component_kubeconfig(f"node-{args.node_name}")),
+        client_configuration=configuration,
+    )
+    api = TimedApiClient(configuration)
     agent = NodeAgent(
         api=api,
         node_name=args.node_name,

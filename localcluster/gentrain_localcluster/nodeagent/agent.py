@@ -25,6 +25,11 @@ from .volumes import PodVolumes, VolumeError, configmap_data, secret_data
 
 log = logging.getLogger("nodeagent")
 HEARTBEAT_SECONDS = 10.0
+# (connect, read) seconds. A watch ends on the server's side after WATCH_SECONDS; the
+# client gives up a little later if the server has gone silent.
+LIST_TIMEOUT = (5.0, 30.0)
+WATCH_SECONDS = 120
+WATCH_TIMEOUT = (5.0, WATCH_SECONDS + 30.0)
 
 
 class NodeAgent:
@@ -249,7 +254,9 @@ class NodeAgent:
         selector = f"spec.nodeName={self.node_name}"
         while not self.stopping.is_set():
             try:
-                listing = self.core.list_pod_for_all_namespaces(field_selector=selector)
+                listing = self.core.list_pod_for_all_namespaces(
+                    field_selector=selector, _request_timeout=LIST_TIMEOUT
+                )
                 seen = set()
                 for item in listing.items:
                     pod = self.api.sanitize_for_serialization(item)
@@ -263,7 +270,11 @@ class NodeAgent:
                     self.core.list_pod_for_all_namespaces,
                     field_selector=selector,
                     resource_version=listing.metadata.resource_version,
-                    timeout_seconds=120,
+                    timeout_seconds=WATCH_SECONDS,
+                    # The client's own limit too: an API server that stopped (SIGSTOP, a
+                    # dead peer) leaves the stream open and silent, and the agent then
+                    # never saw another pod.
+                    _request_timeout=WATCH_TIMEOUT,
                 )
                 for event in stream:
                     if self.stopping.is_set():

@@ -22,6 +22,7 @@ log = logging.getLogger("nodeagent.pod")
 
 VOLUME_SYNC_SECONDS = 2.0
 TOKEN_REFRESH_SECONDS = 600.0
+REPORT_RETRY_SECONDS = 2.0
 
 
 @dataclass
@@ -111,6 +112,7 @@ class PodRunner(threading.Thread):
                 container.stop(0)
             self._report()
         finally:
+            self._report_until_sent()
             self.context.pod_network.release(self.uid)
             self.finished.set()
 
@@ -342,11 +344,12 @@ class PodRunner(threading.Thread):
             status["message"] = self.message
         return status
 
-    def _report(self) -> None:
+    def _report(self) -> bool:
+        """Sends the pod's status if it changed; whether the API server has it now."""
         status = self.status()
         # Send only real changes: the API server is shared by all pods.
         if status == self._last_status:
-            return
+            return True
         try:
             self.context.patch_status(
                 self.pod["metadata"]["namespace"], self.pod["metadata"]["name"], status
@@ -354,3 +357,13 @@ class PodRunner(threading.Thread):
             self._last_status = status
         except Exception as error:
             log.warning("cannot update status of %s: %s", self.label, error)
+            return False
+        return True
+
+    def _report_until_sent(self) -> None:
+        """The last status of a pod that has finished, retried until the API server takes
+        it (or the pod is deleted): nothing else would send it, and a pod whose end was
+        never reported stays Running for ever."""
+        while not self._report():
+            if self._terminate.wait(REPORT_RETRY_SECONDS):
+                return
