@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import logging
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -20,7 +19,6 @@ from gentrain_operator.milestones import process
 from gentrain_trainer import config, live_config
 
 INT64 = (-(2**63), 2**63 - 1)
-logging.disable(logging.CRITICAL)  # the refusals' warnings, millions of them
 JOB: dict[str, Any] = {
     "metadata": {"name": "fuzz", "namespace": "n", "generation": 1},
     "spec": {
