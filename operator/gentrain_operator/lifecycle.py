@@ -56,14 +56,9 @@ def _ensure_config(job: Mapping[str, Any]) -> None:
 
 def _unschedulable_for_gpus(pod: Mapping[str, Any]) -> tuple[bool, float]:
     """(unschedulable for lack of GPUs, seconds since the pod was created)."""
-    created = datetime.fromisoformat(
-        pod["metadata"]["creationTimestamp"].replace("Z", "+00:00")
-    ).timestamp()
-    age = time.time() - created
-    for condition in (pod.get("status") or {}).get("conditions") or []:
-        if condition.get("type") == "PodScheduled" and condition.get("reason") == "Unschedulable":
-            return "nvidia.com/gpu" in (condition.get("message") or ""), age
-    return False, age
+    reason = _unschedulable(pod)
+    short_of_gpus = reason is not None and "nvidia.com/gpu" in reason
+    return short_of_gpus, _since(pod["metadata"]["creationTimestamp"])
 
 
 def _unschedulable(pod: Mapping[str, Any]) -> str | None:
