@@ -18,7 +18,7 @@ lint: setup
 unit: setup  ## only the tests that need no cluster
 	$(PY) -m pytest -m "not cluster"
 
-fuzz: setup  ## the parsers of untrusted input, fuzzed for 10 minutes each (make test: 10 s)
+fuzz: setup  ## the parsers of untrusted input, fuzzed for 10 minutes each, random seeds (make test: 1,200 replayable runs each)
 	GENTRAIN_FUZZ_SECONDS=$${GENTRAIN_FUZZ_SECONDS:-600} $(PY) -m pytest -s tests/fuzz
 
 cluster-up: setup  ## start the local control plane in the background; writes .cluster/kubeconfig

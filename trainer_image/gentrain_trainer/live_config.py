@@ -54,7 +54,7 @@ def reload(path: Path, family: str, current: dict[str, Any]) -> Reload:
     except ConfigError as error:
         result.refused["commands"] = str(error)
     result.pinned = _pinned_in(raw)
-    max_steps = (raw.get("training") or {}).get("max_steps")
+    max_steps = _mapping(raw, "training").get("max_steps")
     if isinstance(max_steps, int) and max_steps > 0:
         result.max_steps = max_steps
     for name, why in result.refused.items():
@@ -65,8 +65,15 @@ def reload(path: Path, family: str, current: dict[str, Any]) -> Reload:
     return result
 
 
+def _mapping(raw: dict[str, Any], name: str) -> dict[str, Any]:
+    """A section that is not a mapping is read as absent: a live reload keeps old values
+    rather than stopping the run (the start-up read refuses it with a ConfigError)."""
+    value = raw.get(name)
+    return value if isinstance(value, dict) else {}
+
+
 def _pinned_in(raw: dict[str, Any]) -> frozenset[int] | None:
-    steps = (raw.get("checkpoints") or {}).get("pinned")
+    steps = _mapping(raw, "checkpoints").get("pinned")
     if isinstance(steps, list) and all(isinstance(p, int) for p in steps):
         return frozenset(steps)
     return None
