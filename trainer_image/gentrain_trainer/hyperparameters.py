@@ -113,5 +113,7 @@ def merge_live(
         try:
             result.update(validate(family, {name: value}))
         except ValueError as error:
-            refused[name] = str(error)
+            # YAML keys need not be strings (`lr: 0,001` in a flow mapping makes a key 1):
+            # the refusal is named as written, for the log and the metric's label.
+            refused[str(name)] = str(error)
     return result, refused
