@@ -56,3 +56,12 @@ def set_condition(
 
 def get(conditions: Sequence[Mapping[str, Any]] | None, kind: str) -> Mapping[str, Any] | None:
     return next((c for c in conditions or [] if c.get("type") == kind), None)
+
+
+def changed(
+    before: Sequence[Mapping[str, Any]] | None, after: Sequence[Mapping[str, Any]]
+) -> list[dict[str, Any]]:
+    """The entries of `after` that differ from `before`'s entry of the same type: what a
+    writer set, and so all it may write. Writing the whole list it read would put back
+    another writer's older entries (the lifecycle's Ready, the monitor's Healthy)."""
+    return [dict(c) for c in after if dict(get(before, str(c.get("type"))) or {}) != dict(c)]

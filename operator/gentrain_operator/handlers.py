@@ -12,6 +12,7 @@ from typing import Any
 import kopf
 
 from . import kube, lifecycle, metrics, names
+from .conditions import changed
 from .monitor import JobMonitor
 from .settings import SETTINGS
 
@@ -76,9 +77,18 @@ def _reconcile(
     events: list[tuple[str, str, str]] = []
     with metrics.RECONCILE_SECONDS.time():
         changes = lifecycle.reconcile(body, SETTINGS, events, read_pod, spec_changed)
+    meta = body["metadata"]
+    conditions = changes.pop("conditions", None)
+    if conditions is not None:
+        # Applied now, type by type (never kopf's merge patch of the whole list): see
+        # kube.apply_conditions.
+        kube.apply_conditions(
+            meta["namespace"],
+            meta["name"],
+            changed((body.get("status") or {}).get("conditions"), conditions),
+        )
     for key, value in changes.items():
         patch.status[key] = value
-    meta = body["metadata"]
     metrics.record_phase(
         meta["namespace"], meta["name"], changes.get("phase") or body.get("status", {}).get("phase")
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import yaml
@@ -13,6 +13,7 @@ from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 
 from . import names
+from .conditions import changed
 from .json_values import json_safe
 
 # (connect, read) seconds for every call this module makes. Without them an API server
@@ -190,6 +191,50 @@ def patch_job_status(namespace: str, name: str, status: Mapping[str, Any]) -> No
         {"status": json_safe(status, "status")},
         field_manager=names.FIELD_MANAGER,
     )
+
+
+def apply_conditions(namespace: str, name: str, entries: Sequence[Mapping[str, Any]]) -> None:
+    """Writes each condition by server-side apply, under a field manager of its own type
+    (`conditions` is a list map keyed by type): the entry is replaced, every other
+    condition stays as its writer left it. The lifecycle handler and the monitor read the
+    job at different moments; a merge patch of the whole list from either one undid the
+    other's latest condition."""
+    for entry in entries:
+        kind = str(entry["type"])
+        body = {
+            "apiVersion": f"{names.GROUP}/{names.VERSION}",
+            "kind": names.KIND,
+            "metadata": {"name": name, "namespace": namespace},
+            "status": {"conditions": [{k: v for k, v in entry.items() if v is not None}]},
+        }
+        custom().patch_namespaced_custom_object_status(
+            names.GROUP,
+            names.VERSION,
+            namespace,
+            names.PLURAL,
+            name,
+            json_safe(body, "status"),
+            field_manager=f"{names.FIELD_MANAGER}-{kind.lower()}"[:128],
+            force=True,
+            _content_type="application/apply-patch+yaml",
+        )
+
+
+def write_job_status(
+    namespace: str,
+    name: str,
+    updates: Mapping[str, Any],
+    read: Mapping[str, Any] | None,
+) -> None:
+    """A status update computed from `read` (the status the writer saw): the conditions it
+    changed are applied one by one, the other fields merge-patched."""
+    rest = {k: v for k, v in updates.items() if k != "conditions"}
+    if "conditions" in updates:
+        apply_conditions(
+            namespace, name, changed((read or {}).get("conditions"), updates["conditions"])
+        )
+    if rest:
+        patch_job_status(namespace, name, rest)
 
 
 def patch_job_spec(

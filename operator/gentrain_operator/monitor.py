@@ -161,7 +161,7 @@ class JobMonitor:
                 return 1.0  # look again once the watch shows what was just written
             lost = unrecorded_intent(job)
             if lost is not None:
-                await self._patch_status(lost)
+                await self._patch_status(lost, status)
             return max(interval, 10.0)
         pod_ip = await self._pod_ip(status.get("podName"), status.get("phase"))
         if pod_ip is None:
@@ -244,17 +244,16 @@ class JobMonitor:
         ):
             self.metrics_available = (fresh, message)
             return
+        read = job.get("status") or {}
         conditions = set_condition(
-            (job.get("status") or {}).get("conditions"),
+            read.get("conditions"),
             "MetricsAvailable",
             fresh,
             reason,
             message,
             int(job["metadata"].get("generation", 1)),
         )
-        await asyncio.to_thread(
-            kube.patch_job_status, self.namespace, self.name, {"conditions": conditions}
-        )
+        await self._patch_status({"conditions": conditions}, read)
         self.metrics_available = (fresh, message)
         # The milestone step that follows patches conditions too: it must start from these.
         job.setdefault("status", {})["conditions"] = conditions
@@ -279,7 +278,7 @@ class JobMonitor:
             )
         if record is None or _already_recorded(record, status):
             if updates:
-                await self._patch_status(updates)
+                await self._patch_status(updates, status)
             return
         if live_step is not None:
             updates["step"] = int(live_step)
@@ -341,7 +340,7 @@ class JobMonitor:
         metrics.JOB_EXHAUSTED.labels(self.namespace, self.name).set(
             1 if outcome.status["health"] == "Exhausted" else 0
         )
-        await self._patch_status({**outcome.status, **updates})
+        await self._patch_status({**outcome.status, **updates}, job.get("status"))
         self.written_step = record["step"]
         healthy = outcome.status["lastHealthyCheckpoint"]
         if healthy is not None and healthy != status.get("lastHealthyCheckpoint"):
@@ -362,8 +361,11 @@ class JobMonitor:
             f"; {outcome.record['actions']} ({outcome.record['mode']})" if outcome.record else "",
         )
 
-    async def _patch_status(self, updates: Mapping[str, Any]) -> None:
-        await asyncio.to_thread(kube.patch_job_status, self.namespace, self.name, updates)
+    async def _patch_status(
+        self, updates: Mapping[str, Any], read: Mapping[str, Any] | None
+    ) -> None:
+        """`read`: the status these updates were computed from (see kube.write_job_status)."""
+        await asyncio.to_thread(kube.write_job_status, self.namespace, self.name, updates, read)
         if "step" in updates:
             self.step_patched = time.monotonic()
 
