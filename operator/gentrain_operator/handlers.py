@@ -51,6 +51,7 @@ def trainer_pods(
     return {
         (namespace, name): {
             "metadata": {"name": name, "creationTimestamp": meta.get("creationTimestamp")},
+            "spec": {"nodeName": (body.get("spec") or {}).get("nodeName")},
             "status": {
                 key: copy.deepcopy(status[key])
                 for key in ("phase", "podIP", "conditions", "containerStatuses")

@@ -169,6 +169,24 @@ def any_node_has_gpus() -> bool:
     return any(int((n.status.allocatable or {}).get("nvidia.com/gpu", "0")) > 0 for n in nodes)
 
 
+def node_readiness(name: str) -> tuple[str, str] | None:
+    """(status, message) of a node's Ready condition; ("Gone", ...) when the Node object
+    is deleted; None when nodes cannot be read. Uses `list` with a field selector: the
+    chart grants list on nodes (the CPU-fallback check), not get."""
+    try:
+        nodes = core().list_node(field_selector=f"metadata.name={name}").items
+    except ApiException as error:
+        if error.status == 403:
+            return None
+        raise
+    if not nodes:
+        return "Gone", "the Node object was deleted"
+    for condition in (nodes[0].status and nodes[0].status.conditions) or []:
+        if condition.type == "Ready":
+            return str(condition.status), str(condition.message or "")
+    return "Unknown", "the node reports no Ready condition"
+
+
 def read_job(namespace: str, name: str) -> dict[str, Any] | None:
     try:
         job: dict[str, Any] = custom().get_namespaced_custom_object(

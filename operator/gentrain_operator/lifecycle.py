@@ -69,6 +69,24 @@ def _unschedulable(pod: Mapping[str, Any]) -> str | None:
     return None
 
 
+def _node_trouble(pod: Mapping[str, Any]) -> tuple[str, str] | None:
+    """(node, why) when the trainer's node stopped reporting, else None. The node is read
+    only when the pod is marked not ready while running, which is what the node lifecycle
+    controller does to every pod of a node it has lost (the trainer has no readiness
+    probe, so nothing else does)."""
+    ready = next(
+        (c for c in (pod.get("status") or {}).get("conditions") or [] if c.get("type") == "Ready"),
+        None,
+    )
+    node = (pod.get("spec") or {}).get("nodeName")
+    if ready is None or ready.get("status") != "False" or not node:
+        return None
+    readiness = kube.node_readiness(node)
+    if readiness is None or readiness[0] == "True":
+        return None
+    return node, f"Ready={readiness[0]}: {readiness[1] or 'no message'}"
+
+
 def _since(timestamp: str | None) -> float:
     if not timestamp:
         return math.inf
@@ -234,6 +252,29 @@ def reconcile(
             events.append(("Warning", "GPUFallback", message))
             launch("CPU fallback")
             return changes
+    trouble = _node_trouble(pod) if phase == "Running" else None
+    if trouble is not None:
+        node, why = trouble
+        if ready.get("reason") != "NodeLost":
+            message = (
+                f"the trainer's node {node} is not reporting ({why}). The trainer may still "
+                "be running there, so no second pod is started: two would write the same "
+                f"checkpoints. If the node is gone for good, delete it (kubectl delete node "
+                f"{node}) or taint it node.kubernetes.io/out-of-service=nodeshutdown:NoExecute; "
+                "its pods are then removed and the job resumes from its latest checkpoint"
+            )
+            changes["message"] = message
+            changes["conditions"] = set_condition(
+                conditions, "Ready", False, "NodeLost", message, generation
+            )
+            events.append(("Warning", "NodeLost", message))
+        return changes
+    if phase == "Running" and ready.get("reason") == "NodeLost":
+        changes["message"] = "training"
+        changes["conditions"] = set_condition(
+            conditions, "Ready", True, "TrainerRunning", "the trainer's node is back", generation
+        )
+        events.append(("Normal", "NodeRecovered", "the trainer's node is reporting again"))
     unschedulable = _unschedulable(pod) if phase == "Pending" else None
     if unschedulable is not None and ready.get("reason") != "Unschedulable":
         message = (
