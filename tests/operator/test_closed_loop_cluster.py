@@ -31,7 +31,7 @@ def test_a_transformer_that_learns_nothing_starts_afresh_on_the_cluster_as_in_pr
     case = yaml.safe_load((ZOO / "transformer-no-warmup.yaml").read_text())
     spec = merged(
         merged(case["base"], case["broken"]),
-        {"training": {"maxSteps": 400}, "remediation": {"mode": "auto"}},
+        {"training": {"maxSteps": 300}, "remediation": {"mode": "auto"}},
     )
     manifest = gtj("fresh")
     manifest["spec"] = {

@@ -211,7 +211,9 @@ def test_cpu_fallback_when_no_node_has_a_gpu(
 ) -> None:
     cluster.apply(
         gtj(
-            "wants-gpu", resources={"gpus": 1, "allowCPUFallback": True, "fallbackAfterSeconds": 2}
+            "wants-gpu",
+            max_steps=1000,
+            resources={"gpus": 1, "allowCPUFallback": True, "fallbackAfterSeconds": 2},
         ),
         namespace,
     )
