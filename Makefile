@@ -30,7 +30,8 @@ cluster-down:  ## stop it; no process is left behind
 cluster-status:
 	$(PY) -m gentrain_localcluster status
 
-demo: setup  ## a training job goes unhealthy and the operator remediates it
+demo:  ## a training job goes unhealthy and the operator remediates it
+	@scripts/setup.sh demo
 	@scripts/demo.sh
 
 bench: setup  ## timed figures, printed (never asserted in the test suite)

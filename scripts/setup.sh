@@ -4,6 +4,7 @@
 #   .tools/bin/   kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, etcd
 #                 (one binary, tools/k8s), helm (tools/helm), prometheus and promtool
 #                 (tools/prometheus), all built from Go modules.
+# `setup.sh demo` builds only what `make demo` runs: the Python environment and tools/k8s.
 # Each part is skipped when the inputs it was built from have not changed, so a second
 # run finishes in seconds.
 set -euo pipefail
@@ -78,6 +79,11 @@ MSG
   for component in kube-apiserver kube-controller-manager kube-scheduler kubectl etcd; do
     ln -sf k8s "$BIN/$component"
   done
+}
+
+# What only the tests use: helm renders the chart, promtool tests the alert rules, and
+# prometheus evaluates them (the demo needs none of these).
+setup_test_tools() {
   build_go helm helm helm.sh/helm/v3/cmd/helm "-s -w -X helm.sh/helm/v3/internal/version.version=v3.22.0"
   local prom_ld="-s -w -X github.com/prometheus/common/version.Version=3.16.0 -X github.com/prometheus/common/version.Branch=release-3.16"
   build_go prometheus promtool github.com/prometheus/prometheus/cmd/promtool "$prom_ld"
@@ -86,7 +92,8 @@ MSG
 
 case "${1:-all}" in
   python) setup_python ;;
-  go) setup_go ;;
-  all) setup_python; setup_go ;;
-  *) echo "usage: $0 [python|go|all]" >&2; exit 2 ;;
+  go) setup_go; setup_test_tools ;;
+  demo) setup_python; setup_go ;;
+  all) setup_python; setup_go; setup_test_tools ;;
+  *) echo "usage: $0 [python|go|demo|all]" >&2; exit 2 ;;
 esac
