@@ -48,6 +48,18 @@ class Snapshot:
                     break
         return found
 
+    def labelled(self, name: str, key: str, value: str) -> dict[str, str]:
+        """One label's value by another's, for the series of `name` (bounded as `by`)."""
+        found: dict[str, str] = {}
+        for labels in self.values.get(name, {}):
+            as_dict = dict(labels)
+            k, v = as_dict.get(key, ""), as_dict.get(value, "")
+            if k and len(k) <= MAX_LABEL_LENGTH and len(v) <= MAX_LABEL_LENGTH:
+                found[k] = v
+                if len(found) >= MAX_LABEL_VALUES:
+                    break
+        return found
+
 
 def parse(text: str, time: float) -> Snapshot:
     snapshot = Snapshot(time)
@@ -132,6 +144,9 @@ def milestone(snapshot: Snapshot) -> dict[str, Any] | None:
         value = snapshot.get(f"gentrain_milestone_{name}")
         if value is not None:
             record[name] = value
+    refused = snapshot.labelled("gentrain_milestone_command_refused", "command", "reason")
+    if refused:
+        record["refused_commands"] = refused
     searched = snapshot.by("gentrain_milestone_learning_rate_search_loss", "factor")
     chosen = snapshot.get("gentrain_milestone_learning_rate_factor")
     steps = snapshot.get("gentrain_milestone_learning_rate_search_steps") or 0.0

@@ -109,6 +109,7 @@ def test_a_rollback_with_nothing_to_load_is_refused_and_moves_nothing(
     assert run.step == 200 and run.store.steps() == [100, 200]
     assert run.counters["gentrain_config_rejected_total"] == {("commands",): 1.0}
     assert "../../x" in run.applied  # refused once, not retried at every milestone
+    assert run.refused == {"../../x": "no_checkpoint"}  # exported at the next milestones
     assert not list(run.options.checkpoint_dir.glob("abandoned-*"))
 
 

@@ -66,22 +66,19 @@ def apply(trainer: Trainer, command: Command, generation: int) -> None:
             )
             trainer.count("gentrain_commands_applied_total", command.action)
         else:
-            log.warning(
-                "command %s refused: the %s family has no discriminator",
-                command.id,
-                trainer.config.family,
+            refuse(
+                trainer, command, "no_discriminator", f"the {trainer.config.family} family has none"
             )
-            trainer.count("gentrain_config_rejected_total", "commands")
         return
     assert command.step is not None
     found = trainer.store.latest(at_most=command.step)
     if found is None:
-        log.warning(
-            "command %s refused: no loadable checkpoint at or before step %d",
-            command.id,
-            command.step,
+        refuse(
+            trainer,
+            command,
+            "no_checkpoint",
+            f"no loadable checkpoint at or before step {command.step}",
         )
-        trainer.count("gentrain_config_rejected_total", "commands")
         return
     step, state = found
     trainer.restore(step, state)
@@ -101,6 +98,15 @@ def apply(trainer: Trainer, command: Command, generation: int) -> None:
     trainer.count("gentrain_commands_applied_total", command.action)
 
 
+def refuse(trainer: Trainer, command: Command, reason: str, why: str) -> None:
+    """A command that cannot be carried out: logged, counted, and exported by id with its
+    reason at every milestone from now on, so the operator learns that its remediation did
+    not happen (it judged a refused rollback as a rollback that did not help)."""
+    log.warning("command %s refused: %s", command.id, why)
+    trainer.count("gentrain_config_rejected_total", "commands")
+    trainer.refused[command.id] = reason
+
+
 def search_learning_rate(trainer: Trainer, command: Command, generation: int) -> None:
     try:
         result = learning_rate_search.search(
@@ -116,8 +122,7 @@ def search_learning_rate(trainer: Trainer, command: Command, generation: int) ->
             command.search_steps,
         )
     except learning_rate_search.SearchRefusedError as refused:
-        log.warning("command %s refused: %s", command.id, refused)
-        trainer.count("gentrain_config_rejected_total", "commands")
+        refuse(trainer, command, "search_refused", str(refused))
         return
     factor = distributed.from_main(result.factor if trainer.world.main else None)
     assert factor is not None

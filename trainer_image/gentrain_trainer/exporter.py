@@ -9,7 +9,7 @@ or not at all.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, start_http_server
@@ -79,6 +79,7 @@ def milestone_series(
     since_start: SinceStart,
     origin: int = 0,
     searched: SearchResult | None = None,
+    refused: Mapping[str, str] | None = None,
 ) -> dict[str, dict[tuple[str, ...], float]]:
     """The milestone metrics, from the window summary and the family's evaluation."""
     series: dict[str, dict[tuple[str, ...], float]] = {
@@ -94,6 +95,10 @@ def milestone_series(
         "gentrain_milestone_data_wait_ratio": {(): float(summary["data_wait_ratio"])},
         "gentrain_milestone_steps_per_second": {(): float(summary["steps_per_second"])},
     }
+    if refused:
+        series["gentrain_milestone_command_refused"] = {
+            (command, reason): 1.0 for command, reason in refused.items()
+        }
     if searched is not None:
         series["gentrain_milestone_learning_rate_search_loss"] = {
             (f"{factor:g}",): loss for factor, loss in searched.losses.items()

@@ -78,6 +78,7 @@ class Trainer:
         self.store = CheckpointStore(options.checkpoint_dir, self.config.checkpoint_keep)
         self.applied_file = options.checkpoint_dir / "commands-applied.json"
         self.applied: set[str] = self._read_applied()
+        self.refused: dict[str, str] = {}  # command id -> reason, exported at milestones
         self.step = 0
         self.data_index = 0
         self.window = Window()
@@ -337,7 +338,14 @@ class Trainer:
             **self.counters,
         }
         self.collector.milestone = exporter.milestone_series(
-            step, finished, summary, evaluation, self.since_start, origin, self.searched
+            step,
+            finished,
+            summary,
+            evaluation,
+            self.since_start,
+            origin,
+            self.searched,
+            self.refused,
         )
         self.searched = None
 

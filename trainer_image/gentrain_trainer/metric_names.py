@@ -160,6 +160,13 @@ METRICS = (
         "Non-finite losses over every window since the trainer process started.",
     ),
     _milestone(
+        "gentrain_milestone_command_refused",
+        ("command", "reason"),
+        "Commands refused since the trainer process started (value 1), by id: reason "
+        "no_checkpoint (a rollback with nothing at or before its step), no_discriminator, "
+        "or search_refused.",
+    ),
+    _milestone(
         "gentrain_milestone_loss_spikes_since_start",
         ("component",),
         "Loss spikes over every window since the trainer process started.",
