@@ -8,8 +8,8 @@ export GENTRAIN_REPO_ROOT := $(CURDIR)
 setup:  ## Python environment and the Kubernetes/helm/Prometheus tools, built from Go modules
 	@scripts/setup.sh
 
-test: setup lint  ## the whole suite: lint, type checks, then unit and cluster tests side by side
-	scripts/test.sh
+test: setup lint  ## the whole suite: lint, type checks, unit and cluster tests
+	$(PY) -m pytest
 
 lint: setup
 	$(PY) -m ruff check .

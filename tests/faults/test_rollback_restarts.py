@@ -1,9 +1,9 @@
 """A rollback on the cluster keeps what it promises across restarts (issue 11, faults 3-4).
 
-The trainer keeps two checkpoints (`keep: 2`) and saves every 200 steps (a few seconds),
-faster than the operator's change reaches it: by the time the rollback arrives the
-trainer has saved two NaN checkpoints past the last healthy one, so a rotation that
-ignored the pin would have deleted it. That one must still be there — the
+The trainer keeps two checkpoints (`keep: 2`) and saves every 200 steps (a few seconds).
+The operator's rollback is held back (its spec PATCH waits) until the trainer has saved
+two NaN checkpoints past the last healthy one, so that a rotation that ignored the pin
+would have deleted it — on any machine, however fast the operator is that day. That one must still be there — the
 operator pins it as soon as it judges it, and the trainer re-reads the pins before each
 rotation. Then the trainer pod is deleted twice, gracefully and with SIGKILL: each new
 attempt resumes on the timeline the rollback chose, never on the abandoned one (moved
@@ -19,11 +19,13 @@ import json
 import re
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from kubernetes import client
 
 from gentrain_operator import handlers, names
+from gentrain_operator import kube as operator_kube
 from tests.operator.test_operator_cluster import events, gtj, job, status
 from tests.support.kube import Cluster
 from tests.support.waiting import wait_for
@@ -48,6 +50,30 @@ def live_steps(directory: Path) -> list[int]:
 def generation_of(directory: Path, step: int) -> int:
     manifest = json.loads((directory / f"step-{step}" / "manifest.json").read_text())
     return int(manifest["generation"])
+
+
+def hold_rollbacks_until_two_later_saves(
+    cluster: Cluster, namespace: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The operator's spec PATCH that carries a rollback to step P waits until the
+    trainer has saved two checkpoints after P (a slow operator; a busy API server)."""
+    real = operator_kube.patch_job_spec
+
+    def patch_spec(ns: str, name: str, patch: Any, *args: Any) -> dict[str, Any]:
+        rollbacks = [c for c in patch.get("commands") or [] if c.get("action") == "rollback"]
+        if ns == namespace and rollbacks:
+            volume = checkpoint_volume(cluster, namespace, name)
+            target = min(int(c["step"]) for c in rollbacks)
+            wait_for(
+                lambda: live_steps(volume),
+                lambda steps: len([s for s in steps if s > target]) >= 2,
+                "two saves after the rollback's step",
+                timeout=120,
+            )
+        result: dict[str, Any] = real(ns, name, patch, *args)
+        return result
+
+    monkeypatch.setattr(operator_kube, "patch_job_spec", patch_spec)
 
 
 def trainer_log(cluster: Cluster, namespace: str, pod: str, needle: str) -> str:
@@ -79,6 +105,7 @@ def test_a_rollback_survives_keep_two_and_both_kinds_of_pod_deletion(
     monkeypatch.setattr(
         handlers, "SETTINGS", dataclasses.replace(handlers.SETTINGS, trainer_command=command)
     )
+    hold_rollbacks_until_two_later_saves(cluster, namespace, monkeypatch)
     cluster.apply(
         gtj(
             "nan",
@@ -112,8 +139,8 @@ def test_a_rollback_survives_keep_two_and_both_kinds_of_pod_deletion(
     assert "fault injected" in first
     volume = checkpoint_volume(cluster, namespace, "nan")
     abandoned = sorted(volume.glob("abandoned-*/step-*"))
-    # Two checkpoints newer than the healthy one existed: keep 2 alone would have
-    # deleted it. They were moved aside, not deleted.
+    # Two checkpoints newer than the healthy one existed (held so): keep 2 alone would
+    # have deleted it. They were moved aside, not deleted.
     assert len(abandoned) >= 2, abandoned
     assert all(int(p.name[5:]) > healthy for p in abandoned)
     rollback_generation = job(cluster, namespace, "nan")["metadata"]["generation"]
