@@ -60,8 +60,26 @@ def test_rotation_keeps_the_newest_and_the_pinned(tmp_path) -> None:  # type: ig
     for step in (100, 200, 300, 400, 500):
         store.save(step, {"x": torch.tensor([step])}, {})
         store.rotate(pinned={200})
-    assert store.steps() == [200, 400, 500]
+    # 300: the oldest checkpoint newer than every pin, which waits for its verdict.
+    assert store.steps() == [200, 300, 400, 500]
     assert int(store.load(200)["x"]) == 200
+
+
+def test_a_checkpoint_not_yet_judged_survives_until_its_pin_arrives(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    # Seen on a loaded machine with keep 2 and a 200-step interval: the operator judged
+    # 200 healthy, but its pin reached the trainer after the save at 600 had rotated 200
+    # out, and the rollback to 200 (the weights had turned NaN at 250) was refused.
+    store = CheckpointStore(tmp_path, keep=2)
+    for step in (200, 400, 600):
+        store.save(step, {"x": torch.tensor([step])}, {})
+        store.rotate(pinned=set())  # no pin has arrived yet
+    assert store.steps() == [200, 400, 600]
+    store.save(800, {"x": torch.tensor([800])}, {})
+    store.rotate(pinned={200})  # 200's pin arrives; 400 (NaN, never pinned) is next in line
+    assert store.steps() == [200, 400, 600, 800]
+    store.save(1000, {"x": torch.tensor([1000])}, {})
+    store.rotate(pinned={800})  # a later healthy pin releases both
+    assert store.steps() == [800, 1000]
 
 
 def test_a_crash_mid_write_leaves_earlier_checkpoints_intact(tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -85,10 +103,11 @@ def test_a_restart_after_a_rollback_resumes_on_the_timeline_it_chose(
     config = tiny("gan-ring", training={"max_steps": 600}, checkpoints={"interval": 100, "keep": 3})
     run = make_trainer(config, name="rolled", evaluate=False)
     run.run()
-    assert run.store.steps() == [400, 500, 600]
+    # 100: no operator pins here, so the first checkpoint still waits for its verdict.
+    assert run.store.steps() == [100, 400, 500, 600]
     commands.run(run, Command(id="r1-0", action="rollback", step=400), run.generation)
     assert run.step == 400 and "r1-0" in run.applied
-    assert run.store.steps() == [400]
+    assert run.store.steps() == [100, 400]
     aside = run.options.checkpoint_dir / "abandoned-r1-0"
     assert sorted(p.name for p in aside.iterdir()) == ["step-500", "step-600"]  # not deleted
     for _ in range(50):
@@ -130,4 +149,4 @@ def test_a_checkpoint_pinned_between_two_saves_is_never_rotated_out(tmp_path) ->
     trainer.on_milestone = operator_pins
     trainer.resume()
     trainer.run()
-    assert trainer.store.steps() == [200, 400]
+    assert trainer.store.steps() == [200, 300, 400]  # 300: not yet judged (see rotate)

@@ -187,9 +187,22 @@ class CheckpointStore:
         return later
 
     def rotate(self, pinned: Iterable[int]) -> list[int]:
-        """Deletes all but the newest `keep` checkpoints and the pinned ones."""
+        """Deletes all but the newest `keep` checkpoints, the pinned ones, and the oldest
+        one newer than every pin.
+
+        The operator pins the last checkpoint it judged healthy, but the pin reaches the
+        trainer through its ConfigMap, seconds later (a minute on a real kubelet): with a
+        small `keep` and a short interval, the next healthy checkpoint was rotated out
+        before its pin arrived, and the rollback to it was refused. The oldest checkpoint
+        not yet judged is the next one the operator pins, so it waits for its verdict.
+        Costs at most one checkpoint more than `keep` (and, without an operator, keeps
+        the run's first checkpoint)."""
         steps = self.steps()
-        keep = set(steps[-self.keep :]) | set(pinned)
+        pins = set(pinned)
+        keep = set(steps[-self.keep :]) | pins
+        unjudged = [s for s in steps if s > max(pins, default=-1)]
+        if unjudged:
+            keep.add(unjudged[0])
         removed = [s for s in steps if s not in keep]
         for step in removed:
             shutil.rmtree(self.path(step), ignore_errors=True)
