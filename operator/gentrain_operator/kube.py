@@ -199,15 +199,15 @@ def read_job(namespace: str, name: str) -> dict[str, Any] | None:
     return job
 
 
-def patch_job_status(namespace: str, name: str, status: Mapping[str, Any]) -> None:
+def _patch_status_subresource(namespace: str, name: str, body: Any, **options: Any) -> None:
     custom().patch_namespaced_custom_object_status(
-        names.GROUP,
-        names.VERSION,
-        namespace,
-        names.PLURAL,
-        name,
-        {"status": json_safe(status, "status")},
-        field_manager=names.FIELD_MANAGER,
+        names.GROUP, names.VERSION, namespace, names.PLURAL, name, body, **options
+    )
+
+
+def patch_job_status(namespace: str, name: str, status: Mapping[str, Any]) -> None:
+    _patch_status_subresource(
+        namespace, name, {"status": json_safe(status, "status")}, field_manager=names.FIELD_MANAGER
     )
 
 
@@ -225,11 +225,8 @@ def apply_conditions(namespace: str, name: str, entries: Sequence[Mapping[str, A
             "metadata": {"name": name, "namespace": namespace},
             "status": {"conditions": [{k: v for k, v in entry.items() if v is not None}]},
         }
-        custom().patch_namespaced_custom_object_status(
-            names.GROUP,
-            names.VERSION,
+        _patch_status_subresource(
             namespace,
-            names.PLURAL,
             name,
             json_safe(body, "status"),
             field_manager=f"{names.FIELD_MANAGER}-{kind.lower()}"[:128],
