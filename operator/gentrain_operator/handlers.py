@@ -12,7 +12,6 @@ from typing import Any
 import kopf
 
 from . import kube, lifecycle, metrics, names
-from .conditions import changed
 from .monitor import JobMonitor
 from .settings import SETTINGS
 
@@ -83,10 +82,11 @@ def _reconcile(
     if conditions is not None:
         # Applied now, type by type (never kopf's merge patch of the whole list): see
         # kube.apply_conditions.
-        kube.apply_conditions(
+        kube.apply_changed_conditions(
             meta["namespace"],
             meta["name"],
-            changed((body.get("status") or {}).get("conditions"), conditions),
+            (body.get("status") or {}).get("conditions"),
+            conditions,
         )
     for key, value in changes.items():
         patch.status[key] = value

@@ -235,6 +235,17 @@ def apply_conditions(namespace: str, name: str, entries: Sequence[Mapping[str, A
         )
 
 
+def apply_changed_conditions(
+    namespace: str,
+    name: str,
+    read: Sequence[Mapping[str, Any]] | None,
+    conditions: Sequence[Mapping[str, Any]],
+) -> None:
+    """Applies the entries of `conditions` that differ from `read` (the list the writer
+    saw): what it set, and so all it may write (see apply_conditions)."""
+    apply_conditions(namespace, name, changed(read, conditions))
+
+
 def write_job_status(
     namespace: str,
     name: str,
@@ -245,8 +256,8 @@ def write_job_status(
     changed are applied one by one, the other fields merge-patched."""
     rest = {k: v for k, v in updates.items() if k != "conditions"}
     if "conditions" in updates:
-        apply_conditions(
-            namespace, name, changed((read or {}).get("conditions"), updates["conditions"])
+        apply_changed_conditions(
+            namespace, name, (read or {}).get("conditions"), updates["conditions"]
         )
     if rest:
         patch_job_status(namespace, name, rest)

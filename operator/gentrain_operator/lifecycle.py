@@ -74,10 +74,7 @@ def _node_trouble(pod: Mapping[str, Any]) -> tuple[str, str] | None:
     only when the pod is marked not ready while running, which is what the node lifecycle
     controller does to every pod of a node it has lost (the trainer has no readiness
     probe, so nothing else does)."""
-    ready = next(
-        (c for c in (pod.get("status") or {}).get("conditions") or [] if c.get("type") == "Ready"),
-        None,
-    )
+    ready = get_condition((pod.get("status") or {}).get("conditions"), "Ready")
     node = (pod.get("spec") or {}).get("nodeName")
     if ready is None or ready.get("status") != "False" or not node:
         return None
