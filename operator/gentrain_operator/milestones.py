@@ -15,6 +15,7 @@ from . import names, policy
 from .conditions import set_condition
 from .diagnosis import Finding, diagnose
 from .json_values import json_safe
+from .refusals import mark_refused
 from .trainer_config import FAMILY_DEFAULTS
 
 # Figures kept per milestone in status, for the diagnosis after an operator restart.
@@ -61,15 +62,6 @@ KEPT = (
     "d_real",
     "d_fake",
 )
-
-
-# What a command the trainer refused means, by the reason it exports.
-REFUSALS = {
-    "no_checkpoint": "no checkpoint at or before its step: rotated out before it was pinned, "
-    "or never saved",
-    "no_discriminator": "the family has no discriminator",
-    "search_refused": "the learning-rate search could not run",
-}
 
 
 @dataclass
@@ -205,31 +197,6 @@ def _adopt_search(
     return (new if changes else None), event
 
 
-def _mark_refused(
-    record: Mapping[str, Any], records: list[dict[str, Any]]
-) -> list[tuple[str, str, str]]:
-    """Pending remediations a command of which the trainer refused: outcome `refused`, with
-    the reasons, and an Event. Judged as not helped, so the ladder goes on; before, a
-    refused rollback was judged like one that had happened."""
-    refused = record.get("refused_commands") or {}
-    events = []
-    for r in records:
-        hit = {c: str(refused[c]) for c in r.get("commands") or [] if c in refused}
-        if r.get("outcome") != "pending" or not hit:
-            continue
-        r.update(outcome="refused", refused=hit, judgedAtStep=record["step"])
-        why = "; ".join(f"{c}: {REFUSALS.get(reason, reason)}" for c, reason in hit.items())
-        events.append(
-            (
-                "Warning",
-                "RemediationRefused",
-                f"the trainer refused part of {r['id']} ({' + '.join(r['actions'])} for "
-                f"{r['finding']} at step {r['step']}): {why}",
-            )
-        )
-    return events
-
-
 def intent(job: Mapping[str, Any]) -> dict[str, Any] | None:
     """The remediation already applied to the spec whose record never reached status, or
     None. The record rides in an annotation written by the very PATCH that changed the
@@ -304,7 +271,7 @@ def process(
             and record["generation"] >= r.get("generation", 1 << 62)
         ):
             r["appliedAtStep"] = record["step"]
-    refusals = _mark_refused(record, records)
+    refusals = mark_refused(record, records)
     adopted, searched_event = _adopt_search(record, records, spec, generation)
     if adopted is not None:
         spec = adopted
