@@ -30,6 +30,12 @@ setup_python() {
     echo "error: Python 3.11 or newer is needed (found $("$PYTHON" --version 2>&1)); set PYTHON=/path/to/python3.11" >&2
     exit 1
   fi
+  # torch from PyPI pulls the CUDA libraries: the environment is about 6 GB, and pip needs
+  # room to unpack the wheels beside it. Say so before pip fails with a bare ENOSPC.
+  local free_gb; free_gb=$(df -Pk . | awk 'NR==2 {print int($4 / 1048576)}')
+  if (( free_gb < 10 )); then
+    echo "warning: $free_gb GB free on $(df -P . | awk 'NR==2 {print $6}'); the Python environment needs about 10 GB while it installs (.venv ends near 6 GB)" >&2
+  fi
   echo "python: installing .venv (torch is a few GB the first time; pip's cache makes reruns quick)"
   [[ -x .venv/bin/python ]] || "$PYTHON" -m venv .venv
   .venv/bin/pip install --quiet --upgrade pip
