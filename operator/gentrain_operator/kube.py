@@ -20,6 +20,8 @@ from .json_values import json_safe
 # that accepts a connection and never answers holds the calling thread for ever (the
 # monitors' and handlers' threads are a small pool: a few such calls stop the operator).
 REQUEST_TIMEOUT = (5.0, 30.0)
+# Read-modify-write attempts against a ConfigMap others write too (the lifecycle handler).
+CONFLICT_RETRIES = 3
 
 
 class TimedApiClient(client.ApiClient):  # type: ignore[misc]  # the client is untyped here (see pyproject)
@@ -122,32 +124,38 @@ def replace_config_map(namespace: str, name: str, body: Mapping[str, Any]) -> No
     )
 
 
-def pin_checkpoints(namespace: str, job: str, steps: list[int]) -> bool:
-    """Sets only `checkpoints.pinned` in the trainer's configuration, refused (False) if
-    the ConfigMap changed since it was read: a spec change being rendered at the same
-    moment wins, and renders the pins from status itself."""
+def write_retention(namespace: str, job: str, pinned: list[int], judged_through: int) -> bool:
+    """Sets only `checkpoints.pinned` and `checkpoints.judged_through` in the trainer's
+    configuration (False when the ConfigMap is gone or already says so). Guarded by the
+    resourceVersion read, so a spec change rendered at the same moment is never
+    overwritten; on a conflict the ConfigMap is read again and the write retried."""
     name = names.configmap_name(job)
-    try:
-        existing = core().read_namespaced_config_map(name, namespace)
-    except ApiException as error:
-        if error.status == 404:
+    for _ in range(CONFLICT_RETRIES):
+        existing = read_config_map(namespace, name)
+        if existing is None:
             return False
-        raise
-    config = yaml.safe_load((existing.data or {}).get(names.CONFIG_KEY, "")) or {}
-    if not isinstance(config, dict) or (config.get("checkpoints") or {}).get("pinned") == steps:
-        return False
-    config.setdefault("checkpoints", {})["pinned"] = steps
-    body = {
-        "metadata": {"resourceVersion": existing.metadata.resource_version},
-        "data": {names.CONFIG_KEY: yaml.safe_dump(config, sort_keys=False)},
-    }
-    try:
-        core().patch_namespaced_config_map(name, namespace, body, field_manager=names.FIELD_MANAGER)
-    except ApiException as error:
-        if error.status == 409:
+        config = yaml.safe_load((existing.get("data") or {}).get(names.CONFIG_KEY, "")) or {}
+        if not isinstance(config, dict):
             return False
-        raise
-    return True
+        wanted = {"pinned": pinned, "judged_through": judged_through}
+        checkpoints = config.setdefault("checkpoints", {})
+        if all(checkpoints.get(key) == value for key, value in wanted.items()):
+            return False
+        checkpoints.update(wanted)
+        body = {
+            "metadata": {"resourceVersion": existing["metadata"]["resourceVersion"]},
+            "data": {names.CONFIG_KEY: yaml.safe_dump(config, sort_keys=False)},
+        }
+        try:
+            core().patch_namespaced_config_map(
+                name, namespace, body, field_manager=names.FIELD_MANAGER
+            )
+        except ApiException as error:
+            if error.status != 409:
+                raise
+            continue
+        return True
+    return False
 
 
 def delete_pod(namespace: str, name: str, grace_seconds: int | None = None) -> None:

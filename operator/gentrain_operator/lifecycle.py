@@ -46,7 +46,9 @@ def _ensure_config(job: Mapping[str, Any]) -> None:
     pinned = (
         [status["lastHealthyCheckpoint"]] if status.get("lastHealthyCheckpoint") is not None else []
     )
-    wanted = builders.config_map(job, render(job["spec"], int(meta.get("generation", 1)), pinned))
+    generation = int(meta.get("generation", 1))
+    judged = int(status.get("checkpointStep") or 0)
+    wanted = builders.config_map(job, render(job["spec"], generation, pinned, judged))
     existing = kube.read_config_map(meta["namespace"], wanted["metadata"]["name"])
     if existing is None:
         kube.create("ConfigMap", meta["namespace"], wanted)

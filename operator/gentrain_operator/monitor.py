@@ -342,13 +342,17 @@ class JobMonitor:
         )
         await self._patch_status({**outcome.status, **updates}, job.get("status"))
         self.written_step = record["step"]
+        # The verdict reaches the trainer's rotation now, not at the next spec change: it
+        # keeps every checkpoint newer than the last milestone judged until it knows
+        # whether that one is the next healthy checkpoint, which a rollback would need.
         healthy = outcome.status["lastHealthyCheckpoint"]
-        if healthy is not None and healthy != status.get("lastHealthyCheckpoint"):
-            # Pinned in the trainer's configuration now, not at the next spec change: the
-            # trainer rotates old checkpoints at every save (re-reading the pins first),
-            # and with a small `keep` the one a rollback needs would otherwise be gone
-            # before the rollback is decided.
-            await asyncio.to_thread(kube.pin_checkpoints, self.namespace, self.name, [healthy])
+        await asyncio.to_thread(
+            kube.write_retention,
+            self.namespace,
+            self.name,
+            [healthy] if healthy is not None else [],
+            record["step"],
+        )
         metrics.MILESTONE_LATENCY.observe(max(0.0, time.time() - record["time"]))
         for kind, reason, message in outcome.events:
             self.post_event(kind, reason, message)

@@ -59,7 +59,15 @@ ARCHITECTURE = {
 }
 
 
-def render(spec: Mapping[str, Any], generation: int, pinned: Iterable[int] = ()) -> dict[str, Any]:
+def render(
+    spec: Mapping[str, Any],
+    generation: int,
+    pinned: Iterable[int] = (),
+    judged_through: int = 0,
+) -> dict[str, Any]:
+    """The trainer's configuration file. `pinned` and `judged_through`: the last healthy
+    checkpoint and the step of the last milestone judged, which the trainer's rotation
+    keeps checkpoints for (gentrain_trainer.config.Retention)."""
     family = spec["model"]["family"]
     dataset = spec["dataset"]
     data: dict[str, Any] = {"name": dataset["name"], "batch_size": dataset.get("batchSize", 64)}
@@ -94,6 +102,7 @@ def render(spec: Mapping[str, Any], generation: int, pinned: Iterable[int] = ())
             "interval": checkpoints.get("interval", 200),
             "keep": checkpoints.get("keep", 3),
             "pinned": sorted(set(pinned)),
+            "judged_through": judged_through,
         },
         "evaluation": evaluation,
         "commands": [

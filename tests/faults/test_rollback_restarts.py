@@ -3,8 +3,9 @@
 The trainer keeps two checkpoints (`keep: 2`) and saves every 200 steps (a few seconds).
 The operator's rollback is held back (its spec PATCH waits) until the trainer has saved
 two checkpoints past its target, which `keep: 2` alone would then have deleted: only the
-operator's pin keeps it. (The rotation rule for a pin that arrives late is tested in
-tests/trainer/test_checkpoints.py, where the timing is the test's own.)
+operator's pin keeps it, and before the pin arrives, the verdict still in flight (the
+rotation keeps checkpoints newer than the last milestone judged; the timing of late
+verdicts is tested in tests/trainer/test_checkpoints.py, where it is the test's own).
 
 The NaN is injected by `nonfinite_trainer.py` (the real trainer, its weights set to NaN
 once, as soon as the operator has judged a milestone healthy); everything else is the
@@ -94,11 +95,6 @@ def resumed_step(log: str) -> int:
     return int(found.group(1))
 
 
-@pytest.mark.skip(
-    reason="not reliable yet (issue 11): passed 4 times here, but on a loaded fresh clone the "
-    "trainer refused the rollback ('no loadable checkpoint at or before step 400'): the target "
-    "was rotated out while pins were in flight; the cause is not yet found"
-)
 def test_a_rollback_survives_keep_two_and_both_kinds_of_pod_deletion(
     cluster: Cluster, namespace: str, operator: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -157,10 +153,10 @@ def test_a_rollback_survives_keep_two_and_both_kinds_of_pod_deletion(
     first = trainer_log(cluster, namespace, "nan-trainer-1", "rolled back to step")
     found = re.search(r"rolled back to step (\d+),", first)
     assert found, first[-2000:]
-    # The operator's target, or (when a later healthy checkpoint's pin was still on its
-    # way and rotation took it) the newest checkpoint before it: never a NaN one.
+    # Exactly the operator's target: the checkpoints newer than its last verdict waited
+    # for it (a loaded run once lost both the target and the one before it).
     rolled_to = int(found.group(1))
-    assert rolled_to <= healthy, (rolled_to, healthy)
+    assert rolled_to == healthy, (rolled_to, healthy)
     assert "fault injected" in first
     abandoned = sorted(volume.glob("abandoned-*/step-*"))
     # Two checkpoints newer than the healthy one existed (held so): keep 2 alone would

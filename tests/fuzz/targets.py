@@ -72,7 +72,7 @@ def trainer_config(data: bytes) -> None:
     with contextlib.suppress(config.ConfigError):
         config.load(_FILE)
     live_config.reload(_FILE, "gan", {"generator_lr": 1e-4, "discriminator_lr": 1e-4})
-    live_config.pinned(_FILE)
+    live_config.retention(_FILE)
 
 
 TARGETS: dict[str, Callable[[bytes], None]] = {

@@ -14,6 +14,7 @@ from gentrain_operator import builders, snapshot, trainer_config
 from gentrain_operator.settings import Settings
 from gentrain_trainer import config as trainer_config_parser
 from gentrain_trainer import hyperparameters
+from gentrain_trainer.config import Retention
 from gentrain_trainer.metric_names import BY_NAME
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -31,10 +32,10 @@ def job(path: Path) -> dict:
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.stem)
 def test_every_example_renders_to_a_config_the_trainer_accepts(path: Path) -> None:
     manifest = job(path)
-    rendered = trainer_config.render(manifest["spec"], 3, pinned=[200])
+    rendered = trainer_config.render(manifest["spec"], 3, pinned=[200], judged_through=400)
     parsed = trainer_config_parser.parse(yaml.safe_load(yaml.safe_dump(rendered)))
     assert parsed.generation == 3
-    assert parsed.pinned == frozenset({200})
+    assert parsed.retention == Retention(frozenset({200}), judged_through=400)
     wanted = manifest["spec"]["training"].get("hyperparameters", {})
     mapping = trainer_config.HYPERPARAMETERS[parsed.family]
     for field, value in wanted.items():

@@ -42,7 +42,7 @@ def test_the_final_milestone_is_written_after_its_trainer_exited(
     monkeypatch.setattr(monitor, "scrape_pod", scrape)
     monkeypatch.setattr(kube, "patch_job_status", patch_status)
     monkeypatch.setattr(kube, "apply_conditions", lambda *_: None)
-    monkeypatch.setattr(kube, "pin_checkpoints", lambda *_: False)
+    monkeypatch.setattr(kube, "write_retention", lambda *_: False)
     job = gan_job()
     job["status"] = {"phase": "Running", "podName": "g-trainer-1"}
     running = {"status": {"phase": "Running", "podIP": "127.0.0.1"}}

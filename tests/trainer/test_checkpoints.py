@@ -8,7 +8,7 @@ import yaml
 from bench.recorder import RecordingTrainer
 from gentrain_trainer import commands
 from gentrain_trainer.checkpoints import CheckpointStore
-from gentrain_trainer.config import Command
+from gentrain_trainer.config import Command, Retention
 from gentrain_trainer.loop import Options, Trainer
 from tests.trainer.conftest import MakeTrainer, tiny
 
@@ -55,31 +55,44 @@ def test_a_damaged_checkpoint_is_skipped_with_a_warning(make_trainer: MakeTraine
     assert run.store.path(200).exists(), "a damaged checkpoint is skipped, never deleted"
 
 
+def save_and_rotate(store: CheckpointStore, step: int, retention: Retention) -> None:
+    store.save(step, {"x": torch.tensor([step])}, {})
+    store.rotate(retention)
+
+
 def test_rotation_keeps_the_newest_and_the_pinned(tmp_path) -> None:  # type: ignore[no-untyped-def]
     store = CheckpointStore(tmp_path, keep=2)
     for step in (100, 200, 300, 400, 500):
-        store.save(step, {"x": torch.tensor([step])}, {})
-        store.rotate(pinned={200})
-    # 300: the oldest checkpoint newer than every pin, which waits for its verdict.
-    assert store.steps() == [200, 300, 400, 500]
+        save_and_rotate(store, step, Retention(frozenset({200})))  # no operator judging
+    assert store.steps() == [200, 400, 500]
     assert int(store.load(200)["x"]) == 200
 
 
-def test_a_checkpoint_not_yet_judged_survives_until_its_pin_arrives(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    # Seen on a loaded machine with keep 2 and a 200-step interval: the operator judged
-    # 200 healthy, but its pin reached the trainer after the save at 600 had rotated 200
-    # out, and the rollback to 200 (the weights had turned NaN at 250) was refused.
+def test_checkpoints_wait_for_verdicts_that_are_still_in_flight(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    # Seen on a loaded fresh clone (keep 2, a save every 0.7 s): the operator judged 200
+    # and 400 healthy while their pins were in flight; keeping only the oldest checkpoint
+    # newer than every pin kept 200 and dropped 400 at the save of 800, then dropped 200
+    # when 400's pin arrived, and the rollback to 400 found neither.
     store = CheckpointStore(tmp_path, keep=2)
-    for step in (200, 400, 600):
-        store.save(step, {"x": torch.tensor([step])}, {})
-        store.rotate(pinned=set())  # no pin has arrived yet
-    assert store.steps() == [200, 400, 600]
-    store.save(800, {"x": torch.tensor([800])}, {})
-    store.rotate(pinned={200})  # 200's pin arrives; 400 (NaN, never pinned) is next in line
+    nothing_judged_yet = Retention(frozenset(), judged_through=0)
+    for step in (200, 400, 600, 800):
+        save_and_rotate(store, step, nothing_judged_yet)
     assert store.steps() == [200, 400, 600, 800]
-    store.save(1000, {"x": torch.tensor([1000])}, {})
-    store.rotate(pinned={800})  # a later healthy pin releases both
-    assert store.steps() == [800, 1000]
+    save_and_rotate(store, 1000, Retention(frozenset({400}), judged_through=400))
+    assert store.steps() == [400, 600, 800, 1000]  # 200: judged, not pinned
+    for step in (1200, 1400, 1600, 1800):  # the verdict on 600 is late: at most keep + 4 wait
+        save_and_rotate(store, step, Retention(frozenset({400}), judged_through=400))
+    assert store.steps() == [400, 800, 1000, 1200, 1400, 1600, 1800]
+    save_and_rotate(store, 2000, Retention(frozenset({400}), judged_through=2000))  # NaN since
+    assert store.steps() == [400, 1800, 2000]
+
+
+def test_a_verdict_from_a_timeline_a_rollback_abandoned_protects_nothing_after_it(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    store = CheckpointStore(tmp_path, keep=1)
+    save_and_rotate(store, 400, Retention(frozenset({400}), judged_through=1400))  # rolled back
+    for step in (600, 800):  # judged_through 1400 was the old timeline's: 600, 800 wait
+        save_and_rotate(store, step, Retention(frozenset({400}), judged_through=1400))
+    assert store.steps() == [400, 600, 800]
 
 
 def test_a_crash_mid_write_leaves_earlier_checkpoints_intact(tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -91,7 +104,7 @@ def test_a_crash_mid_write_leaves_earlier_checkpoints_intact(tmp_path) -> None: 
     assert store.steps() == [100]
     assert store.latest() is not None and store.latest()[0] == 100  # type: ignore[index]
     store.save(300, {"x": torch.tensor([3])}, {})
-    store.rotate(pinned=set())
+    store.rotate(Retention())
     assert not partial.exists()
 
 
@@ -103,11 +116,10 @@ def test_a_restart_after_a_rollback_resumes_on_the_timeline_it_chose(
     config = tiny("gan-ring", training={"max_steps": 600}, checkpoints={"interval": 100, "keep": 3})
     run = make_trainer(config, name="rolled", evaluate=False)
     run.run()
-    # 100: no operator pins here, so the first checkpoint still waits for its verdict.
-    assert run.store.steps() == [100, 400, 500, 600]
+    assert run.store.steps() == [400, 500, 600]
     commands.run(run, Command(id="r1-0", action="rollback", step=400), run.generation)
     assert run.step == 400 and "r1-0" in run.applied
-    assert run.store.steps() == [100, 400]
+    assert run.store.steps() == [400]
     aside = run.options.checkpoint_dir / "abandoned-r1-0"
     assert sorted(p.name for p in aside.iterdir()) == ["step-500", "step-600"]  # not deleted
     for _ in range(50):
@@ -149,4 +161,4 @@ def test_a_checkpoint_pinned_between_two_saves_is_never_rotated_out(tmp_path) ->
     trainer.on_milestone = operator_pins
     trainer.resume()
     trainer.run()
-    assert trainer.store.steps() == [200, 300, 400]  # 300: not yet judged (see rotate)
+    assert trainer.store.steps() == [200, 400]

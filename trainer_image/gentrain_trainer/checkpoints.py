@@ -2,8 +2,8 @@
 
 Written into a temporary directory and renamed, so a crash mid-write never damages an
 earlier checkpoint; verified on load, so a damaged one is skipped with a warning; the
-last `keep` are kept, and pinned steps (the operator pins the last healthy one) never
-rotate out; a rollback moves the checkpoints after its target aside (`abandoned-<id>/`).
+last `keep` are kept, and what the operator's verdicts ask for (`Retention`) never
+rotates out; a rollback moves the checkpoints after its target aside (`abandoned-<id>/`).
 """
 
 from __future__ import annotations
@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
+from .config import UNJUDGED_SPARE, Retention
 
 log = logging.getLogger(__name__)
 STATE, MANIFEST = "state.pt", "manifest.json"
@@ -186,23 +188,20 @@ class CheckpointStore:
         _fsync(self.directory)
         return later
 
-    def rotate(self, pinned: Iterable[int]) -> list[int]:
-        """Deletes all but the newest `keep` checkpoints, the pinned ones, and the oldest
-        one newer than every pin.
-
-        The operator pins the last checkpoint it judged healthy, but the pin reaches the
-        trainer through its ConfigMap, seconds later (a minute on a real kubelet): with a
-        small `keep` and a short interval, the next healthy checkpoint was rotated out
-        before its pin arrived, and the rollback to it was refused. The oldest checkpoint
-        not yet judged is the next one the operator pins, so it waits for its verdict.
-        Costs at most one checkpoint more than `keep` (and, without an operator, keeps
-        the run's first checkpoint)."""
+    def rotate(self, retention: Retention) -> list[int]:
+        """Deletes every checkpoint but the newest `keep`, the pinned ones, and the
+        newest `keep + UNJUDGED_SPARE` of those the operator has not judged yet (see
+        Retention). A `judged_through` past the newest checkpoint was judged on a timeline
+        a rollback abandoned: the newest pin stands in for it until a verdict on this one
+        arrives."""
         steps = self.steps()
-        pins = set(pinned)
-        keep = set(steps[-self.keep :]) | pins
-        unjudged = [s for s in steps if s > max(pins, default=-1)]
-        if unjudged:
-            keep.add(unjudged[0])
+        keep = set(steps[-self.keep :]) | retention.pinned
+        judged = retention.judged_through
+        if judged is not None:
+            if steps and judged > steps[-1]:
+                judged = max(retention.pinned, default=-1)
+            unjudged = [s for s in steps if s > judged]
+            keep |= set(unjudged[-(self.keep + UNJUDGED_SPARE) :])
         removed = [s for s in steps if s not in keep]
         for step in removed:
             shutil.rmtree(self.path(step), ignore_errors=True)

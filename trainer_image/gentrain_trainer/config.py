@@ -7,7 +7,7 @@
     data: {name: ring8, batch_size: 256}
     training: {max_steps: 3000}
     hyperparameters: {...}         # live: re-read and applied at each milestone
-    checkpoints: {interval: 200, keep: 3, pinned: [400]}
+    checkpoints: {interval: 200, keep: 3, pinned: [400], judged_through: 600}   # see Retention
     evaluation: {samples: 2000, extractor: auto}
     commands:                      # one-shot, each applied once, by id
       - {id: rb-1, action: rollback, step: 400, skip_batches: 50}
@@ -46,6 +46,31 @@ class Command:
     search_steps: int = 25  # search_learning_rate: probe steps per candidate
 
 
+# Checkpoints newer than the operator's last verdict kept beyond `keep` (see Retention).
+UNJUDGED_SPARE = 4
+
+
+@dataclass(frozen=True)
+class Retention:
+    """What the operator's verdicts ask the rotation to keep besides the newest `keep`.
+
+    `pinned`: the last checkpoint it judged healthy, a rollback's target. `judged_through`:
+    the step of the last milestone it judged; None when no operator judges the run (a
+    trainer started by hand), and the rotation keeps only `keep` and the pins.
+
+    The operator judges a milestone seconds after it is saved (one scrape interval), and
+    its verdict reaches the trainer through a ConfigMap volume (0.25 s on the local node,
+    about a minute on a kubelet). Keeping only the oldest checkpoint newer than the last
+    pin was not enough: on a loaded machine with a 0.7 s save interval the operator judged
+    200 and 400 healthy while the pins were still in flight, the rotation kept 200 as
+    "oldest not judged" and dropped 400, then dropped 200 when 400's pin came, and the
+    rollback to 400 found neither. Every checkpoint newer than `judged_through` may be the
+    next one pinned, so the newest `keep + UNJUDGED_SPARE` of them wait for the verdict."""
+
+    pinned: frozenset[int] = frozenset()
+    judged_through: int | None = None
+
+
 @dataclass(frozen=True)
 class Config:
     generation: int
@@ -57,7 +82,7 @@ class Config:
     hyperparameters: dict[str, Any]
     checkpoint_interval: int
     checkpoint_keep: int
-    pinned: frozenset[int]
+    retention: Retention
     evaluation: dict[str, Any]
     commands: tuple[Command, ...] = field(default=())
 
@@ -135,6 +160,9 @@ def parse(raw: Any) -> Config:
     pinned = checkpoints.get("pinned") or []
     if not isinstance(pinned, list) or not all(isinstance(p, int) and p >= 0 for p in pinned):
         raise ConfigError("checkpoints.pinned: expected a list of step numbers")
+    judged = checkpoints.get("judged_through")
+    if judged is not None:
+        judged = _int(checkpoints, "judged_through", "checkpoints", 0)
     return Config(
         generation=_int(raw, "generation", "config", 1),
         family=family,
@@ -145,7 +173,7 @@ def parse(raw: Any) -> Config:
         hyperparameters=values,
         checkpoint_interval=_int(checkpoints, "interval", "checkpoints", 200, minimum=1),
         checkpoint_keep=_int(checkpoints, "keep", "checkpoints", 3, minimum=1),
-        pinned=frozenset(pinned),
+        retention=Retention(frozenset(pinned), judged),
         evaluation=_section(raw, "evaluation"),
         commands=_commands(raw.get("commands")),
     )

@@ -10,7 +10,7 @@ from typing import Any
 import yaml
 
 from . import hyperparameters
-from .config import Command, ConfigError, _commands
+from .config import Command, ConfigError, Retention, _commands
 
 log = logging.getLogger(__name__)
 
@@ -21,7 +21,7 @@ class Reload:
     hyperparameters: dict[str, Any] = field(default_factory=dict)
     refused: dict[str, str] = field(default_factory=dict)
     commands: tuple[Command, ...] = ()
-    pinned: frozenset[int] | None = None
+    retention: Retention | None = None
     max_steps: int | None = None
 
 
@@ -53,7 +53,7 @@ def reload(path: Path, family: str, current: dict[str, Any]) -> Reload:
         result.commands = _commands(raw.get("commands"))
     except ConfigError as error:
         result.refused["commands"] = str(error)
-    result.pinned = _pinned_in(raw)
+    result.retention = _retention_in(raw)
     max_steps = _mapping(raw, "training").get("max_steps")
     if isinstance(max_steps, int) and max_steps > 0:
         result.max_steps = max_steps
@@ -72,19 +72,26 @@ def _mapping(raw: dict[str, Any], name: str) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def _pinned_in(raw: dict[str, Any]) -> frozenset[int] | None:
-    steps = _mapping(raw, "checkpoints").get("pinned")
-    if isinstance(steps, list) and all(isinstance(p, int) for p in steps):
-        return frozenset(steps)
-    return None
+def _retention_in(raw: dict[str, Any]) -> Retention | None:
+    """None when the pins are not a list of steps: the old retention stands."""
+    checkpoints = _mapping(raw, "checkpoints")
+    steps, judged = checkpoints.get("pinned"), checkpoints.get("judged_through")
+    if not isinstance(steps, list) or not all(_is_int(p) for p in steps):
+        return None
+    return Retention(frozenset(steps), judged if _is_int(judged) else None)
 
 
-def pinned(path: Path) -> frozenset[int] | None:
-    """Only the pinned checkpoints, read just before old checkpoints are rotated out: the
-    operator pins the last healthy one as soon as it has judged it, and a rotation that
-    waited for the milestone's full reload would already have deleted it."""
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def retention(path: Path) -> Retention | None:
+    """Only what the operator's verdicts ask to keep, read just before old checkpoints
+    are rotated out: the operator pins the last healthy one as soon as it has judged it,
+    and a rotation that waited for the milestone's full reload would already have
+    deleted it."""
     try:
         raw = yaml.safe_load(path.read_text())
     except (OSError, ValueError, yaml.YAMLError):  # ValueError: not UTF-8
         return None
-    return _pinned_in(raw) if isinstance(raw, dict) else None
+    return _retention_in(raw) if isinstance(raw, dict) else None

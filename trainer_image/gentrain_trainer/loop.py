@@ -74,7 +74,7 @@ class Trainer:
         # operator writes the chosen rates into the job, which makes the next generation.
         self.rate_factor: tuple[float, int] | None = None
         self.searched: learning_rate_search.SearchResult | None = None
-        self.pinned = set(self.config.pinned)
+        self.retention = self.config.retention
         self.store = CheckpointStore(options.checkpoint_dir, self.config.checkpoint_keep)
         self.applied_file = options.checkpoint_dir / "commands-applied.json"
         self.applied: set[str] = self._read_applied()
@@ -197,9 +197,8 @@ class Trainer:
                 },
                 pictures or [],
             )
-            fresh = live_config.pinned(self.options.config_path)
-            self.pinned = self.pinned if fresh is None else set(fresh)
-            self.store.rotate(self.pinned)
+            self.retention = live_config.retention(self.options.config_path) or self.retention
+            self.store.rotate(self.retention)
         self.last_saved_step = self.step
 
     # -- one step -------------------------------------------------------------------
@@ -382,8 +381,8 @@ class Trainer:
             )
             self.hp = change.hyperparameters
             self.family.apply_hyperparameters(self.effective_hp(), self.step - self.origin)
-        if change.pinned is not None:
-            self.pinned = set(change.pinned)
+        if change.retention is not None:
+            self.retention = change.retention
         if change.max_steps is not None and self.options.max_steps is None:
             self.max_steps = change.max_steps
         for command in change.commands:
