@@ -51,7 +51,14 @@ def run(job_spec: dict[str, Any], directory: Path | None = None) -> LoopResult:
                 else []
             )
             config_path.write_text(
-                yaml.safe_dump(render(job["spec"], job["metadata"]["generation"], pinned))
+                yaml.safe_dump(
+                    render(
+                        job["spec"],
+                        job["metadata"]["generation"],
+                        pinned,
+                        int(job["status"].get("checkpointStep") or 0),
+                    )
+                )
             )
 
         def on_milestone(record: dict[str, Any], trainer: Trainer) -> None:

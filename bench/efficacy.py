@@ -1,12 +1,26 @@
-"""`make bench-remediation`: the remediation efficacy study.
+"""`make bench-remediation`: the remediation efficacy study, on two sets of runs.
 
-Every pathology in bench/zoo/ (one small YAML file each: a base spec, its healthy and its
-broken hyperparameters, and the quality metric) is trained with remediation `off`,
-`recommend` and `auto` over several seeds, through bench.closed_loop — the operator's own
-diagnosis and policy driving the real trainer in-process. Writes bench-output/efficacy.md
-(the table) and efficacy.png.
+The zoo (`bench/zoo/<set>/<case>.yaml`, one small file per case: a base spec, its healthy
+hyperparameters, its broken ones, and the quality metric) has two sets:
+- `calibration`: the cases the diagnosis thresholds were fitted on (docs/diagnosis-
+  calibration.md); a threshold may be changed only to fit these.
+- `evaluation`: cases no threshold was fitted on — other datasets, sizes, losses and
+  settings, for the same faults. Its figures say whether the rules generalise; a change
+  made because an evaluation case failed must be said so in the commit and the figures
+  of that case are no longer evidence.
+A case without `broken` is a healthy configuration: it counts only for false positives.
 
-    python -m bench.efficacy [--seeds 3] [--only NAME ...] [--merge]
+Every pathological case trains its healthy reference (remediation `auto`: any action on
+it is a false positive), the broken spec with remediation `off` and with `auto`, over
+several seeds, through bench.closed_loop: the operator's own diagnosis and policy driving
+the real trainer in-process. (`recommend` applies nothing, so its run is `off`'s.)
+
+Rows are appended to bench-output/efficacy.jsonl as each is measured; a rerun skips the
+(set, case, seed) rows already there, so an interrupted study resumes where it stopped.
+Rows measured at another commit are kept unless `--fresh`, and the report names every
+commit its rows come from. Writes bench-output/efficacy.md (and efficacy.png).
+
+    python -m bench.efficacy [--set calibration|evaluation|all] [--seeds 3] [--only NAME ...]
 """
 
 from __future__ import annotations
@@ -21,16 +35,18 @@ from typing import Any
 
 import yaml
 
-from bench import machine
-from bench.closed_loop import run
+from bench import efficacy_report, machine
+from bench.closed_loop import LoopResult, run
 from bench.recorder import merged
 
 ZOO = Path(__file__).with_name("zoo")
+SETS = ("calibration", "evaluation")
 OUT = Path(__file__).resolve().parents[1] / "bench-output"
+ROWS = OUT / "efficacy.jsonl"
 TOLERANCE = 0.10  # rescued: final quality within 10% of the healthy reference's
 
 
-def final(result: Any, metric: str, over_last: int = 1) -> float | None:
+def final(result: LoopResult, metric: str, over_last: int = 1) -> float | None:
     """The run's final quality: its last milestone's, or the median of its last
     `over_last` (a case sets this where quality swings from milestone to milestone even
     in healthy runs, as a GAN's modes do)."""
@@ -38,7 +54,7 @@ def final(result: Any, metric: str, over_last: int = 1) -> float | None:
     return statistics.median(values[-over_last:]) if values else None
 
 
-def recovered_at(result: Any) -> int | None:
+def recovered_at(result: LoopResult) -> int | None:
     """The first milestone after the first action from which no serious finding showed
     again: when the run was healthy for good (None if it never was)."""
     if not result.remediations:
@@ -98,161 +114,116 @@ def within(value: float | None, reference: float, better: str) -> bool:
     )
 
 
-def study(names: list[str], seeds: int) -> list[dict[str, Any]]:
-    rows = []
-    for path in sorted(ZOO.glob("*.yaml")):
-        if names and path.stem not in names:
-            continue
-        case = yaml.safe_load(path.read_text())
-        metric, better = case["quality"]["metric"], case["quality"]["better"]
-        over_last = int(case["quality"].get("over_last", 1))
-        for seed in range(seeds):
-            base = merged(case["base"], {"training": {"seed": seed}})
-            healthy = run(merged(base, {**case["healthy"], "remediation": {"mode": "auto"}}))
-            reference = final(healthy, metric, over_last)
-            row: dict[str, Any] = {
-                "case": path.stem,
-                "seed": seed,
-                "metric": metric,
-                "better": better,
-                "healthy": reference,
-                "healthy_last": final(healthy, metric),
-                "over_last": over_last,
-                "healthy_actions": len(healthy.remediations),
-                "healthy_seconds": round(healthy.seconds, 1),
-            }
-            for mode in ("off", "recommend", "auto"):
-                result = run(merged(base, {**case["broken"], "remediation": {"mode": mode}}))
-                value = final(result, metric, over_last)
-                row[mode] = value
-                row[f"{mode}_last"] = final(result, metric)
-                row[f"{mode}_actions"] = len(result.remediations)
-                row[f"{mode}_seconds"] = round(result.seconds, 1)
-                if mode == "auto":
-                    row["rescued"] = reference is not None and within(value, reference, better)
-                    row["recovered_at"] = recovered_at(result)
-                    # Compute thrown away: the steps trained before the last fresh start.
-                    row["discarded_steps"] = max(
-                        (int(m.get("origin_step", 0)) for m in result.milestones), default=0
-                    )
-                    row["actions"] = [describe(r) for r in result.remediations]
-                    # Compute spent outside the run's steps: learning-rate searches.
-                    row["search_steps"] = sum(
-                        int((r.get("search") or {}).get("stepsTrained", 0))
-                        for r in result.remediations
-                    )
-                    row["commit"] = COMMIT
-                    # The threads the trainer ran with (it sizes them from the CPU limit).
-                    row["machine"] = {**MACHINE, "threads": result.threads}
-            rows.append(row)
-            print(json.dumps(row), flush=True)
-    return rows
+def worse_than(value: float | None, other: float | None, better: str) -> bool:
+    """`auto` worse than `off` by more than the tolerance (harm, not a missed chance)."""
+    if other is None:
+        return False
+    if value is None:
+        return True
+    return value < (1 - TOLERANCE) * other if better == "higher" else value > (1 + TOLERANCE) * other
 
 
-def report(rows: list[dict[str, Any]]) -> None:
+def cases(which: str, names: list[str]) -> list[tuple[str, Path]]:
+    chosen = SETS if which == "all" else (which,)
+    found = [(s, p) for s in chosen for p in sorted((ZOO / s).glob("*.yaml"))]
+    return [(s, p) for s, p in found if not names or p.stem in names]
+
+
+def measure(set_name: str, path: Path, seed: int) -> dict[str, Any]:
+    case = yaml.safe_load(path.read_text())
+    metric, better = case["quality"]["metric"], case["quality"]["better"]
+    over_last = int(case["quality"].get("over_last", 1))
+    base = merged(case["base"], {"training": {"seed": seed}})
+    healthy = run(merged(base, {**case["healthy"], "remediation": {"mode": "auto"}}))
+    reference = final(healthy, metric, over_last)
+    row: dict[str, Any] = {
+        "set": set_name,
+        "case": path.stem,
+        "family": base["model"]["family"],
+        "seed": seed,
+        "metric": metric,
+        "better": better,
+        "healthy": reference,
+        "healthy_steps": healthy.steps,
+        "healthy_actions": [describe(r) for r in healthy.remediations],
+        "healthy_seconds": round(healthy.seconds, 1),
+        "pathological": "broken" in case,
+        "commit": COMMIT,
+        "machine": {**MACHINE, "threads": healthy.threads},
+    }
+    if "broken" not in case:
+        return row
+    for mode in ("off", "auto"):
+        result = run(merged(base, {**case["broken"], "remediation": {"mode": mode}}))
+        row[mode] = final(result, metric, over_last)
+        row[f"{mode}_seconds"] = round(result.seconds, 1)
+        if mode == "auto":
+            row["rescued"] = reference is not None and within(row["auto"], reference, better)
+            row["worse_than_off"] = worse_than(row["auto"], row["off"], better)
+            row["recovered_at"] = recovered_at(result)
+            row["actions"] = [describe(r) for r in result.remediations]
+            row["steps"] = result.steps
+            # Compute thrown away: the steps trained before the last fresh start.
+            row["discarded_steps"] = max(
+                (int(m.get("origin_step", 0)) for m in result.milestones), default=0
+            )
+            # Compute spent outside the run's steps: learning-rate searches.
+            row["search_steps"] = sum(
+                int((r.get("search") or {}).get("stepsTrained", 0)) for r in result.remediations
+            )
+    return row
+
+
+def load_rows() -> list[dict[str, Any]]:
+    if not ROWS.exists():
+        return []
+    return [json.loads(line) for line in ROWS.read_text().splitlines() if line.strip()]
+
+
+def key(row: dict[str, Any]) -> tuple[str, str, int]:
+    return row["set"], row["case"], int(row["seed"])
+
+
+def study(which: str, names: list[str], seeds: int, fresh: bool) -> list[dict[str, Any]]:
+    """Measures every (set, case, seed) not in efficacy.jsonl yet (with `fresh`: not yet
+    at this commit), appending each row as soon as it is measured."""
+    rows = {key(r): r for r in load_rows()}
     OUT.mkdir(exist_ok=True)
-    lines = [
-        "| pathology | metric | healthy | off | recommend | auto | rescued | actions (auto) "
-        "| healthy from step | steps discarded (auto) | search steps (auto) | actions on healthy |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for row in rows:
-
-        def fmt(v: Any) -> str:
-            return f"{v:.3g}" if isinstance(v, float) else str(v)
-
-        lines.append(
-            f"| {row['case']} (seed {row['seed']}) | {row['metric']} ({row['better']}) | {fmt(row['healthy'])} | "
-            f"{fmt(row['off'])} | {fmt(row['recommend'])} | {fmt(row['auto'])} | {'yes' if row['rescued'] else 'no'} | "
-            f"{'; '.join(row['actions']) or 'none'} | {row['recovered_at'] or '-'} | "
-            f"{row.get('discarded_steps', 0)} | {row.get('search_steps', 0)} | "
-            f"{row['healthy_actions']} |"
-        )
-    lines += [
-        "",
-        "| pathology | metric | healthy | off | auto | rescued (seeds) |",
-        "|---|---|---|---|---|---|",
-    ]
-    for case in sorted({r["case"] for r in rows}):
-        subset = [r for r in rows if r["case"] == case]
-
-        def mean(key: str, subset: list[dict[str, Any]] = subset) -> str:
-            values = [r[key] for r in subset if r[key] is not None]
-            return f"{statistics.mean(values):.3g}" if values else "-"
-
-        lines.append(
-            f"| {case} | {subset[0]['metric']} | {mean('healthy')} | {mean('off')} | "
-            f"{mean('auto')} | {sum(r['rescued'] for r in subset)} of {len(subset)} |"
-        )
-    rescued = sum(r["rescued"] for r in rows)
-    harmful = sum(r["healthy_actions"] > 0 for r in rows)
-    machines = sorted(
-        {machine.line(r["machine"]) for r in rows if "machine" in r}
-        | ({"(not recorded)"} if any("machine" not in r for r in rows) else set())
-    )
-    lines += [
-        "",
-        f"Rescued {rescued} of {len(rows)} pathological runs (goal: 80%); healthy references that drew "
-        f"an action: {harmful} of {len(rows)} (goal: 0).",
-        "",
-        "Measured on: " + "; ".join(machines) + ".",
-    ]
-    (OUT / "efficacy.md").write_text("\n".join(lines) + "\n")
-    (OUT / "efficacy.json").write_text(json.dumps(rows, indent=1))
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return
-    cases = sorted({r["case"] for r in rows})
-    figure, axes = plt.subplots(1, len(cases), figsize=(3 * len(cases), 3.2), squeeze=False)
-    for axis, case in zip(axes[0], cases, strict=True):
-        subset = [r for r in rows if r["case"] == case]
-        for i, key in enumerate(("healthy", "off", "recommend", "auto")):
-            values = [r[key] for r in subset if r[key] is not None]
-            if values:
-                axis.bar(
-                    i,
-                    statistics.mean(values),
-                    color=("tab:green", "tab:red", "tab:orange", "tab:blue")[i],
-                )
-        axis.set_xticks(range(4), ["healthy", "off", "rec.", "auto"], fontsize=7)
-        axis.set_title(f"{case}\n{subset[0]['metric']}", fontsize=7)
-    figure.tight_layout()
-    figure.savefig(OUT / "efficacy.png", dpi=110)
+    for set_name, path in cases(which, names):
+        for seed in range(seeds):
+            done = rows.get((set_name, path.stem, seed))
+            if done is not None and (not fresh or done["commit"] == COMMIT):
+                continue
+            row = measure(set_name, path, seed)
+            rows[key(row)] = row
+            with ROWS.open("a") as out:
+                out.write(json.dumps(row) + "\n")
+            print(json.dumps(row), flush=True)
+    wanted = {(s, p.stem) for s, p in cases(which, names)}
+    return sorted((r for r in rows.values() if (r["set"], r["case"]) in wanted), key=key)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
+    parser.add_argument("--set", choices=(*SETS, "all"), default="all")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--only", nargs="*", default=[])
     parser.add_argument(
-        "--merge",
-        action="store_true",
-        help="keep the rows of the cases not run from the existing efficacy.json",
+        "--fresh", action="store_true", help="measure again the rows of other commits"
     )
     parser.add_argument(
-        "--report-only", action="store_true", help="rewrite the table and plot from efficacy.json"
+        "--report-only", action="store_true", help="rewrite the report from efficacy.jsonl"
     )
     args = parser.parse_args()
     logging.disable(logging.WARNING)
     if args.report_only:
-        report(json.loads((OUT / "efficacy.json").read_text()))
+        wanted = {(s, p.stem) for s, p in cases(args.set, args.only)}
+        rows = [r for r in load_rows() if (r["set"], r["case"]) in wanted]
     else:
-        rows = study(args.only, args.seeds)
-        if args.merge and (OUT / "efficacy.json").exists():
-            measured = {r["case"] for r in rows}
-            kept = [
-                r
-                for r in json.loads((OUT / "efficacy.json").read_text())
-                if r["case"] not in measured
-            ]
-            rows = sorted(kept + rows, key=lambda r: (r["case"], r["seed"]))
-        report(rows)
+        rows = study(args.set, args.only, args.seeds, args.fresh)
+    efficacy_report.write(rows, OUT, COMMIT)
     print((OUT / "efficacy.md").read_text())
 
 

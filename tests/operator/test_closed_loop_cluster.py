@@ -18,7 +18,7 @@ from tests.support.kube import Cluster
 from tests.support.waiting import wait_for
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
-ZOO = Path(__file__).resolve().parents[2] / "bench" / "zoo"
+ZOO = Path(__file__).resolve().parents[2] / "bench" / "zoo" / "calibration"
 
 
 def decisions(remediations: list[dict[str, Any]]) -> list[tuple[str, list[str], int]]:

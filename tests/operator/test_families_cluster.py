@@ -17,7 +17,7 @@ from tests.support.kube import Cluster
 from tests.support.waiting import wait_for
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
-ZOO = Path(__file__).resolve().parents[2] / "bench" / "zoo"
+ZOO = Path(__file__).resolve().parents[2] / "bench" / "zoo" / "calibration"
 # One healthy reference per family, each shortened to a few milestones.
 HEALTHY = {
     "gan": ("gan-minimax-strong-discriminator", 2000),

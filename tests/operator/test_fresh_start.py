@@ -1,6 +1,6 @@
 """Starting afresh: which findings restart a run from fresh weights, when it is too late
 to, and how a window after a restart is judged (as a first window). The figures are
-those of the efficacy zoo's GAN runs (bench/zoo/gan-*.yaml)."""
+those of the efficacy zoo's GAN runs (bench/zoo/calibration/gan-*.yaml)."""
 
 from __future__ import annotations
 

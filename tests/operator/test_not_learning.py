@@ -2,7 +2,7 @@
 trainer exports that baseline) starts afresh — fresh weights, clipping, and a rate a short
 range test picks (a tenth of it for a GAN) — while at least half the run remains; the
 search's choice is written into the job. The figures are those of the efficacy zoo's runs
-(bench/zoo/transformer-no-warmup.yaml)."""
+(bench/zoo/calibration/transformer-no-warmup.yaml)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """StaleEMA: a diffusion model sampling from EMA weights that still hold most of their
 random initialisation (a raw 0.9999 decay with no warm-up) gets its EMA warm-up switched
-on. Figures from bench/zoo/diffusion-no-ema-warmup.yaml."""
+on. Figures from bench/zoo/calibration/diffusion-no-ema-warmup.yaml."""
 
 from __future__ import annotations
 

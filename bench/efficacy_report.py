@@ -1,0 +1,129 @@
+"""The efficacy study's report: per set, rescued runs with a confidence interval (overall
+and per family), false positives on healthy runs, the runs `auto` made worse than `off`,
+and the compute each rescue cost. Pure on its rows, apart from writing the files."""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from bench import machine
+
+GOAL = {
+    "evaluation": "goal: >= 80% rescued, no family below 60%, auto never >10% worse than off, "
+    "<= 1 action in 50 healthy runs",
+    "calibration": "goal: no worse than 20 of 24 rescued, no action on healthy runs",
+}
+
+
+def wilson(successes: int, trials: int, z: float = 1.96) -> tuple[float, float]:
+    """The Wilson score interval (95%) for a proportion: sound at 0 or n successes and for
+    the few trials a study on two cores affords, where the normal approximation is not."""
+    if trials == 0:
+        return 0.0, 1.0
+    p = successes / trials
+    centre = (p + z * z / (2 * trials)) / (1 + z * z / trials)
+    half = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / (1 + z * z / trials)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def share(successes: int, trials: int) -> str:
+    low, high = wilson(successes, trials)
+    percent = f"{successes / trials:.0%}" if trials else "-"
+    return f"{successes} of {trials} ({percent}; 95% CI {low:.0%}-{high:.0%})"
+
+
+def fmt(value: Any) -> str:
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+
+def set_section(name: str, rows: list[dict[str, Any]]) -> list[str]:
+    broken = [r for r in rows if r.get("pathological")]
+    lines = [f"## {name} set", "", f"({GOAL.get(name, '')})", ""]
+    if broken:
+        lines += [
+            "| pathology (seed) | family | metric | healthy | off | auto | rescued | auto worse "
+            "than off | actions (auto) | steps discarded | search steps |",
+            "|---|---|---|---|---|---|---|---|---|---|---|",
+        ]
+        for r in broken:
+            lines.append(
+                f"| {r['case']} ({r['seed']}) | {r['family']} | {r['metric']} ({r['better']}) | "
+                f"{fmt(r['healthy'])} | {fmt(r['off'])} | {fmt(r['auto'])} | "
+                f"{'yes' if r['rescued'] else 'no'} | {'**yes**' if r['worse_than_off'] else 'no'} | "
+                f"{'; '.join(r['actions']) or 'none'} | {r['discarded_steps']} | {r['search_steps']} |"
+            )
+        lines += ["", "| family | rescued |", "|---|---|"]
+        for family in sorted({r["family"] for r in broken}):
+            subset = [r for r in broken if r["family"] == family]
+            lines.append(f"| {family} | {share(sum(r['rescued'] for r in subset), len(subset))} |")
+        rescued = [r for r in broken if r["rescued"]]
+        lines += ["", f"Rescued: {share(len(rescued), len(broken))}."]
+        harmed = [f"{r['case']} ({r['seed']})" for r in broken if r["worse_than_off"]]
+        lines.append(f"`auto` worse than `off` by more than 10%: {', '.join(harmed) or 'none'}.")
+        if rescued:
+            extra = [
+                (r["discarded_steps"] + r["search_steps"]) / max(1, r["steps"]) for r in rescued
+            ]
+            lines.append(
+                "Compute per rescue (steps discarded by fresh starts + steps of learning-rate "
+                f"searches, over the run's steps): mean {statistics.mean(extra):.0%}, "
+                f"most {max(extra):.0%}."
+            )
+    acted = [r for r in rows if r["healthy_actions"]]
+    actions = sum(len(r["healthy_actions"]) for r in rows)
+    which = [f"{r['case']} ({r['seed']}): {a}" for r in acted for a in r["healthy_actions"]]
+    lines.append(
+        f"Healthy runs that drew an action: {share(len(acted), len(rows))}; {actions} actions "
+        f"in all{': ' + '; '.join(which) if which else ''}."
+    )
+    return [*lines, ""]
+
+
+def write(rows: list[dict[str, Any]], out: Path, commit: str) -> None:
+    out.mkdir(exist_ok=True)
+    lines = ["# Remediation efficacy", ""]
+    for name in ("calibration", "evaluation"):
+        subset = [r for r in rows if r["set"] == name]
+        if subset:
+            lines += set_section(name, subset)
+    commits = Counter(r["commit"] for r in rows)
+    lines.append(
+        "Rows measured at: " + ", ".join(f"{c} ({n} rows)" for c, n in sorted(commits.items()))
+    )
+    if len(commits) > 1 or (commits and commit not in commits):
+        lines.append(
+            f"**Warning: these rows come from {len(commits)} commit(s), and the code now is "
+            f"{commit}**: rerun with `--fresh` to measure them all at one commit."
+        )
+    machines = sorted({machine.line(r["machine"]) for r in rows if "machine" in r})
+    lines += ["", "Measured on: " + "; ".join(machines) + "."]
+    (out / "efficacy.md").write_text("\n".join(lines) + "\n")
+    plot([r for r in rows if r.get("pathological")], out / "efficacy.png")
+
+
+def plot(rows: list[dict[str, Any]], path: Path) -> None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return
+    cases = sorted({(r["set"], r["case"]) for r in rows})
+    if not cases:
+        return
+    figure, axes = plt.subplots(1, len(cases), figsize=(2.6 * len(cases), 3.2), squeeze=False)
+    for axis, (set_name, case) in zip(axes[0], cases, strict=True):
+        subset = [r for r in rows if (r["set"], r["case"]) == (set_name, case)]
+        for i, key in enumerate(("healthy", "off", "auto")):
+            values = [r[key] for r in subset if r[key] is not None]
+            if values:
+                axis.bar(i, statistics.mean(values), color=("tab:green", "tab:red", "tab:blue")[i])
+        axis.set_xticks(range(3), ["healthy", "off", "auto"], fontsize=7)
+        axis.set_title(f"{set_name}\n{case}\n{subset[0]['metric']}", fontsize=6)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)

@@ -1,0 +1,97 @@
+"""The efficacy study resumes where it stopped, keeps its two sets apart, and says when
+its rows come from more than one commit (issue 12: "never mixes rows from two commits
+without saying so"). The training itself is bench.closed_loop's, tested elsewhere."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bench import efficacy, efficacy_report
+
+
+def fake_row(set_name: str, path: Path, seed: int) -> dict[str, Any]:
+    return {
+        "set": set_name,
+        "case": path.stem,
+        "family": "gan",
+        "seed": seed,
+        "metric": "modes_covered",
+        "better": "higher",
+        "healthy": 8.0,
+        "healthy_actions": [],
+        "pathological": True,
+        "off": 2.0,
+        "auto": 8.0 if seed == 0 else 3.0,
+        "rescued": seed == 0,
+        "worse_than_off": False,
+        "actions": ["ModeCollapse:reset_discriminator@1000"],
+        "steps": 2000,
+        "discarded_steps": 0,
+        "search_steps": 0,
+        "commit": efficacy.COMMIT,
+        "machine": {},
+    }
+
+
+@pytest.fixture
+def zoo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, Path, int]]:
+    for set_name, case in (("calibration", "a"), ("evaluation", "b")):
+        (tmp_path / "zoo" / set_name).mkdir(parents=True, exist_ok=True)
+        (tmp_path / "zoo" / set_name / f"{case}.yaml").write_text("{}\n")
+    monkeypatch.setattr(efficacy, "ZOO", tmp_path / "zoo")
+    monkeypatch.setattr(efficacy, "OUT", tmp_path / "out")
+    monkeypatch.setattr(efficacy, "ROWS", tmp_path / "out" / "efficacy.jsonl")
+    measured: list[tuple[str, Path, int]] = []
+
+    def measure(set_name: str, path: Path, seed: int) -> dict[str, Any]:
+        measured.append((set_name, path, seed))
+        return fake_row(set_name, path, seed)
+
+    monkeypatch.setattr(efficacy, "measure", measure)
+    return measured
+
+
+def test_an_interrupted_study_resumes_without_measuring_a_row_twice(
+    zoo: list[tuple[str, Path, int]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    efficacy.study("evaluation", [], seeds=1, fresh=False)
+    assert [(s, p.stem, n) for s, p, n in zoo] == [("evaluation", "b", 0)]
+    rows = efficacy.study("all", [], seeds=2, fresh=False)
+    assert [(s, p.stem, n) for s, p, n in zoo[1:]] == [
+        ("calibration", "a", 0),
+        ("calibration", "a", 1),
+        ("evaluation", "b", 1),
+    ]
+    assert [efficacy.key(r) for r in rows] == [
+        ("calibration", "a", 0),
+        ("calibration", "a", 1),
+        ("evaluation", "b", 0),
+        ("evaluation", "b", 1),
+    ]
+    # Rows of another commit are kept, unless --fresh measures them again.
+    monkeypatch.setattr(efficacy, "COMMIT", "other")
+    efficacy.study("evaluation", [], seeds=2, fresh=False)
+    assert len(zoo) == 4
+    efficacy.study("evaluation", [], seeds=2, fresh=True)
+    assert [(s, p.stem, n) for s, p, n in zoo[4:]] == [("evaluation", "b", 0), ("evaluation", "b", 1)]
+
+
+def test_the_report_keeps_the_sets_apart_and_names_mixed_commits(tmp_path: Path) -> None:
+    rows = [fake_row("calibration", Path("a.yaml"), n) for n in (0, 1)]
+    rows += [{**fake_row("evaluation", Path("b.yaml"), 0), "commit": "abc1234"}]
+    efficacy_report.write(rows, tmp_path, "def5678")
+    text = (tmp_path / "efficacy.md").read_text()
+    calibration, evaluation = text.split("## evaluation set")
+    assert "Rescued: 1 of 2 (50%; 95% CI 9%-91%)" in calibration
+    assert "Rescued: 1 of 1 (100%; 95% CI 21%-100%)" in evaluation
+    assert "Warning: these rows come from 2 commit(s)" in text
+
+
+def test_the_wilson_interval_matches_its_textbook_values() -> None:
+    # Wilson (1927), as tabulated by Newcombe (1998), method 3: 81 of 263 -> 0.2553-0.3662.
+    low, high = efficacy_report.wilson(81, 263)
+    assert round(low, 4) == 0.2553 and round(high, 4) == 0.3662
+    assert efficacy_report.wilson(0, 10)[0] == 0.0
