@@ -40,6 +40,7 @@ KEPT = (
     "high_quality_ratio",
     "discriminator_accuracy_ratio",
     "fid",
+    "fid_stderr",
     "kid",
     "ema_init_weight",
     "recall",

@@ -70,7 +70,11 @@ LADDERS: dict[str, Ladder] = {
     # of 8 on the zoo, starting afresh with the non-saturating loss and the generator at
     # the discriminator's rate recovers them. Later in the run: the same without the
     # restart, then a slower discriminator, then another loss.
+    # First, where the spec itself tilts the game (several discriminator steps per
+    # generator step without a WGAN critic), that is undone; rungs that do not apply to a
+    # spec are passed over.
     "DiscriminatorOverpowering": [
+        ["one_discriminator_step"],
         ["reinitialize", "switch_gan_loss", "balance_learning_rates"],
         ["switch_gan_loss", "balance_learning_rates"],
         ["lower_discriminator_lr"],
@@ -80,6 +84,7 @@ LADDERS: dict[str, Ladder] = {
     # collapsed, hyperparameter changes alone do not bring modes back (see the closed-loop
     # study): reset the discriminator, or roll back to before the collapse.
     "ModeCollapse": [
+        ["one_discriminator_step"],
         ["lower_discriminator_lr"],
         ["switch_gan_loss"],
         ["reset_discriminator"],
@@ -224,6 +229,13 @@ def _plan_actions(
             ok = all(scale(n, 0.1) for n in learning_rates())
         elif action == "lower_discriminator_lr":
             ok = family == "gan" and halve("discriminatorLearningRate")
+        elif action == "one_discriminator_step":
+            # Several critic steps are WGAN's recipe; with any other loss they hand the
+            # discriminator the game.
+            steps = int(_hp(spec, "discriminatorSteps", family_defaults) or 1)
+            loss = _hp(spec, "ganLoss", family_defaults)
+            ok = family == "gan" and steps > 1 and loss != "wgan_gp"
+            ok = ok and change("discriminatorSteps", 1)
         elif action == "balance_learning_rates":
             # A generator learning slower than its discriminator gets the same rate.
             g = _hp(spec, "generatorLearningRate", family_defaults)

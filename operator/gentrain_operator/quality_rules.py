@@ -63,7 +63,8 @@ def gan(history: Sequence[Milestone], t: Mapping[str, float]) -> list[Finding]:
             best = max(int(x.get("modes_covered", 0)) for x in history[: len(history) + index + 1])
             n = int(h.get("modes_covered", 0))
             sharp = float(h.get("high_quality_ratio", 0.0)) >= t["collapse_quality"]
-            return sharp and (n < t["modes_fraction"] * modes or best - n >= t["modes_lost"])
+            lost = best - n >= t["modes_lost_fraction"] * modes
+            return sharp and (n < t["modes_fraction"] * modes or lost)
 
         best = max(int(h.get("modes_covered", 0)) for h in history)
         trend = [int(h.get("modes_covered", 0)) for h in history[-3:]]
@@ -110,23 +111,42 @@ def gan(history: Sequence[Milestone], t: Mapping[str, float]) -> list[Finding]:
     return findings
 
 
+def _stderr(milestone: Milestone) -> float | None:
+    value = milestone.get("fid_stderr")
+    return float(value) if isinstance(value, int | float) and math.isfinite(value) else None
+
+
 def fid(history: Sequence[Milestone], t: Mapping[str, float]) -> list[Finding]:
+    """FID above `fid_ratio` times its best, and — where the trainer measured FID's
+    standard error — by more than `fid_noise_z` standard errors of the difference: a
+    healthy image GAN's FID on a few hundred samples swings by more than 25% from one
+    milestone to the next, and such a swing drew a rollback."""
     scored = [h for h in history if "fid" in h and math.isfinite(h["fid"])]
     if len(scored) <= t["fid_warmup"] or scored[-1] is not history[-1]:
         return []
-    best = min(h["fid"] for h in scored[:-1])
-    current = scored[-1]["fid"]
+    best_at = min(scored[:-1], key=lambda h: h["fid"])
+    best, current = best_at["fid"], scored[-1]["fid"]
     if best <= 0 or current <= t["fid_ratio"] * best:
+        return []
+    now_error, best_error = _stderr(scored[-1]), _stderr(best_at)
+    noise = (
+        math.hypot(now_error, best_error)
+        if now_error is not None and best_error is not None
+        else None
+    )
+    if noise is not None and current - best <= t["fid_noise_z"] * noise:
         return []
     return [
         Finding(
             "FIDRegression",
             "warning",
-            f"FID rose to {current:.4g} from its best {best:.4g}",
+            f"FID rose to {current:.4g} from its best {best:.4g}"
+            + (f" (+/- {noise:.2g})" if noise is not None else ""),
             {
                 "step": history[-1]["step"],
                 "fid": current,
                 "best": best,
+                "stderr": noise,
                 "extractor": history[-1].get("extractor"),
             },
         )

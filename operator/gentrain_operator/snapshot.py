@@ -165,7 +165,7 @@ def milestone(snapshot: Snapshot) -> dict[str, Any] | None:
     outputs = snapshot.by("gentrain_milestone_discriminator_output", "input")
     if outputs:
         record["d_real"], record["d_fake"] = outputs.get("real"), outputs.get("fake")
-    for name in ("fid", "kid", "precision", "recall", "inception_score"):
+    for name in ("fid", "fid_stderr", "kid", "precision", "recall", "inception_score"):
         values = snapshot.by(f"gentrain_milestone_{name}", "extractor")
         if values:
             extractor, value = next(iter(values.items()))

@@ -85,3 +85,34 @@ def test_one_milestone_on_few_sharp_modes_is_not_a_collapse() -> None:
     assert "ModeCollapse" in {f.kind for f in diagnose(still, "gan")}
     # Down to 2 of 8 sharp modes is a collapse at once.
     assert "ModeCollapse" in {f.kind for f in diagnose([dip[0], ring(3000, 2)], "gan")}
+
+
+def test_a_fid_rise_within_its_own_uncertainty_is_not_a_regression() -> None:
+    # A healthy image GAN's FID on 300 samples: 40, 30, 25, then 33 (1.32x its best).
+    def scored(fids: list[float], stderr: float | None) -> list[dict]:
+        extra = {} if stderr is None else {"fid_stderr": stderr}
+        return [{"step": 200 * (i + 1), "fid": f, **extra} for i, f in enumerate(fids)]
+
+    def regression(history: list[dict]) -> bool:
+        return "FIDRegression" in {f.kind for f in diagnose(history, "gan")}
+
+    swing = [40.0, 30.0, 25.0, 33.0]
+    assert not regression(scored(swing, 3.0)), "8 above the best, 2 x 4.2 of noise"
+    assert regression(scored(swing, 1.0)), "8 above the best, 2 x 1.4 of noise"
+    assert regression(scored(swing, None)), "without a standard error: the ratio alone"
+
+
+def test_modes_lost_are_counted_against_the_number_of_modes() -> None:
+    from tests.operator.test_policy import ring
+
+    def grid(step: int, covered: int) -> dict:
+        return {**ring(step, covered, high_quality_ratio=0.6), "modes": 25}
+
+    # 2 of the ring's 8 modes lost twice in a row is a collapse; 2 of a grid's 25 is a swing.
+    ring_loss = [ring(1000, 8, high_quality_ratio=0.6), ring(1500, 6, high_quality_ratio=0.6)]
+    ring_loss.append(ring(2000, 6, high_quality_ratio=0.6))
+    assert "ModeCollapse" in {f.kind for f in diagnose(ring_loss, "gan")}
+    grid_swing = [grid(1000, 25), grid(1500, 23), grid(2000, 23)]
+    assert "ModeCollapse" not in {f.kind for f in diagnose(grid_swing, "gan")}
+    grid_loss = [grid(1000, 25), grid(1500, 18), grid(2000, 18)]
+    assert "ModeCollapse" in {f.kind for f in diagnose(grid_loss, "gan")}

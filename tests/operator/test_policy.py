@@ -275,3 +275,30 @@ def test_the_api_accepts_every_action_and_command_the_operator_and_trainer_know(
     assert used <= actions, used - actions
     commands = set(spec["properties"]["commands"]["items"]["properties"]["action"]["enum"])
     assert commands == set(COMMAND_ACTIONS)
+
+
+def test_several_discriminator_steps_are_undone_first_unless_the_loss_is_wgan() -> None:
+    finding = Finding("DiscriminatorOverpowering", "warning", "", {})
+
+    def first_plan(**hyperparameters: Any) -> policy.Plan | None:
+        spec = gan_job()["spec"]
+        spec["training"]["hyperparameters"].update(hyperparameters)
+        decision = policy.decide(
+            [finding],
+            [],
+            spec,
+            {"step": 500},
+            FAMILY_DEFAULTS["gan"],
+            {"last_healthy_checkpoint": None, "interval": 500, "remaining_fraction": 0.9},
+        )
+        return decision.plan
+
+    plan = first_plan(ganLoss="minimax", discriminatorSteps=5)
+    assert plan is not None and plan.actions == ["one_discriminator_step"]
+    assert [(c.field, c.old, c.new) for c in plan.changes] == [
+        ("training.hyperparameters.discriminatorSteps", 5, 1)
+    ]
+    # WGAN's critic takes several steps by design; one step per step needs nothing undone.
+    for hyperparameters in ({"ganLoss": "wgan_gp", "discriminatorSteps": 5}, {"ganLoss": "minimax"}):
+        plan = first_plan(**hyperparameters)
+        assert plan is not None and "one_discriminator_step" not in plan.actions, hyperparameters

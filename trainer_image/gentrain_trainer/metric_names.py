@@ -227,6 +227,11 @@ METRICS = (
         "Fréchet distance in the named extractor's feature space.",
     ),
     _milestone(
+        "gentrain_milestone_fid_stderr",
+        ("extractor",),
+        "Standard error of that FID over the generated samples (bootstrap).",
+    ),
+    _milestone(
         "gentrain_milestone_kid",
         ("extractor",),
         "Kernel Inception-style distance in the named extractor's space.",

@@ -13,14 +13,38 @@ import torch
 
 
 def fid(real: torch.Tensor, fake: torch.Tensor) -> float:
-    real, fake = real.double(), fake.double()
-    mu1, mu2 = real.mean(0), fake.mean(0)
-    s1, s2 = torch.cov(real.T), torch.cov(fake.T)
+    return fid_with_stderr(real, fake, resamples=0)[0]
+
+
+def fid_with_stderr(
+    real: torch.Tensor, fake: torch.Tensor, resamples: int = 10
+) -> tuple[float, float]:
+    """FID and its standard error over the generated samples: the spread of the FID of
+    `resamples` bootstrap resamples of the fake features (0: not estimated, NaN). On a
+    few hundred samples FID swings from one evaluation to the next by more than a real
+    regression; the operator acts on a rise only beyond this uncertainty. The real
+    statistics are computed once (thousands of samples, fixed)."""
+    real = real.double()
+    mu1, s1 = real.mean(0), torch.cov(real.T)
     # Tr sqrt(S1 S2) = sum of sqrt eigenvalues of sqrt(S1) S2 sqrt(S1), which is symmetric.
     vals, vecs = torch.linalg.eigh(s1)
     root = vecs @ torch.diag(vals.clamp_min(0).sqrt()) @ vecs.T
-    middle = torch.linalg.eigvalsh(root @ s2 @ root).clamp_min(0).sqrt().sum()
-    return float((mu1 - mu2).pow(2).sum() + torch.trace(s1) + torch.trace(s2) - 2 * middle)
+
+    def distance(x: torch.Tensor) -> float:
+        mu2, s2 = x.mean(0), torch.cov(x.T)
+        middle = torch.linalg.eigvalsh(root @ s2 @ root).clamp_min(0).sqrt().sum()
+        return float((mu1 - mu2).pow(2).sum() + torch.trace(s1) + torch.trace(s2) - 2 * middle)
+
+    fake = fake.double()
+    value = distance(fake)
+    if resamples < 2:
+        return value, float("nan")
+    g = torch.Generator().manual_seed(0)
+    spread = [
+        distance(fake[torch.randint(len(fake), (len(fake),), generator=g)])
+        for _ in range(resamples)
+    ]
+    return value, float(torch.tensor(spread).std())
 
 
 def kid(real: torch.Tensor, fake: torch.Tensor, subsets: int = 10, subset_size: int = 200) -> float:

@@ -21,9 +21,11 @@ def evaluate_images(fake: torch.Tensor, data: ImageDataset, config: Config) -> d
     if not torch.isfinite(fake_features).all():
         return {"extractor": extractor.name, "fid": float("nan"), "kid": float("nan")}
     precision, recall = distances.precision_recall(real_features[:2000], fake_features[:2000])
+    fid, fid_stderr = distances.fid_with_stderr(real_features, fake_features)
     result: dict[str, Any] = {
         "extractor": extractor.name,
-        "fid": distances.fid(real_features, fake_features),
+        "fid": fid,
+        "fid_stderr": fid_stderr,
         "kid": distances.kid(real_features, fake_features),
         "precision": precision,
         "recall": recall,
