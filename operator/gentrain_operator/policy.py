@@ -17,88 +17,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .diagnosis import Finding
+from .ladders import LADDERS, PRIORITY, Ladder, ladder
+
+__all__ = ["LADDERS", "PRIORITY", "Ladder", "apply_to_spec", "decide", "ladder"]
 
 LR_FLOOR = 1e-6
-PRIORITY = (
-    "NonFiniteLoss",
-    "LossSpike",
-    "Divergence",
-    "NotLearning",
-    "ModeCollapse",
-    "PosteriorCollapse",
-    "ExplodingGradients",
-    "DiscriminatorOverpowering",
-    "FIDRegression",
-    "StaleEMA",
-    "Overfitting",
-)
-
-Ladder = list[list[str]]
-
-LADDERS: dict[str, Ladder] = {
-    "NonFiniteLoss": [["rollback", "lower_lr", "enable_clipping"], ["rollback", "lower_lr"]],
-    "LossSpike": [
-        ["rollback_skip_batches", "enable_clipping"],
-        ["rollback_skip_batches", "lower_lr"],
-    ],
-    "Divergence": [["lower_lr"], ["rollback", "cut_lr"]],
-    # A loss still at what a model that learned nothing scores: the weights a far too
-    # high rate left behind do not recover at a lower one (measured on the zoo: a tenfold
-    # cut alone left a DDPM at 50x its LR dead, FID 883, and a transformer at 25x worse,
-    # validation loss 2.58 against 2.47 untouched). Start afresh, with clipping, at a rate
-    # a short range test picks from x1 down to x0.003 (a fixed tenfold cut left a
-    # transformer at 150x its rate 15x too high: a second fresh start, half the run gone,
-    # 16% short of its healthy loss); still nothing, a tenth of that.
-    "NotLearning": [
-        ["reinitialize", "search_learning_rate", "enable_clipping"],
-        ["reinitialize", "cut_lr"],
-    ],
-    # A transformer starts afresh with a warm-up, too: Adam's early steps need it (Liu et
-    # al., 2020), and the rates the search finds pay off only with it (measured on the
-    # zoo: 0.005 fresh for 600 steps ends at validation loss 2.08 without, 1.45 with 30).
-    "NotLearning/transformer": [
-        ["reinitialize", "search_learning_rate", "enable_clipping", "enable_warmup"],
-        ["reinitialize", "cut_lr"],
-    ],
-    # A GAN's losses rank no learning rate (they score a game, not a fit): tenfold cuts.
-    "NotLearning/gan": [["reinitialize", "cut_lr", "enable_clipping"], ["reinitialize", "cut_lr"]],
-    # Clipping hides a learning rate that is far too high; if the finding persists, cut
-    # the rate tenfold rather than halving it (halving 50x too high leaves it 25x too high).
-    "ExplodingGradients": [["enable_clipping"], ["cut_lr"]],
-    # A discriminator that wins this early (minimax loss, its LR 10x the generator's) has
-    # usually pinned the generator to a few modes already; easing it off in place left 6
-    # of 8 on the zoo, starting afresh with the non-saturating loss and the generator at
-    # the discriminator's rate recovers them. Later in the run: the same without the
-    # restart, then a slower discriminator, then another loss.
-    # First, where the spec itself tilts the game (several discriminator steps per
-    # generator step without a WGAN critic), that is undone; rungs that do not apply to a
-    # spec are passed over.
-    "DiscriminatorOverpowering": [
-        ["one_discriminator_step"],
-        ["reinitialize", "switch_gan_loss", "balance_learning_rates"],
-        ["switch_gan_loss", "balance_learning_rates"],
-        ["lower_discriminator_lr"],
-        ["switch_gan_loss"],
-    ],
-    # While diversity is still falling, ease the discriminator off; once the generator has
-    # collapsed, hyperparameter changes alone do not bring modes back (see the closed-loop
-    # study): reset the discriminator, or roll back to before the collapse.
-    "ModeCollapse": [
-        ["one_discriminator_step"],
-        ["lower_discriminator_lr"],
-        ["switch_gan_loss"],
-        ["reset_discriminator"],
-        ["rollback", "reset_discriminator"],
-    ],
-    "ModeCollapse/collapsed": [["reset_discriminator"], ["rollback", "reset_discriminator"]],
-    "FIDRegression": [["rollback", "lower_lr"], ["rollback", "cut_lr"]],
-    "PosteriorCollapse": [["kl_annealing"], ["free_bits"]],
-    # The EMA warm-up (decay (1 + t) / (10 + t) up to the target) forgets the random
-    # initialisation within ~100 steps even when switched on late.
-    "StaleEMA": [["ema_warmup"]],
-    "Overfitting": [["lower_lr"]],
-}
-
 # The order in which switch_gan_loss moves away from a loss.
 NEXT_GAN_LOSS = {
     "minimax": "non_saturating",
@@ -170,17 +93,6 @@ def adopt_search(
         if (old := _hp(spec, name, family_defaults)) is not None and factor != 1.0
     ]
     return apply_changes(spec, changes), changes
-
-
-def ladder(finding: Finding, spec: Mapping[str, Any]) -> Ladder | None:
-    rules = ((spec.get("remediation") or {}).get("rules") or {}).get(finding.kind) or {}
-    if rules.get("enabled") is False:
-        return None
-    if rules.get("actions"):
-        return [[a] for a in rules["actions"]]
-    if finding.kind == "ModeCollapse" and finding.evidence.get("collapsed"):
-        return LADDERS["ModeCollapse/collapsed"]
-    return LADDERS.get(f"{finding.kind}/{spec['model']['family']}") or LADDERS.get(finding.kind)
 
 
 def _plan_actions(
