@@ -51,6 +51,7 @@ KEPT = (
     "active_units",
     "latent_dims",
     "reconstruction_loss",
+    "reconstruction_baseline",
     "validation_loss",
     "perplexity",
     "data_wait_ratio",

@@ -170,23 +170,42 @@ def ema(history: Sequence[Milestone], t: Mapping[str, float]) -> list[Finding]:
 
 
 def vae(history: Sequence[Milestone], t: Mapping[str, float]) -> list[Finding]:
+    """Posterior collapse: (nearly) every latent unit inactive while the reconstruction is
+    no better than a decoder that ignores the latent scores. A VAE with a wide latent
+    prunes most of its units as it trains while its reconstruction keeps improving: that
+    is not collapse (without the trainer's baseline, the unit count alone decides)."""
     m = history[-1]
     if "active_units" not in m or not m.get("latent_dims"):
         return []
     active, dims = int(m["active_units"]), int(m["latent_dims"])
     if active >= t["active_fraction"] * dims:
         return []
+    reconstruction, baseline = m.get("reconstruction_loss"), m.get("reconstruction_baseline")
+    if (
+        isinstance(reconstruction, int | float)
+        and isinstance(baseline, int | float)
+        and baseline > 0
+        and reconstruction < t["collapse_reconstruction_ratio"] * baseline
+    ):
+        return []
     return [
         Finding(
             "PosteriorCollapse",
             "critical",
-            f"{active} of {dims} latent units are active; KL {m.get('kl', 0):.3g} nats",
+            f"{active} of {dims} latent units are active; KL {m.get('kl', 0):.3g} nats"
+            + (
+                f"; reconstruction {reconstruction:.4g}, the latent-free decoder's {baseline:.4g}"
+                if isinstance(reconstruction, int | float) and isinstance(baseline, int | float)
+                else ""
+            ),
             {
                 "step": m["step"],
                 "active_units": active,
                 "latent_dims": dims,
                 "kl": m.get("kl"),
                 "kl_weight": m.get("kl_weight"),
+                "reconstruction_loss": reconstruction,
+                "reconstruction_baseline": baseline,
             },
         )
     ]

@@ -133,6 +133,7 @@ def milestone(snapshot: Snapshot) -> dict[str, Any] | None:
         "kl",
         "kl_weight",
         "reconstruction_loss",
+        "reconstruction_baseline",
         "active_units",
         "latent_dims",
         "ema_init_weight",

@@ -116,3 +116,25 @@ def test_modes_lost_are_counted_against_the_number_of_modes() -> None:
     assert "ModeCollapse" not in {f.kind for f in diagnose(grid_swing, "gan")}
     grid_loss = [grid(1000, 25), grid(1500, 18), grid(2000, 18)]
     assert "ModeCollapse" in {f.kind for f in diagnose(grid_loss, "gan")}
+
+
+def test_a_wide_latent_that_prunes_its_units_is_not_a_collapse() -> None:
+    def vae(active: int, reconstruction: float) -> list[dict]:
+        return [
+            {
+                "step": 1500,
+                "active_units": active,
+                "latent_dims": 64,
+                "reconstruction_loss": reconstruction,
+                "reconstruction_baseline": 27.24,
+            }
+        ]
+
+    def collapsed(history: list[dict]) -> bool:
+        return "PosteriorCollapse" in {f.kind for f in diagnose(history, "vae")}
+
+    assert not collapsed(vae(9, 20.1)), "9 of 64 units carry the images: pruning"
+    assert collapsed(vae(0, 27.3)), "none active, reconstruction at the latent-free decoder's"
+    assert collapsed(vae(2, 26.9)), "nearly none, reconstruction within 5% of it"
+    without_baseline = [{k: v for k, v in vae(9, 20.1)[0].items() if k != "reconstruction_baseline"}]
+    assert collapsed(without_baseline), "an older trainer: the unit count alone decides"

@@ -262,6 +262,11 @@ METRICS = (
         "Held-out reconstruction loss, nats per example.",
     ),
     _milestone(
+        "gentrain_milestone_reconstruction_baseline",
+        (),
+        "Held-out reconstruction loss of a decoder that ignores the latent (the mean image).",
+    ),
+    _milestone(
         "gentrain_milestone_active_units",
         (),
         "Latent dimensions whose posterior mean varies (Cov > 0.01).",
