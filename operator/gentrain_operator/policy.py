@@ -254,6 +254,11 @@ def decide(
     if remediation.get("mode", "auto") == "off":
         decision.waiting = "remediation is off"
         return decision
+    if float(context.get("remaining_fraction", 1.0)) <= 0.0:
+        # The trainer has finished: a change would never take effect, and with no later
+        # milestone its record could not be replayed if the status write after it failed.
+        decision.waiting = "the run has reached its last step"
+        return decision
     pending = [r for r in records if resolved.get(r["id"]) == "pending"]
     if pending:
         decision.waiting = f"waiting for the outcome of {pending[-1]['id']}"

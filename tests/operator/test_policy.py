@@ -302,3 +302,18 @@ def test_several_discriminator_steps_are_undone_first_unless_the_loss_is_wgan() 
     for hyperparameters in ({"ganLoss": "wgan_gp", "discriminatorSteps": 5}, {"ganLoss": "minimax"}):
         plan = first_plan(**hyperparameters)
         assert plan is not None and "one_discriminator_step" not in plan.actions, hyperparameters
+
+
+def test_nothing_is_changed_at_the_last_milestone_of_a_run() -> None:
+    # Seen on a loaded machine: a second action decided at the final milestone was patched
+    # into the spec, its status write failed, and no later milestone could record it.
+    finding = Finding("DiscriminatorOverpowering", "warning", "", {})
+    decision = policy.decide(
+        [finding],
+        [],
+        gan_job()["spec"],
+        {"step": 3000},
+        FAMILY_DEFAULTS["gan"],
+        {"last_healthy_checkpoint": None, "interval": 500, "remaining_fraction": 0.0},
+    )
+    assert decision.plan is None and decision.waiting == "the run has reached its last step"

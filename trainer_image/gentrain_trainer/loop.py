@@ -265,13 +265,7 @@ class Trainer:
             "gentrain_loss": {(k,): v for k, v in self.smoothed.items()},
             "gentrain_grad_norm": {(k,): v for k, v in norms.items()},
             "gentrain_learning_rate": {(k,): v for k, v in lrs.items()},
-            "gentrain_hyperparameter": {
-                (k,): float(v) for k, v in self.effective_hp().items() if not isinstance(v, str)
-            },
-            "gentrain_hyperparameter_info": {
-                (k, v): 1.0 for k, v in self.hp.items() if isinstance(v, str)
-            },
-            "gentrain_config_generation": {(): float(self.generation)},
+            **self._configuration_series(),
             "gentrain_checkpoints_damaged_total": {(): float(self.store.damaged)},
             "gentrain_device_info": {(self.device.type, resources.device_name(self.device)): 1.0},
             "gentrain_torch_threads": {(): float(self.threads)},
@@ -282,6 +276,19 @@ class Trainer:
             **self.counters,
         }
         self.collector.live = live
+
+    def _configuration_series(self) -> dict[str, dict[tuple[str, ...], float]]:
+        """The configuration in force: its generation and every hyperparameter, always
+        exported together (a scrape once read a new generation with the old rates)."""
+        return {
+            "gentrain_hyperparameter": {
+                (k,): float(v) for k, v in self.effective_hp().items() if not isinstance(v, str)
+            },
+            "gentrain_hyperparameter_info": {
+                (k, v): 1.0 for k, v in self.hp.items() if isinstance(v, str)
+            },
+            "gentrain_config_generation": {(): float(self.generation)},
+        }
 
     # -- milestones -----------------------------------------------------------------
     def milestone(self) -> None:
@@ -333,7 +340,7 @@ class Trainer:
         self.apply_config()
         self.collector.live = {
             **self.collector.live,
-            "gentrain_config_generation": {(): float(self.generation)},
+            **self._configuration_series(),
             **self.counters,
         }
         self.collector.milestone = exporter.milestone_series(
