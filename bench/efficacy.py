@@ -123,6 +123,18 @@ def worse_than(value: float | None, other: float | None, better: str) -> bool:
     return value < (1 - TOLERANCE) * other if better == "higher" else value > (1 + TOLERANCE) * other
 
 
+class InterruptedRunError(RuntimeError):
+    """A run stopped before its last step (the in-process trainer saves and stops on
+    SIGTERM, as in a pod): its figures are not the run's, so no row is written."""
+
+
+def complete(result: LoopResult, spec: dict[str, Any]) -> LoopResult:
+    wanted = int(spec["training"]["maxSteps"])
+    if result.steps < wanted:
+        raise InterruptedRunError(f"a run stopped at step {result.steps} of {wanted}")
+    return result
+
+
 def cases(which: str, names: list[str]) -> list[tuple[str, Path]]:
     chosen = SETS if which == "all" else (which,)
     found = [(s, p) for s in chosen for p in sorted((ZOO / s).glob("*.yaml"))]
@@ -134,7 +146,8 @@ def measure(set_name: str, path: Path, seed: int) -> dict[str, Any]:
     metric, better = case["quality"]["metric"], case["quality"]["better"]
     over_last = int(case["quality"].get("over_last", 1))
     base = merged(case["base"], {"training": {"seed": seed}})
-    healthy = run(merged(base, {**case["healthy"], "remediation": {"mode": "auto"}}))
+    spec = merged(base, {**case["healthy"], "remediation": {"mode": "auto"}})
+    healthy = complete(run(spec), spec)
     reference = final(healthy, metric, over_last)
     row: dict[str, Any] = {
         "set": set_name,
@@ -154,7 +167,8 @@ def measure(set_name: str, path: Path, seed: int) -> dict[str, Any]:
     if "broken" not in case:
         return row
     for mode in ("off", "auto"):
-        result = run(merged(base, {**case["broken"], "remediation": {"mode": mode}}))
+        spec = merged(base, {**case["broken"], "remediation": {"mode": mode}})
+        result = complete(run(spec), spec)
         row[mode] = final(result, metric, over_last)
         row[f"{mode}_seconds"] = round(result.seconds, 1)
         if mode == "auto":

@@ -95,3 +95,14 @@ def test_the_wilson_interval_matches_its_textbook_values() -> None:
     low, high = efficacy_report.wilson(81, 263)
     assert round(low, 4) == 0.2553 and round(high, 4) == 0.3662
     assert efficacy_report.wilson(0, 10)[0] == 0.0
+
+
+def test_a_run_cut_short_writes_no_row() -> None:
+    # Seen here: a SIGTERM to the study stopped its in-process trainer gracefully (as in a
+    # pod) and the study wrote a row from the truncated runs (auto: no FID at all).
+    from bench.closed_loop import LoopResult
+
+    spec = {"training": {"maxSteps": 1200}}
+    assert efficacy.complete(LoopResult(steps=1200), spec).steps == 1200
+    with pytest.raises(efficacy.InterruptedRunError, match="step 150 of 1200"):
+        efficacy.complete(LoopResult(steps=150), spec)
