@@ -234,7 +234,8 @@ def main() -> None:
     logging.disable(logging.WARNING)
     if args.report_only:
         wanted = {(s, p.stem) for s, p in cases(args.set, args.only)}
-        rows = [r for r in load_rows() if (r["set"], r["case"]) in wanted]
+        latest = {key(r): r for r in load_rows()}  # a case measured again replaces its row
+        rows = sorted((r for r in latest.values() if (r["set"], r["case"]) in wanted), key=key)
     else:
         rows = study(args.set, args.only, args.seeds, args.fresh)
     efficacy_report.write(rows, OUT, COMMIT)
