@@ -18,7 +18,7 @@ import yaml
 
 from bench.recorder import RecordingTrainer
 from gentrain_operator.milestones import process
-from gentrain_operator.trainer_config import render
+from gentrain_operator.trainer_config import render_job
 from gentrain_trainer.loop import Options, Trainer
 
 
@@ -45,21 +45,7 @@ def run(job_spec: dict[str, Any], directory: Path | None = None) -> LoopResult:
         config_path = root / "config.yaml"
 
         def write_config() -> None:
-            pinned = (
-                [job["status"]["lastHealthyCheckpoint"]]
-                if job["status"].get("lastHealthyCheckpoint") is not None
-                else []
-            )
-            config_path.write_text(
-                yaml.safe_dump(
-                    render(
-                        job["spec"],
-                        job["metadata"]["generation"],
-                        pinned,
-                        int(job["status"].get("checkpointStep") or 0),
-                    )
-                )
-            )
+            config_path.write_text(yaml.safe_dump(render_job(job)))
 
         def on_milestone(record: dict[str, Any], trainer: Trainer) -> None:
             outcome = process(record, job, now=time.time())

@@ -75,11 +75,33 @@ def recovered_at(result: LoopResult) -> int | None:
 def describe(record: dict[str, Any]) -> str:
     actions = [
         f"{a}(x{record['search']['factor']:g})"
-        if a == "search_learning_rate" and "search" in record
+        if a in ("search_learning_rate", "probe_learning_rate") and "search" in record
         else a
         for a in record["actions"]
     ]
     return f"{record['finding']}:{'+'.join(actions)}@{record['step']}"
+
+
+def changed_something(record: dict[str, Any]) -> bool:
+    """Whether a remediation record acted: a rate check whose probe kept the rate changed
+    nothing (its compute is counted as search steps)."""
+    if record["finding"] != "LearningRateCheck":
+        return True
+    return float((record.get("search") or {}).get("factor", 1.0)) != 1.0
+
+
+def search_steps(result: LoopResult) -> int:
+    """Steps trained outside the run's own: learning-rate searches and probes."""
+    return sum(int((r.get("search") or {}).get("stepsTrained", 0)) for r in result.remediations)
+
+
+def probes(result: LoopResult) -> list[dict[str, Any]]:
+    """Every rate check's held-out loss per candidate factor, for fitting its margin."""
+    return [
+        {"step": r["step"], "losses": r["search"]["losses"], "factor": r["search"]["factor"]}
+        for r in result.remediations
+        if "probe_learning_rate" in r["actions"] and "search" in r
+    ]
 
 
 def _commit() -> str:
@@ -120,7 +142,9 @@ def worse_than(value: float | None, other: float | None, better: str) -> bool:
         return False
     if value is None:
         return True
-    return value < (1 - TOLERANCE) * other if better == "higher" else value > (1 + TOLERANCE) * other
+    return (
+        value < (1 - TOLERANCE) * other if better == "higher" else value > (1 + TOLERANCE) * other
+    )
 
 
 class InterruptedRunError(RuntimeError):
@@ -158,7 +182,10 @@ def measure(set_name: str, path: Path, seed: int) -> dict[str, Any]:
         "better": better,
         "healthy": reference,
         "healthy_steps": healthy.steps,
-        "healthy_actions": [describe(r) for r in healthy.remediations],
+        "healthy_actions": [describe(r) for r in healthy.remediations if changed_something(r)],
+        "healthy_checks": [describe(r) for r in healthy.remediations if not changed_something(r)],
+        "healthy_search_steps": search_steps(healthy),
+        "healthy_probes": probes(healthy),
         "healthy_seconds": round(healthy.seconds, 1),
         "pathological": "broken" in case,
         "commit": COMMIT,
@@ -181,10 +208,9 @@ def measure(set_name: str, path: Path, seed: int) -> dict[str, Any]:
             row["discarded_steps"] = max(
                 (int(m.get("origin_step", 0)) for m in result.milestones), default=0
             )
-            # Compute spent outside the run's steps: learning-rate searches.
-            row["search_steps"] = sum(
-                int((r.get("search") or {}).get("stepsTrained", 0)) for r in result.remediations
-            )
+            # Compute spent outside the run's steps: learning-rate searches and probes.
+            row["search_steps"] = search_steps(result)
+            row["probes"] = probes(result)
     return row
 
 

@@ -15,7 +15,7 @@ from . import builders, kube, names
 from .conditions import get as get_condition
 from .conditions import now, set_condition
 from .settings import Settings
-from .trainer_config import render
+from .trainer_config import render_job
 
 log = logging.getLogger("gentrain.lifecycle")
 # The trainer's exit codes that no retry can fix (gentrain_trainer.__main__).
@@ -42,13 +42,8 @@ def _ensure_children(job: Mapping[str, Any], settings: Settings) -> None:
 
 
 def _ensure_config(job: Mapping[str, Any]) -> None:
-    meta, status = job["metadata"], job.get("status") or {}
-    pinned = (
-        [status["lastHealthyCheckpoint"]] if status.get("lastHealthyCheckpoint") is not None else []
-    )
-    generation = int(meta.get("generation", 1))
-    judged = int(status.get("checkpointStep") or 0)
-    wanted = builders.config_map(job, render(job["spec"], generation, pinned, judged))
+    meta = job["metadata"]
+    wanted = builders.config_map(job, render_job(job))
     existing = kube.read_config_map(meta["namespace"], wanted["metadata"]["name"])
     if existing is None:
         kube.create("ConfigMap", meta["namespace"], wanted)

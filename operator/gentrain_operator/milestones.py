@@ -160,7 +160,8 @@ def _adopt_search(
         (
             r
             for r in reversed(records)
-            if "search_learning_rate" in r.get("actions", []) and "search" not in r
+            if {"search_learning_rate", "probe_learning_rate"} & set(r.get("actions", []))
+            and "search" not in r
         ),
         None,
     )
@@ -189,11 +190,16 @@ def _adopt_search(
         for f, v in ordering["search"]["losses"].items()
     )
     chose = "; ".join(f"{c.field.rsplit('.', 1)[-1]} {c.old:.3g} -> {c.new:.3g}" for c in changes)
+    judged_by = (
+        "held-out loss after its probe steps"
+        if "probe_learning_rate" in ordering.get("actions", [])
+        else "loss over its last probe steps"
+    )
     event = (
         "Normal",
         "LearningRateSearched",
         f"learning-rate search for {ordering['id']} at step {record['step']} "
-        f"(loss over its last probe steps): {tried}; chose x{factor:g}"
+        f"({judged_by}): {tried}; chose x{factor:g}"
         + (f": {chose}" if chose else ", the rate as configured"),
     )
     return (new if changes else None), event

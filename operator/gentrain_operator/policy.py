@@ -22,6 +22,19 @@ from .ladders import LADDERS, PRIORITY, Ladder, ladder
 __all__ = ["LADDERS", "PRIORITY", "Ladder", "apply_to_spec", "decide", "ladder"]
 
 LR_FLOOR = 1e-6
+# The rate check: a probe from the run's weights (the trainer's `probe_learning_rate`:
+# the rates in force, ten times them and a tenth of them, each trained a few steps and
+# judged on held-out data; a rate is adopted only if it wins clearly). "Learning, but far
+# worse than it could" shows in no loss: a transformer at 20x its rate ends at 2.4 nats
+# where its healthy twin reaches 1.6, and nothing along the way looks broken. So every
+# run of a family with a held-out objective is checked once a fifth of it is done (past
+# its warm-up), and once more if the first check moved the rate.
+RATE_CHECK_FAMILIES = ("transformer", "diffusion", "vae")
+RATE_CHECK_FROM = 0.2  # of the run done
+RATE_CHECK_UNTIL = 0.3  # of the run still to come: a new rate needs steps to pay off
+RATE_CHECKS = 2
+PROBE_CANDIDATES = 3  # the trainer's PROBE_FACTORS
+RATE_CHECK_BUDGET = 0.05  # of the run's steps per check, all candidates together
 # The order in which switch_gan_loss moves away from a loss.
 NEXT_GAN_LOSS = {
     "minimax": "non_saturating",
@@ -31,6 +44,7 @@ NEXT_GAN_LOSS = {
     "wgan_gp": None,
 }
 HP = "training.hyperparameters."
+RATE_CHECK = "LearningRateCheck"  # the finding a scheduled rate check is recorded under
 
 
 @dataclass
@@ -177,6 +191,17 @@ def _plan_actions(
             probe = min(50, max(10, int(context.get("interval", 100)) // 4))
             ok = family != "gan"
             commands.append({"action": "search_learning_rate", "searchSteps": probe})
+        elif action == "probe_learning_rate":
+            per_candidate = (
+                RATE_CHECK_BUDGET * float(context.get("max_steps", 0)) / PROBE_CANDIDATES
+            )
+            ok = family in RATE_CHECK_FAMILIES
+            commands.append(
+                {
+                    "action": "probe_learning_rate",
+                    "searchSteps": min(50, max(5, int(per_candidate))),
+                }
+            )
         elif action in ("rollback", "rollback_skip_batches"):
             target = context.get("last_healthy_checkpoint")
             if target is None or not room:
@@ -273,6 +298,7 @@ def decide(
         key=lambda f: PRIORITY.index(f.kind),
     )
     if not actionable:
+        decision.plan = _rate_check(records, spec, milestone, family_defaults, context)
         return decision
     if len(records) >= int(remediation.get("maxActions", 8)):
         decision.exhausted = f"the cap of {remediation.get('maxActions', 8)} actions is reached"
@@ -292,6 +318,43 @@ def decide(
                 return decision
         decision.exhausted = f"every action for {finding.kind} has been tried or is not possible"
     return decision
+
+
+def _rate_check(
+    records: Sequence[Mapping[str, Any]],
+    spec: Mapping[str, Any],
+    milestone: Mapping[str, Any],
+    family_defaults: Mapping[str, Any],
+    context: Mapping[str, Any],
+) -> Plan | None:
+    """The rate check, when one is due at this milestone (see RATE_CHECK_FAMILIES)."""
+    rules = ((spec.get("remediation") or {}).get("rules") or {}).get(RATE_CHECK) or {}
+    if spec["model"]["family"] not in RATE_CHECK_FAMILIES or rules.get("enabled") is False:
+        return None
+    remaining = float(context.get("remaining_fraction", 1.0))
+    if remaining > 1 - RATE_CHECK_FROM or remaining < RATE_CHECK_UNTIL:
+        return None
+    trained = int(milestone["step"]) - int(milestone.get("origin_step", 0))
+    if trained < int(_hp(spec, "warmupSteps", family_defaults) or 0):
+        return None  # still warming up: the rate in force is not the rate configured
+    checks = [r for r in records if r["finding"] == RATE_CHECK]
+    if len(checks) >= RATE_CHECKS or len(records) >= int(
+        (spec.get("remediation") or {}).get("maxActions", 8)
+    ):
+        return None
+    if checks and float((checks[-1].get("search") or {}).get("factor", 1.0)) == 1.0:
+        return None  # the last check kept the rate (or has not reported yet)
+    planned = _plan_actions(["probe_learning_rate"], spec, family_defaults, context, set())
+    if planned is None:
+        return None
+    finding = Finding(
+        RATE_CHECK,
+        "info",
+        f"a rate check at step {milestone['step']}: would another learning rate do much "
+        "better from here?",
+        {"step": milestone["step"], "check": len(checks) + 1},
+    )
+    return Plan(finding, 0, ["probe_learning_rate"], *planned)
 
 
 def apply_changes(spec: Mapping[str, Any], changes: Sequence[Change]) -> dict[str, Any]:

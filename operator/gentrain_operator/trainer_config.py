@@ -59,6 +59,20 @@ ARCHITECTURE = {
 }
 
 
+def render_job(job: Mapping[str, Any]) -> dict[str, Any]:
+    """The trainer's configuration for a GenerativeTrainingJob as it stands: its spec at
+    its generation, and the retention its status implies (the last healthy checkpoint is
+    pinned; everything up to the last checkpoint the operator saw has been judged)."""
+    status = job.get("status") or {}
+    healthy = status.get("lastHealthyCheckpoint")
+    return render(
+        job["spec"],
+        int(job["metadata"].get("generation", 1)),
+        [int(healthy)] if healthy is not None else [],
+        int(status.get("checkpointStep") or 0),
+    )
+
+
 def render(
     spec: Mapping[str, Any],
     generation: int,

@@ -145,7 +145,9 @@ def test_the_searched_rate_is_written_into_the_job_and_its_record() -> None:
     job["spec"], job["status"] = outcome.spec, outcome.status
     job["metadata"]["generation"] = 3
     later = process({**milestone(400, 2.5), "generation": 3}, job, now=0.0)
-    assert later.spec is None
+    # (The rate check is due there: it adds its probe, and nothing else.)
+    assert later.record is not None and later.record["actions"] == ["probe_learning_rate"]
+    assert later.spec is not None and later.spec["training"] == outcome.spec["training"]
 
 
 def test_a_search_the_job_has_moved_past_is_recorded_but_not_written() -> None:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from . import distributed, learning_rate_search
 from .config import Command
+from .datasets import Batch
 
 if TYPE_CHECKING:
     from .loop import Trainer
@@ -40,7 +41,7 @@ def mark_applied(trainer: Trainer, command_id: str) -> None:
 
 
 def apply(trainer: Trainer, command: Command, generation: int) -> None:
-    if command.action == "search_learning_rate":
+    if command.action in ("search_learning_rate", "probe_learning_rate"):
         search_learning_rate(trainer, command, generation)
         return
     if command.action == "reinitialize":
@@ -108,19 +109,41 @@ def refuse(trainer: Trainer, command: Command, reason: str, why: str) -> None:
 
 
 def search_learning_rate(trainer: Trainer, command: Command, generation: int) -> None:
-    try:
-        result = learning_rate_search.search(
-            trainer.family,
-            trainer.config.family,
-            trainer.hp,
-            # Each rank its own batches, as in training; rank 0's choice holds for all.
-            lambda i: trainer.dataset.batch(
-                (trainer.data_index + i) * trainer.world.size + trainer.world.rank,
-                trainer.config.batch_size,
-            ),
-            lambda i: trainer.seed_at(trainer.step + i),
-            command.search_steps,
+    """`search_learning_rate` (a range test, usually from fresh weights) or
+    `probe_learning_rate` (the rate check from the run's weights, both ways)."""
+
+    # Each rank its own batches, as in training; rank 0's choice holds for all.
+    def batch_at(i: int) -> Batch:
+        return trainer.dataset.batch(
+            (trainer.data_index + i) * trainer.world.size + trainer.world.rank,
+            trainer.config.batch_size,
         )
+
+    def seed_at(i: int) -> int:
+        return trainer.seed_at(trainer.step + i)
+
+    try:
+        if command.action == "probe_learning_rate":
+            result = learning_rate_search.probe(
+                trainer.family,
+                trainer.effective_hp(),
+                batch_at,
+                seed_at,
+                command.search_steps,
+                trainer.step - trainer.origin,
+            )
+            # The probe scales the rates in force, which may carry an earlier choice.
+            if trainer.rate_factor is not None:
+                result.factor *= trainer.rate_factor[0]
+        else:
+            result = learning_rate_search.search(
+                trainer.family,
+                trainer.config.family,
+                trainer.hp,
+                batch_at,
+                seed_at,
+                command.search_steps,
+            )
     except learning_rate_search.SearchRefusedError as refused:
         refuse(trainer, command, "search_refused", str(refused))
         return

@@ -30,7 +30,13 @@ import yaml
 from . import hyperparameters
 
 FAMILIES = tuple(hyperparameters.FAMILIES)
-COMMAND_ACTIONS = ("rollback", "reset_discriminator", "reinitialize", "search_learning_rate")
+COMMAND_ACTIONS = (
+    "rollback",
+    "reset_discriminator",
+    "reinitialize",
+    "search_learning_rate",
+    "probe_learning_rate",
+)
 
 
 class ConfigError(ValueError):
@@ -43,7 +49,7 @@ class Command:
     action: str
     step: int | None = None
     skip_batches: int = 0
-    search_steps: int = 25  # search_learning_rate: probe steps per candidate
+    search_steps: int = 25  # search/probe_learning_rate: steps per candidate
 
 
 # Checkpoints newer than the operator's last verdict kept beyond `keep` (see Retention).

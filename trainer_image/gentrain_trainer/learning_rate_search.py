@@ -36,6 +36,9 @@ from .datasets import Batch
 from .families import Family
 
 FACTORS = (1.0, 0.3, 0.1, 0.03, 0.01, 0.003)
+# The rate check (`probe`): from the run's current weights, a tenfold step either way.
+PROBE_FACTORS = (10.0, 1.0, 0.1)
+PROBE_MARGIN = 0.02  # provisional: fitted on the calibration zoo below
 STEPS = 25
 STEP_UP = 0.10  # relative probe loss within which the next larger candidate is preferred
 # The trainer's names of the rates a factor scales (generator and discriminator for GANs).
@@ -77,6 +80,37 @@ def scaled(hyperparameters: dict[str, Any], factor: float) -> dict[str, Any]:
     return {k: (float(v) * factor if k in RATES else v) for k, v in hyperparameters.items()}
 
 
+def _train_candidates(
+    family: Family,
+    hyperparameters: dict[str, Any],
+    factors: tuple[float, ...],
+    batch_at: Callable[[int], Batch],
+    seed_at: Callable[[int], int],
+    steps: int,
+    at_step: int,
+    score: Callable[[list[float]], float],
+) -> dict[float, float]:
+    """Each factor trains `steps` steps from the family's current weights and is scored by
+    `score(its training losses)`; the weights and hyperparameters are put back after."""
+    start = copy.deepcopy(family.state_dict())
+    kept = dict(family.hp)
+    losses: dict[float, float] = {}
+    try:
+        for factor in factors:
+            family.load_state_dict(copy.deepcopy(start))
+            family.apply_hyperparameters(scaled(hyperparameters, factor), at_step)
+            seen = []
+            drawn = _counter(batch_at)
+            for index in range(steps):
+                torch.manual_seed(seed_at(index))
+                seen.append(family.train_step(drawn, at_step + index).losses)
+            losses[factor] = score(seen)
+    finally:
+        family.load_state_dict(start)
+        family.apply_hyperparameters(kept, at_step)
+    return losses
+
+
 def search(
     family: Family,
     family_name: str,
@@ -92,30 +126,55 @@ def search(
     key = JUDGED_LOSS.get(family_name)
     if key is None:
         raise SearchRefusedError(f"the {family_name} family has no loss that ranks learning rates")
-    start = copy.deepcopy(family.state_dict())
-    kept = dict(family.hp)
-    losses: dict[float, float] = {}
-    try:
-        for factor in FACTORS:
-            family.load_state_dict(copy.deepcopy(start))
-            candidate = scaled(hyperparameters, factor)
-            if "warmup_steps" in candidate:
-                candidate["warmup_steps"] = 0
-            family.apply_hyperparameters(candidate, 0)
-            seen = []
-            drawn = _counter(batch_at)
-            for index in range(steps):
-                torch.manual_seed(seed_at(index))
-                result = family.train_step(drawn, index)
-                seen.append(result.losses[key])
-            tail = seen[-max(1, steps // 3) :]
-            losses[factor] = (
-                statistics.mean(tail) if all(math.isfinite(v) for v in tail) else math.inf
-            )
-    finally:
-        family.load_state_dict(start)
-        family.apply_hyperparameters(kept, 0)
+
+    def tail_mean(seen: list[dict[str, float]]) -> float:
+        tail = [s[key] for s in seen[-max(1, steps // 3) :]]
+        return statistics.mean(tail) if all(math.isfinite(v) for v in tail) else math.inf
+
+    fresh = dict(hyperparameters)
+    if "warmup_steps" in fresh:
+        fresh["warmup_steps"] = 0
+    losses = _train_candidates(family, fresh, FACTORS, batch_at, seed_at, steps, 0, tail_mean)
     return SearchResult(losses, choose(losses), steps)
+
+
+def probe(
+    family: Family,
+    hyperparameters: dict[str, Any],
+    batch_at: Callable[[int], Batch],
+    seed_at: Callable[[int], int],
+    steps: int,
+    at_step: int,
+) -> SearchResult:
+    """The rate check: from the run's current weights, at its current step (its warm-up
+    and schedule as they are), the configured rates and PROBE_FACTORS of them each train
+    `steps` steps and are judged on held-out data (`Family.held_out_loss`). A rate other
+    than the configured one is chosen only if it wins clearly (`choose_probe`)."""
+    if family.held_out_loss(at_step) is None:
+        raise SearchRefusedError(f"the {family.name} family has no loss that ranks learning rates")
+
+    def held_out(seen: list[dict[str, float]]) -> float:
+        value = family.held_out_loss(at_step + steps)
+        return value if value is not None and math.isfinite(value) else math.inf
+
+    losses = _train_candidates(
+        family, hyperparameters, PROBE_FACTORS, batch_at, seed_at, steps, at_step, held_out
+    )
+    return SearchResult(losses, choose_probe(losses), steps)
+
+
+def choose_probe(losses: dict[float, float], margin: float = PROBE_MARGIN) -> float:
+    """The candidate with the lowest held-out loss if it beats the configured rate's by
+    more than `margin` (relative), else the configured rate (x1): a short probe favours
+    whichever rate cashes in soonest, and a healthy run should be left alone."""
+    current = losses.get(1.0, math.inf)
+    others = {f: v for f, v in losses.items() if f != 1.0 and math.isfinite(v)}
+    if not others:
+        return 1.0
+    best = min(sorted(others), key=lambda f: others[f])
+    if not math.isfinite(current) or others[best] < current * (1 - margin):
+        return best
+    return 1.0
 
 
 def choose(losses: dict[float, float]) -> float:

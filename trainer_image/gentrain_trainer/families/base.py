@@ -80,6 +80,12 @@ class Family:
         where the family has one: a run whose loss stays there is not learning."""
         return None
 
+    def held_out_loss(self, step: int) -> float | None:
+        """The training objective on held-out data with fixed noise (the same on every
+        call), or None where the family has no objective that ranks a fit (a GAN's
+        losses score a game). Candidates of a learning-rate probe are judged on it."""
+        return None
+
     def reset_discriminator(self, step: int) -> bool:
         """Re-initialises the discriminator and its optimizer; False if there is none."""
         return False

@@ -21,6 +21,12 @@ from ..datasets import Dataset, ImageDataset
 from ..evaluation import image_quality, pictures
 from .base import Family, ModelConfigError, NextBatch, StepResult, clip_and_measure, set_lr
 
+# `held_out_loss`: so many held-out images, each noised at so many timesteps, drawn from
+# a fixed seed.
+HELD_OUT_IMAGES = 256
+HELD_OUT_DRAWS = 2
+HELD_OUT_NOISE_SEED = 7919
+
 
 def noise_schedule(kind: str, steps: int) -> torch.Tensor:
     """Betas of the forward process."""
@@ -159,6 +165,31 @@ class Diffusion(Family):
         self.ema.load_state_dict(state["ema"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.ema_init_weight = float(state.get("ema_init_weight", 0.0))  # unknown: assume spent
+
+    @torch.no_grad()
+    def held_out_loss(self, step: int) -> float | None:
+        """The denoising loss of the trained (not the EMA) weights on held-out images, at
+        timesteps and noise drawn once from a fixed seed: two calls differ only in the
+        weights, whichever timesteps happen to be hard."""
+        images = self.dataset.held_out[:HELD_OUT_IMAGES]
+        g = torch.Generator().manual_seed(HELD_OUT_NOISE_SEED)
+        x0 = images.repeat(HELD_OUT_DRAWS, 1, 1, 1)
+        t = torch.randint(self.steps, (x0.shape[0],), generator=g)
+        noise = torch.randn(x0.shape, generator=g)
+        x0, t, noise = x0.to(self.device), t.to(self.device), noise.to(self.device)
+        a = self.alpha_bar[t][:, None, None, None]
+        self.model.eval()
+        try:
+            total = 0.0
+            for start in range(0, x0.shape[0], 256):
+                part = slice(start, start + 256)
+                noisy = a[part].sqrt() * x0[part] + (1 - a[part]).sqrt() * noise[part]
+                total += float(
+                    F.mse_loss(self.model(noisy, t[part]).float(), noise[part], reduction="sum")
+                )
+        finally:
+            self.model.train()
+        return total / noise.numel()
 
     @torch.no_grad()
     def sample(self, n: int, sampler: str = "ddim", ddim_steps: int = 25) -> torch.Tensor:

@@ -193,7 +193,8 @@ class Transformer(Family):
         self.optimizer.load_state_dict(state["optimizer"])
 
     @torch.no_grad()
-    def evaluate(self, step: int) -> dict[str, Any]:
+    def held_out_loss(self, step: int) -> float | None:
+        """Cross-entropy on the validation batches (the same windows on every call)."""
         self.model.eval()
         try:
             batches = self.dataset.validation_batches(
@@ -209,7 +210,11 @@ class Transformer(Family):
                 )
         finally:
             self.model.train()
-        validation = sum(losses) / len(losses)
+        return sum(losses) / len(losses)
+
+    def evaluate(self, step: int) -> dict[str, Any]:
+        validation = self.held_out_loss(step)
+        assert validation is not None
         return {"validation_loss": validation, "perplexity": math.exp(min(validation, 50.0))}
 
     @torch.no_grad()

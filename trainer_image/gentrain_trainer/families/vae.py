@@ -20,6 +20,9 @@ from ..datasets import Dataset, ImageDataset
 from ..evaluation import image_quality, pictures
 from .base import Family, ModelConfigError, NextBatch, StepResult, clip_and_measure, set_lr
 
+# The reparameterisation noise of `held_out_loss`: fixed, so that two calls differ only
+# in the weights.
+HELD_OUT_NOISE_SEED = 7919
 ACTIVE_THRESHOLD = 0.01  # Burda et al. (2016): a unit is active if Cov_x(E[z|x]) > 0.01
 
 
@@ -158,6 +161,24 @@ class VAE(Family):
         x = self.dataset.held_out.to(self.device)
         reconstruction, kl_per_dim, mu, _ = self._terms(x)
         return mu.cpu(), kl_per_dim.mean(0).cpu(), reconstruction.mean().cpu()
+
+    @torch.no_grad()
+    def held_out_loss(self, step: int) -> float | None:
+        """The objective (reconstruction + weighted KL, free bits as in training) on the
+        held-out images, with the same reparameterisation noise on every call."""
+        self.model.eval()
+        try:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(HELD_OUT_NOISE_SEED)
+                reconstruction, kl_per_dim, _, _ = self._terms(
+                    self.dataset.held_out.to(self.device)
+                )
+        finally:
+            self.model.train()
+        kl_dims = kl_per_dim.mean(0)
+        free_bits = float(self.hp["free_bits"])
+        kl_term = kl_dims.clamp_min(free_bits).sum() if free_bits > 0 else kl_dims.sum()
+        return float(reconstruction.mean() + self.current_kl_weight(step) * kl_term)
 
     @torch.no_grad()
     def reconstruction_baseline(self) -> float:

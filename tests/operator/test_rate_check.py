@@ -1,0 +1,129 @@
+"""The rate check: a run of a family with a held-out objective (transformer, DDPM, VAE) that
+shows no finding is probed once a fifth of it is done, past its warm-up — would a tenfold
+higher or lower rate do much better from here? — and once more if the first probe moved the
+rate. The trainer's choice is written into the job; a probe that kept the rate changes
+nothing. Never for GANs, never with remediation off or the check disabled, never so late
+that a new rate could not pay off."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gentrain_operator import policy
+from gentrain_operator.milestones import process
+
+
+def job(family: str = "transformer", **overrides: Any) -> dict[str, Any]:
+    hyperparameters = {"learningRate": 0.0001, "warmupSteps": 0}
+    hyperparameters.update(overrides.pop("hyperparameters", {}))
+    return {
+        "metadata": {"name": "t", "namespace": "n", "generation": 1},
+        "spec": {
+            "model": {"family": family},
+            "dataset": {"name": "pydoc"},
+            "training": {"maxSteps": 1000, "hyperparameters": hyperparameters},
+            "checkpoints": {"interval": 100},
+            "remediation": {"mode": "auto", **overrides},
+        },
+        "status": {},
+    }
+
+
+def healthy(step: int, generation: int = 1, **extra: Any) -> dict[str, Any]:
+    """A milestone no rule finds anything in (a loss well below the baseline)."""
+    return {
+        "step": step,
+        "time": float(step),
+        "generation": generation,
+        "nonfinite": 0,
+        "loss_mean": {"model": 3.0 - step / 1000},
+        "loss_last": {"model": 3.0 - step / 1000},
+        "baseline_loss": 5.0,
+        **extra,
+    }
+
+
+def probed(step: int, generation: int, factor: float) -> dict[str, Any]:
+    """A milestone as the trainer publishes it after a probe."""
+    return healthy(
+        step,
+        generation,
+        learning_rate_search={
+            "losses": {"10": 2.5, "1": 2.9, "0.1": 2.95},
+            "factor": factor,
+            "steps": 48,
+        },
+    )
+
+
+def feed(job: dict[str, Any], milestones: list[dict[str, Any]]) -> list[Any]:
+    outcomes = []
+    for record in milestones:
+        outcome = process(record, job, now=0.0)
+        job["status"] = {**job["status"], **outcome.status}
+        if outcome.spec is not None:
+            job["spec"] = outcome.spec
+            job["metadata"]["generation"] += 1
+        outcomes.append(outcome)
+    return outcomes
+
+
+def test_a_run_is_probed_once_a_fifth_of_it_is_done() -> None:
+    j = job()
+    early, due = feed(j, [healthy(100), healthy(200)])
+    assert early.record is None
+    assert due.record is not None
+    assert due.record["finding"] == policy.RATE_CHECK and due.record["severity"] == "info"
+    assert due.record["actions"] == ["probe_learning_rate"]
+    assert due.record["changes"] == []  # the probe decides, in the trainer
+    # 5% of the 1,000 steps over its three candidates.
+    assert j["spec"]["commands"] == [
+        {"id": "r1-0", "action": "probe_learning_rate", "searchSteps": 16}
+    ]
+
+
+def test_a_probe_that_keeps_the_rate_changes_nothing_and_is_not_repeated() -> None:
+    j = job()
+    feed(j, [healthy(100), healthy(200)])
+    kept, *later = feed(j, [probed(300, 2, 1.0), healthy(400, 2), healthy(500, 2)])
+    assert kept.spec is None
+    assert all(o.record is None for o in later)
+    (record,) = j["status"]["remediations"]
+    assert record["search"]["factor"] == 1.0 and record["outcome"] == "resolved"
+    assert j["spec"]["training"]["hyperparameters"]["learningRate"] == 0.0001
+
+
+def test_a_probe_that_moved_the_rate_is_written_down_and_checked_once_more() -> None:
+    j = job()
+    feed(j, [healthy(100), healthy(200)])
+    moved, again, after = feed(j, [probed(300, 2, 10.0), healthy(400, 3), probed(500, 4, 10.0)])
+    assert moved.spec is not None
+    assert moved.spec["training"]["hyperparameters"]["learningRate"] == 0.0001 * 10
+    (message,) = [m for _, reason, m in moved.events if reason == "LearningRateSearched"]
+    assert "held-out loss" in message and "chose x10" in message
+    assert again.record is not None and again.record["finding"] == policy.RATE_CHECK
+    assert j["spec"]["training"]["hyperparameters"]["learningRate"] == 0.0001 * 100
+    # Two checks at most.
+    (last,) = feed(j, [healthy(600, 5)])
+    assert after.record is None and last.record is None
+
+
+def test_no_check_while_warming_up() -> None:
+    j = job(hyperparameters={"warmupSteps": 250})
+    outcomes = feed(j, [healthy(100), healthy(200), healthy(300)])
+    assert [o.record is not None for o in outcomes] == [False, False, True]
+
+
+def test_no_check_for_a_gan_with_remediation_off_disabled_or_too_late() -> None:
+    def checked(j: dict[str, Any], steps: list[int]) -> bool:
+        return any(o.record is not None for o in feed(j, [healthy(s) for s in steps]))
+
+    assert not checked(job("gan"), [100, 200, 300])
+    assert not checked(job(mode="off"), [100, 200, 300])
+    assert not checked(
+        job(mode="recommend", rules={"LearningRateCheck": {"enabled": False}}), [200]
+    )
+    # Fewer than 30% of the steps left: a new rate would have no time to pay off.
+    assert not checked(job(), [750, 850])
+    # ... but a run with remediation `recommend` is told what a check would do.
+    assert checked(job(mode="recommend"), [100, 200])

@@ -1,0 +1,122 @@
+"""The `probe_learning_rate` command (the rate check): from the run's own weights, the rates
+in force, ten times them and a tenth of them each train a few steps and are judged on
+held-out data; another rate is taken only if it wins clearly, and the run is left as it
+was. A run whose rate is far too low is moved up, which the fresh-start range test
+(`search_learning_rate`, downward only) could never do."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+import yaml
+
+from gentrain_trainer import learning_rate_search
+from gentrain_trainer.families.transformer import learning_rate
+from tests.trainer.conftest import MakeTrainer, tiny
+
+FAR_TOO_LOW = 0.00002  # a hundredth of the config's healthy 0.002
+
+
+def transformer(**hyperparameters: Any) -> dict[str, Any]:
+    return tiny(
+        "transformer-text",
+        model={"width": 64, "layers": 2, "heads": 4},
+        training={"max_steps": 80},
+        checkpoints={"interval": 20, "keep": 5},
+        hyperparameters={"lr": 0.002, "warmup_steps": 0, "grad_clip": 1.0, **hyperparameters},
+    )
+
+
+@pytest.mark.parametrize(
+    ("losses", "chosen"),
+    [
+        ({10.0: 2.50, 1.0: 2.90, 0.1: 2.95}, 10.0),  # far too low: ten times wins clearly
+        ({10.0: 3.40, 1.0: 2.41, 0.1: 2.10}, 0.1),  # too high: a tenth wins clearly
+        ({10.0: 1.90, 1.0: 1.70, 0.1: 1.68}, 1.0),  # healthy: a tenth only just ahead
+        ({10.0: math.inf, 1.0: math.inf, 0.1: 3.0}, 0.1),  # the rate in force diverged
+        ({10.0: math.inf, 1.0: math.inf, 0.1: math.inf}, 1.0),  # nothing learns: no change
+    ],
+)
+def test_another_rate_only_when_it_wins_clearly(losses: dict[float, float], chosen: float) -> None:
+    assert learning_rate_search.choose_probe(losses, margin=0.02) == chosen
+
+
+def test_the_probe_leaves_the_run_as_it_was_and_repeats_itself(make_trainer: MakeTrainer) -> None:
+    trainer = make_trainer(transformer(), evaluate=False)
+    for _ in range(5):
+        trainer.train_one()
+    before = {k: v.clone() for k, v in trainer.family.model.state_dict().items()}
+    held_out = trainer.family.held_out_loss(5)
+    assert held_out is not None and held_out == trainer.family.held_out_loss(5)
+
+    def once() -> learning_rate_search.SearchResult:
+        return learning_rate_search.probe(
+            trainer.family,
+            trainer.hp,
+            lambda i: trainer.dataset.batch(trainer.data_index + i, trainer.config.batch_size),
+            lambda i: 1000 + i,
+            steps=4,
+            at_step=5,
+        )
+
+    first, second = once(), once()
+    assert first.losses == second.losses and first.factor == second.factor
+    assert list(first.losses) == list(learning_rate_search.PROBE_FACTORS)
+    assert first.trained_steps == 4 * len(learning_rate_search.PROBE_FACTORS)
+    after = trainer.family.model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert trainer.family.held_out_loss(5) == held_out
+    assert trainer.family.hp["lr"] == 0.002
+
+
+@pytest.mark.parametrize("name", ["vae-digits", "diffusion-digits"])
+def test_held_out_losses_change_with_the_weights_alone(
+    make_trainer: MakeTrainer, name: str
+) -> None:
+    trainer = make_trainer(tiny(name, training={"max_steps": 10}), name=name, evaluate=False)
+    first = trainer.family.held_out_loss(0)
+    assert first is not None and math.isfinite(first)
+    torch.manual_seed(123)  # the global generator's state must not matter
+    assert trainer.family.held_out_loss(0) == first
+    trainer.train_one()
+    assert trainer.family.held_out_loss(1) != first
+
+
+def test_a_far_too_low_rate_is_probed_up_and_the_run_goes_on_from_its_weights(
+    make_trainer: MakeTrainer, tmp_path: Path
+) -> None:
+    config = {**transformer(lr=FAR_TOO_LOW), "generation": 1}
+    trainer = make_trainer(config, evaluate=False)
+    for _ in range(20):
+        trainer.train_one()
+    config = {
+        **config,
+        "generation": 2,
+        "commands": [{"id": "r1-0", "action": "probe_learning_rate", "search_steps": 8}],
+    }
+    (tmp_path / "run.yaml").write_text(yaml.safe_dump(config))
+    trainer.milestone()
+
+    assert trainer.rate_factor == (10.0, 2)
+    assert trainer.origin == 0 and trainer.step == 20  # no fresh start, no run step trained
+    series = trainer.collector.milestone
+    losses = series["gentrain_milestone_learning_rate_search_loss"]
+    assert set(losses) == {(f"{f:g}",) for f in learning_rate_search.PROBE_FACTORS}
+    assert losses[("10",)] < losses[("1",)] * (1 - learning_rate_search.PROBE_MARGIN)
+    assert series["gentrain_milestone_learning_rate_search_steps"] == {(): 8.0 * 3}
+    trainer.train_one()
+    expected = learning_rate(20, 10 * FAR_TOO_LOW, float(trainer.hp["min_lr"]), 0, 80)
+    assert trainer.family.optimizer.param_groups[0]["lr"] == pytest.approx(expected)
+    assert trainer.counters["gentrain_commands_applied_total"] == {("probe_learning_rate",): 1.0}
+
+
+def test_a_gan_is_not_probed(make_trainer: MakeTrainer) -> None:
+    trainer = make_trainer(tiny("gan-ring", training={"max_steps": 20}), name="gan", evaluate=False)
+    with pytest.raises(learning_rate_search.SearchRefusedError, match="gan family"):
+        learning_rate_search.probe(
+            trainer.family, trainer.hp, lambda i: trainer.dataset.batch(i, 8), lambda i: i, 3, 0
+        )
