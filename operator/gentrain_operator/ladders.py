@@ -36,19 +36,22 @@ LADDERS: dict[str, Ladder] = {
     # high rate left behind do not recover at a lower one (measured on the zoo: a tenfold
     # cut alone left a DDPM at 50x its LR dead, FID 883, and a transformer at 25x worse,
     # validation loss 2.58 against 2.47 untouched). Start afresh, with clipping, at a rate
-    # a short range test picks from x1 down to x0.003 (a fixed tenfold cut left a
+    # a short range test picks from x10 down to x0.003 (a fixed tenfold cut left a
     # transformer at 150x its rate 15x too high: a second fresh start, half the run gone,
-    # 16% short of its healthy loss); still nothing, a tenth of that.
+    # 16% short of its healthy loss; and a rate far too LOW learns nothing either: a
+    # transformer at a fortieth of its rate sat above the unigram loss at step 100).
+    # Still nothing: afresh, searching again from the rate the first search chose (a
+    # blind tenfold cut there took the rate 40x too low down to 400x).
     "NotLearning": [
         ["reinitialize", "search_learning_rate", "enable_clipping"],
-        ["reinitialize", "cut_lr"],
+        ["reinitialize", "search_learning_rate"],
     ],
     # A transformer starts afresh with a warm-up, too: Adam's early steps need it (Liu et
     # al., 2020), and the rates the search finds pay off only with it (measured on the
     # zoo: 0.005 fresh for 600 steps ends at validation loss 2.08 without, 1.45 with 30).
     "NotLearning/transformer": [
         ["reinitialize", "search_learning_rate", "enable_clipping", "enable_warmup"],
-        ["reinitialize", "cut_lr"],
+        ["reinitialize", "search_learning_rate"],
     ],
     # A GAN's losses rank no learning rate (they score a game, not a fit): tenfold cuts.
     "NotLearning/gan": [["reinitialize", "cut_lr", "enable_clipping"], ["reinitialize", "cut_lr"]],

@@ -37,12 +37,16 @@ def transformer(**hyperparameters: Any) -> dict[str, Any]:
         ({10.0: 2.50, 1.0: 2.90, 0.1: 2.95}, 10.0),  # far too low: ten times wins clearly
         ({10.0: 3.40, 1.0: 2.41, 0.1: 2.10}, 0.1),  # too high: a tenth wins clearly
         ({10.0: 1.90, 1.0: 1.70, 0.1: 1.68}, 1.0),  # healthy: a tenth only just ahead
+        # Measured: a healthy transformer at step 200 of 800; a lower rate must win by more
+        # than a short probe's bias towards it.
+        ({10.0: 2.615, 1.0: 1.800, 0.1: 1.753}, 1.0),
+        ({10.0: 2.79, 1.0: 2.90, 0.1: 3.00}, 10.0),  # a higher rate needs less
         ({10.0: math.inf, 1.0: math.inf, 0.1: 3.0}, 0.1),  # the rate in force diverged
         ({10.0: math.inf, 1.0: math.inf, 0.1: math.inf}, 1.0),  # nothing learns: no change
     ],
 )
 def test_another_rate_only_when_it_wins_clearly(losses: dict[float, float], chosen: float) -> None:
-    assert learning_rate_search.choose_probe(losses, margin=0.02) == chosen
+    assert learning_rate_search.choose_probe(losses, up=0.02, down=0.05) == chosen
 
 
 def test_the_probe_leaves_the_run_as_it_was_and_repeats_itself(make_trainer: MakeTrainer) -> None:
@@ -106,7 +110,7 @@ def test_a_far_too_low_rate_is_probed_up_and_the_run_goes_on_from_its_weights(
     series = trainer.collector.milestone
     losses = series["gentrain_milestone_learning_rate_search_loss"]
     assert set(losses) == {(f"{f:g}",) for f in learning_rate_search.PROBE_FACTORS}
-    assert losses[("10",)] < losses[("1",)] * (1 - learning_rate_search.PROBE_MARGIN)
+    assert losses[("10",)] < losses[("1",)] * (1 - learning_rate_search.PROBE_MARGIN_UP)
     assert series["gentrain_milestone_learning_rate_search_steps"] == {(): 8.0 * 3}
     trainer.train_one()
     expected = learning_rate(20, 10 * FAR_TOO_LOW, float(trainer.hp["min_lr"]), 0, 80)

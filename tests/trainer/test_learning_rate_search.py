@@ -74,6 +74,9 @@ def test_the_search_leaves_the_run_as_it_was_and_repeats_itself(
         ({1.0: 3.46, 0.3: 3.35, 0.1: 3.35, 0.03: 2.80, 0.01: 3.65, 0.003: 4.52}, 0.03),
         ({1.0: 2.0, 0.3: 1.0}, 0.3),
         ({1.0: math.inf, 0.3: math.inf}, 0.3),
+        # Above the configured rate, only an outright winner: a tenfold step is no nudge.
+        ({10.0: 2.05, 1.0: 2.0, 0.3: 2.5}, 1.0),
+        ({10.0: 1.5, 1.0: 2.0, 0.3: 2.5}, 10.0),
     ],
 )
 def test_the_winner_or_the_next_larger_rate_close_to_it(
@@ -130,7 +133,9 @@ def test_a_far_too_high_rate_is_searched_down_kept_over_a_restart_and_handed_to_
     # The winner, or the next larger candidate within STEP_UP of it (short-horizon bias).
     best = min(losses.values())
     assert losses[(f"{factor:g}",)] <= best + learning_rate_search.STEP_UP * best
-    assert series["gentrain_milestone_learning_rate_search_steps"] == {(): 15.0 * 6}
+    assert series["gentrain_milestone_learning_rate_search_steps"] == {
+        (): 15.0 * len(learning_rate_search.FACTORS)
+    }
     assert trainer.step == 20 and trainer.origin == 20  # the search trained no run step
     trainer.train_one()
     expected = learning_rate(0, FAR_TOO_HIGH * factor, 0.0002, 0, 40)
