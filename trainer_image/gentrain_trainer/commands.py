@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from . import distributed, learning_rate_search
@@ -25,6 +26,28 @@ def run(trainer: Trainer, command: Command, generation: int) -> None:
     repeats the command (each is safe to repeat), never loses it."""
     apply(trainer, command, generation)
     mark_applied(trainer, command.id)
+
+
+def read_applied(path: Path, configured: set[str]) -> set[str]:
+    """The command ids applied so far (kept beside the checkpoints). A damaged file
+    (written by an older trainer without rename, on a full volume) counts every command
+    the configuration holds (`configured`) as applied: a pending command is lost, never
+    one applied twice, and the run goes on (it used to stop as an invalid configuration,
+    at every start)."""
+    if not path.exists():
+        return set()
+    try:
+        ids = json.loads(path.read_text())
+        if isinstance(ids, list) and all(isinstance(i, str) for i in ids):
+            return set(ids)
+    except (OSError, ValueError):
+        pass
+    log.warning(
+        "%s is damaged: counting the %d commands in the configuration as applied",
+        path,
+        len(configured),
+    )
+    return set(configured)
 
 
 def mark_applied(trainer: Trainer, command_id: str) -> None:

@@ -96,7 +96,7 @@ def _train_candidates(
     seed_at: Callable[[int], int],
     steps: int,
     at_step: int,
-    score: Callable[[list[float]], float],
+    score: Callable[[list[dict[str, float]]], float],
 ) -> dict[float, float]:
     """Each factor trains `steps` steps from the family's current weights and is scored by
     `score(its training losses)`; the weights and hyperparameters are put back after."""

@@ -77,7 +77,9 @@ class Trainer:
         self.retention = self.config.retention
         self.store = CheckpointStore(options.checkpoint_dir, self.config.checkpoint_keep)
         self.applied_file = options.checkpoint_dir / "commands-applied.json"
-        self.applied: set[str] = self._read_applied()
+        self.applied = commands.read_applied(
+            self.applied_file, {command.id for command in self.config.commands}
+        )
         self.refused: dict[str, str] = {}  # command id -> reason, exported at milestones
         self.step = 0
         self.data_index = 0
@@ -163,27 +165,6 @@ class Trainer:
         if found is None:
             raise ValueError(f"--resume {step}: no loadable checkpoint at or before step {step}")
         self.restore(*found)
-
-    def _read_applied(self) -> set[str]:
-        """The command ids applied so far. A damaged file (written by an older trainer
-        without rename, on a full volume) counts every command the configuration holds as
-        applied: a pending command is lost, never one applied twice, and the run goes on
-        (it used to stop as an invalid configuration, at every start)."""
-        if not self.applied_file.exists():
-            return set()
-        try:
-            ids = json.loads(self.applied_file.read_text())
-            if isinstance(ids, list) and all(isinstance(i, str) for i in ids):
-                return set(ids)
-        except (OSError, ValueError):
-            pass
-        held = {command.id for command in self.config.commands}
-        log.warning(
-            "%s is damaged: counting the %d commands in the configuration as applied",
-            self.applied_file,
-            len(held),
-        )
-        return held
 
     def save(self, pictures: list[Path] | None = None) -> None:
         if self.world.main:  # one writer per pod; the other ranks hold the same state
