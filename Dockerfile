@@ -1,6 +1,9 @@
 # The operator image: slim, non-root, no torch. Build from the repository root:
 #   docker build -t ghcr.io/gentrain/operator:0.1.0 .
-FROM python:3.11-slim
+# BASE_IMAGE: any image with Python 3.11 whose `python` and `pip` are on PATH (`make
+# images` builds one from Debian's packages where no registry is reachable).
+ARG BASE_IMAGE=python:3.11-slim
+FROM ${BASE_IMAGE}
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
 COPY operator/ /src/operator/
 RUN pip install /src/operator && rm -rf /src

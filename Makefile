@@ -3,7 +3,7 @@
 PY := .venv/bin/python
 export GENTRAIN_REPO_ROOT := $(CURDIR)
 
-.PHONY: setup test lint unit fuzz demo bench bench-operator bench-remediation e2e-kind cluster-up cluster-down cluster-status clean
+.PHONY: setup test lint unit fuzz demo images bench bench-operator bench-remediation e2e-kind cluster-up cluster-down cluster-status clean
 
 setup:  ## Python environment and the Kubernetes/helm/Prometheus tools, built from Go modules
 	@scripts/setup.sh
@@ -33,6 +33,9 @@ cluster-status:
 demo:  ## a training job goes unhealthy and the operator remediates it
 	@scripts/setup.sh demo
 	@scripts/demo.sh
+
+images:  ## both images from their Dockerfiles, by buildah on a Debian-built Python base (no Docker engine, no registry): .images/*.tar
+	@scripts/images.sh
 
 bench: setup  ## timed figures, printed (never asserted in the test suite)
 	$(PY) -m bench

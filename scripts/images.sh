@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# `make images`: both images, built from their Dockerfiles as users build them, without a
+# Docker engine or a registry:
+#   1. a Python 3.11 base from Debian's packages (mmdebstrap --variant=minbase: python3,
+#      a venv at /opt/python whose `python` and `pip` come first on PATH, the system CA
+#      store), committed by buildah as localhost/gentrain-python:3.11;
+#   2. `buildah bud` of ./Dockerfile and trainer_image/Dockerfile with
+#      BASE_IMAGE=localhost/gentrain-python:3.11, tagged localhost/gentrain-operator:dev
+#      and localhost/gentrain-trainer:dev;
+#   3. each written to an OCI archive under .images/, and imported into the node's
+#      containerd (namespace k8s.io) when one is running.
+# Each image is rebuilt only when its inputs changed. Needs root, and Debian's buildah and
+# mmdebstrap (and containerd's ctr to import). `images.sh operator` builds one image.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+OUT=.images
+STAMPS=$OUT/stamps
+BASE=localhost/gentrain-python:3.11
+mkdir -p "$STAMPS"
+
+missing=()
+[[ $(id -u) == 0 ]] || missing+=("root (buildah's chroot isolation and containerd need it here)")
+command -v buildah >/dev/null || missing+=("buildah: apt-get install buildah")
+command -v mmdebstrap >/dev/null || missing+=("mmdebstrap: apt-get install mmdebstrap")
+if ((${#missing[@]})); then
+  printf 'images: cannot build here; missing:\n' >&2
+  printf '  - %s\n' "${missing[@]}" >&2
+  printf 'With Docker instead: docker build -t localhost/gentrain-operator:dev . && docker build -f trainer_image/Dockerfile -t localhost/gentrain-trainer:dev .\n' >&2
+  exit 1
+fi
+
+# vfs: the overlay driver needs a filesystem this host's /var may not give it.
+BUILDAH=(buildah --storage-driver vfs)
+# Behind a TLS-intercepting proxy pip inside the build must trust what the host trusts:
+# the host's CA bundle is mounted into RUN steps (never copied into an image).
+MOUNTS=()
+if [[ -f /etc/ssl/certs/ca-certificates.crt ]]; then
+  MOUNTS+=(--volume /etc/ssl/certs/ca-certificates.crt:/etc/ssl/certs/ca-certificates.crt:ro)
+fi
+
+# `fingerprint FILE...`: one hash of the named files' contents (and their names).
+fingerprint() { (printf '%s\n' "$@"; cat "$@") | sha256sum | cut -d' ' -f1; }
+
+up_to_date() { [[ -f "$OUT/$1.tar" && "$(cat "$STAMPS/$1" 2>/dev/null)" == "$2" ]]; }
+
+import() {
+  local name=$1
+  if command -v ctr >/dev/null && [[ -S /run/containerd/containerd.sock ]]; then
+    ctr -n k8s.io images import "$OUT/$name.tar" >/dev/null
+    echo "images: $name imported into containerd (k8s.io)"
+  fi
+}
+
+build_base() {
+  local want; want=$(echo "bookworm python3 python3-venv ca-certificates $(mmdebstrap --version)" | sha256sum | cut -d' ' -f1)
+  if up_to_date gentrain-python "$want" && "${BUILDAH[@]}" inspect "$BASE" >/dev/null 2>&1; then
+    echo "images: $BASE up to date"
+    return
+  fi
+  echo "images: building $BASE from Debian's packages (mmdebstrap, about a minute)"
+  local started=$SECONDS rootfs=$OUT/gentrain-python.rootfs.tar
+  mmdebstrap --quiet --variant=minbase --include=python3,python3-venv,ca-certificates \
+    --customize-hook='chroot "$1" python3 -m venv /opt/python' \
+    --customize-hook='rm -rf "$1"/var/cache/apt/* "$1"/var/lib/apt/lists/* "$1"/usr/share/doc/* "$1"/usr/share/man/* "$1"/usr/share/locale/*' \
+    bookworm "$rootfs"
+  local c; c=$("${BUILDAH[@]}" from scratch)
+  "${BUILDAH[@]}" add "$c" "$rootfs" / >/dev/null
+  "${BUILDAH[@]}" config \
+    --env PATH=/opt/python/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+    --env PIP_CERT=/etc/ssl/certs/ca-certificates.crt \
+    --env SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt \
+    --cmd python "$c"
+  "${BUILDAH[@]}" commit --quiet "$c" "$BASE" >/dev/null
+  "${BUILDAH[@]}" rm "$c" >/dev/null
+  "${BUILDAH[@]}" push --quiet "$BASE" "oci-archive:$OUT/gentrain-python.tar:$BASE"
+  rm -f "$rootfs"
+  echo "$want" > "$STAMPS/gentrain-python"
+  echo "images: built $BASE in $((SECONDS - started)) s ($(du -h "$OUT/gentrain-python.tar" | cut -f1) archived)"
+}
+
+# `build NAME DOCKERFILE SOURCES...`: localhost/NAME:dev from DOCKERFILE, if its inputs changed.
+build() {
+  local name=$1 dockerfile=$2; shift 2
+  local files; mapfile -t files < <(git ls-files -- "$dockerfile" "$@")
+  local want; want=$(fingerprint "${files[@]}" "$STAMPS/gentrain-python")
+  local tag=localhost/$name:dev
+  if up_to_date "$name" "$want"; then
+    echo "images: $tag up to date"
+    import "$name"
+    return
+  fi
+  echo "images: building $tag from $dockerfile"
+  local started=$SECONDS
+  "${BUILDAH[@]}" bud --quiet --isolation chroot --layers=false "${MOUNTS[@]}" \
+    --build-arg BASE_IMAGE="$BASE" -f "$dockerfile" -t "$tag" .
+  rm -f "$OUT/$name.tar"
+  "${BUILDAH[@]}" push --quiet "$tag" "oci-archive:$OUT/$name.tar:$tag"
+  echo "$want" > "$STAMPS/$name"
+  local size; size=$("${BUILDAH[@]}" images --format '{{.Size}}' "$tag" | head -1)
+  echo "images: built $tag in $((SECONDS - started)) s: $size ($(du -h "$OUT/$name.tar" | cut -f1) archived)"
+  import "$name"
+}
+
+which=${1:-all}
+build_base
+if [[ $which == all || $which == operator ]]; then
+  build gentrain-operator Dockerfile operator
+fi
+if [[ $which == all || $which == trainer ]]; then
+  build gentrain-trainer trainer_image/Dockerfile trainer_image
+fi
