@@ -342,13 +342,16 @@ def process(
         records.append(entry)
         outcome.record = entry
         verb = "remediating" if mode == "auto" else "recommending"
-        outcome.events.append(
-            (
-                "Warning" if mode == "auto" else "Normal",
-                "Remediating" if mode == "auto" else "RemediationRecommended",
-                f"{verb} {plan.finding.kind} at step {record['step']}: {_describe(plan)}",
+        if plan.finding.kind == policy.RATE_CHECK:  # routine, not a fault: no warning
+            outcome.events.append(("Normal", policy.RATE_CHECK, plan.finding.message))
+        else:
+            outcome.events.append(
+                (
+                    "Warning" if mode == "auto" else "Normal",
+                    "Remediating" if mode == "auto" else "RemediationRecommended",
+                    f"{verb} {plan.finding.kind} at step {record['step']}: {_describe(plan)}",
+                )
             )
-        )
     for finding in findings:
         outcome.events.append(
             ("Warning" if finding.severity != "info" else "Normal", finding.kind, finding.message)

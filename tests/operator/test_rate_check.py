@@ -76,6 +76,9 @@ def test_a_run_is_probed_once_a_fifth_of_it_is_done() -> None:
     assert due.record["finding"] == policy.RATE_CHECK and due.record["severity"] == "info"
     assert due.record["actions"] == ["probe_learning_rate"]
     assert due.record["changes"] == []  # the probe decides, in the trainer
+    # Routine, not a fault: a Normal event of its own, and the run stays Healthy.
+    assert [(kind, reason) for kind, reason, _ in due.events] == [("Normal", policy.RATE_CHECK)]
+    assert due.status["health"] == "Healthy"
     # 5% of the 1,000 steps over its three candidates.
     assert j["spec"]["commands"] == [
         {"id": "r1-0", "action": "probe_learning_rate", "searchSteps": 16}
