@@ -36,7 +36,7 @@ def manifest(name: str, spec: dict[str, Any]) -> dict[str, Any]:
     body = gtj(name)
     body["spec"] = {
         **spec,
-        "remediation": {"mode": "auto"},
+        "remediation": spec.get("remediation") or {"mode": "auto"},
         "monitoring": {"scrapeIntervalSeconds": 1},
         "resources": {"cpu": "500m", "memory": "1Gi"},
     }
@@ -61,7 +61,13 @@ def test_a_healthy_run_of_every_family_draws_no_action(
     for family in HEALTHY:
         final = finished(cluster, namespace, family, timeout=420)
         assert final["phase"] == "Succeeded", (family, final.get("message"))
-        assert final.get("remediations", []) == [], (family, final["remediations"])
+        # The rate check may probe the rate (transformer, DDPM, VAE); it must keep it.
+        acted = [
+            r
+            for r in final.get("remediations", [])
+            if r["finding"] != "LearningRateCheck" or (r.get("search") or {}).get("factor") != 1.0
+        ]
+        assert acted == [], (family, final["remediations"])
         assert final["health"] == "Healthy", (family, final.get("findings"))
         # Diagnosed more than once (a fast GAN can pass a milestone between two scrapes;
         # its NaN and spike counts still reach the next one) and to the end.
@@ -77,7 +83,12 @@ def decisions(remediations: list[dict[str, Any]]) -> list[tuple[str, list[str]]]
 def test_a_collapsed_vae_gets_its_latent_units_back_on_the_cluster_as_in_process(
     cluster: Cluster, namespace: str, operator: None
 ) -> None:
-    spec = zoo("vae-kl-weight-too-high", "broken", remediation={"mode": "auto"})
+    # (Without the rate check, which may come after the ladder, when depends on timing.)
+    spec = zoo(
+        "vae-kl-weight-too-high",
+        "broken",
+        remediation={"mode": "auto", "rules": {"LearningRateCheck": {"enabled": False}}},
+    )
     cluster.apply(manifest("collapsed", spec), namespace)
     # The in-process run trains while the pod does: the two are independent.
     in_process = run(spec)
