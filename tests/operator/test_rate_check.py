@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from gentrain_operator import policy
-from gentrain_operator.milestones import process
+from tests.operator.test_policy import run_milestones
 
 
 def job(family: str = "transformer", **overrides: Any) -> dict[str, Any]:
@@ -57,15 +57,7 @@ def probed(step: int, generation: int, factor: float) -> dict[str, Any]:
 
 
 def feed(job: dict[str, Any], milestones: list[dict[str, Any]]) -> list[Any]:
-    outcomes = []
-    for record in milestones:
-        outcome = process(record, job, now=0.0)
-        job["status"] = {**job["status"], **outcome.status}
-        if outcome.spec is not None:
-            job["spec"] = outcome.spec
-            job["metadata"]["generation"] += 1
-        outcomes.append(outcome)
-    return outcomes
+    return run_milestones(job, milestones)[1]
 
 
 def test_a_run_is_probed_once_a_fifth_of_it_is_done() -> None:
