@@ -100,7 +100,9 @@ def test_a_far_too_low_rate_is_probed_up_and_the_run_goes_on_from_its_weights(
     config = {
         **config,
         "generation": 2,
-        "commands": [{"id": "r1-0", "action": "probe_learning_rate", "search_steps": 8}],
+        # 20 steps a candidate: x10 then wins by 4.3% (measured; by 2.5% with 8, too near
+        # the 2% margin for a test that must hold on any CPU).
+        "commands": [{"id": "r1-0", "action": "probe_learning_rate", "search_steps": 20}],
     }
     (tmp_path / "run.yaml").write_text(yaml.safe_dump(config))
     trainer.milestone()
@@ -111,7 +113,7 @@ def test_a_far_too_low_rate_is_probed_up_and_the_run_goes_on_from_its_weights(
     losses = series["gentrain_milestone_learning_rate_search_loss"]
     assert set(losses) == {(f"{f:g}",) for f in learning_rate_search.PROBE_FACTORS}
     assert losses[("10",)] < losses[("1",)] * (1 - learning_rate_search.PROBE_MARGIN_UP)
-    assert series["gentrain_milestone_learning_rate_search_steps"] == {(): 8.0 * 3}
+    assert series["gentrain_milestone_learning_rate_search_steps"] == {(): 20.0 * 3}
     trainer.train_one()
     expected = learning_rate(20, 10 * FAR_TOO_LOW, float(trainer.hp["min_lr"]), 0, 80)
     assert trainer.family.optimizer.param_groups[0]["lr"] == pytest.approx(expected)
