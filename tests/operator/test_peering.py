@@ -115,6 +115,14 @@ def test_one_replica_decides_and_the_other_takes_over_when_it_stops(
     # The monitors — which decide and patch remediations — run in one replica only: kopf
     # never starts daemons in a paused one. (Level-triggered reconciles may run twice in
     # the moment both replicas start; they are idempotent: deterministic names, 409s.)
+    # (The monitor logs a milestone after writing its status and posting its events: wait
+    # for the line rather than race it; seen failing on a fresh clone.)
+    wait_for(
+        lambda: [r for r in replicas if "gentrain.monitor" in r.text()],
+        lambda found: len(found) >= 1,
+        "the deciding replica's milestone log line",
+        timeout=30,
+    )
     deciding = [r for r in replicas if "gentrain.monitor" in r.text()]
     assert len(deciding) == 1, [r.text()[-2000:] for r in replicas]
     [active] = deciding
