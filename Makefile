@@ -3,13 +3,18 @@
 PY := .venv/bin/python
 export GENTRAIN_REPO_ROOT := $(CURDIR)
 
-.PHONY: setup test lint unit fuzz demo images bench bench-operator bench-remediation e2e-kind cluster-up cluster-down cluster-status clean
+.PHONY: setup test test-realnode lint unit fuzz demo images bench bench-operator bench-remediation e2e-kind cluster-up cluster-down cluster-status clean
 
 setup:  ## Python environment and the Kubernetes/helm/Prometheus tools, built from Go modules
 	@scripts/setup.sh
 
 test: setup lint  ## the whole suite: lint, type checks, unit and cluster tests
 	$(PY) -m pytest
+
+test-realnode: setup  ## the real-node tier: images, kubelet + containerd, pods that run their images
+	@scripts/setup.sh node
+	@scripts/images.sh
+	GENTRAIN_NODE=kubelet $(PY) -m pytest -m realnode
 
 lint: setup
 	$(PY) -m ruff check .

@@ -9,13 +9,15 @@
 #      and localhost/gentrain-trainer:dev;
 #   3. each written to an OCI archive under .images/, and imported into the node's
 #      containerd (namespace k8s.io) when one is running.
+#   4. the pause image the real node's pod sandboxes run (upstream's pause.c, static).
 # Each image is rebuilt only when its inputs changed. Needs root, and Debian's buildah and
-# mmdebstrap (and containerd's ctr to import). `images.sh operator` builds one image.
+# mmdebstrap (and containerd's ctr to import). `images.sh operator|trainer|pause` builds one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=.images
 STAMPS=$OUT/stamps
 BASE=localhost/gentrain-python:3.11
+PAUSE=localhost/gentrain-pause:3.10
 mkdir -p "$STAMPS"
 
 missing=()
@@ -101,7 +103,37 @@ build() {
   import "$name"
 }
 
+# The pod sandbox's pause image, for the real node: upstream's pause.c (from the Kubernetes
+# module, as the Go module proxy serves it) compiled static, alone in an image.
+build_pause() {
+  local dir; dir=$(cd tools/k8s && go mod download -json k8s.io/kubernetes | sed -n 's/.*"Dir": "\(.*\)".*/\1/p')
+  local source=$dir/build/pause/linux/pause.c tag=$PAUSE
+  [[ -f $source ]] || { echo "images: $source not found (go mod download k8s.io/kubernetes failed?)" >&2; exit 1; }
+  local want; want=$( (cat "$source"; gcc --version | head -1) | sha256sum | cut -d' ' -f1)
+  if up_to_date gentrain-pause "$want"; then
+    echo "images: $tag up to date"
+    return
+  fi
+  local started=$SECONDS work; work=$(mktemp -d)
+  gcc -Os -static -Wall -Werror -DVERSION=v3.10-gentrain -o "$work/pause" "$source"
+  strip "$work/pause"
+  local c; c=$("${BUILDAH[@]}" from scratch)
+  "${BUILDAH[@]}" copy --quiet "$c" "$work/pause" /pause >/dev/null
+  "${BUILDAH[@]}" config --entrypoint '["/pause"]' --user 65535:65535 "$c"
+  "${BUILDAH[@]}" commit --quiet "$c" "$tag" >/dev/null
+  "${BUILDAH[@]}" rm "$c" >/dev/null
+  rm -f "$OUT/gentrain-pause.tar"
+  "${BUILDAH[@]}" push --quiet "$tag" "oci-archive:$OUT/gentrain-pause.tar:$tag"
+  rm -rf "$work"
+  echo "$want" > "$STAMPS/gentrain-pause"
+  echo "images: built $tag in $((SECONDS - started)) s ($(du -h "$OUT/gentrain-pause.tar" | cut -f1) archived)"
+}
+
 which=${1:-all}
+if [[ $which == all || $which == pause ]]; then
+  build_pause
+fi
+[[ $which == pause ]] && exit 0
 build_base
 if [[ $which == all || $which == operator ]]; then
   build gentrain-operator Dockerfile operator

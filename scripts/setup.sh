@@ -44,11 +44,13 @@ setup_python() {
   echo "$want" > .venv/.fingerprint
 }
 
-# `build_go NAME OUTPUT PACKAGE LDFLAGS` builds one Go program from tools/NAME.
+# `build_go NAME OUTPUT PACKAGE LDFLAGS` builds one Go program from tools/NAME (PACKAGE
+# may be a folder of it, ./node: its Go files count towards the fingerprint too).
 build_go() {
   local name=$1 output=$2 package=$3 ldflags=$4
   local sources=(tools/"$name"/go.mod tools/"$name"/go.sum)
   sources+=(tools/"$name"/*.go)
+  [[ $package == ./* ]] && sources+=(tools/"$name"/"${package#./}"/*.go)
   local want; want=$( (cat "${sources[@]}"; echo "$ldflags $(go version)") | sha256sum | cut -d' ' -f1)
   if [[ -x "$BIN/$output" && "$(cat "$STAMPS/$output" 2>/dev/null)" == "$want" ]]; then
     echo "go: $output up to date"
@@ -75,15 +77,25 @@ MSG
     echo "error: the Go module proxy ($(go env GOPROXY)) cannot be reached; build the tools where it can, or use an existing cluster through KUBECONFIG (GENTRAIN_TEST_CLUSTER=kubeconfig)." >&2
     exit 1
   fi
-  local kube_version=v1.36.3
-  build_go k8s k8s . "-s -w \
-    -X k8s.io/component-base/version.gitVersion=$kube_version \
-    -X k8s.io/component-base/version.gitMajor=1 \
-    -X k8s.io/component-base/version.gitMinor=36 \
-    -X k8s.io/component-base/version.gitTreeState=clean \
-    -X k8s.io/component-base/version.buildDate=1970-01-01T00:00:00Z"
+  build_go k8s k8s . "$KUBE_LDFLAGS"
   for component in kube-apiserver kube-controller-manager kube-scheduler kubectl etcd; do
     ln -sf k8s "$BIN/$component"
+  done
+}
+
+KUBE_LDFLAGS="-s -w \
+  -X k8s.io/component-base/version.gitVersion=v1.36.3 \
+  -X k8s.io/component-base/version.gitMajor=1 \
+  -X k8s.io/component-base/version.gitMinor=36 \
+  -X k8s.io/component-base/version.gitTreeState=clean \
+  -X k8s.io/component-base/version.buildDate=1970-01-01T00:00:00Z"
+
+# The real node's kubelet and kube-proxy (GENTRAIN_NODE=kubelet), from the same module
+# graph as the control plane: only that tier needs them.
+setup_node() {
+  CGO_ENABLED=0 build_go k8s k8s-node ./node "$KUBE_LDFLAGS"
+  for component in kubelet kube-proxy; do
+    ln -sf k8s-node "$BIN/$component"
   done
 }
 
@@ -100,6 +112,7 @@ case "${1:-all}" in
   python) setup_python ;;
   go) setup_go; setup_test_tools ;;
   demo) setup_python; setup_go ;;
+  node) setup_go; setup_node ;;
   all) setup_python; setup_go; setup_test_tools ;;
-  *) echo "usage: $0 [python|go|demo|all]" >&2; exit 2 ;;
+  *) echo "usage: $0 [python|go|demo|node|all]" >&2; exit 2 ;;
 esac

@@ -28,7 +28,8 @@ def cluster() -> Iterator[kube.Cluster]:
     layout = Layout(state_dir=kube.REPO / ".cluster", tools_bin=kube.REPO / ".tools" / "bin")
     already_running = all(localcluster.status(layout).values())
     if not already_running:
-        localcluster.up(layout)
+        # GENTRAIN_NODE=kubelet: the real node (make test-realnode); else the node agent.
+        localcluster.up(layout, node=os.environ.get("GENTRAIN_NODE", "agent"))
     handle = kube.load(layout.kubeconfig, local=True)
     try:
         yield handle

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from .cluster import down, status, up
@@ -19,6 +20,12 @@ def main() -> None:
         "--gpus", type=int, default=0, help="GPUs the node advertises (nvidia.com/gpu)"
     )
     start.add_argument("--keep-data", action="store_true", help="keep etcd data from the last run")
+    start.add_argument(
+        "--node",
+        default=os.environ.get("GENTRAIN_NODE", "agent"),
+        help="agent (pods as host processes; fast) or kubelet (containerd, the kubelet and "
+        "kube-proxy; pods run their images); default $GENTRAIN_NODE or agent",
+    )
     stop = commands.add_parser("down", help="stop everything; no process is left behind")
     stop.add_argument("--purge", action="store_true", help="also delete the state directory")
     commands.add_parser("status", help="which components run")
@@ -30,7 +37,7 @@ def main() -> None:
     layout = Layout.from_environment()
     try:
         if args.command == "up":
-            up(layout, gpus=args.gpus, fresh=not args.keep_data)
+            up(layout, gpus=args.gpus, fresh=not args.keep_data, node=args.node)
         elif args.command == "down":
             down(layout, purge=args.purge)
         elif args.command == "status":

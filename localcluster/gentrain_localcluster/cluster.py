@@ -18,6 +18,7 @@ from .kubeconfig import write_kubeconfig
 from .layout import NODE_NAME, ClusterState, Layout
 from .pki import CertificateAuthority, node_identity
 from .processes import ComponentError, Supervisor, port_in_use
+from .realnode import node as realnode
 
 AGENT = "node-agent"
 PROVISIONER = "volume-provisioner"
@@ -48,12 +49,21 @@ def _kill_orphan_containers(layout: Layout) -> None:
         network.delete_pod_network(namespace.removeprefix("gtpod-"))
 
 
-def _wait_ready(api: client.ApiClient, supervisor: Supervisor, timeout: float) -> None:
+NODES = ("agent", "kubelet")
+
+
+def _node_components(node: str) -> tuple[str, ...]:
+    return realnode.COMPONENTS if node == "kubelet" else (AGENT,)
+
+
+def _wait_ready(
+    api: client.ApiClient, supervisor: Supervisor, components: tuple[str, ...], timeout: float
+) -> None:
     core = client.CoreV1Api(api)
     deadline = time.monotonic() + timeout
     pending: list[str] = []
     while time.monotonic() < deadline:
-        for name in (*controlplane.COMPONENTS, AGENT, PROVISIONER):
+        for name in components:
             supervisor.check_alive(name)
         pending = []
         try:
@@ -83,7 +93,16 @@ def _wait_ready(api: client.ApiClient, supervisor: Supervisor, timeout: float) -
     )
 
 
-def up(layout: Layout, gpus: int = 0, fresh: bool = True) -> ClusterState:
+def up(layout: Layout, gpus: int = 0, fresh: bool = True, node: str = "agent") -> ClusterState:
+    if node not in NODES:
+        raise controlplane.SetupError(
+            f"GENTRAIN_NODE={node!r} is not a node kind: use one of {', '.join(NODES)}"
+        )
+    if node == "kubelet" and gpus:
+        raise controlplane.SetupError(
+            "--gpus advertises fake GPUs through the node agent; the real node reports what "
+            "its device plugins find (none here)"
+        )
     supervisor = Supervisor(layout.state_dir)
     _kill_orphan_containers(layout)
     if fresh:
@@ -91,12 +110,12 @@ def up(layout: Layout, gpus: int = 0, fresh: bool = True) -> ClusterState:
             shutil.rmtree(path, ignore_errors=True)
     if port_in_use(10250):
         raise controlplane.SetupError(
-            "port 10250 (the node agent's log endpoint, as the kubelet's) is in use: "
+            "port 10250 (the kubelet's, or the node agent's log endpoint) is in use: "
             "stop whatever holds it (`ss -ltnp 'sport = :10250'`)"
         )
     started = time.monotonic()
     try:
-        state = controlplane.start(layout, supervisor)
+        state = controlplane.start(layout, supervisor, node=node)
         ca = CertificateAuthority(layout.pki)
         identity = node_identity(NODE_NAME)
         cert, key = ca.ensure_client(identity)
@@ -108,11 +127,14 @@ def up(layout: Layout, gpus: int = 0, fresh: bool = True) -> ClusterState:
             key,
             identity.user,
         )
-        supervisor.start(
-            AGENT,
-            [sys.executable, "-m", "gentrain_localcluster.nodeagent", f"--gpus={gpus}"],
-            env=_agent_env(layout),
-        )
+        if node == "kubelet":
+            realnode.start(layout, state, supervisor)
+        else:
+            supervisor.start(
+                AGENT,
+                [sys.executable, "-m", "gentrain_localcluster.nodeagent", f"--gpus={gpus}"],
+                env=_agent_env(layout),
+            )
         supervisor.start(
             PROVISIONER,
             [sys.executable, "-m", "gentrain_localcluster.provisioner"],
@@ -120,7 +142,8 @@ def up(layout: Layout, gpus: int = 0, fresh: bool = True) -> ClusterState:
         )
         api = config.new_client_from_config(str(layout.kubeconfig))
         try:
-            _wait_ready(api, supervisor, timeout=120)
+            components = (*controlplane.COMPONENTS, *_node_components(node), PROVISIONER)
+            _wait_ready(api, supervisor, components, timeout=120)
         finally:
             api.close()
     except Exception:
@@ -137,6 +160,7 @@ def down(layout: Layout, purge: bool = False) -> None:
     supervisor = Supervisor(layout.state_dir)
     supervisor.stop(PROVISIONER)
     supervisor.stop(AGENT, grace_seconds=20)
+    realnode.stop(layout, supervisor)
     controlplane.stop(supervisor)
     for name in supervisor.names():
         supervisor.stop(name)
@@ -149,4 +173,9 @@ def down(layout: Layout, purge: bool = False) -> None:
 
 def status(layout: Layout) -> dict[str, int | None]:
     supervisor = Supervisor(layout.state_dir)
-    return {name: supervisor.pid(name) for name in (*controlplane.COMPONENTS, AGENT, PROVISIONER)}
+    try:
+        node = ClusterState.load(layout.state_file).node
+    except (FileNotFoundError, ValueError, TypeError):
+        node = "agent"
+    names = (*controlplane.COMPONENTS, *_node_components(node), PROVISIONER)
+    return {name: supervisor.pid(name) for name in names}

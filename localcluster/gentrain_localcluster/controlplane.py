@@ -48,7 +48,7 @@ def _check_binaries(layout: Layout) -> None:
         )
 
 
-def _choose_state(layout: Layout, pod_network: bool) -> ClusterState:
+def _choose_state(layout: Layout, pod_network: bool, node: str) -> ClusterState:
     port = int(os.environ.get("GENTRAIN_APISERVER_PORT", DEFAULT_APISERVER_PORT))
     if port_in_use(port):
         raise SetupError(
@@ -65,6 +65,7 @@ def _choose_state(layout: Layout, pod_network: bool) -> ClusterState:
         etcd_peer_port=free_port(),
         advertise_address=network.GATEWAY if can_network else "127.0.0.1",
         pod_network=can_network,
+        node=node,
     )
 
 
@@ -193,7 +194,9 @@ def _etcd_ok(port: int) -> bool:
         return False
 
 
-def start(layout: Layout, supervisor: Supervisor, pod_network: bool = True) -> ClusterState:
+def start(
+    layout: Layout, supervisor: Supervisor, pod_network: bool = True, node: str = "agent"
+) -> ClusterState:
     """Starts the control plane and returns once the API server is ready."""
     _check_binaries(layout)
     running = [c for c in COMPONENTS if supervisor.pid(c) is not None]
@@ -202,7 +205,7 @@ def start(layout: Layout, supervisor: Supervisor, pod_network: bool = True) -> C
             f"{', '.join(running)} already running from {layout.state_dir}: "
             "run `make cluster-down` first"
         )
-    state = _choose_state(layout, pod_network)
+    state = _choose_state(layout, pod_network, node)
     layout.state_dir.mkdir(parents=True, exist_ok=True)
     state.save(layout.state_file)
     if state.pod_network:

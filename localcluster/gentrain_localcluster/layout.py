@@ -51,6 +51,18 @@ class Layout:
     def binary(self, name: str) -> Path:
         return self.tools_bin / name
 
+    @property
+    def images_dir(self) -> Path:
+        """The OCI archives `make images` writes (the real node imports them)."""
+        default = self.tools_bin.parent.parent / ".images"
+        return Path(os.environ.get("GENTRAIN_IMAGES_DIR", default)).resolve()
+
+    @property
+    def node_dir(self) -> Path:
+        """The real node's containerd, kubelet and CNI state. Kept across `up --fresh`:
+        imported images live here and cannot be pulled again."""
+        return self.state_dir / "node"
+
 
 @dataclass(frozen=True)
 class ClusterState:
@@ -61,6 +73,9 @@ class ClusterState:
     etcd_peer_port: int
     advertise_address: str
     pod_network: bool
+    # "agent" (the node agent: pods as host processes, the fast tier) or "kubelet" (the
+    # real node: containerd, the kubelet, kube-proxy; pods run their images).
+    node: str = "agent"
 
     @property
     def server(self) -> str:

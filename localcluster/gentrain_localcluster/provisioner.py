@@ -72,7 +72,11 @@ def sync(core: client.CoreV1Api, root: Path) -> None:
         manifest = volume_for(claim, root)
         if manifest["metadata"]["name"] in volumes:
             continue
-        (root / manifest["metadata"]["name"]).mkdir(parents=True, exist_ok=True)
+        directory = root / manifest["metadata"]["name"]
+        directory.mkdir(parents=True, exist_ok=True)
+        # Open to any user, as rancher's local-path-provisioner makes its directories:
+        # a hostPath volume ignores fsGroup, and pods run as non-root users of their own.
+        directory.chmod(0o777)
         try:
             core.create_persistent_volume(manifest)
             log.info(

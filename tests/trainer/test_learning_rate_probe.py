@@ -84,6 +84,7 @@ def test_held_out_losses_change_with_the_weights_alone(
     trainer = make_trainer(tiny(name, training={"max_steps": 10}), name=name, evaluate=False)
     first = trainer.family.held_out_loss(0)
     assert first is not None and math.isfinite(first)
+    assert trainer.family.has_held_out_loss  # what the probe reads instead of a pass
     torch.manual_seed(123)  # the global generator's state must not matter
     assert trainer.family.held_out_loss(0) == first
     trainer.train_one()
@@ -122,6 +123,7 @@ def test_a_far_too_low_rate_is_probed_up_and_the_run_goes_on_from_its_weights(
 
 def test_a_gan_is_not_probed(make_trainer: MakeTrainer) -> None:
     trainer = make_trainer(tiny("gan-ring", training={"max_steps": 20}), name="gan", evaluate=False)
+    assert not trainer.family.has_held_out_loss and trainer.family.held_out_loss(0) is None
     with pytest.raises(learning_rate_search.SearchRefusedError, match="gan family"):
         learning_rate_search.probe(
             trainer.family, trainer.hp, lambda i: trainer.dataset.batch(i, 8), lambda i: i, 3, 0

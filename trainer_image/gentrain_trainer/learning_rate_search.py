@@ -158,7 +158,7 @@ def probe(
     and schedule as they are), the configured rates and PROBE_FACTORS of them each train
     `steps` steps and are judged on held-out data (`Family.held_out_loss`). A rate other
     than the configured one is chosen only if it wins clearly (`choose_probe`)."""
-    if family.held_out_loss(at_step) is None:
+    if not family.has_held_out_loss:
         raise SearchRefusedError(f"the {family.name} family has no loss that ranks learning rates")
 
     def held_out(seen: list[dict[str, float]]) -> float:

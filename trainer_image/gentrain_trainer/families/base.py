@@ -48,6 +48,8 @@ class Family:
     """Base class: the loop calls these; families override what they need."""
 
     name = "family"
+    # Whether `held_out_loss` ranks a fit: known without paying for a validation pass.
+    has_held_out_loss = False
 
     def __init__(self, hyperparameters: dict[str, Any]) -> None:
         self.hp = dict(hyperparameters)

@@ -98,6 +98,7 @@ class UNet(nn.Module):
 
 class Diffusion(Family):
     name = "diffusion"
+    has_held_out_loss = True
 
     def __init__(self, config: Config, dataset: Dataset, device: torch.device) -> None:
         super().__init__(config.hyperparameters)

@@ -104,6 +104,7 @@ class GPT(nn.Module):
 
 class Transformer(Family):
     name = "transformer"
+    has_held_out_loss = True
 
     def __init__(self, config: Config, dataset: Dataset, device: torch.device) -> None:
         super().__init__(config.hyperparameters)

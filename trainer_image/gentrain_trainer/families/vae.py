@@ -69,6 +69,7 @@ class ConvVAE(nn.Module):
 
 class VAE(Family):
     name = "vae"
+    has_held_out_loss = True
 
     def __init__(self, config: Config, dataset: Dataset, device: torch.device) -> None:
         super().__init__(config.hyperparameters)
