@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
+import secrets
+import socket
 
 import kopf
 from prometheus_client import start_http_server
@@ -17,12 +20,24 @@ def _not_a_routine_check(record: logging.LogRecord) -> bool:
     return not record.getMessage().startswith("Timer 'check_pod' succeeded")
 
 
+def ensure_peering_identity() -> str:
+    """Who this replica is among its peers, in POD_ID where kopf reads it: the pod's name
+    where the chart sets it, else the host name and a random suffix. Never the process's
+    user name, kopf's default, which it asks passwd for: a uid with no passwd entry (the
+    chart's 65532 in any image, an OpenShift-assigned uid) crashed the operator at start,
+    before it served a probe."""
+    if not os.environ.get("POD_ID", "").strip():
+        os.environ["POD_ID"] = f"{socket.gethostname()}/{secrets.token_hex(3)}"
+    return os.environ["POD_ID"]
+
+
 def main() -> None:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     logging.getLogger("kopf.objects").addFilter(_not_a_routine_check)
     start_http_server(SETTINGS.metrics_port)
+    ensure_peering_identity()
     kopf.run(
         clusterwide=not SETTINGS.namespaces,
         namespaces=list(SETTINGS.namespaces),

@@ -40,9 +40,9 @@ def tool(name: str) -> str:
     return str(path)
 
 
-def helm(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+def helm(*args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [tool("helm"), *args], capture_output=True, text=True, check=check, timeout=120
+        [tool("helm"), *args], capture_output=True, text=True, check=check, timeout=timeout
     )
 
 

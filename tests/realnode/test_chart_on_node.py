@@ -6,7 +6,6 @@ takes over; a job's trainer pod runs the trainer image to Succeeded."""
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Iterator
 
 import pytest
@@ -21,29 +20,39 @@ from tests.support.waiting import wait_for
 pytestmark = [pytest.mark.realnode, pytest.mark.cluster, pytest.mark.slow]
 
 
+# The release's namespace is fixed: the chart's CRD outlives `helm uninstall` (it is
+# kept, with the jobs), and Helm adopts it again only into the same release and namespace.
+SYSTEM = "gentrain-system"
+
+
 @pytest.fixture
 def release(real_node: kube.Cluster, namespace: str) -> Iterator[str]:
     """The chart installed in its own namespace, watching only the test's namespace."""
-    system = f"gentrain-{uuid.uuid4().hex[:6]}"
     repository, tag = OPERATOR_IMAGE.rsplit(":", 1)
     helm(
         "install", "gentrain", str(CHART), "--kubeconfig", str(real_node.kubeconfig),
-        "--namespace", system, "--create-namespace", "--wait", "--timeout", "180s",
+        "--namespace", SYSTEM, "--create-namespace", "--wait", "--timeout", "180s",
         "--set", f"operator.image.repository={repository},operator.image.tag={tag}",
         "--set", f"trainer.image={TRAINER_IMAGE},operator.replicas=2",
         "--set", f"operator.scope=namespace,operator.watchNamespaces={{{namespace}}}",
+        timeout=240,
     )  # fmt: skip
     try:
-        yield system
+        yield SYSTEM
     finally:
         helm("uninstall", "gentrain", "--kubeconfig", str(real_node.kubeconfig),
-             "--namespace", system, "--wait", check=False)  # fmt: skip
-        real_node.core.delete_namespace(system)
+             "--namespace", SYSTEM, "--wait", check=False)  # fmt: skip
+        real_node.core.delete_namespace(SYSTEM)
+        wait_for(
+            lambda: [n.metadata.name for n in real_node.core.list_namespace().items],
+            lambda names: SYSTEM not in names,
+            f"namespace {SYSTEM} to be deleted (the next install recreates it)",
+        )
 
 
 def operator_pods(cluster: kube.Cluster, system: str) -> list[client.V1Pod]:
     pods = cluster.core.list_namespaced_pod(
-        system, label_selector="app.kubernetes.io/name=gentrain"
+        system, label_selector="app.kubernetes.io/name=gentrain-operator"
     ).items
     return [p for p in pods if p.metadata.deletion_timestamp is None]
 
@@ -67,7 +76,7 @@ def test_the_chart_runs_two_peering_operators_and_one_takes_over(
     assert len(pods) == 2
     for pod in pods:
         assert pod.spec.containers[0].image == OPERATOR_IMAGE
-        assert pod.spec.service_account_name == "gentrain"
+        assert pod.spec.service_account_name == "gentrain-operator"
         ready = [c for c in pod.status.conditions if c.type == "Ready"]
         assert ready and ready[0].status == "True"  # the kubelet ran the readiness probe
 
