@@ -93,6 +93,24 @@ KUBE_LDFLAGS="-s -w \
 # The real node's kubelet and kube-proxy (GENTRAIN_NODE=kubelet), from the same module
 # graph as the control plane: only that tier needs them.
 setup_node() {
+  # Debian's container runtime, CNI plugins and image builders, installed when missing
+  # (as root, where apt-get is there); otherwise the node's start names what is missing.
+  local want=(containerd runc containernetworking-plugins iptables conntrack buildah mmdebstrap)
+  local absent=()
+  for package in "${want[@]}"; do
+    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || absent+=("$package")
+  done
+  if ((${#absent[@]})); then
+    if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
+      echo "node: installing Debian's ${absent[*]}"
+      local started=$SECONDS
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${absent[@]}" >/dev/null \
+        || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${absent[@]}" >/dev/null; }
+      echo "node: installed in $((SECONDS - started)) s"
+    else
+      echo "warning: the real node needs Debian's ${absent[*]} (apt-get install, as root)" >&2
+    fi
+  fi
   CGO_ENABLED=0 build_go k8s k8s-node ./node "$KUBE_LDFLAGS"
   for component in kubelet kube-proxy; do
     ln -sf k8s-node "$BIN/$component"

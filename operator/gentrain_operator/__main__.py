@@ -36,6 +36,9 @@ def main() -> None:
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     logging.getLogger("kopf.objects").addFilter(_not_a_routine_check)
+    # The kubelet probes /healthz every few seconds: one access line each would bury the
+    # operator's own lines (seen on the real node). Errors still reach the log.
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     start_http_server(SETTINGS.metrics_port)
     ensure_peering_identity()
     kopf.run(

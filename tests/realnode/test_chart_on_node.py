@@ -6,48 +6,16 @@ takes over; a job's trainer pod runs the trainer image to Succeeded."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import pytest
 from kubernetes import client
 
-from tests.chart.test_chart import CHART, helm
 from tests.operator.test_operator_cluster import gtj
-from tests.realnode.conftest import OPERATOR_IMAGE, TRAINER_IMAGE
+from tests.realnode.conftest import OPERATOR_IMAGE
 from tests.support import kube
 from tests.support.waiting import wait_for
 
 pytestmark = [pytest.mark.realnode, pytest.mark.cluster, pytest.mark.slow]
-
-
-# The release's namespace is fixed: the chart's CRD outlives `helm uninstall` (it is
-# kept, with the jobs), and Helm adopts it again only into the same release and namespace.
-SYSTEM = "gentrain-system"
-
-
-@pytest.fixture
-def release(real_node: kube.Cluster, namespace: str) -> Iterator[str]:
-    """The chart installed in its own namespace, watching only the test's namespace."""
-    repository, tag = OPERATOR_IMAGE.rsplit(":", 1)
-    helm(
-        "install", "gentrain", str(CHART), "--kubeconfig", str(real_node.kubeconfig),
-        "--namespace", SYSTEM, "--create-namespace", "--wait", "--timeout", "180s",
-        "--set", f"operator.image.repository={repository},operator.image.tag={tag}",
-        "--set", f"trainer.image={TRAINER_IMAGE},operator.replicas=2",
-        "--set", f"operator.scope=namespace,operator.watchNamespaces={{{namespace}}}",
-        timeout=240,
-    )  # fmt: skip
-    try:
-        yield SYSTEM
-    finally:
-        helm("uninstall", "gentrain", "--kubeconfig", str(real_node.kubeconfig),
-             "--namespace", SYSTEM, "--wait", check=False)  # fmt: skip
-        real_node.core.delete_namespace(SYSTEM)
-        wait_for(
-            lambda: [n.metadata.name for n in real_node.core.list_namespace().items],
-            lambda names: SYSTEM not in names,
-            f"namespace {SYSTEM} to be deleted (the next install recreates it)",
-        )
 
 
 def operator_pods(cluster: kube.Cluster, system: str) -> list[client.V1Pod]:

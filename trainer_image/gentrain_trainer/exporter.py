@@ -8,11 +8,14 @@ or not at all.
 
 from __future__ import annotations
 
+import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from socketserver import ThreadingMixIn
 from typing import TYPE_CHECKING, Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client import CollectorRegistry, make_wsgi_app
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.process_collector import ProcessCollector
 
@@ -44,16 +47,22 @@ class TrainerCollector:
         self.live: dict[str, dict[tuple[str, ...], float]] = {}
         self.milestone: dict[str, dict[tuple[str, ...], float]] = {}
         self.nvml = nvml
-        self.scrapes = 0  # collections so far: a scrape, or a registry's own look
+        # Expositions written out whole to a scraper (counted by the HTTP server).
+        self.delivered = 0
 
     def wait_for_scrape(self, timeout: float) -> None:
-        """Returns at the next collection after this call, or after `timeout` seconds."""
-        seen, deadline = self.scrapes, time.monotonic() + timeout
-        while self.scrapes == seen and time.monotonic() < deadline:
+        """Returns once an exposition begun after this call has been written out whole to
+        its scraper, or after `timeout` seconds. Not when a collection merely starts: a
+        trainer that exited then (its CPU throttled by its limit, its last response half
+        sent) lost its final milestone on a real node."""
+        seen, deadline = self.delivered, time.monotonic() + timeout
+        while self.delivered == seen and time.monotonic() < deadline:
             time.sleep(0.05)
 
+    def count_delivered(self) -> None:
+        self.delivered += 1
+
     def collect(self) -> Iterator[Metric]:
-        self.scrapes += 1
         live, milestone = self.live, self.milestone
         for values in (live, milestone):
             for name, series in values.items():
@@ -132,10 +141,39 @@ def milestone_series(
     return series
 
 
+class _Body:
+    """A response body whose close(), which a WSGI server calls once the body has been
+    written (PEP 3333), tells the collector that a scrape was delivered."""
+
+    def __init__(self, chunks: Iterable[bytes], delivered: Callable[[], None]) -> None:
+        self.chunks, self.delivered = chunks, delivered
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self.chunks)
+
+    def close(self) -> None:
+        self.delivered()
+
+
+class _Server(ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base's name
+        pass
+
+
 def start(port: int, collector: TrainerCollector) -> CollectorRegistry:
     registry = CollectorRegistry()
     registry.register(collector)
     registry.register(ProcessCollector(registry=None))
     if port > 0:
-        start_http_server(port, registry=registry)
+        app = make_wsgi_app(registry)
+
+        def counted(environ: dict[str, Any], start_response: Any) -> _Body:
+            return _Body(app(environ, start_response), collector.count_delivered)
+
+        server = make_server("", port, counted, _Server, handler_class=_QuietHandler)
+        threading.Thread(target=server.serve_forever, name="metrics", daemon=True).start()
     return registry

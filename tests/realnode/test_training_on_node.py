@@ -1,0 +1,104 @@
+"""Training as users run it: the chart's operator (a pod) starts each job's trainer pod
+from the trainer image, under the chart's security context, with its checkpoint claim;
+every family's example trains to Succeeded; a trainer pod deleted mid-run is replaced
+and resumes from its checkpoint; the demo job, asking for a GPU the node does not have,
+falls back to CPU and is remediated."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from bench.recorder import merged
+from tests.operator.test_operator_cluster import events, status
+from tests.realnode.conftest import TRAINER_IMAGE
+from tests.support import kube
+from tests.support.waiting import wait_for
+
+pytestmark = [pytest.mark.realnode, pytest.mark.cluster, pytest.mark.slow]
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+# Each family's example, shortened to two checkpoints (the image, not the model, is what
+# is under test here).
+SHORT = {
+    "transformer-text": 120,
+    "vae-digits": 200,
+    "diffusion-digits": 120,
+    "gan-digits": 200,
+}
+RESOURCES = {"cpu": "500m", "memory": "1536Mi"}
+
+
+def example(name: str, **overrides: Any) -> dict[str, Any]:
+    return merged(yaml.safe_load((EXAMPLES / f"{name}.yaml").read_text()), overrides)
+
+
+def finished(cluster: kube.Cluster, namespace: str, name: str, timeout: float) -> dict[str, Any]:
+    return wait_for(
+        lambda: status(cluster, namespace, name),
+        lambda s: s.get("phase") in ("Succeeded", "Failed"),
+        f"{name} to finish",
+        timeout=timeout,
+    )
+
+
+def trainer_pods(cluster: kube.Cluster, namespace: str, job: str) -> list[Any]:
+    return cluster.core.list_namespaced_pod(
+        namespace, label_selector=f"gentrain.io/job={job}"
+    ).items
+
+
+def test_every_family_trains_in_the_trainer_image_and_a_lost_pod_resumes(
+    real_node: kube.Cluster, namespace: str, release: str
+) -> None:
+    for name, steps in SHORT.items():
+        spec = {"training": {"maxSteps": steps}, "checkpoints": {"interval": steps // 2}}
+        real_node.apply(example(name, spec={**spec, "resources": RESOURCES}), namespace)
+
+    # The transformer's pod is deleted once it has saved its first checkpoint.
+    first = wait_for(
+        lambda: status(real_node, namespace, "transformer-text"),
+        lambda s: int(s.get("checkpointStep") or 0) >= SHORT["transformer-text"] // 2,
+        "the transformer's first checkpoint",
+        timeout=600,
+    )
+    lost = trainer_pods(real_node, namespace, "transformer-text")[0].metadata.name
+    real_node.core.delete_namespaced_pod(lost, namespace, grace_period_seconds=0)
+
+    for name, steps in SHORT.items():
+        final = finished(real_node, namespace, name, timeout=900)
+        assert final["phase"] == "Succeeded", (name, final.get("message"))
+        assert final["checkpointStep"] == steps, name
+    for pod in trainer_pods(real_node, namespace, "vae-digits"):
+        container = pod.spec.containers[0]
+        assert container.image == TRAINER_IMAGE
+        assert container.security_context.read_only_root_filesystem is True
+        assert pod.spec.security_context.run_as_non_root is True
+
+    replacement = [
+        p.metadata.name
+        for p in trainer_pods(real_node, namespace, "transformer-text")
+        if p.metadata.name != lost
+    ]
+    assert replacement, "no replacement trainer pod"
+    log = real_node.kubectl("logs", "-n", namespace, replacement[-1]).stdout
+    print(f"deleted {lost} after checkpoint {first['checkpointStep']}; {replacement[-1]}:")
+    print("\n".join(line for line in log.splitlines() if "resumed" in line))
+    # The newest checkpoint when the pod was lost: the first, or a later one saved while
+    # the deletion was on its way.
+    assert "resumed from checkpoint step" in log
+
+
+def test_the_demo_job_falls_back_to_cpu_and_is_remediated(
+    real_node: kube.Cluster, namespace: str, release: str
+) -> None:
+    real_node.apply(example("gan-ring-unstable"), namespace)
+    final = finished(real_node, namespace, "gan-ring-unstable", timeout=1200)
+    seen = events(real_node, namespace, "gan-ring-unstable")
+    print(f"demo on the real node: {final['phase']}, remediations "
+          f"{[(r['finding'], r['actions']) for r in final.get('remediations', [])]}")  # fmt: skip
+    assert final["phase"] == "Succeeded", final.get("message")
+    assert "GPUFallback" in seen
+    assert final.get("remediations"), "the unstable GAN drew no remediation"
