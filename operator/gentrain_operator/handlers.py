@@ -28,6 +28,13 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.posting.level = logging.INFO
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
+    # Watching named namespaces (the chart's namespace scope), the operator may not list
+    # namespaces or CRDs cluster-wide: kopf would retry that for about a minute before
+    # serving any job (seen on the real node). It serves exactly the namespaces named;
+    # patterns (team-*) still need the scan, and its permissions.
+    settings.scanning.disabled = bool(SETTINGS.namespaces) and not any(
+        mark in namespace for namespace in SETTINGS.namespaces for mark in "*?[!"
+    )
     if SETTINGS.peering:
         settings.peering.name = SETTINGS.peering
         settings.peering.mandatory = True
