@@ -98,6 +98,9 @@ build() {
   rm -f "$OUT/$name.tar"
   "${BUILDAH[@]}" push --quiet "$tag" "oci-archive:$OUT/$name.tar:$tag"
   echo "$want" > "$STAMPS/$name"
+  # The image this one replaced is left untagged; with the vfs driver it holds a full
+  # copy of every layer (6 GB for the trainer): drop it.
+  "${BUILDAH[@]}" rmi --prune >/dev/null 2>&1 || true
   local size; size=$("${BUILDAH[@]}" images --format '{{.Size}}' "$tag" | head -1)
   echo "images: built $tag in $((SECONDS - started)) s: $size ($(du -h "$OUT/$name.tar" | cut -f1) archived)"
   import "$name"

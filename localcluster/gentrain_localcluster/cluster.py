@@ -160,7 +160,8 @@ def down(layout: Layout, purge: bool = False) -> None:
     supervisor = Supervisor(layout.state_dir)
     supervisor.stop(PROVISIONER)
     supervisor.stop(AGENT, grace_seconds=20)
-    realnode.stop(layout, supervisor)
+    if _node_kind(layout) == "kubelet":  # never touch a host's own kubelet rules otherwise
+        realnode.stop(layout, supervisor)
     controlplane.stop(supervisor)
     for name in supervisor.names():
         supervisor.stop(name)
@@ -171,11 +172,15 @@ def down(layout: Layout, purge: bool = False) -> None:
         shutil.rmtree(layout.state_dir, ignore_errors=True)
 
 
+def _node_kind(layout: Layout) -> str:
+    """The node the last `up` started ("agent" where no state says otherwise)."""
+    try:
+        return ClusterState.load(layout.state_file).node
+    except (FileNotFoundError, ValueError, TypeError):
+        return "agent"
+
+
 def status(layout: Layout) -> dict[str, int | None]:
     supervisor = Supervisor(layout.state_dir)
-    try:
-        node = ClusterState.load(layout.state_file).node
-    except (FileNotFoundError, ValueError, TypeError):
-        node = "agent"
-    names = (*controlplane.COMPONENTS, *_node_components(node), PROVISIONER)
+    names = (*controlplane.COMPONENTS, *_node_components(_node_kind(layout)), PROVISIONER)
     return {name: supervisor.pid(name) for name in names}

@@ -117,8 +117,34 @@ def stop(layout: Layout, supervisor: Supervisor) -> None:
             check=False,
             timeout=60,
         )
+    _remove_kubelet_chains()
     containerd.unmount_below(layout.node_dir)
     _delete_pod_namespaces()
+
+
+# The chains the kubelet makes itself (kube-proxy --cleanup removes only kube-proxy's):
+# KUBE-FIREWALL drops traffic to 127.0.0.0/8 from elsewhere; the others are markers.
+KUBELET_CHAINS = {
+    "filter": ("KUBE-FIREWALL", "KUBE-KUBELET-CANARY"),
+    "nat": ("KUBE-KUBELET-CANARY",),
+    "mangle": ("KUBE-IPTABLES-HINT", "KUBE-KUBELET-CANARY"),
+}
+
+
+def _remove_kubelet_chains() -> None:
+    def run(*args: str) -> bool:
+        return subprocess.run(args, capture_output=True, check=False).returncode == 0
+
+    for tool in ("iptables", "ip6tables"):
+        if shutil.which(tool) is None:
+            continue
+        for parent in ("INPUT", "OUTPUT"):
+            while run(tool, "-t", "filter", "-D", parent, "-j", "KUBE-FIREWALL"):
+                pass
+        for table, chains in KUBELET_CHAINS.items():
+            for chain in chains:
+                run(tool, "-t", table, "-F", chain)
+                run(tool, "-t", table, "-X", chain)
 
 
 def _delete_pod_namespaces() -> None:
