@@ -118,44 +118,70 @@ def read_config_map(namespace: str, name: str) -> dict[str, Any] | None:
         raise
 
 
-def replace_config_map(namespace: str, name: str, body: Mapping[str, Any]) -> None:
-    core().patch_namespaced_config_map(
+def replace_config_map(namespace: str, name: str, body: Mapping[str, Any]) -> str:
+    """Writes the trainer's configuration; returns the ConfigMap's new resourceVersion."""
+    written = core().patch_namespaced_config_map(
         name, namespace, {"data": body["data"]}, field_manager=names.FIELD_MANAGER
     )
+    return str(written.metadata.resource_version)
 
 
-def write_retention(namespace: str, job: str, pinned: list[int], judged_through: int) -> bool:
+def nudge_trainer(namespace: str, pod: str | None, config_version: str) -> None:
+    """Marks the trainer pod with the configuration version just written, so that its
+    kubelet refreshes the pod's ConfigMap volume now: a kubelet does so on each sync of
+    the pod, which an update of the pod triggers, and otherwise only on its periodic sync
+    (a minute or more apart), which on a real node delayed a remediation past the end of
+    a short run. A pod that is gone (404) starts its successor with the new configuration;
+    without the permission (403, an older chart) the periodic sync still delivers it."""
+    if not pod:
+        return
+    try:
+        core().patch_namespaced_pod(
+            pod,
+            namespace,
+            {"metadata": {"annotations": {names.CONFIG_VERSION_ANNOTATION: config_version}}},
+            field_manager=names.FIELD_MANAGER,
+        )
+    except ApiException as error:
+        if error.status not in (403, 404):
+            raise
+
+
+def write_retention(
+    namespace: str, job: str, pinned: list[int], judged_through: int
+) -> str | None:
     """Sets only `checkpoints.pinned` and `checkpoints.judged_through` in the trainer's
-    configuration (False when the ConfigMap is gone or already says so). Guarded by the
+    configuration; returns the ConfigMap's new resourceVersion, or None when it is gone
+    or already says so (nothing written). Guarded by the
     resourceVersion read, so a spec change rendered at the same moment is never
     overwritten; on a conflict the ConfigMap is read again and the write retried."""
     name = names.configmap_name(job)
     for _ in range(CONFLICT_RETRIES):
         existing = read_config_map(namespace, name)
         if existing is None:
-            return False
+            return None
         config = yaml.safe_load((existing.get("data") or {}).get(names.CONFIG_KEY, "")) or {}
         if not isinstance(config, dict):
-            return False
+            return None
         wanted = {"pinned": pinned, "judged_through": judged_through}
         checkpoints = config.setdefault("checkpoints", {})
         if all(checkpoints.get(key) == value for key, value in wanted.items()):
-            return False
+            return None
         checkpoints.update(wanted)
         body = {
             "metadata": {"resourceVersion": existing["metadata"]["resourceVersion"]},
             "data": {names.CONFIG_KEY: yaml.safe_dump(config, sort_keys=False)},
         }
         try:
-            core().patch_namespaced_config_map(
+            written = core().patch_namespaced_config_map(
                 name, namespace, body, field_manager=names.FIELD_MANAGER
             )
         except ApiException as error:
             if error.status != 409:
                 raise
             continue
-        return True
-    return False
+        return str(written.metadata.resource_version)
+    return None
 
 
 def delete_pod(namespace: str, name: str, grace_seconds: int | None = None) -> None:

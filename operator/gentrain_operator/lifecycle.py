@@ -48,7 +48,10 @@ def _ensure_config(job: Mapping[str, Any]) -> None:
     if existing is None:
         kube.create("ConfigMap", meta["namespace"], wanted)
     elif existing.get("data") != wanted["data"]:
-        kube.replace_config_map(meta["namespace"], wanted["metadata"]["name"], wanted)
+        version = kube.replace_config_map(meta["namespace"], wanted["metadata"]["name"], wanted)
+        attempts = int((job.get("status") or {}).get("attempts", 0))
+        if attempts:  # the running trainer reads it now, not at its kubelet's next sync
+            kube.nudge_trainer(meta["namespace"], names.pod_name(meta["name"], attempts), version)
 
 
 def _unschedulable_for_gpus(pod: Mapping[str, Any]) -> tuple[bool, float]:

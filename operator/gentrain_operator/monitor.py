@@ -346,13 +346,16 @@ class JobMonitor:
         # keeps every checkpoint newer than the last milestone judged until it knows
         # whether that one is the next healthy checkpoint, which a rollback would need.
         healthy = outcome.status["lastHealthyCheckpoint"]
-        await asyncio.to_thread(
+        version = await asyncio.to_thread(
             kube.write_retention,
             self.namespace,
             self.name,
             [healthy] if healthy is not None else [],
             record["step"],
         )
+        if version:
+            pod = (job.get("status") or {}).get("podName")
+            await asyncio.to_thread(kube.nudge_trainer, self.namespace, pod, version)
         metrics.MILESTONE_LATENCY.observe(max(0.0, time.time() - record["time"]))
         for kind, reason, message in outcome.events:
             self.post_event(kind, reason, message)

@@ -5,6 +5,9 @@ from __future__ import annotations
 GROUP, VERSION, PLURAL = "gentrain.io", "v1alpha1", "generativetrainingjobs"
 KIND = "GenerativeTrainingJob"
 FIELD_MANAGER = "gentrain-operator"
+# On the trainer pod: the version of the configuration last written for it (see
+# kube.nudge_trainer: an update of the pod makes its kubelet refresh the ConfigMap now).
+CONFIG_VERSION_ANNOTATION = "gentrain.io/config-version"
 REMEDIATOR = "gentrain-remediator"  # the field manager of remediation patches
 # Set in the same PATCH as a remediation's spec change: the remediation record, keyed by
 # the milestone that decided it, so that a decision whose status write was lost (the

@@ -58,3 +58,36 @@ def test_a_verdict_written_while_a_spec_change_is_rendered_keeps_both(
     # The same verdict again writes nothing.
     assert not kube.write_retention(namespace, "verdicts", [400], 600)
     assert reads == 3
+
+
+def test_the_trainer_pod_is_told_which_configuration_to_refresh(
+    cluster: Cluster, namespace: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A kubelet refreshes a pod's ConfigMap volume when the pod is updated, otherwise only
+    on its periodic sync (a minute or more): on the real node a remediation reached the
+    demo's trainer only after its run had ended. The write marks the pod (tests/realnode
+    checks that the trainer then applies it in time)."""
+    point_clients_at(cluster, monkeypatch)
+    cluster.core.create_namespaced_config_map(
+        namespace,
+        client.V1ConfigMap(
+            metadata=client.V1ObjectMeta(name=names.configmap_name("nudged")),
+            data={names.CONFIG_KEY: yaml.safe_dump({"generation": 1, "checkpoints": {}})},
+        ),
+    )
+    cluster.core.create_namespaced_pod(
+        namespace,
+        client.V1Pod(
+            metadata=client.V1ObjectMeta(name="nudged-trainer-1"),
+            spec=client.V1PodSpec(
+                containers=[client.V1Container(name="trainer", image="none", command=["true"])],
+                node_name="nowhere",  # never runs: only its metadata is under test
+            ),
+        ),
+    )
+    version = kube.write_retention(namespace, "nudged", [200], 200)
+    assert version
+    kube.nudge_trainer(namespace, "nudged-trainer-1", version)
+    pod = cluster.core.read_namespaced_pod("nudged-trainer-1", namespace)
+    assert pod.metadata.annotations[names.CONFIG_VERSION_ANNOTATION] == version
+    kube.nudge_trainer(namespace, "gone-trainer-1", version)  # a pod gone: nothing to do

@@ -102,3 +102,13 @@ def test_the_demo_job_falls_back_to_cpu_and_is_remediated(
     assert final["phase"] == "Succeeded", final.get("message")
     assert "GPUFallback" in seen
     assert final.get("remediations"), "the unstable GAN drew no remediation"
+    # The remediation reached the trainer while it ran: a later milestone was trained
+    # under the configuration it wrote. (Left to the kubelet's periodic sync it did not:
+    # the run, 8,000 steps in about 80 s, ended first.)
+    first = final["remediations"][0]
+    applied = [
+        m["step"] for m in final["milestones"] if int(m.get("generation", 0)) >= first["generation"]
+    ]
+    print(f"remediation at step {first['step']} (generation {first['generation']}); first "
+          f"milestone under it: {applied[:1]}")  # fmt: skip
+    assert applied, "the remediation never reached the trainer"

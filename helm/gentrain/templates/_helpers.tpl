@@ -54,7 +54,8 @@ app.kubernetes.io/instance: {{ .Release.Name }}
   # Application: the children of each job (owned by it, garbage-collected with it).
   - apiGroups: [""]
     resources: [pods]
-    verbs: [get, list, watch, create, delete]
+    # patch: only the annotation that makes a kubelet refresh the trainer's ConfigMap now.
+    verbs: [get, list, watch, create, delete, patch]
   - apiGroups: [""]
     resources: [configmaps]
     verbs: [get, create, patch]
