@@ -163,6 +163,3 @@ def _delete_pod_namespaces() -> None:
         if f"inet {prefix}" in addresses:
             subprocess.run(["ip", "netns", "del", namespace.name], capture_output=True, check=False)
 
-
-def log_tails(supervisor: Supervisor) -> str:
-    return "\n".join(f"--- {name}:\n{supervisor.log_tail(name, 15)}" for name in COMPONENTS)
