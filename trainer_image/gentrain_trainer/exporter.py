@@ -47,20 +47,29 @@ class TrainerCollector:
         self.live: dict[str, dict[tuple[str, ...], float]] = {}
         self.milestone: dict[str, dict[tuple[str, ...], float]] = {}
         self.nvml = nvml
-        # Expositions written out whole to a scraper (counted by the HTTP server).
-        self.delivered = 0
+        # Scrapes numbered as they arrive, and the newest number written out whole.
+        self.scrapes_begun = 0
+        self.newest_delivered = 0
+        self._numbering = threading.Lock()
 
     def wait_for_scrape(self, timeout: float) -> None:
-        """Returns once an exposition begun after this call has been written out whole to
-        its scraper, or after `timeout` seconds. Not when a collection merely starts: a
-        trainer that exited then (its CPU throttled by its limit, its last response half
-        sent) lost its final milestone on a real node."""
-        seen, deadline = self.delivered, time.monotonic() + timeout
-        while self.delivered == seen and time.monotonic() < deadline:
+        """Returns once a scrape that arrived after this call has been written out whole,
+        or after `timeout` seconds. Not when a collection merely starts: a trainer that
+        exited then (its CPU throttled by its limit, its last response half sent) lost its
+        final milestone on a real node. Nor when a scrape already under way ends: it was
+        collected before the final milestone was published."""
+        after, deadline = self.scrapes_begun, time.monotonic() + timeout
+        while self.newest_delivered <= after and time.monotonic() < deadline:
             time.sleep(0.05)
 
-    def count_delivered(self) -> None:
-        self.delivered += 1
+    def scrape_begins(self) -> int:
+        with self._numbering:
+            self.scrapes_begun += 1
+            return self.scrapes_begun
+
+    def scrape_delivered(self, number: int) -> None:
+        with self._numbering:
+            self.newest_delivered = max(self.newest_delivered, number)
 
     def collect(self) -> Iterator[Metric]:
         live, milestone = self.live, self.milestone
@@ -172,7 +181,10 @@ def start(port: int, collector: TrainerCollector) -> CollectorRegistry:
         app = make_wsgi_app(registry)
 
         def counted(environ: dict[str, Any], start_response: Any) -> _Body:
-            return _Body(app(environ, start_response), collector.count_delivered)
+            number = collector.scrape_begins()  # before the collection it makes
+            return _Body(
+                app(environ, start_response), lambda: collector.scrape_delivered(number)
+            )
 
         server = make_server("", port, counted, _Server, handler_class=_QuietHandler)
         threading.Thread(target=server.serve_forever, name="metrics", daemon=True).start()
