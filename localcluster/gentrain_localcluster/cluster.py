@@ -52,8 +52,10 @@ def _kill_orphan_containers(layout: Layout) -> None:
 NODES = ("agent", "kubelet")
 
 
-def _node_components(node: str) -> tuple[str, ...]:
-    return realnode.COMPONENTS if node == "kubelet" else (AGENT,)
+def _components(node: str) -> tuple[str, ...]:
+    """Every process the cluster runs with this kind of node."""
+    node_side = realnode.COMPONENTS if node == "kubelet" else (AGENT,)
+    return (*controlplane.COMPONENTS, *node_side, PROVISIONER)
 
 
 def _wait_ready(
@@ -142,8 +144,7 @@ def up(layout: Layout, gpus: int = 0, fresh: bool = True, node: str = "agent") -
         )
         api = config.new_client_from_config(str(layout.kubeconfig))
         try:
-            components = (*controlplane.COMPONENTS, *_node_components(node), PROVISIONER)
-            _wait_ready(api, supervisor, components, timeout=120)
+            _wait_ready(api, supervisor, _components(node), timeout=120)
         finally:
             api.close()
     except Exception:
@@ -182,5 +183,4 @@ def _node_kind(layout: Layout) -> str:
 
 def status(layout: Layout) -> dict[str, int | None]:
     supervisor = Supervisor(layout.state_dir)
-    names = (*controlplane.COMPONENTS, *_node_components(_node_kind(layout)), PROVISIONER)
-    return {name: supervisor.pid(name) for name in names}
+    return {name: supervisor.pid(name) for name in _components(_node_kind(layout))}
