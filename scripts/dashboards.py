@@ -76,9 +76,16 @@ def dashboard(
                     "enable": True,
                     "iconColor": "red",
                     "datasource": {"type": "prometheus", "uid": "${datasource}"},
-                    "expr": 'changes(gentrain_operator_remediations_total{mode="auto"}[2m]) > 0',
+                    # On a job's dashboards, only that job's remediations.
+                    "expr": "changes(gentrain_operator_remediations_total"
+                    + (
+                        '{mode="auto", namespace="$namespace", gtj="$job"}'
+                        if job_variables
+                        else '{mode="auto"}'
+                    )
+                    + "[2m]) > 0",
                     "titleFormat": "{{finding}}: {{action}}",
-                    "textFormat": "{{namespace}}/{{job}}",
+                    "textFormat": "{{namespace}}/{{gtj}}",
                 }
             ]
         },

@@ -1,4 +1,9 @@
-"""The operator's own metrics, served on :8080/metrics."""
+"""The operator's own metrics, served on :8080/metrics.
+
+Per-job series carry `namespace` (the job's) and `gtj` (its name), the labels the trainer's
+series get from the PodMonitor. Never `job`: that is the scrape job Prometheus attaches, and
+the chart's ServiceMonitor keeps the operator's `namespace` with honorLabels (see there).
+"""
 
 from __future__ import annotations
 
@@ -10,12 +15,12 @@ JOBS = Gauge("gentrain_operator_jobs", "Jobs by phase.", ["phase"])
 REMEDIATIONS = Counter(
     "gentrain_operator_remediations_total",
     "Remediations by job, finding, action and mode.",
-    ["namespace", "job", "finding", "action", "mode"],
+    ["namespace", "gtj", "finding", "action", "mode"],
 )
 FINDINGS = Counter(
     "gentrain_operator_findings_total",
     "Findings raised at milestones, by job.",
-    ["namespace", "job", "finding", "severity"],
+    ["namespace", "gtj", "finding", "severity"],
 )
 SCRAPE_ERRORS = Counter(
     "gentrain_operator_scrape_errors_total", "Failed scrapes of trainers.", ["reason"]
@@ -34,27 +39,27 @@ MILESTONE_LATENCY = Histogram(
 SCRAPE_LAG = Gauge(
     "gentrain_operator_scrape_lag_seconds",
     "How late the latest scrape started, per job.",
-    ["namespace", "job"],
+    ["namespace", "gtj"],
 )
 JOB_HEALTH = Gauge(
     "gentrain_operator_job_healthy",
     "1 when the job's latest milestone raised no finding.",
-    ["namespace", "job"],
+    ["namespace", "gtj"],
 )
 JOB_EXHAUSTED = Gauge(
     "gentrain_operator_job_remediation_exhausted",
     "1 when no remediation is left to try.",
-    ["namespace", "job"],
+    ["namespace", "gtj"],
 )
 METRICS_AGE = Gauge(
     "gentrain_operator_metrics_age_seconds",
     "Age of the newest trainer metrics, per job.",
-    ["namespace", "job"],
+    ["namespace", "gtj"],
 )
 CHECKPOINT_AGE = Gauge(
     "gentrain_operator_checkpoint_age_seconds",
     "Time since the newest milestone, per job.",
-    ["namespace", "job"],
+    ["namespace", "gtj"],
 )
 
 _phases: dict[tuple[str, str], str] = {}

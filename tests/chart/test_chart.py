@@ -128,10 +128,18 @@ def test_each_alert_fires_when_it_should_and_not_on_a_healthy_job(rules: Path) -
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_every_alert_can_be_disabled_and_has_a_runbook() -> None:
+def test_every_alert_can_be_disabled_and_links_its_runbook() -> None:
     [rule] = [d for d in render(*VALUE_SETS["everything"]) if d["kind"] == "PrometheusRule"]
     alerts = rule["spec"]["groups"][0]["rules"]
-    assert all(a["annotations"].get("runbook") for a in alerts)
+    runbooks = (REPO / "docs" / "runbooks.md").read_text()
+    headings = {
+        line[3:].strip().lower() for line in runbooks.splitlines() if line.startswith("## ")
+    }
+    for alert in alerts:
+        annotations = alert["annotations"]
+        assert annotations.get("summary") and annotations.get("description"), alert["alert"]
+        page, anchor = annotations["runbook_url"].split("#")
+        assert page.endswith("/docs/runbooks.md") and anchor in headings, alert["alert"]
     names = [a["alert"] for a in alerts]
     for name in names:
         [smaller] = [

@@ -71,3 +71,13 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- define "gentrain.watchNamespaces" -}}
 {{- .Values.operator.watchNamespaces | default (list .Release.Namespace) | join "," -}}
 {{- end -}}
+
+{{/* Labels of an object prometheus-operator selects: the chart's, prometheusSelectorLabels
+and the object's own extra labels (which win on a clash), one key once. */}}
+{{- define "gentrain.monitoringLabels" -}}
+{{- $labels := merge (deepCopy (.extra | default dict)) (deepCopy (.root.Values.prometheusSelectorLabels | default dict)) -}}
+{{- include "gentrain.labels" .root }}
+{{- with $labels }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}
