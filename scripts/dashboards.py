@@ -15,6 +15,12 @@ OUT = Path(__file__).resolve().parents[1] / "helm" / "gentrain" / "files" / "das
 JOB = '{namespace="$namespace", gtj="$job"}'
 
 
+def growth(series: str, window: str) -> str:
+    """How much an operator counter grew in the window, its first increment included (the
+    chart's gentrain.growth: a job's series is born at 1, which increase() never counts)."""
+    return f"({series} unless {series} offset {window}) or increase({series}[{window}])"
+
+
 def panel(
     title: str,
     exprs: list[tuple[str, str]],
@@ -118,7 +124,7 @@ def main() -> None:
                 "Findings per hour",
                 [
                     (
-                        "sum by (finding) (increase(gentrain_operator_findings_total[1h]))",
+                        f"sum by (finding) ({growth('gentrain_operator_findings_total', '1h')})",
                         "{{finding}}",
                     )
                 ],
@@ -129,7 +135,7 @@ def main() -> None:
                 "Remediations per hour",
                 [
                     (
-                        "sum by (finding, action) (increase(gentrain_operator_remediations_total[1h]))",
+                        f"sum by (finding, action) ({growth('gentrain_operator_remediations_total', '1h')})",
                         "{{finding}} → {{action}}",
                     )
                 ],

@@ -81,3 +81,11 @@ and the object's own extra labels (which win on a clash), one key once. */}}
 {{ toYaml . }}
 {{- end }}
 {{- end -}}
+
+{{/* How much a counter of the operator's grew within a window, counting the first
+increment: a job's series is born at 1 (prometheus_client creates the child at its first
+inc), and increase() alone takes that birth for the start of the series, so a job's first
+finding never fired an alert. A series younger than the window counts whole. */}}
+{{- define "gentrain.growth" -}}
+({{ .series }} unless {{ .series }} offset {{ .window }}) or increase({{ .series }}[{{ .window }}])
+{{- end -}}
