@@ -3,7 +3,7 @@
 PY := .venv/bin/python
 export GENTRAIN_REPO_ROOT := $(CURDIR)
 
-.PHONY: setup test test-realnode lint unit fuzz demo images bench bench-operator bench-remediation e2e-kind cluster-up cluster-down cluster-status clean
+.PHONY: setup test test-realnode test-monitoring lint unit fuzz demo images bench bench-operator bench-remediation e2e-kind cluster-up cluster-down cluster-status clean
 
 setup:  ## Python environment and the Kubernetes/helm/Prometheus tools, built from Go modules
 	@scripts/setup.sh
@@ -11,10 +11,15 @@ setup:  ## Python environment and the Kubernetes/helm/Prometheus tools, built fr
 test: setup lint  ## the whole suite: lint, type checks, unit and cluster tests
 	$(PY) -m pytest
 
-test-realnode: setup  ## the real-node tier: images, kubelet + containerd, pods that run their images
+test-realnode: setup  ## the real-node tier: images, kubelet + containerd, pods that run their images, the live monitoring stack
 	@scripts/setup.sh node
 	@scripts/images.sh
 	GENTRAIN_NODE=kubelet $(PY) -m pytest -m realnode
+
+test-monitoring: setup  ## only the live monitoring tests (prometheus-operator + Prometheus on the real node)
+	@scripts/setup.sh node
+	@scripts/images.sh
+	GENTRAIN_NODE=kubelet $(PY) -m pytest -m monitoring
 
 lint: setup
 	$(PY) -m ruff check .

@@ -9,9 +9,10 @@
 #      and localhost/gentrain-trainer:dev;
 #   3. each written to an OCI archive under .images/, and imported into the node's
 #      containerd (namespace k8s.io) when one is running.
-#   4. the pause image the real node's pod sandboxes run (upstream's pause.c, static).
+#   4. the pause image the real node's pod sandboxes run (upstream's pause.c, static);
+#   5. the monitoring tier's Prometheus and config-reloader images (static Go binaries).
 # Each image is rebuilt only when its inputs changed. Needs root, and Debian's buildah and
-# mmdebstrap (and containerd's ctr to import). `images.sh operator|trainer|pause` builds one.
+# mmdebstrap (and containerd's ctr to import). `images.sh operator|trainer|pause|monitoring` builds one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=.images
@@ -132,7 +133,37 @@ build_pause() {
   echo "images: built $tag in $((SECONDS - started)) s ($(du -h "$OUT/gentrain-pause.tar" | cut -f1) archived)"
 }
 
+# `build_static NAME TAG BINARY`: the monitoring tier's images, one static Go binary each
+# at the path its upstream image uses (/bin/NAME), as nobody (65534): what
+# prometheus-operator runs in the Prometheus pods it makes (their upstream images are in a
+# registry this machine cannot reach). Built by `setup.sh node` into .tools/bin.
+build_static() {
+  local name=$1 tag=$2 binary=.tools/bin/$1
+  [[ -x $binary ]] || { echo "images: $binary is built by scripts/setup.sh node" >&2; exit 1; }
+  local want; want=$(fingerprint "$binary")
+  if up_to_date "$name" "$want"; then
+    echo "images: $tag up to date"
+    return
+  fi
+  local started=$SECONDS c; c=$("${BUILDAH[@]}" from scratch)
+  "${BUILDAH[@]}" copy --quiet "$c" "$binary" "/bin/$name" >/dev/null
+  "${BUILDAH[@]}" config --entrypoint "[\"/bin/$name\"]" --user 65534:65534 "$c"
+  "${BUILDAH[@]}" commit --quiet "$c" "$tag" >/dev/null
+  "${BUILDAH[@]}" rm "$c" >/dev/null
+  rm -f "$OUT/$name.tar"
+  "${BUILDAH[@]}" push --quiet "$tag" "oci-archive:$OUT/$name.tar:$tag"
+  "${BUILDAH[@]}" rmi --prune >/dev/null 2>&1 || true
+  echo "$want" > "$STAMPS/$name"
+  echo "images: built $tag in $((SECONDS - started)) s ($(du -h "$OUT/$name.tar" | cut -f1) archived)"
+  import "$name"
+}
+
 which=${1:-all}
+if [[ $which == all || $which == monitoring ]]; then
+  build_static prometheus localhost/prometheus:v3.16.0
+  build_static prometheus-config-reloader localhost/prometheus-config-reloader:v0.85.0
+fi
+[[ $which == monitoring ]] && exit 0
 if [[ $which == all || $which == pause ]]; then
   build_pause
 fi

@@ -3,7 +3,8 @@
 #   .venv/        Python environment (torch, kopf, ..., the three packages, editable)
 #   .tools/bin/   kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, etcd
 #                 (one binary, tools/k8s), helm (tools/helm), prometheus and promtool
-#                 (tools/prometheus), all built from Go modules.
+#                 (tools/prometheus), all built from Go modules; `setup.sh node` adds the
+#                 real node (kubelet, kube-proxy) and the monitoring tier (prometheus-operator).
 # `setup.sh demo` builds only what `make demo` runs: the Python environment and tools/k8s.
 # Each part is skipped when the inputs it was built from have not changed, so a second
 # run finishes in seconds.
@@ -51,7 +52,7 @@ build_go() {
   local sources=(tools/"$name"/go.mod tools/"$name"/go.sum)
   sources+=(tools/"$name"/*.go)
   [[ $package == ./* ]] && sources+=(tools/"$name"/"${package#./}"/*.go)
-  local want; want=$( (cat "${sources[@]}"; echo "$ldflags $(go version)") | sha256sum | cut -d' ' -f1)
+  local want; want=$( (cat "${sources[@]}"; echo "$ldflags $(go version)${CGO_ENABLED:+ cgo=$CGO_ENABLED}") | sha256sum | cut -d' ' -f1)
   if [[ -x "$BIN/$output" && "$(cat "$STAMPS/$output" 2>/dev/null)" == "$want" ]]; then
     echo "go: $output up to date"
     return
@@ -122,8 +123,26 @@ setup_node() {
 setup_test_tools() {
   build_go helm helm helm.sh/helm/v3/cmd/helm "-s -w -X helm.sh/helm/v3/internal/version.version=v3.22.0"
   local prom_ld="-s -w -X github.com/prometheus/common/version.Version=3.16.0 -X github.com/prometheus/common/version.Branch=release-3.16"
-  build_go prometheus promtool github.com/prometheus/prometheus/cmd/promtool "$prom_ld"
-  build_go prometheus prometheus github.com/prometheus/prometheus/cmd/prometheus "$prom_ld"
+  # Static, as upstream releases it: the same binary runs on the host and, for the
+  # monitoring tier, alone in an image.
+  CGO_ENABLED=0 build_go prometheus promtool github.com/prometheus/prometheus/cmd/promtool "$prom_ld"
+  CGO_ENABLED=0 build_go prometheus prometheus github.com/prometheus/prometheus/cmd/prometheus "$prom_ld"
+}
+
+# The monitoring tier (tests marked `monitoring`, on the real node): prometheus-operator
+# and its config reloader, static, from tools/prometheus-operator. The operator runs on the
+# host; the reloader runs in the Prometheus pods it makes (scripts/images.sh).
+setup_monitoring() {
+  local ld="-s -w -X github.com/prometheus/common/version.Version=0.85.0"
+  CGO_ENABLED=0 build_go prometheus-operator prometheus-operator \
+    github.com/prometheus-operator/prometheus-operator/cmd/operator "$ld"
+  CGO_ENABLED=0 build_go prometheus-operator prometheus-config-reloader \
+    github.com/prometheus-operator/prometheus-operator/cmd/prometheus-config-reloader "$ld"
+  # Its CRDs, from the same module version (the ones kube-prometheus-stack installs).
+  local module; module=$(cd tools/prometheus-operator && go mod download -json github.com/prometheus-operator/prometheus-operator | sed -n 's/.*"Dir": "\(.*\)".*/\1/p')
+  rm -rf .tools/prometheus-operator-crds
+  mkdir -p .tools/prometheus-operator-crds
+  cp "$module"/example/prometheus-operator-crd/*.yaml .tools/prometheus-operator-crds/
 }
 
 # `together FUNCTION...` runs the parts at once and fails if any fails: pip mostly waits
@@ -145,7 +164,7 @@ case "${1:-all}" in
   python) setup_python ;;
   go) setup_go; setup_test_tools ;;
   demo) together setup_python setup_go ;;
-  node) setup_go; setup_node ;;
+  node) setup_go; setup_node; setup_test_tools; setup_monitoring ;;
   all) together setup_python setup_go; setup_test_tools ;;
   *) echo "usage: $0 [python|go|demo|node|all]" >&2; exit 2 ;;
 esac

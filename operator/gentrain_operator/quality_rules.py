@@ -173,9 +173,12 @@ def vae(history: Sequence[Milestone], t: Mapping[str, float]) -> list[Finding]:
     """Posterior collapse: (nearly) every latent unit inactive while the reconstruction is
     no better than a decoder that ignores the latent scores. A VAE with a wide latent
     prunes most of its units as it trains while its reconstruction keeps improving: that
-    is not collapse (without the trainer's baseline, the unit count alone decides)."""
+    is not collapse (without the trainer's baseline, the unit count alone decides). Nor is
+    the first window: fresh from their initialisation the units start inactive and wake as
+    the decoder learns to use them (the VAE example, 100 steps in: 0 of 16 active, its
+    reconstruction at the latent-free decoder's; 11 of 16 at step 200)."""
     m = history[-1]
-    if "active_units" not in m or not m.get("latent_dims"):
+    if "active_units" not in m or not m.get("latent_dims") or first_window(history):
         return []
     active, dims = int(m["active_units"]), int(m["latent_dims"])
     if active >= t["active_fraction"] * dims:

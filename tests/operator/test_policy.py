@@ -255,9 +255,12 @@ def test_posterior_collapse_anneals_then_frees_bits() -> None:
             "kl": 0.1,
         }
 
-    job, outcomes = run_milestones(job, [vae(250, 0, 1), vae(500, 0, 2), vae(750, 0, 2)])
-    assert outcomes[0].record is not None and outcomes[0].record["actions"] == ["kl_annealing"]
-    assert outcomes[2].record is not None and outcomes[2].record["actions"] == ["free_bits"]
+    job, outcomes = run_milestones(
+        job, [vae(250, 0, 1), vae(500, 0, 1), vae(750, 0, 2), vae(1000, 0, 2)]
+    )
+    assert outcomes[0].record is None, "the first window is not judged"
+    assert outcomes[1].record is not None and outcomes[1].record["actions"] == ["kl_annealing"]
+    assert outcomes[3].record is not None and outcomes[3].record["actions"] == ["free_bits"]
     hp = job["spec"]["training"]["hyperparameters"]
     assert hp["klSchedule"] == "linear" and hp["freeBits"] == 0.25 and hp["klWeight"] == 1.0
 
@@ -299,7 +302,10 @@ def test_several_discriminator_steps_are_undone_first_unless_the_loss_is_wgan() 
         ("training.hyperparameters.discriminatorSteps", 5, 1)
     ]
     # WGAN's critic takes several steps by design; one step per step needs nothing undone.
-    for hyperparameters in ({"ganLoss": "wgan_gp", "discriminatorSteps": 5}, {"ganLoss": "minimax"}):
+    for hyperparameters in (
+        {"ganLoss": "wgan_gp", "discriminatorSteps": 5},
+        {"ganLoss": "minimax"},
+    ):
         plan = first_plan(**hyperparameters)
         assert plan is not None and "one_discriminator_step" not in plan.actions, hyperparameters
 

@@ -6,6 +6,7 @@ and are skipped, with the reason, on the node agent."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 
@@ -36,16 +37,19 @@ def real_node(cluster: kube.Cluster) -> kube.Cluster:
 SYSTEM = "gentrain-system"
 
 
-@pytest.fixture
-def release(real_node: kube.Cluster, namespace: str) -> Iterator[str]:
-    """The chart installed in its own namespace, watching only the test's namespace."""
+@contextmanager
+def installed(real_node: kube.Cluster, namespace: str, *values: str) -> Iterator[str]:
+    """The chart installed in its own namespace with the built images, watching only the
+    test's namespace, with further `--set` values; uninstalled after, jobs first."""
     repository, tag = OPERATOR_IMAGE.rsplit(":", 1)
+    sets = [f"--set={v}" for v in values]
     helm(
         "install", "gentrain", str(CHART), "--kubeconfig", str(real_node.kubeconfig),
         "--namespace", SYSTEM, "--create-namespace", "--wait", "--timeout", "180s",
         "--set", f"operator.image.repository={repository},operator.image.tag={tag}",
-        "--set", f"trainer.image={TRAINER_IMAGE},operator.replicas=2",
+        "--set", f"trainer.image={TRAINER_IMAGE}",
         "--set", f"operator.scope=namespace,operator.watchNamespaces={{{namespace}}}",
+        *sets,
         timeout=240,
     )  # fmt: skip
     try:
@@ -58,6 +62,9 @@ def release(real_node: kube.Cluster, namespace: str) -> Iterator[str]:
         # The jobs first, while the operator runs: it holds a finalizer on each, and a job
         # left behind would keep the test's namespace terminating for ever (as documented
         # for `helm uninstall`).
+        # (An operator a test scaled to nothing is brought back for that.)
+        real_node.kubectl("scale", "deployment", "--all", "-n", SYSTEM, "--current-replicas=0",
+                          "--replicas=1", check=False)  # fmt: skip
         real_node.kubectl("delete", "generativetrainingjobs", "--all", "-n", namespace,
                           "--wait", "--timeout=120s", check=False)  # fmt: skip
         helm("uninstall", "gentrain", "--kubeconfig", str(real_node.kubeconfig),
@@ -68,3 +75,10 @@ def release(real_node: kube.Cluster, namespace: str) -> Iterator[str]:
             lambda names: SYSTEM not in names,
             f"namespace {SYSTEM} to be deleted (the next install recreates it)",
         )
+
+
+@pytest.fixture
+def release(real_node: kube.Cluster, namespace: str) -> Iterator[str]:
+    """The chart as shipped, two replicas (one acts)."""
+    with installed(real_node, namespace, "operator.replicas=2") as system:
+        yield system

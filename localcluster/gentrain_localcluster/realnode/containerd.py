@@ -18,7 +18,14 @@ from .prerequisites import CNI_BIN_DIR
 NAMESPACE = "k8s.io"  # the namespace containerd's CRI plugin serves to the kubelet
 PAUSE_IMAGE = "localhost/gentrain-pause:3.10"
 # Archives under .images/ that the node imports, in the order a pod needs them.
-ARCHIVES = ("gentrain-pause", "gentrain-operator", "gentrain-trainer")
+ARCHIVES = (
+    "gentrain-pause",
+    "gentrain-operator",
+    "gentrain-trainer",
+    # The monitoring tier's Prometheus pods (tests marked `monitoring`).
+    "prometheus",
+    "prometheus-config-reloader",
+)
 # Pod addresses start above the ones the node agent hands out, so the two never collide
 # in a state directory that both have used.
 POD_RANGE_START = str(POD_CIDR.network_address + 256)
