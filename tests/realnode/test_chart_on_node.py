@@ -10,6 +10,7 @@ import time
 import pytest
 from kubernetes import client
 
+from tests.chart.test_chart import helm
 from tests.operator.test_operator_cluster import gtj
 from tests.realnode.conftest import OPERATOR_IMAGE
 from tests.support import kube
@@ -62,3 +63,17 @@ def test_the_chart_runs_two_peering_operators_and_one_takes_over(
     print(f"replica {first} deleted; {second} handled the next job after "
           f"{time.monotonic() - started:.0f} s")  # fmt: skip
     assert second != first
+
+
+def test_helm_test_finds_the_operator_answering_and_the_notes_say_what_was_installed(
+    real_node: kube.Cluster, namespace: str, release: str
+) -> None:
+    kubeconfig = ("--kubeconfig", str(real_node.kubeconfig), "--namespace", release)
+    result = helm("test", "gentrain", *kubeconfig, "--logs", "--timeout", "120s", check=False)
+    print(result.stdout, result.stderr)
+    assert result.returncode == 0, result.stderr
+    assert "gentrain-operator-test-metrics" in result.stdout and "Succeeded" in result.stdout
+    assert "the operator's metrics answer" in result.stdout
+    notes = helm("get", "notes", "gentrain", *kubeconfig).stdout
+    assert "Deployment gentrain-operator (2 replica(s)" in notes, notes
+    assert f"watching {namespace}" in notes and "helm test gentrain" in notes, notes
