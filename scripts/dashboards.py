@@ -1,8 +1,10 @@
-"""Writes the Grafana dashboards of the Helm chart (helm/gentrain/files/dashboards/).
+"""Writes the Grafana dashboards of the Helm chart (helm/gentrain/files/dashboards/), built
+with Grafana's own typed builders (grafana-foundation-sdk), so that their shape follows
+Grafana's dashboard schema.
 
-Kept as code so that panels stay consistent; the JSON it writes is committed, and a test
-checks that every metric a panel queries exists in the trainer's or operator's registry.
-Run it after changing a panel: `.venv/bin/python scripts/dashboards.py`.
+The JSON it writes is committed; tests check that it is what this script writes, that every
+metric a panel queries exists, and (on the live monitoring stack) that every panel returns
+data. Run it after changing a panel: `.venv/bin/python scripts/dashboards.py`.
 """
 
 from __future__ import annotations
@@ -11,8 +13,18 @@ import json
 from pathlib import Path
 from typing import Any
 
+from grafana_foundation_sdk.builders import dashboard as builder
+from grafana_foundation_sdk.builders import prometheus, timeseries
+from grafana_foundation_sdk.cog.encoder import JSONEncoder
+from grafana_foundation_sdk.models.dashboard import DataSourceRef, GridPos, VariableRefresh
+
 OUT = Path(__file__).resolve().parents[1] / "helm" / "gentrain" / "files" / "dashboards"
+DATASOURCE = DataSourceRef(type_val="prometheus", uid="${datasource}")
+# The trainer's series of the selected job (the PodMonitor labels them namespace and gtj).
 JOB = '{namespace="$namespace", gtj="$job"}'
+# dcgm-exporter's series of the selected job's trainer pods: it labels GPUs with the pod
+# that holds them (namespace, pod); the trainer's own series say which pods are the job's.
+JOBS_PODS = f"and on (namespace, pod) gentrain_step{JOB}"
 
 
 def growth(series: str, window: str) -> str:
@@ -22,112 +34,87 @@ def growth(series: str, window: str) -> str:
 
 
 def panel(
-    title: str,
-    exprs: list[tuple[str, str]],
-    x: int,
-    y: int,
-    w: int = 12,
-    h: int = 8,
-    unit: str = "short",
-) -> dict[str, Any]:
-    return {
-        "type": "timeseries",
-        "title": title,
-        "gridPos": {"x": x, "y": y, "w": w, "h": h},
-        "datasource": {"type": "prometheus", "uid": "${datasource}"},
-        "fieldConfig": {"defaults": {"unit": unit}, "overrides": []},
-        "targets": [
-            {"expr": e, "legendFormat": legend, "refId": chr(65 + i)}
-            for i, (e, legend) in enumerate(exprs)
-        ],
-    }
+    title: str, queries: list[tuple[str, str]], x: int, y: int, unit: str = "short"
+) -> timeseries.Panel:
+    built = (
+        timeseries.Panel()
+        .title(title)
+        .datasource(DATASOURCE)
+        .grid_pos(GridPos(h=8, w=12, x=x, y=y))
+        .unit(unit)
+    )
+    for i, (expr, legend) in enumerate(queries):
+        built = built.with_target(
+            prometheus.Dataquery().expr(expr).legend_format(legend).ref_id(chr(65 + i))
+        )
+    return built
 
 
 def dashboard(
-    uid: str, title: str, panels: list[dict[str, Any]], job_variables: bool
+    uid: str, title: str, panels: list[timeseries.Panel], job_variables: bool
 ) -> dict[str, Any]:
-    variables: list[dict[str, Any]] = [
-        {"name": "datasource", "type": "datasource", "query": "prometheus"}
-    ]
+    board = (
+        builder.Dashboard(title)
+        .uid(uid)
+        .tags(["gentrain"])
+        .time("now-6h", "now")
+        .refresh("30s")
+        .with_variable(builder.DatasourceVariable("datasource").type("prometheus"))
+    )
     if job_variables:
-        variables += [
-            {
-                "name": "namespace",
-                "type": "query",
-                "datasource": {"type": "prometheus", "uid": "${datasource}"},
-                "query": "label_values(gentrain_step, namespace)",
-                "refresh": 2,
-            },
-            {
-                "name": "job",
-                "type": "query",
-                "datasource": {"type": "prometheus", "uid": "${datasource}"},
-                "query": 'label_values(gentrain_step{namespace="$namespace"}, gtj)',
-                "refresh": 2,
-            },
-        ]
-    return {
-        "uid": uid,
-        "title": title,
-        "schemaVersion": 39,
-        "version": 1,
-        "tags": ["gentrain"],
-        "time": {"from": "now-6h", "to": "now"},
-        "refresh": "30s",
-        "templating": {"list": variables},
-        "annotations": {
-            "list": [
-                {
-                    "name": "Remediations",
-                    "enable": True,
-                    "iconColor": "red",
-                    "datasource": {"type": "prometheus", "uid": "${datasource}"},
-                    # On a job's dashboards, only that job's remediations.
-                    "expr": "changes(gentrain_operator_remediations_total"
-                    + (
-                        '{mode="auto", namespace="$namespace", gtj="$job"}'
-                        if job_variables
-                        else '{mode="auto"}'
-                    )
-                    + "[2m]) > 0",
-                    "titleFormat": "{{finding}}: {{action}}",
-                    "textFormat": "{{namespace}}/{{gtj}}",
-                }
-            ]
-        },
-        "panels": panels,
-    }
+        board = board.with_variable(
+            builder.QueryVariable("namespace")
+            .datasource(DATASOURCE)
+            .query("label_values(gentrain_step, namespace)")
+            .refresh(VariableRefresh.ON_TIME_RANGE_CHANGED)
+        ).with_variable(
+            builder.QueryVariable("job")
+            .label("job")
+            .datasource(DATASOURCE)
+            .query('label_values(gentrain_step{namespace="$namespace"}, gtj)')
+            .refresh(VariableRefresh.ON_TIME_RANGE_CHANGED)
+        )
+    # On a job's dashboards, only that job's remediations.
+    selector = (
+        '{mode="auto", namespace="$namespace", gtj="$job"}' if job_variables else '{mode="auto"}'
+    )
+    board = board.annotation(
+        builder.AnnotationQuery()
+        .name("Remediations")
+        .enable(True)
+        .icon_color("red")
+        .datasource(DATASOURCE)
+        .expr(f"changes(gentrain_operator_remediations_total{selector}[2m]) > 0")
+    )
+    for p in panels:
+        board = board.with_panel(p)
+    encoded: dict[str, Any] = json.loads(JSONEncoder(sort_keys=True).encode(board.build()))
+    # Grafana's Prometheus annotations also take title and text templates, which the
+    # generic annotation schema does not list.
+    encoded["annotations"]["list"][0].update(
+        {"titleFormat": "{{finding}}: {{action}}", "textFormat": "{{namespace}}/{{gtj}}"}
+    )
+    return encoded
 
 
-def main() -> None:
-    OUT.mkdir(parents=True, exist_ok=True)
-    fleet = dashboard(
+def fleet() -> dict[str, Any]:
+    return dashboard(
         "gentrain-fleet",
         "gentrain / fleet",
         [
-            panel(
-                "Jobs by phase", [("sum by (phase) (gentrain_operator_jobs)", "{{phase}}")], 0, 0
-            ),
+            panel("Jobs by phase", [("sum by (phase) (gentrain_operator_jobs)", "{{phase}}")], 0, 0),
             panel(
                 "Unhealthy jobs",
                 [
                     ("count(gentrain_operator_job_healthy == 0) or vector(0)", "unhealthy"),
-                    (
-                        "count(gentrain_operator_job_remediation_exhausted == 1) or vector(0)",
-                        "exhausted",
-                    ),
+                    ("count(gentrain_operator_job_remediation_exhausted == 1) or vector(0)", "exhausted"),
                 ],
                 12,
                 0,
             ),
             panel(
                 "Findings per hour",
-                [
-                    (
-                        f"sum by (finding) ({growth('gentrain_operator_findings_total', '1h')})",
-                        "{{finding}}",
-                    )
-                ],
+                [(f"sum by (finding) ({growth('gentrain_operator_findings_total', '1h')})", "{{finding}}")],
                 0,
                 8,
             ),
@@ -144,12 +131,7 @@ def main() -> None:
             ),
             panel(
                 "Scrape errors",
-                [
-                    (
-                        "sum by (reason) (rate(gentrain_operator_scrape_errors_total[5m]))",
-                        "{{reason}}",
-                    )
-                ],
+                [("sum by (reason) (rate(gentrain_operator_scrape_errors_total[5m]))", "{{reason}}")],
                 0,
                 16,
             ),
@@ -168,8 +150,11 @@ def main() -> None:
             ),
         ],
         job_variables=False,
-    )
-    job = dashboard(
+    )  # fmt: skip
+
+
+def job() -> dict[str, Any]:
+    return dashboard(
         "gentrain-job",
         "gentrain / job",
         [
@@ -243,13 +228,21 @@ def main() -> None:
         ],
         job_variables=True,
     )
-    gpu = dashboard(
+
+
+def gpu() -> dict[str, Any]:
+    """The trainer's own GPU figures (NVML), and dcgm-exporter's where the cluster runs it
+    (GPU clusters do): the same quantities, plus the XID errors only DCGM reports."""
+    return dashboard(
         "gentrain-gpu",
         "gentrain / GPUs",
         [
             panel(
                 "Utilisation",
-                [(f"gentrain_gpu_utilization_ratio{JOB}", "GPU {{gpu}}")],
+                [
+                    (f"gentrain_gpu_utilization_ratio{JOB}", "GPU {{gpu}}"),
+                    (f"DCGM_FI_DEV_GPU_UTIL / 100 {JOBS_PODS}", "GPU {{gpu}} (DCGM)"),
+                ],
                 0,
                 0,
                 unit="percentunit",
@@ -259,6 +252,12 @@ def main() -> None:
                 [
                     (f"gentrain_gpu_memory_used_bytes{JOB}", "used {{gpu}}"),
                     (f"gentrain_gpu_memory_total_bytes{JOB}", "total {{gpu}}"),
+                    # DCGM reports frame-buffer MiB.
+                    (f"DCGM_FI_DEV_FB_USED * 1048576 {JOBS_PODS}", "used {{gpu}} (DCGM)"),
+                    (
+                        f"(DCGM_FI_DEV_FB_USED + DCGM_FI_DEV_FB_FREE) * 1048576 {JOBS_PODS}",
+                        "total {{gpu}} (DCGM)",
+                    ),
                 ],
                 12,
                 0,
@@ -272,11 +271,26 @@ def main() -> None:
                 8,
                 unit="celsius",
             ),
+            panel(
+                "XID errors (DCGM: the last error code, 0 when none)",
+                [(f"DCGM_FI_DEV_XID_ERRORS {JOBS_PODS}", "GPU {{gpu}}")],
+                0,
+                16,
+            ),
         ],
         job_variables=True,
     )
-    for name, board in (("fleet", fleet), ("job", job), ("gpu", gpu)):
-        (OUT / f"{name}.json").write_text(json.dumps(board, indent=1) + "\n")
+
+
+def build() -> dict[str, dict[str, Any]]:
+    """Each dashboard's file name under OUT and its JSON."""
+    return {"fleet.json": fleet(), "job.json": job(), "gpu.json": gpu()}
+
+
+def main() -> None:
+    OUT.mkdir(parents=True, exist_ok=True)
+    for name, board in build().items():
+        (OUT / name).write_text(json.dumps(board, indent=1, sort_keys=True) + "\n")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,99 @@
+"""The chart's Grafana dashboards: what scripts/dashboards.py builds with Grafana's typed
+builders is what the chart ships, and the GPU panels' dcgm-exporter queries pick the
+selected job's GPUs (promtool, on synthetic series as dcgm-exporter labels them)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+from pathlib import Path
+from types import ModuleType
+
+import yaml
+
+from tests.chart.test_chart import CHART, tool
+from tests.support.kube import REPO
+
+
+def generator() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("dashboards", REPO / "scripts" / "dashboards.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_shipped_dashboards_are_what_the_builders_make() -> None:
+    for name, board in generator().build().items():
+        shipped = json.loads((CHART / "files" / "dashboards" / name).read_text())
+        assert shipped == board, f"{name}: run .venv/bin/python scripts/dashboards.py"
+
+
+def test_every_panel_has_a_datasource_a_position_and_a_query() -> None:
+    for name, board in generator().build().items():
+        assert board["schemaVersion"] >= 39, name
+        for panel in board["panels"]:
+            assert panel["datasource"]["uid"] == "${datasource}", (name, panel["title"])
+            assert set(panel["gridPos"]) == {"h", "w", "x", "y"}, (name, panel["title"])
+            assert all(t["expr"] and t["refId"] for t in panel["targets"]), (name, panel["title"])
+
+
+def test_the_gpu_panels_read_dcgm_exporter_for_the_selected_jobs_pods_only(
+    tmp_path: Path,
+) -> None:
+    board = generator().gpu()
+    selected = {"$namespace": "ml", "$job": "big"}
+    dcgm = {}
+    for panel in board["panels"]:
+        for target in panel["targets"]:
+            if "DCGM_" in target["expr"]:
+                expr = target["expr"]
+                for variable, value in selected.items():
+                    expr = expr.replace(variable, value)
+                dcgm[panel["title"].split(" ")[0]] = expr
+    assert set(dcgm) == {"Utilisation", "Memory", "XID"}, dcgm
+    # dcgm-exporter's labels (with pod mapping): the GPU's pod, not the training job; the
+    # trainer's own series join the pod to its job. Two jobs, one GPU each.
+    gpu = 'gpu="0",UUID="GPU-1",Hostname="n1",container="trainer"'
+    series = [
+        (f'DCGM_FI_DEV_GPU_UTIL{{{gpu},namespace="ml",pod="big-trainer-1"}}', "87x5"),
+        (f'DCGM_FI_DEV_GPU_UTIL{{{gpu},namespace="ml",pod="small-trainer-1"}}', "12x5"),
+        (f'DCGM_FI_DEV_FB_USED{{{gpu},namespace="ml",pod="big-trainer-1"}}', "30000x5"),
+        (f'DCGM_FI_DEV_FB_FREE{{{gpu},namespace="ml",pod="big-trainer-1"}}', "10000x5"),
+        (f'DCGM_FI_DEV_XID_ERRORS{{{gpu},namespace="ml",pod="big-trainer-1"}}', "0 0 79 79 79 79"),
+        ('gentrain_step{namespace="ml",gtj="big",pod="big-trainer-1",job="ml/trainers"}', "1+10x5"),
+        ('gentrain_step{namespace="ml",gtj="small",pod="small-trainer-1",job="ml/trainers"}', "1+10x5"),
+    ]  # fmt: skip
+    # promtool's expected labels, as a series selector.
+    labels = f'{{{gpu},namespace="ml",pod="big-trainer-1"}}'
+    tests = {
+        "rule_files": [],
+        "evaluation_interval": "1m",
+        "tests": [
+            {
+                "interval": "1m",
+                "input_series": [{"series": s, "values": v} for s, v in series],
+                "promql_expr_test": [
+                    {"expr": dcgm["Utilisation"], "eval_time": "4m",
+                     "exp_samples": [{"labels": labels, "value": 0.87}]},
+                    {"expr": dcgm["XID"], "eval_time": "4m",
+                     "exp_samples": [{"labels": f"DCGM_FI_DEV_XID_ERRORS{labels}", "value": 79}]},
+                ],
+            }
+        ],
+    }  # fmt: skip
+    memory = [e.strip() for e in dcgm["Memory"].split(" and on ")]
+    assert memory[0].startswith("(DCGM_FI_DEV_FB_USED + DCGM_FI_DEV_FB_FREE)"), memory
+    tests["tests"][0]["promql_expr_test"].append(
+        {"expr": dcgm["Memory"], "eval_time": "4m",
+         "exp_samples": [{"labels": labels, "value": 40000 * 1048576}]}
+    )  # fmt: skip
+    (tmp_path / "dcgm-test.yaml").write_text(yaml.safe_dump(tests))
+    result = subprocess.run(
+        [tool("promtool"), "test", "rules", "dcgm-test.yaml"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
