@@ -4,6 +4,7 @@ contract of the operator's series, and values that would leave Prometheus silent
 from __future__ import annotations
 
 import pytest
+import yaml
 
 from tests.chart.test_chart import CHART, helm, render
 
@@ -92,3 +93,46 @@ def test_every_per_job_alert_groups_by_the_jobs_namespace_and_name() -> None:
     for rule in rules:
         if rule["alert"] != "OperatorDown":
             assert "by (namespace, gtj)" in rule["expr"], rule["alert"]
+
+
+def grafana_rules(*extra: str) -> list[dict]:
+    [config_map] = [
+        d
+        for d in render("--set", "alerts.enabled=true,grafanaAlerts.enabled=true", *extra)
+        if d["kind"] == "ConfigMap" and d["metadata"]["name"] == "t-grafana-alerts"
+    ]
+    assert config_map["metadata"]["labels"]["grafana_alert"] == "1"
+    provisioning = yaml.safe_load(config_map["data"]["gentrain-alerts.yaml"])
+    assert provisioning["apiVersion"] == 1
+    [group] = provisioning["groups"]
+    return list(group["rules"])
+
+
+def test_grafana_managed_rules_are_the_prometheus_rules() -> None:
+    prometheus = monitoring_objects()["PrometheusRule"]["spec"]["groups"][0]["rules"]
+    grafana = grafana_rules()
+    assert [r["title"] for r in grafana] == [r["alert"] for r in prometheus]
+    assert len({r["uid"] for r in grafana}) == len(grafana)
+    assert all(len(r["uid"]) <= 40 for r in grafana)
+    for ours, theirs in zip(grafana, prometheus, strict=True):
+        queries = {q["refId"]: q for q in ours["data"]}
+        assert ours["condition"] in queries
+        assert queries["A"]["model"]["expr"] == theirs["expr"]
+        assert queries["A"]["datasourceUid"] == "prometheus"
+        assert ours["labels"] == theirs["labels"]
+        assert ours["for"] == theirs.get("for", "0s")
+        assert set(ours["annotations"]) == set(theirs["annotations"])
+        # Grafana's templates know no $value: each value is $values.<refId>.Value.
+        assert not any("$value " in text for text in ours["annotations"].values()), ours["title"]
+
+
+def test_grafana_rules_follow_the_alert_values() -> None:
+    rules = grafana_rules(
+        "--set",
+        "alerts.disabled.OperatorDown=true,alerts.remediationStormPerHour=2,"
+        "grafanaAlerts.datasourceUid=mimir",
+    )
+    assert "OperatorDown" not in [r["title"] for r in rules]
+    [storm] = [r for r in rules if r["title"] == "RemediationStorm"]
+    assert storm["data"][0]["model"]["expr"].endswith("> 2")
+    assert storm["data"][0]["datasourceUid"] == "mimir"

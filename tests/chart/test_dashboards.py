@@ -26,12 +26,14 @@ def generator() -> ModuleType:
 
 def test_the_shipped_dashboards_are_what_the_builders_make() -> None:
     for name, board in generator().build().items():
-        shipped = json.loads((CHART / "files" / "dashboards" / name).read_text())
+        shipped = json.loads((CHART / "files" / name).read_text())
         assert shipped == board, f"{name}: run .venv/bin/python scripts/dashboards.py"
 
 
 def test_every_panel_has_a_datasource_a_position_and_a_query() -> None:
     for name, board in generator().build().items():
+        if not name.startswith("dashboards/"):
+            continue
         assert board["schemaVersion"] >= 39, name
         for panel in board["panels"]:
             assert panel["datasource"]["uid"] == "${datasource}", (name, panel["title"])

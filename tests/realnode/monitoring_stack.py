@@ -52,6 +52,7 @@ class Stack:
     cluster: kube.Cluster
     operator: subprocess.Popen[bytes]
     url: str  # Prometheus's HTTP API, at its pod's address on the node's bridge
+    service_url: str  # the same through its Service, as pods reach it
 
     def get(self, path: str, **params: str) -> Any:
         query = f"?{urllib.parse.urlencode(params)}" if params else ""
@@ -96,6 +97,16 @@ def prometheus_objects() -> list[dict[str, Any]]:
             "metadata": {"name": name},
             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name},
             "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": NAMESPACE}],
+        },
+        # The Service kube-prometheus-stack puts in front of its Prometheus.
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": name, "namespace": NAMESPACE},
+            "spec": {
+                "selector": {"app.kubernetes.io/name": "prometheus", "prometheus": "kube-prometheus-stack"},
+                "ports": [{"name": "http-web", "port": 9090, "targetPort": 9090}],
+            },
         },
         {
             "apiVersion": "monitoring.coreos.com/v1",
@@ -160,7 +171,13 @@ def start(cluster: kube.Cluster, logs: Path) -> Stack:
     except BaseException:
         stop(cluster, operator)
         raise
-    return Stack(cluster=cluster, operator=operator, url=f"http://{pod.status.pod_ip}:9090")
+    service = cluster.core.read_namespaced_service("kube-prometheus-stack-prometheus", NAMESPACE)
+    return Stack(
+        cluster=cluster,
+        operator=operator,
+        url=f"http://{pod.status.pod_ip}:9090",
+        service_url=f"http://{service.spec.cluster_ip}:9090",
+    )
 
 
 def _ready_prometheus_pod(cluster: kube.Cluster) -> Any:

@@ -28,12 +28,14 @@ def operator_pods(cluster: kube.Cluster, system: str) -> list[client.V1Pod]:
 
 def acting_replica(cluster: kube.Cluster, system: str, job: str) -> str:
     """The replica whose log shows it handling `job` (kopf peering lets one act)."""
+
     def handling() -> list[str]:
         return [
             pod.metadata.name
             for pod in operator_pods(cluster, system)
             if job in cluster.kubectl("logs", "-n", system, pod.metadata.name, check=False).stdout
         ]
+
     return wait_for(handling, lambda names: len(names) == 1, f"one replica to handle {job}",
                     timeout=120)[0]  # fmt: skip
 
@@ -52,7 +54,11 @@ def test_the_chart_runs_two_peering_operators_and_one_takes_over(
     real_node.apply(gtj("first", max_steps=20, interval=10), namespace=namespace)
     first = acting_replica(real_node, release, "first")
     wait_for(
-        lambda: real_node.core.list_namespaced_pod(namespace, label_selector="gentrain.io/job=first").items,
+        lambda: (
+            real_node.core.list_namespaced_pod(
+                namespace, label_selector="gentrain.io/job=first"
+            ).items
+        ),
         lambda items: len(items) == 1,
         "the acting replica to start the first job's trainer pod",
     )

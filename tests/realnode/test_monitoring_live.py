@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 from bench.recorder import merged
+from tests.chart.test_chart_monitoring import grafana_rules
 from tests.operator.test_operator_cluster import status
 from tests.realnode import monitoring_stack
 from tests.realnode.conftest import installed
@@ -33,11 +34,11 @@ VALUES = (
     "metrics.serviceMonitor.enabled=true,metrics.serviceMonitor.interval=5s",
     "metrics.podMonitor.enabled=true,metrics.podMonitor.interval=5s",
     "alerts.enabled=true,alerts.remediationStormPerHour=0,alerts.metricsStaleSeconds=30",
-    "alerts.operatorDownFor=10s",
+    "alerts.operatorDownFor=10s,grafanaAlerts.enabled=true",
 )
 # The findings TrainingDiverged reports.
 DIVERGED = {"NonFiniteLoss", "Divergence", "NotLearning"}
-# GPU panels read series only a GPU trainer exports.
+# GPU panels read series only a GPU trainer (or dcgm-exporter) exports.
 NEEDS_A_GPU = {"gentrain-gpu"}
 
 
@@ -54,14 +55,14 @@ def stack(real_node: kube.Cluster) -> Iterator[monitoring_stack.Stack]:
         monitoring_stack.stop(real_node, stack.operator)
 
 
-def broken_job() -> dict[str, Any]:
+def broken_job(name: str = "broken", **monitoring: Any) -> dict[str, Any]:
     """A transformer at 500x its healthy rate, without warm-up or clipping: its loss runs
     away or never leaves what a model that learned nothing scores, whatever the CPU (the
     zoo's 25x case is at the edge: on one host it still learned enough to pass)."""
     case = yaml.safe_load((ZOO / "transformer-no-warmup.yaml").read_text())
     rates = {"hyperparameters": {"learningRate": 1.0, "warmupSteps": 0, "gradientClip": 0}}
     spec = merged(case["base"], {"training": {"maxSteps": 300, **rates}})
-    return job("broken", spec)
+    return job(name, spec, **monitoring)
 
 
 def healthy_job() -> dict[str, Any]:
@@ -73,16 +74,17 @@ def healthy_job() -> dict[str, Any]:
     return job("healthy", spec)
 
 
-def job(name: str, spec: dict[str, Any]) -> dict[str, Any]:
+def job(name: str, spec: dict[str, Any], **monitoring: Any) -> dict[str, Any]:
     return {
         "apiVersion": "gentrain.io/v1alpha1",
         "kind": "GenerativeTrainingJob",
         "metadata": {"name": name},
         "spec": {
             **spec,
-            "monitoring": {"scrapeIntervalSeconds": 1},
+            "monitoring": {"scrapeIntervalSeconds": 1, **monitoring},
             "remediation": {"mode": "auto"},
-            "resources": {"cpu": "700m", "memory": "1536Mi"},
+            # Three trainers beside the operator and Prometheus on two cores.
+            "resources": {"cpu": "500m", "memory": "1536Mi"},
         },
     }
 
@@ -121,12 +123,15 @@ def test_alerts_fire_for_the_broken_job_only_and_every_panel_shows_live_data(
         groups = [g["name"] for g in stack.get("/api/v1/rules")["groups"]]
         assert "gentrain.training-health" in groups, groups
 
-        real_node.apply([broken_job(), healthy_job()], namespace)
+        # The broken job twice: the operator scrapes one trainer itself and reads the
+        # other's series from this Prometheus (spec.monitoring.prometheusURL).
+        through_prometheus = broken_job("broken-prom", prometheusURL=stack.service_url)
+        real_node.apply([broken_job(), through_prometheus, healthy_job()], namespace)
         # The trainers are targets, labelled with their job (the PodMonitor's relabelling).
         wait_for(
             lambda: {t["labels"].get("gtj") for t in stack.active_targets()},
-            lambda gtjs: {"broken", "healthy"} <= gtjs,
-            "both trainer pods to become targets",
+            lambda gtjs: {"broken", "broken-prom", "healthy"} <= gtjs,
+            "the trainer pods to become targets",
             timeout=300,
         )
 
@@ -144,8 +149,23 @@ def test_alerts_fire_for_the_broken_job_only_and_every_panel_shows_live_data(
             labels, waited = monitoring_stack.wait_for_alert(stack, alert, gtj, timeout=120)
             figures[f"{alert} after the remediation was written (s)"] = time.monotonic() - seen_at
             assert labels["namespace"] == namespace and labels["gtj"] == "broken", labels
+        # The Grafana-managed rules' queries, as Grafana would send them to this Prometheus.
+        for rule in grafana_rules(*(arg for v in VALUES for arg in ("--set", v))):
+            answer = stack.query(rule["data"][0]["model"]["expr"])
+            if rule["title"] == "TrainingDiverged":
+                assert gtj in [s["metric"] for s in answer], answer
         # Nothing collapsed onto the operator's own target: the job's namespace survived.
         assert not stack.query('{__name__=~"gentrain_operator_.+", exported_namespace!=""}')
+        # Read through Prometheus, the same run drew the same decision.
+        via = wait_for(
+            lambda: status(real_node, namespace, "broken-prom").get("remediations") or [],
+            bool,
+            "the broken job's remediation, read through Prometheus",
+            timeout=300,
+        )
+        decision = [(r["finding"], r["actions"], r["step"]) for r in (remediated[0], via[0])]
+        print(f"monitoring: scraped directly and through Prometheus: {decision}")
+        assert decision[0] == decision[1], decision
         # The healthy job, trained beside it for as long, raised no alert.
         healthy = status(real_node, namespace, "healthy")
         assert len(healthy.get("milestones") or []) >= 1, healthy
