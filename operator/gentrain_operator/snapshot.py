@@ -73,14 +73,25 @@ def parse(text: str, time: float) -> Snapshot:
     return snapshot
 
 
+# The label names the trainer's own series carry (a contract test holds them to the
+# trainer's metric table). Through Prometheus a series has more: the target's (instance,
+# job, namespace, pod, ...), what monitors add by relabelling (the chart's PodMonitor adds
+# `gtj`) and the server's external labels (cluster, prometheus_replica, ...): no list of
+# those can be complete, so everything else is dropped.
+TRAINER_LABELS = frozenset(
+    {"action", "command", "component", "device", "extractor", "factor", "field", "gpu",
+     "input", "name", "reason", "value"}
+)  # fmt: skip
+
+
 def from_prometheus(result: list[Mapping[str, Any]], time: float) -> Snapshot:
-    """A Prometheus HTTP API instant-query vector as a snapshot (target labels dropped)."""
+    """A Prometheus HTTP API instant-query vector as a snapshot, with the trainer's own
+    labels only."""
     snapshot = Snapshot(time)
-    drop = {"__name__", "instance", "job", "namespace", "pod", "container", "endpoint", "service"}
     for item in result:
         metric = dict(item["metric"])
         name = metric["__name__"]
-        labels = tuple(sorted((k, v) for k, v in metric.items() if k not in drop))
+        labels = tuple(sorted((k, v) for k, v in metric.items() if k in TRAINER_LABELS))
         snapshot.values.setdefault(name, {})[labels] = float(item["value"][1])
     return snapshot
 

@@ -1,13 +1,19 @@
 """The operator's Prometheus-API mode against a real Prometheus server (built from Go
-modules by `make setup`) that discovers and scrapes the trainer pod on the cluster."""
+modules by `make setup`) that discovers and scrapes the trainer pod on the cluster; and
+against a Prometheus that is gone, or answers nothing: the metrics are stale, the job says
+so in its MetricsAvailable condition, and nothing stale is acted on."""
 
 from __future__ import annotations
 
 import socket
 import subprocess
+import threading
+import time
 import urllib.request
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -26,8 +32,14 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+@dataclass
+class PrometheusServer:
+    url: str
+    process: subprocess.Popen[bytes]
+
+
 @pytest.fixture
-def prometheus(cluster: Cluster, tmp_path: Path) -> Iterator[str]:
+def prometheus(cluster: Cluster, tmp_path: Path) -> Iterator[PrometheusServer]:
     binary = REPO / ".tools" / "bin" / "prometheus"
     if not binary.exists():
         pytest.skip("prometheus is built by `make setup`")
@@ -77,33 +89,101 @@ def prometheus(cluster: Cluster, tmp_path: Path) -> Iterator[str]:
 
     try:
         wait_for(ready, bool, "Prometheus to be ready", timeout=60)
-        yield url
+        yield PrometheusServer(url, process)
     finally:
         process.terminate()
         process.wait(30)
         log.close()
 
 
-def test_decisions_from_a_real_prometheus_server(
-    cluster: Cluster, namespace: str, operator: None, prometheus: str
+def read_status(cluster: Cluster, namespace: str, name: str) -> dict[str, Any]:
+    custom = client.CustomObjectsApi(cluster.api)
+    job = custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
+    return dict(job.get("status") or {})
+
+
+def metrics_available(status: dict[str, Any]) -> dict[str, Any]:
+    return next((c for c in status.get("conditions", []) if c["type"] == "MetricsAvailable"), {})
+
+
+def test_decisions_from_a_real_prometheus_server_and_none_once_it_is_gone(
+    cluster: Cluster, namespace: str, operator: None, prometheus: PrometheusServer
 ) -> None:
     job = gtj(
-        "via-prometheus", max_steps=100_000, interval=500, monitoring={"prometheusURL": prometheus}
+        "via-prometheus",
+        max_steps=100_000,
+        interval=500,
+        monitoring={"prometheusURL": prometheus.url},
     )
     cluster.apply(job, namespace)
-    custom = client.CustomObjectsApi(cluster.api)
     status = wait_for(
-        lambda: (
-            custom.get_namespaced_custom_object(
-                GROUP, VERSION, namespace, PLURAL, "via-prometheus"
-            ).get("status")
-            or {}
-        ),
+        lambda: read_status(cluster, namespace, "via-prometheus"),
         lambda s: len(s.get("milestones", [])) >= 2,
         "two milestones read through Prometheus",
         timeout=180,
     )
     assert status["checkpointStep"] >= 1000
     assert status["milestones"][-1]["modes"] == 8
-    available = next(c for c in status["conditions"] if c["type"] == "MetricsAvailable")
-    assert available["status"] == "True"
+    assert metrics_available(status)["status"] == "True"
+
+    # Prometheus goes away while the trainer trains on.
+    prometheus.process.terminate()
+    prometheus.process.wait(30)
+    stale = wait_for(
+        lambda: read_status(cluster, namespace, "via-prometheus"),
+        lambda s: metrics_available(s).get("status") == "False",
+        "the metrics to be marked stale",
+        timeout=120,
+    )
+    condition = metrics_available(stale)
+    assert condition["reason"] == "Stale" and "Prometheus" in condition["message"], condition
+    # Nothing is judged on what the operator cannot read: no milestone after the last read.
+    judged = len(stale.get("milestones", []))
+    time.sleep(10)
+    later = read_status(cluster, namespace, "via-prometheus")
+    assert len(later.get("milestones", [])) == judged
+    assert later.get("remediationCount", 0) == stale.get("remediationCount", 0)
+
+
+@pytest.fixture
+def silent_server() -> Iterator[str]:
+    """A Prometheus URL that accepts connections and never answers (a Prometheus stuck on
+    a query)."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    held: list[socket.socket] = []
+
+    def accept() -> None:
+        while True:
+            try:
+                held.append(listener.accept()[0])
+            except OSError:
+                return
+
+    threading.Thread(target=accept, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    finally:
+        listener.close()
+        for connection in held:
+            connection.close()
+
+
+def test_a_prometheus_that_never_answers_leaves_the_job_stale_not_stuck(
+    cluster: Cluster, namespace: str, operator: None, silent_server: str
+) -> None:
+    job = gtj("slow-prometheus", max_steps=100_000, interval=500,
+              monitoring={"prometheusURL": silent_server})  # fmt: skip
+    cluster.apply(job, namespace)
+    status = wait_for(
+        lambda: read_status(cluster, namespace, "slow-prometheus"),
+        lambda s: metrics_available(s).get("status") == "False",
+        "the job to say its metrics cannot be read",
+        timeout=180,
+    )
+    condition = metrics_available(status)
+    assert condition["reason"] == "Stale" and "Prometheus" in condition["message"], condition
+    assert not status.get("milestones") and not status.get("remediations")
+    # The operator still serves the job: the trainer runs (its pod was made).
+    assert status.get("podName")
