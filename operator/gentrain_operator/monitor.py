@@ -138,6 +138,9 @@ class JobMonitor:
         self.failures = 0  # failed scrapes in a row
         self.errors = 0  # failed monitoring steps in a row (an API error, a bug)
         self.last_good: float | None = None
+        # When the first scrape of a trainer never read before failed: a trainer that no
+        # scrape ever reached (a NetworkPolicy in the way) has metrics as old as that.
+        self.unread_since: float | None = None
         self.metrics_available: tuple[bool, str] | None = None  # (fresh, message) last written
         self.pod: tuple[str, str] | None = None  # (name, IP) of the pod being scraped
         # The latest scrape whose handling failed (an API error writing status): handled
@@ -190,6 +193,8 @@ class JobMonitor:
             self.failures += 1
             self.pod = None  # the pod may have gone: look it up again
             metrics.SCRAPE_ERRORS.labels(reason=str(error).split(":")[0][:40]).inc()
+            if self.unread_since is None:
+                self.unread_since = time.time()
             await self._availability(job, interval, f"scrape failed: {error}")
             await self._handle_unwritten(job)
             return retry_delay(self.failures, interval)
@@ -226,8 +231,9 @@ class JobMonitor:
     async def _availability(self, job: dict[str, Any], interval: float, problem: str) -> None:
         stale_after = interval * self.settings.stale_after_intervals
         fresh = self.last_good is not None and time.time() - self.last_good <= stale_after
-        if self.last_good is not None:
-            metrics.METRICS_AGE.labels(self.namespace, self.name).set(time.time() - self.last_good)
+        newest = self.last_good if self.last_good is not None else self.unread_since
+        if newest is not None:
+            metrics.METRICS_AGE.labels(self.namespace, self.name).set(time.time() - newest)
         reason, message = (
             ("Scraped", "the trainer's metrics are fresh")
             if fresh
