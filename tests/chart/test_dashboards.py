@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import subprocess
 from pathlib import Path
 from types import ModuleType
 
 import yaml
 
-from tests.chart.test_chart import CHART, tool
+from tests.chart.test_chart import CHART, promtool_test
 from tests.support.kube import REPO
 
 
@@ -92,10 +91,4 @@ def test_the_gpu_panels_read_dcgm_exporter_for_the_selected_jobs_pods_only(
          "exp_samples": [{"labels": labels, "value": 40000 * 1048576}]}
     )  # fmt: skip
     (tmp_path / "dcgm-test.yaml").write_text(yaml.safe_dump(tests))
-    result = subprocess.run(
-        [tool("promtool"), "test", "rules", "dcgm-test.yaml"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
+    promtool_test(tmp_path, "dcgm-test.yaml")

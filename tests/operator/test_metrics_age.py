@@ -12,8 +12,7 @@ import aiohttp
 import pytest
 
 from gentrain_operator import kube, metrics, monitor
-from gentrain_operator.settings import Settings
-from tests.operator.test_nonfinite import gan_job
+from tests.operator.test_unwritten_milestone import running_gan_monitor
 
 
 def test_a_trainer_never_read_has_metrics_as_old_as_the_first_failed_scrape(
@@ -27,12 +26,7 @@ def test_a_trainer_never_read_has_metrics_as_old_as_the_first_failed_scrape(
     monkeypatch.setattr(monitor, "scrape_pod", unreachable)
     monkeypatch.setattr(monitor.time, "time", lambda: now[0])
     monkeypatch.setattr(kube, "apply_conditions", lambda *_: None)
-    job = gan_job()
-    job["status"] = {"phase": "Running", "podName": "g-trainer-1"}
-    running = {"status": {"phase": "Running", "podIP": "127.0.0.1"}}
-    watcher = monitor.JobMonitor(
-        "n", "never-read", Settings(), lambda *_: None, lambda: job, lambda *_: running
-    )
+    watcher = running_gan_monitor("never-read")
 
     async def scrapes() -> None:
         async with aiohttp.ClientSession() as session:

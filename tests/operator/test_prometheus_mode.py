@@ -106,6 +106,19 @@ def metrics_available(status: dict[str, Any]) -> dict[str, Any]:
     return next((c for c in status.get("conditions", []) if c["type"] == "MetricsAvailable"), {})
 
 
+def stale_for_want_of_prometheus(cluster: Cluster, namespace: str, name: str) -> dict[str, Any]:
+    """The job's status once its MetricsAvailable condition says Prometheus failed it."""
+    status = wait_for(
+        lambda: read_status(cluster, namespace, name),
+        lambda s: metrics_available(s).get("status") == "False",
+        f"{name}'s metrics to be marked stale",
+        timeout=180,
+    )
+    condition = metrics_available(status)
+    assert condition["reason"] == "Stale" and "Prometheus" in condition["message"], condition
+    return status
+
+
 def test_decisions_from_a_real_prometheus_server_and_none_once_it_is_gone(
     cluster: Cluster, namespace: str, operator: None, prometheus: PrometheusServer
 ) -> None:
@@ -129,14 +142,7 @@ def test_decisions_from_a_real_prometheus_server_and_none_once_it_is_gone(
     # Prometheus goes away while the trainer trains on.
     prometheus.process.terminate()
     prometheus.process.wait(30)
-    stale = wait_for(
-        lambda: read_status(cluster, namespace, "via-prometheus"),
-        lambda s: metrics_available(s).get("status") == "False",
-        "the metrics to be marked stale",
-        timeout=120,
-    )
-    condition = metrics_available(stale)
-    assert condition["reason"] == "Stale" and "Prometheus" in condition["message"], condition
+    stale = stale_for_want_of_prometheus(cluster, namespace, "via-prometheus")
     # Nothing is judged on what the operator cannot read: no milestone after the last read.
     judged = len(stale.get("milestones", []))
     time.sleep(10)
@@ -176,14 +182,7 @@ def test_a_prometheus_that_never_answers_leaves_the_job_stale_not_stuck(
     job = gtj("slow-prometheus", max_steps=100_000, interval=500,
               monitoring={"prometheusURL": silent_server})  # fmt: skip
     cluster.apply(job, namespace)
-    status = wait_for(
-        lambda: read_status(cluster, namespace, "slow-prometheus"),
-        lambda s: metrics_available(s).get("status") == "False",
-        "the job to say its metrics cannot be read",
-        timeout=180,
-    )
-    condition = metrics_available(status)
-    assert condition["reason"] == "Stale" and "Prometheus" in condition["message"], condition
+    status = stale_for_want_of_prometheus(cluster, namespace, "slow-prometheus")
     assert not status.get("milestones") and not status.get("remediations")
     # The operator still serves the job: the trainer runs (its pod was made).
     assert status.get("podName")

@@ -21,6 +21,16 @@ from tests.operator.test_nonfinite import gan_job
 from tests.support.expositions import gan_first_milestone
 
 
+def running_gan_monitor(name: str) -> monitor.JobMonitor:
+    """The monitor of a GAN job in namespace n whose trainer pod runs at 127.0.0.1."""
+    job = gan_job()
+    job["status"] = {"phase": "Running", "podName": f"{name}-trainer-1"}
+    running = {"status": {"phase": "Running", "podIP": "127.0.0.1"}}
+    return monitor.JobMonitor(
+        "n", name, Settings(), lambda *_: None, lambda: job, lambda *_: running
+    )
+
+
 def test_the_final_milestone_is_written_after_its_trainer_exited(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -43,12 +53,7 @@ def test_the_final_milestone_is_written_after_its_trainer_exited(
     monkeypatch.setattr(kube, "patch_job_status", patch_status)
     monkeypatch.setattr(kube, "apply_conditions", lambda *_: None)
     monkeypatch.setattr(kube, "write_retention", lambda *_: False)
-    job = gan_job()
-    job["status"] = {"phase": "Running", "podName": "g-trainer-1"}
-    running = {"status": {"phase": "Running", "podIP": "127.0.0.1"}}
-    watcher = monitor.JobMonitor(
-        "n", "g", Settings(), lambda *_: None, lambda: job, lambda *_: running
-    )
+    watcher = running_gan_monitor("g")
 
     async def two_steps() -> None:
         async with aiohttp.ClientSession() as session:
