@@ -48,3 +48,14 @@ def test_a_host_without_the_pieces_is_told_each_one_and_how_to_get_it(tmp_path: 
     problems = prerequisites.missing(layout)
     assert any("scripts/setup.sh node" in p for p in problems)
     assert any("make images" in p for p in problems)
+
+
+def test_only_namespaces_holding_a_pod_address_of_this_cluster_are_deleted() -> None:
+    from gentrain_localcluster.realnode.node import holds_pod_address
+
+    ours = "2: eth0    inet 10.244.1.7/16 brd 10.244.255.255 scope global eth0\\n"
+    assert holds_pod_address("1: lo    inet 127.0.0.1/8 scope host lo\\n" + ours)
+    # Another runtime's pods, in ranges that start alike, are left alone.
+    assert not holds_pod_address("2: eth0    inet 10.24.4.9/24 scope global eth0\\n")
+    assert not holds_pod_address("2: eth0    inet 10.245.0.3/16 scope global eth0\\n")
+    assert not holds_pod_address("")

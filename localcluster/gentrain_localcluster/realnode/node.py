@@ -3,6 +3,9 @@ containerd, the kubelet and kube-proxy, under the cluster's Supervisor."""
 
 from __future__ import annotations
 
+import contextlib
+import ipaddress
+import re
 import shutil
 import subprocess
 import time
@@ -147,12 +150,20 @@ def _remove_kubelet_chains() -> None:
                 run(tool, "-t", table, "-X", chain)
 
 
+def holds_pod_address(addresses: str) -> bool:
+    """Whether `ip -o -4 addr` output shows an address of this cluster's pod network."""
+    for match in re.finditer(r"\binet (\S+)", addresses):
+        with contextlib.suppress(ValueError):
+            if ipaddress.ip_interface(match.group(1)).ip in POD_CIDR:
+                return True
+    return False
+
+
 def _delete_pod_namespaces() -> None:
     """The sandboxes' network namespaces (containerd names them cni-*) holding an address
     of this cluster's pod network: deleting them deletes their veths on the bridge."""
     if not Path("/run/netns").exists():
         return
-    prefix = ".".join(str(POD_CIDR.network_address).split(".")[:2]) + "."
     for namespace in Path("/run/netns").glob("cni-*"):
         addresses = subprocess.run(
             ["ip", "-n", namespace.name, "-o", "-4", "addr"],
@@ -160,6 +171,5 @@ def _delete_pod_namespaces() -> None:
             text=True,
             check=False,
         ).stdout
-        if f"inet {prefix}" in addresses:
+        if holds_pod_address(addresses):
             subprocess.run(["ip", "netns", "del", namespace.name], capture_output=True, check=False)
-
