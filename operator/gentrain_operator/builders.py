@@ -164,6 +164,13 @@ def trainer_pod(
     # whose API calls are timing out (30 s each, then a back-off): an API server that
     # stalled for 90 s lost a run's final milestone when the trainer waited 3 s.
     final_wait = FINAL_SCRAPE_WAIT_SECONDS
+    # The operator's own scrape, not Prometheus's, ends that wait. Read through Prometheus
+    # (monitoring.prometheusURL), any scrape may be the one that feeds it.
+    final_scraper = (
+        []
+        if (spec.get("monitoring") or {}).get("prometheusURL")
+        else ["--final-scrape-by", names.MONITOR_USER_AGENT]
+    )
     container = {
         "name": "trainer",
         "image": spec.get("image") or settings.trainer_image,
@@ -181,6 +188,7 @@ def trainer_pod(
             "auto" if with_gpus and gpus else "cpu",
             "--final-scrape-wait",
             f"{final_wait:g}",
+            *final_scraper,
         ],
         "env": [
             # torch sizes its thread pool from this, not from the node's cores.

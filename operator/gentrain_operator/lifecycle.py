@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 import time
 from collections.abc import Callable, Mapping
 from datetime import datetime
@@ -24,6 +25,13 @@ CONFIG_ERROR_EXIT, VOLUME_FULL_EXIT = 2, 3
 # otherwise this often (what was missing, such as a PriorityClass, may be created).
 REJECTED_RETRY_SECONDS = 300.0
 TERMINAL = ("Succeeded", "Failed")
+# A trainer exits as soon as its final milestone has been scraped; the monitor then still
+# has to write it. Succeeded waits for that write (at most this long), so that a job seen
+# Succeeded shows its final milestone: `kubectl wait` then a read of status.checkpointStep
+# once read the one before it, on a busy operator.
+FINAL_MILESTONE_WAIT_SECONDS = 30.0
+# The trainer's termination message for a run whose final milestone was scraped.
+COMPLETED = re.compile(r"completed (\d+) steps")
 # (namespace, name) -> the pod as a dict, or None when it does not exist.
 PodReader = Callable[[str, str], Mapping[str, Any] | None]
 
@@ -93,6 +101,18 @@ def _since(timestamp: str | None) -> float:
 def _terminated(pod: Mapping[str, Any]) -> Mapping[str, Any]:
     statuses = (pod.get("status") or {}).get("containerStatuses") or []
     return (statuses[0].get("state") or {}).get("terminated") or {} if statuses else {}
+
+
+def _final_milestone_unrecorded(pod: Mapping[str, Any], status: Mapping[str, Any]) -> bool:
+    """Whether the trainer completed with its final milestone scraped (its message says so)
+    but status does not hold it yet, and the monitor may still be writing it."""
+    terminated = _terminated(pod)
+    completed = COMPLETED.fullmatch((terminated.get("message") or "").strip())
+    if completed is None:  # not scraped before it exited, or not gentrain's trainer
+        return False
+    if int(status.get("checkpointStep") or 0) >= int(completed[1]):
+        return False
+    return _since(terminated.get("finishedAt")) < FINAL_MILESTONE_WAIT_SECONDS
 
 
 def reconcile(
@@ -293,6 +313,8 @@ def reconcile(
         )
     elif phase == "Running" and status.get("podIP") != pod["status"].get("podIP"):
         changes["podIP"] = pod["status"].get("podIP")
+    elif phase == "Succeeded" and _final_milestone_unrecorded(pod, status):
+        pass  # the next check, a few seconds on, finds it written (or the wait over)
     elif phase == "Succeeded":
         changes.update({"phase": "Succeeded", "message": "training finished"})
         changes["conditions"] = set_condition(

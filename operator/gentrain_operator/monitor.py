@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import json
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -24,82 +23,20 @@ from .conditions import get as get_condition
 from .conditions import set_condition
 from .lifecycle import PodReader
 from .milestones import intent_annotation, process, unrecorded_intent
+from .scraping import (
+    ScrapeError,
+    client_session,
+    final_from_prometheus,
+    query_prometheus,
+    scrape_pod,
+)
 from .settings import Settings
-from .snapshot import Snapshot, from_prometheus, milestone, parse
+from .snapshot import Snapshot, milestone
 
 log = logging.getLogger("gentrain.monitor")
-PROMETHEUS_MAX_BYTES = 4 << 20  # one job's series: a few hundred, a few hundred KB
 # The live step in status is a progress display: refreshed this often, or at a milestone,
 # rather than at every scrape (at 500 jobs that is 33 status patches a second saved).
 STEP_REFRESH_SECONDS = 60.0
-
-
-class ScrapeError(RuntimeError):
-    pass
-
-
-async def read_bounded(response: aiohttp.ClientResponse, max_bytes: int) -> bytes | None:
-    """The body, or None as soon as it passes `max_bytes` (the rest is never read)."""
-    body = bytearray()
-    async for chunk in response.content.iter_chunked(1 << 16):
-        body += chunk
-        if len(body) > max_bytes:
-            return None
-    return bytes(body)
-
-
-async def scrape_pod(
-    session: aiohttp.ClientSession, url: str, timeout: float, max_bytes: int = 1 << 20
-) -> Snapshot:
-    """One scrape: at most `max_bytes` read (a trainer's pod is the user's code, and one
-    pod's 30 MB must not stall every other job's monitor), parsed in a worker thread."""
-    try:
-        async with session.get(url, timeout=aiohttp.ClientTimeout(total=timeout)) as response:
-            if response.status != 200:
-                raise ScrapeError(f"HTTP {response.status}")
-            body = await read_bounded(response, max_bytes)
-    except (aiohttp.ClientError, TimeoutError) as error:
-        raise ScrapeError(type(error).__name__) from error
-    if body is None:
-        raise ScrapeError(
-            f"exposition larger than {max_bytes} bytes: refused "
-            "(GENTRAIN_MAX_SCRAPE_BYTES sets the limit)"
-        )
-    text = body.decode("utf-8", errors="replace")
-    try:
-        return await asyncio.to_thread(parse, text, time.time())
-    except ValueError as error:  # the parser's word for an exposition it cannot read
-        raise ScrapeError(f"unparsable exposition: {str(error)[:200]}") from error
-
-
-async def query_prometheus(
-    session: aiohttp.ClientSession, base: str, namespace: str, pod: str, timeout: float
-) -> Snapshot:
-    query = f'{{__name__=~"gentrain_.+", namespace="{namespace}", pod="{pod}"}}'
-    # The URL is the job owner's: the operator must not become their probe of the cluster's
-    # network. No redirects, a bounded answer, and one message whatever went wrong (which
-    # error it was would tell an open port from a closed one); the detail goes to the log.
-    try:
-        async with session.get(
-            f"{base.rstrip('/')}/api/v1/query",
-            params={"query": query},
-            timeout=aiohttp.ClientTimeout(total=timeout),
-            allow_redirects=False,
-        ) as response:
-            if response.status != 200:
-                raise ValueError(f"HTTP {response.status}")
-            raw = await read_bounded(response, PROMETHEUS_MAX_BYTES)
-            if raw is None:
-                raise ValueError(f"answer larger than {PROMETHEUS_MAX_BYTES} bytes")
-            body = json.loads(raw)
-        if not isinstance(body, dict) or body.get("status") != "success":
-            raise ValueError("not a successful query result")
-    except (aiohttp.ClientError, TimeoutError, ValueError) as error:
-        log.info("Prometheus query for %s/%s failed: %r", namespace, pod, error)
-        raise ScrapeError("the Prometheus query failed") from error
-    if not body["data"]["result"]:
-        raise ScrapeError("Prometheus has no series for the trainer yet")
-    return from_prometheus(body["data"]["result"], time.time())
 
 
 def retry_delay(failures: int, interval: float) -> float:
@@ -147,6 +84,10 @@ class JobMonitor:
         # again even when the trainer cannot be scraped any more. A trainer waits for one
         # scrape of its final milestone, not for its status write, then exits.
         self.unwritten: Snapshot | None = None
+        # The trainer pod whose final milestone was read through Prometheus (or, unread,
+        # said so in the log).
+        self.final_read: str | None = None
+        self.final_unread: str | None = None
 
     async def once(self, session: aiohttp.ClientSession) -> float:
         """One scrape; returns seconds until the next."""
@@ -168,7 +109,8 @@ class JobMonitor:
             return max(interval, 10.0)
         pod_ip = await self._pod_ip(status.get("podName"), status.get("phase"))
         if pod_ip is None:
-            await self._handle_unwritten(job)
+            if not await self._handle_unwritten(job) and monitoring.get("prometheusURL"):
+                await self._final_through_prometheus(session, job, monitoring["prometheusURL"])
             return min(interval, 1.0)
         started = time.monotonic()
         try:
@@ -215,6 +157,32 @@ class JobMonitor:
         await self._handle(job, self.unwritten)  # idempotent: see _already_recorded
         self.unwritten = None
         return True
+
+    async def _final_through_prometheus(
+        self, session: aiohttp.ClientSession, job: dict[str, Any], base: str
+    ) -> None:
+        """Read through Prometheus, the final milestone of a trainer that completed: it
+        exited at the scrape that carried it, before any query of ours could see it (the
+        job waits for it: lifecycle.FINAL_MILESTONE_WAIT_SECONDS). Read once per pod."""
+        pod_name = (job.get("status") or {}).get("podName")
+        if not pod_name or pod_name == self.final_read:
+            return
+        pod = await asyncio.to_thread(self.read_pod, self.namespace, pod_name)
+        if ((pod or {}).get("status") or {}).get("phase") != "Succeeded":
+            return
+        try:
+            snapshot = await final_from_prometheus(
+                session, base, self.namespace, pod_name, self.settings.scrape_timeout_seconds
+            )
+        except ScrapeError as error:
+            if self.final_unread != pod_name:  # tried again each second: said once
+                log.info("%s/%s: final milestone not read: %s", self.namespace, self.name, error)
+                self.final_unread = pod_name
+            return
+        self.final_read = pod_name
+        self.unwritten = snapshot
+        await self._handle(job, snapshot)
+        self.unwritten = None
 
     async def _pod_ip(self, pod_name: str | None, phase: str | None) -> str | None:
         """The trainer pod's address, looked up once per pod rather than once per scrape."""
@@ -383,7 +351,7 @@ class JobMonitor:
             self.step_patched = time.monotonic()
 
     async def run(self, stopped: Any) -> None:
-        async with aiohttp.ClientSession() as session:
+        async with client_session() as session:
             due = time.monotonic()
             while not stopped:
                 # How late this scrape starts against its schedule: the loop's lag.

@@ -9,6 +9,9 @@ FIELD_MANAGER = "gentrain-operator"
 # kube.nudge_trainer: an update of the pod makes its kubelet refresh the ConfigMap now).
 CONFIG_VERSION_ANNOTATION = "gentrain.io/config-version"
 REMEDIATOR = "gentrain-remediator"  # the field manager of remediation patches
+# The User-Agent of the operator's scrapes: a trainer waits for one of these (not any
+# scraper's) before it exits, so that the operator reads its final milestone.
+MONITOR_USER_AGENT = "gentrain-operator"
 # Set in the same PATCH as a remediation's spec change: the remediation record, keyed by
 # the milestone that decided it, so that a decision whose status write was lost (the
 # operator died, the API server failed the status PATCH) is recorded, never made again.

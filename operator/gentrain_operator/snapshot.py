@@ -4,7 +4,7 @@ record the diagnosis reads from it (pure)."""
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -84,7 +84,7 @@ TRAINER_LABELS = frozenset(
 )  # fmt: skip
 
 
-def from_prometheus(result: list[Mapping[str, Any]], time: float) -> Snapshot:
+def from_prometheus(result: Sequence[Mapping[str, Any]], time: float) -> Snapshot:
     """A Prometheus HTTP API instant-query vector as a snapshot, with the trainer's own
     labels only."""
     snapshot = Snapshot(time)

@@ -18,7 +18,7 @@ import pytest
 from aiohttp import web
 
 from gentrain_operator.milestones import process
-from gentrain_operator.monitor import ScrapeError, query_prometheus, scrape_pod
+from gentrain_operator.scraping import ScrapeError, query_prometheus, scrape_pod
 from gentrain_operator.snapshot import MAX_LABEL_VALUES, milestone, parse
 
 

@@ -151,6 +151,33 @@ def test_decisions_from_a_real_prometheus_server_and_none_once_it_is_gone(
     assert later.get("remediationCount", 0) == stale.get("remediationCount", 0)
 
 
+def test_the_final_milestone_is_read_through_prometheus_after_the_trainer_exits(
+    cluster: Cluster, namespace: str, operator: None, prometheus: PrometheusServer
+) -> None:
+    """The trainer exits at the scrape that carries its final milestone; "now" that
+    Prometheus has marked its series stale, no query sees it. It was never read: the
+    report's "after" was the milestone before the last, and the job said Succeeded with
+    checkpointStep short of maxSteps. The operator queries Prometheus every 10 s here,
+    Prometheus scrapes every second: the window in which a query "now" still finds the
+    final milestone is about a tenth of the time."""
+    job = gtj(
+        "final-via-prometheus",
+        max_steps=1500,
+        interval=500,
+        monitoring={"prometheusURL": prometheus.url, "scrapeIntervalSeconds": 10},
+    )
+    cluster.apply(job, namespace)
+    status = wait_for(
+        lambda: read_status(cluster, namespace, "final-via-prometheus"),
+        lambda s: s.get("phase") in ("Succeeded", "Failed"),
+        "the job read through Prometheus to finish",
+        timeout=240,
+    )
+    assert status["phase"] == "Succeeded", status.get("message")
+    assert status["checkpointStep"] == 1500
+    assert status["milestones"][-1]["step"] == 1500
+
+
 @pytest.fixture
 def silent_server() -> Iterator[str]:
     """A Prometheus URL that accepts connections and never answers (a Prometheus stuck on

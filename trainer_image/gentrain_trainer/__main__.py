@@ -57,6 +57,12 @@ def main(argv: list[str] | None = None) -> int:
         help="after the last step, wait up to this long for one more scrape of the metrics",
     )
     parser.add_argument(
+        "--final-scrape-by",
+        default="",
+        metavar="USER_AGENT",
+        help="only a scrape whose User-Agent starts with this ends that wait (default: any)",
+    )
+    parser.add_argument(
         "--termination-log",
         type=Path,
         default=TERMINATION_LOG,
@@ -77,6 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         args.max_steps,
         evaluate=not args.no_eval,
         final_scrape_wait=args.final_scrape_wait,
+        final_scrape_by=args.final_scrape_by,
     )
     world = distributed.join()
     if not world.main:  # one voice per pod: rank 0 writes the termination log

@@ -52,15 +52,18 @@ class TrainerCollector:
         self.newest_delivered = 0
         self._numbering = threading.Lock()
 
-    def wait_for_scrape(self, timeout: float) -> None:
+    def wait_for_scrape(self, timeout: float) -> bool:
         """Returns once a scrape that arrived after this call has been written out whole,
         or after `timeout` seconds. Not when a collection merely starts: a trainer that
         exited then (its CPU throttled by its limit, its last response half sent) lost its
         final milestone on a real node. Nor when a scrape already under way ends: it was
-        collected before the final milestone was published."""
+        collected before the final milestone was published. Whether one was delivered."""
         after, deadline = self.scrapes_begun, time.monotonic() + timeout
-        while self.newest_delivered <= after and time.monotonic() < deadline:
+        while self.newest_delivered <= after:
+            if time.monotonic() >= deadline:
+                return False
             time.sleep(0.05)
+        return True
 
     def scrape_begins(self) -> int:
         with self._numbering:
@@ -173,18 +176,20 @@ class _QuietHandler(WSGIRequestHandler):
         pass
 
 
-def start(port: int, collector: TrainerCollector) -> CollectorRegistry:
+def start(port: int, collector: TrainerCollector, counted_agent: str = "") -> CollectorRegistry:
+    """Serves the collector on `port` (0: not at all). Only scrapes whose User-Agent starts
+    with `counted_agent` count for `wait_for_scrape`; others are answered all the same."""
     registry = CollectorRegistry()
     registry.register(collector)
     registry.register(ProcessCollector(registry=None))
     if port > 0:
         app = make_wsgi_app(registry)
 
-        def counted(environ: dict[str, Any], start_response: Any) -> _Body:
+        def counted(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+            if not str(environ.get("HTTP_USER_AGENT", "")).startswith(counted_agent):
+                return app(environ, start_response)  # type: ignore[no-any-return]
             number = collector.scrape_begins()  # before the collection it makes
-            return _Body(
-                app(environ, start_response), lambda: collector.scrape_delivered(number)
-            )
+            return _Body(app(environ, start_response), lambda: collector.scrape_delivered(number))
 
         server = make_server("", port, counted, _Server, handler_class=_QuietHandler)
         threading.Thread(target=server.serve_forever, name="metrics", daemon=True).start()

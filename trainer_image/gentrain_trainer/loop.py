@@ -47,6 +47,10 @@ class Options:
     monitoring: bool = True
     # At the end, wait up to this long for one more scrape, so the final milestone is read.
     final_scrape_wait: float = 0.0
+    # Only scrapes whose User-Agent starts with this end that wait (empty: any scrape). A
+    # Prometheus scraping the pod too (the chart's PodMonitor) must not end it: the trainer
+    # would exit before the operator, the one that acts on it, read the final milestone.
+    final_scrape_by: str = ""
 
 
 def step_seed(seed: int, step: int) -> int:
@@ -97,7 +101,9 @@ class Trainer:
         self.collector = exporter.TrainerCollector(NVML() if self.device.type == "cuda" else None)
         # Rank 0 speaks for the pod: the other ranks serve no metrics and write no files.
         self.registry = exporter.start(
-            options.metrics_port if self.world.main else 0, self.collector
+            options.metrics_port if self.world.main else 0,
+            self.collector,
+            counted_agent=options.final_scrape_by,
         )
         self.last_saved_step = -1
         self.outcome = ""
@@ -415,7 +421,12 @@ class Trainer:
             )
         else:
             self.outcome = f"completed {self.step} steps"
-            self.wait_for_final_scrape()
+            if not self.wait_for_final_scrape():
+                # The operator then does not wait for a final milestone it never read.
+                self.outcome += (
+                    f"; the final milestone was not scraped within "
+                    f"{self.options.final_scrape_wait:g} s"
+                )
         log.info("%s", self.outcome)
         if self.world.size > 1:  # ranks that stayed in step hold the same weights
             log.info(
@@ -425,11 +436,13 @@ class Trainer:
                 distributed.fingerprint(self.family.components().values()),
             )
 
-    def wait_for_final_scrape(self) -> None:
+    def wait_for_final_scrape(self) -> bool:
         """Keeps the exporter up until it is scraped once more (or the wait runs out): a
         trainer that exits at once takes its final milestone — the run's end state, what
-        the report calls "after" — with it whenever it ends between two scrapes."""
+        the report calls "after" — with it whenever it ends between two scrapes. False
+        when the wait ran out."""
         wait = self.options.final_scrape_wait
         if self.world.main and self.options.metrics_port > 0 and wait > 0:
             log.info("final milestone published; waiting up to %g s for a scrape", wait)
-            self.collector.wait_for_scrape(wait)
+            return self.collector.wait_for_scrape(wait)
+        return True
