@@ -92,3 +92,14 @@ def test_the_gpu_panels_read_dcgm_exporter_for_the_selected_jobs_pods_only(
     )  # fmt: skip
     (tmp_path / "dcgm-test.yaml").write_text(yaml.safe_dump(tests))
     promtool_test(tmp_path, "dcgm-test.yaml")
+
+
+def test_the_dashboards_count_counters_as_the_alerts_do() -> None:
+    """scripts/dashboards.py's growth() is the chart's gentrain.growth, written twice (a
+    Python builder, a Helm helper): each alert rendered by the chart is the builder's text."""
+    from tests.chart.test_chart_monitoring import monitoring_objects
+
+    rules = monitoring_objects()["PrometheusRule"]["spec"]["groups"][0]["rules"]
+    storm = next(r for r in rules if r["alert"] == "RemediationStorm")["expr"]
+    built = generator().growth('gentrain_operator_remediations_total{mode="auto"}', "1h")
+    assert f"sum by (namespace, gtj) ({built}) >" in storm
