@@ -232,5 +232,31 @@ def trainer_pod(
     metadata = _metadata(
         job, names.pod_name(job_name, attempt), {"gentrain.io/attempt": str(attempt)}
     )
-    metadata["annotations"] = {"gentrain.io/gpus": str(gpus if with_gpus else 0)}
+    labels, annotations = propagated_metadata(job)
+    metadata["labels"] = {**labels, **metadata["labels"]}
+    metadata["annotations"] = {**annotations, "gentrain.io/gpus": str(gpus if with_gpus else 0)}
     return {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": pod_spec}
+
+
+# Annotations that are not the user's to pass on: kubectl's copy of the whole manifest,
+# and the operator's own (gentrain.io/remediation-intent on the job, config-version and
+# gpus on the pod).
+UNPROPAGATED_ANNOTATIONS = ("kubectl.kubernetes.io/", "gentrain.io/")
+
+
+def propagated_metadata(job: Mapping[str, Any]) -> tuple[dict[str, str], dict[str, str]]:
+    """The labels and annotations a job's pods carry for the user: the job's own, then
+    spec.podTemplate.metadata's over them (the operator's labels go over both), so that
+    Kueue, network policies and cost tools that select pods by label see the job's."""
+    meta = job["metadata"]
+    template = ((job["spec"].get("podTemplate") or {}).get("metadata")) or {}
+    labels = {**(meta.get("labels") or {}), **(template.get("labels") or {})}
+    annotations = {
+        key: value
+        for key, value in {
+            **(meta.get("annotations") or {}),
+            **(template.get("annotations") or {}),
+        }.items()
+        if not key.startswith(UNPROPAGATED_ANNOTATIONS)
+    }
+    return labels, annotations

@@ -200,3 +200,55 @@ def test_the_chart_rbac_denies_what_the_operator_must_not_do(
         )
     )
     assert review.status.allowed is False, f"the operator may {verb} {resource}"
+
+
+def may(cluster: Cluster, user: str, verb: str, resource: str, namespace: str) -> bool:
+    review = client.AuthorizationV1Api(cluster.api).create_subject_access_review(
+        client.V1SubjectAccessReview(
+            spec=client.V1SubjectAccessReviewSpec(
+                user=user,
+                resource_attributes=client.V1ResourceAttributes(
+                    verb=verb,
+                    group=GROUP,
+                    resource=resource.split("/")[0],
+                    subresource=([*resource.split("/"), ""])[1] or None,
+                    namespace=namespace,
+                ),
+            )
+        )
+    )
+    return bool(review.status.allowed)
+
+
+def test_users_with_the_default_edit_and_view_roles_can_use_jobs(
+    cluster: Cluster, namespace: str, gtj_crd: None
+) -> None:
+    """Kubernetes' `edit`/`view` roles, bound in a namespace as platform teams bind them,
+    reach GenerativeTrainingJobs through the chart's aggregated ClusterRoles (before, only
+    cluster-admin could create a job)."""
+    roles = [
+        d
+        for d in chart_objects()
+        if d["kind"] == "ClusterRole" and d["metadata"]["name"].endswith(("-edit", "-view"))
+    ]
+    assert len(roles) == 2
+    assert not [d for d in chart_objects("--set", "userRoles.aggregate=false") if d in roles]
+    cluster.apply(roles, namespace)
+    for user, role in (("alice", "edit"), ("bob", "view")):
+        cluster.kubectl(
+            "create", "rolebinding", f"{user}-{role}", f"--clusterrole={role}",
+            f"--user={user}", "-n", namespace,
+        )  # fmt: skip
+    wait_for(
+        lambda: may(cluster, "alice", "create", PLURAL, namespace),
+        bool,
+        "the controller-manager to aggregate the chart's rules into `edit`",
+        timeout=60,
+    )
+    assert may(cluster, "alice", "delete", PLURAL, namespace)
+    assert not may(cluster, "alice", "patch", f"{PLURAL}/status", namespace)  # the operator's
+    assert not may(cluster, "alice", "create", PLURAL, "default")  # bound in one namespace
+    wait_for(lambda: may(cluster, "bob", "list", PLURAL, namespace), bool, "`view`", timeout=60)
+    assert may(cluster, "bob", "get", f"{PLURAL}/status", namespace)
+    assert not may(cluster, "bob", "create", PLURAL, namespace)
+    assert not may(cluster, "bob", "patch", PLURAL, namespace)
