@@ -126,6 +126,57 @@ def reconcile(
     (type, reason, message) for the caller to post. The periodic check passes
     `spec_changed=False` and an in-memory `read_pod`, so that a steady job costs the API
     server nothing; the ConfigMap and claim are then only checked before a launch."""
+    changes = _reconcile(job, settings, events, read_pod, spec_changed)
+    return with_batch_status(
+        job.get("status") or {}, changes, int(job["metadata"].get("generation", 1))
+    )
+
+
+def with_batch_status(
+    status: Mapping[str, Any], changes: dict[str, Any], generation: int
+) -> dict[str, Any]:
+    """`changes` with what batch/v1 Job and Kubeflow's TrainJob say beside the phase, for
+    tools that read those (`kubectl wait --for=condition=Succeeded`, Kueue, dashboards):
+    Succeeded, Failed and Suspended conditions, startTime (the first trainer pod made) and
+    completionTime (set on success only, as a Job's)."""
+    if changes.get("attempts") and not status.get("startTime"):
+        changes["startTime"] = now()
+    phase = changes.get("phase")
+    if phase is None or phase == status.get("phase"):
+        return changes
+    conditions = changes.get("conditions", status.get("conditions"))
+    message = str(changes.get("message") or "")
+
+    def set_(kind: str, value: bool, reason: str) -> None:
+        nonlocal conditions
+        conditions = set_condition(conditions, kind, value, reason, message, generation)
+
+    if phase == "Succeeded":
+        set_("Succeeded", True, "Completed")
+        changes["completionTime"] = now()
+        changes.update({"progress": "100%", "eta": None})
+    elif phase == "Failed":
+        ready = get_condition(conditions, "Ready") or {}
+        set_("Failed", True, str(ready.get("reason") or "Failed"))
+        changes["eta"] = None
+    elif phase == "Suspended":
+        set_("Suspended", True, "SuspendedBySpec")
+        changes["eta"] = None
+    else:  # Pending or Running: a suspended or failed job that resumed says so
+        for kind in ("Suspended", "Failed"):
+            if (get_condition(conditions, kind) or {}).get("status") == "True":
+                set_(kind, False, "Resumed")
+    changes["conditions"] = conditions
+    return changes
+
+
+def _reconcile(
+    job: Mapping[str, Any],
+    settings: Settings,
+    events: list[tuple[str, str, str]],
+    read_pod: PodReader,
+    spec_changed: bool,
+) -> dict[str, Any]:
     meta, spec = job["metadata"], job["spec"]
     status: dict[str, Any] = dict(job.get("status") or {})
     namespace, name = meta["namespace"], meta["name"]

@@ -23,6 +23,7 @@ from .conditions import get as get_condition
 from .conditions import set_condition
 from .lifecycle import PodReader
 from .milestones import intent_annotation, process, unrecorded_intent
+from .progress import progress
 from .scraping import (
     ScrapeError,
     client_session,
@@ -232,6 +233,11 @@ class JobMonitor:
         # The milestone step that follows patches conditions too: it must start from these.
         job.setdefault("status", {})["conditions"] = conditions
 
+    @staticmethod
+    def _progress(job: Mapping[str, Any], step: int, snapshot: Snapshot) -> dict[str, Any]:
+        max_steps = int(job["spec"]["training"]["maxSteps"])
+        return progress(step, max_steps, snapshot.get("gentrain_step_seconds"))
+
     async def _handle(self, job: Mapping[str, Any], snapshot: Snapshot) -> None:
         status = job.get("status") or {}
         live_step = snapshot.get("gentrain_step")
@@ -243,6 +249,8 @@ class JobMonitor:
             and time.monotonic() - self.step_patched >= STEP_REFRESH_SECONDS
         ):
             updates["step"] = int(live_step)
+        if "step" in updates:
+            updates.update(self._progress(job, updates["step"], snapshot))
         if device and device != status.get("device"):
             updates["device"] = device
         record = milestone(snapshot)
@@ -256,6 +264,7 @@ class JobMonitor:
             return
         if live_step is not None:
             updates["step"] = int(live_step)
+            updates.update(self._progress(job, updates["step"], snapshot))
         if self.written_step is not None and status.get("checkpointStep") != self.written_step:
             # The live body has not caught up with the last milestone written: read it.
             fresh = await asyncio.to_thread(kube.read_job, self.namespace, self.name)

@@ -1,0 +1,122 @@
+"""What batch/v1 Job says beside its phase, a GTJ says too: Succeeded, Failed and
+Suspended conditions (`kubectl wait --for=condition=Succeeded gtj/x` works), startTime,
+completionTime; and `kubectl get gtj` shows progress and the time left."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from gentrain_operator import kube, lifecycle
+from gentrain_operator.conditions import get
+from gentrain_operator.progress import human_duration, progress
+from gentrain_operator.settings import Settings
+
+
+def job(status: dict[str, Any], **spec: Any) -> dict[str, Any]:
+    return {
+        "metadata": {"name": "j", "namespace": "n", "uid": "u", "generation": 1},
+        "spec": {
+            "model": {"family": "gan"},
+            "dataset": {"name": "ring8"},
+            "training": {"maxSteps": 1000},
+            **spec,
+        },
+        "status": status,
+    }
+
+
+def pod(phase: str, **terminated: Any) -> dict[str, Any]:
+    state = {"terminated": terminated} if terminated else {"running": {}}
+    return {
+        "metadata": {"name": "j-trainer-1", "creationTimestamp": "2026-12-02T00:00:00Z"},
+        "status": {"phase": phase, "podIP": "10.0.0.9", "containerStatuses": [{"state": state}]},
+    }
+
+
+def reconcile(status: dict[str, Any], found: dict[str, Any] | None, **spec: Any) -> dict:
+    return lifecycle.reconcile(
+        job(status, **spec), Settings(), [], lambda namespace, name: found, spec_changed=False
+    )
+
+
+@pytest.fixture(autouse=True)
+def no_api(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(lifecycle, "_ensure_children", lambda job, settings: None)
+    monkeypatch.setattr(kube, "create", lambda *a: True)
+    monkeypatch.setattr(kube, "delete_pod", lambda *a, **k: None)
+
+
+def condition(changes: dict[str, Any], kind: str) -> dict[str, Any]:
+    return dict(get(changes["conditions"], kind) or {})
+
+
+def test_the_first_launch_sets_the_start_time_once() -> None:
+    # A job whose first pod the API server refused is Pending already when one is made.
+    first = reconcile({"phase": "Pending", "message": "the API server refused..."}, None)
+    assert first["attempts"] == 1 and first["startTime"]
+    again = lifecycle.with_batch_status(
+        {"phase": "Running", "startTime": first["startTime"]},
+        {"phase": "Pending", "attempts": 2, "message": "resuming"},
+        1,
+    )
+    assert "startTime" not in again
+
+
+def test_success_sets_the_condition_and_the_completion_time() -> None:
+    done = reconcile(
+        {"phase": "Running", "attempts": 1, "checkpointStep": 1000, "eta": "5s"},
+        pod("Succeeded", exitCode=0, message="completed 1000 steps"),
+    )
+    assert done["phase"] == "Succeeded"
+    assert condition(done, "Succeeded")["status"] == "True"
+    assert done["completionTime"]
+    assert done["progress"] == "100%" and done["eta"] is None  # null: removed by the patch
+
+
+def test_failure_says_why_in_the_failed_condition() -> None:
+    failed = reconcile(
+        {"phase": "Running", "attempts": 1},
+        pod("Failed", exitCode=lifecycle.CONFIG_ERROR_EXIT, message="invalid configuration: x"),
+    )
+    assert failed["phase"] == "Failed"
+    assert condition(failed, "Failed") | {"lastTransitionTime": None} == {
+        "type": "Failed",
+        "status": "True",
+        "reason": "InvalidConfiguration",
+        "message": "invalid configuration: x",
+        "lastTransitionTime": None,
+        "observedGeneration": 1,
+    }
+    assert "completionTime" not in failed
+
+
+def test_suspension_and_resumption_show_in_the_suspended_condition() -> None:
+    suspended = reconcile({"phase": "Running", "attempts": 1}, pod("Running"), suspend=True)
+    assert suspended["phase"] == "Suspended"
+    assert condition(suspended, "Suspended")["status"] == "True"
+    after = {"phase": "Suspended", "attempts": 1, "conditions": suspended["conditions"]}
+    resumed = reconcile(after, pod("Succeeded", exitCode=0, message="stopped by SIGTERM"))
+    assert resumed["phase"] == "Pending"
+    assert condition(resumed, "Suspended") | {"lastTransitionTime": None} == {
+        "type": "Suspended",
+        "status": "False",
+        "reason": "Resumed",
+        "message": "resumed after suspension, from the latest checkpoint",
+        "lastTransitionTime": None,
+        "observedGeneration": 1,
+    }
+
+
+def test_progress_and_time_left_as_kubectl_shows_them() -> None:
+    assert progress(450, 1000, 0.5) == {"progress": "45%", "eta": "4m"}
+    assert progress(0, 10_000, None) == {"progress": "0%", "eta": None}
+    assert progress(1000, 1000, 0.5) == {"progress": "100%", "eta": "0s"}
+    assert [human_duration(s) for s in (45, 720, 3 * 3600 + 300, 49 * 3600, 3 * 86400)] == [
+        "45s",
+        "12m",
+        "3h5m",
+        "2d1h",
+        "3d",
+    ]
