@@ -78,25 +78,16 @@ def pod_reader(index: kopf.Index[tuple[str | None, str], dict[str, Any]]) -> lif
     return read
 
 
-def _reconcile(
-    body: kopf.Body, patch: kopf.Patch, read_pod: lifecycle.PodReader, spec_changed: bool
-) -> None:
+def _reconcile(body: kopf.Body, read_pod: lifecycle.PodReader, spec_changed: bool) -> None:
     events: list[tuple[str, str, str]] = []
     with metrics.RECONCILE_SECONDS.time():
         changes = lifecycle.reconcile(body, SETTINGS, events, read_pod, spec_changed)
     meta = body["metadata"]
-    conditions = changes.pop("conditions", None)
-    if conditions is not None:
-        # Applied now, type by type (never kopf's merge patch of the whole list): see
-        # kube.apply_conditions.
-        kube.apply_changed_conditions(
-            meta["namespace"],
-            meta["name"],
-            (body.get("status") or {}).get("conditions"),
-            conditions,
-        )
-    for key, value in changes.items():
-        patch.status[key] = value
+    if changes:
+        # Written now, the phase before the conditions that say the same (see
+        # kube.write_job_status), and the conditions type by type, never as kopf's merge
+        # patch of the whole list (see kube.apply_conditions).
+        kube.write_job_status(meta["namespace"], meta["name"], changes, body.get("status"))
     metrics.record_phase(
         meta["namespace"], meta["name"], changes.get("phase") or body.get("status", {}).get("phase")
     )
@@ -107,14 +98,14 @@ def _reconcile(
 @kopf.on.create(*RESOURCE)
 @kopf.on.resume(*RESOURCE)
 @kopf.on.update(*RESOURCE, field="spec")
-def reconcile(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
-    _reconcile(body, patch, kube.read_pod, spec_changed=True)
+def reconcile(body: kopf.Body, **_: Any) -> None:
+    _reconcile(body, kube.read_pod, spec_changed=True)
 
 
 @kopf.timer(*RESOURCE, interval=SETTINGS.pod_check_seconds, sharp=False)
-def check_pod(body: kopf.Body, patch: kopf.Patch, **kwargs: Any) -> None:
+def check_pod(body: kopf.Body, **kwargs: Any) -> None:
     # kopf passes each index by its handler's name (kwargs, to match kopf's protocols).
-    _reconcile(body, patch, pod_reader(kwargs["trainer_pods"]), spec_changed=False)
+    _reconcile(body, pod_reader(kwargs["trainer_pods"]), spec_changed=False)
 
 
 @kopf.daemon(*RESOURCE, cancellation_timeout=10.0)

@@ -286,15 +286,17 @@ def write_job_status(
     updates: Mapping[str, Any],
     read: Mapping[str, Any] | None,
 ) -> None:
-    """A status update computed from `read` (the status the writer saw): the conditions it
-    changed are applied one by one, the other fields merge-patched."""
+    """A status update computed from `read` (the status the writer saw): the other fields
+    merge-patched, then the conditions it changed applied one by one. In that order: a
+    condition is what readers wait on (`kubectl wait --for=condition=Succeeded`), and one
+    that waited found Succeeded=True beside phase Running when the condition went first."""
     rest = {k: v for k, v in updates.items() if k != "conditions"}
+    if rest:
+        patch_job_status(namespace, name, rest)
     if "conditions" in updates:
         apply_changed_conditions(
             namespace, name, (read or {}).get("conditions"), updates["conditions"]
         )
-    if rest:
-        patch_job_status(namespace, name, rest)
 
 
 def patch_job_spec(

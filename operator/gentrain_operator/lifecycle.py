@@ -150,6 +150,7 @@ def with_batch_status(
     def set_(kind: str, value: bool, reason: str) -> None:
         nonlocal conditions
         conditions = set_condition(conditions, kind, value, reason, message, generation)
+        changes["conditions"] = conditions
 
     if phase == "Succeeded":
         set_("Succeeded", True, "Completed")
@@ -166,7 +167,6 @@ def with_batch_status(
         for kind in ("Suspended", "Failed"):
             if (get_condition(conditions, kind) or {}).get("status") == "True":
                 set_(kind, False, "Resumed")
-    changes["conditions"] = conditions
     return changes
 
 

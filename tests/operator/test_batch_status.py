@@ -120,3 +120,9 @@ def test_progress_and_time_left_as_kubectl_shows_them() -> None:
         "2d1h",
         "3d",
     ]
+
+
+def test_a_first_launch_without_conditions_writes_none() -> None:
+    """`conditions: None` in the changes broke the create handler (every new job)."""
+    created = lifecycle.with_batch_status({}, {"phase": "Pending", "attempts": 1}, 1)
+    assert "conditions" not in created
