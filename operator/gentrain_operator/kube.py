@@ -147,9 +147,7 @@ def nudge_trainer(namespace: str, pod: str | None, config_version: str) -> None:
             raise
 
 
-def write_retention(
-    namespace: str, job: str, pinned: list[int], judged_through: int
-) -> str | None:
+def write_retention(namespace: str, job: str, pinned: list[int], judged_through: int) -> str | None:
     """Sets only `checkpoints.pinned` and `checkpoints.judged_through` in the trainer's
     configuration; returns the ConfigMap's new resourceVersion, or None when it is gone
     or already says so (nothing written). Guarded by the
@@ -189,6 +187,46 @@ def delete_pod(namespace: str, name: str, grace_seconds: int | None = None) -> N
         core().delete_namespaced_pod(name, namespace, grace_period_seconds=grace_seconds)
     except ApiException as error:
         if error.status != 404:
+            raise
+
+
+def release_claim(namespace: str, name: str, owner_uid: str) -> None:
+    """Removes the job's ownerReference from its checkpoint claim, so that deleting the
+    job leaves the claim (and the weights on it). Nothing to do if it is gone or not the
+    job's."""
+    try:
+        claim = core().read_namespaced_persistent_volume_claim(name, namespace)
+    except ApiException as error:
+        if error.status == 404:
+            return
+        raise
+    references = claim.metadata.owner_references or []
+    index = next((i for i, r in enumerate(references) if r.uid == owner_uid), None)
+    if index is None:
+        return
+    path = f"/metadata/ownerReferences/{index}"
+    core().patch_namespaced_persistent_volume_claim(
+        name,
+        namespace,
+        [{"op": "test", "path": f"{path}/uid", "value": owner_uid}, {"op": "remove", "path": path}],
+        field_manager=names.FIELD_MANAGER,
+    )
+
+
+def delete_job(namespace: str, name: str, uid: str) -> None:
+    """Deletes the job (its pods and ConfigMap go with it), only if it is still the one
+    with `uid`: not a job of the same name created since."""
+    try:
+        custom().delete_namespaced_custom_object(
+            names.GROUP,
+            names.VERSION,
+            namespace,
+            names.PLURAL,
+            name,
+            body=client.V1DeleteOptions(preconditions=client.V1Preconditions(uid=uid)),
+        )
+    except ApiException as error:
+        if error.status not in (404, 409):
             raise
 
 

@@ -115,6 +115,18 @@ def _final_milestone_unrecorded(pod: Mapping[str, Any], status: Mapping[str, Any
     return _since(terminated.get("finishedAt")) < FINAL_MILESTONE_WAIT_SECONDS
 
 
+def _ttl_expired(job: Mapping[str, Any]) -> bool:
+    """Whether a finished job's spec.ttlSecondsAfterFinished has run out (counted from
+    completionTime, or from when the Failed condition turned True)."""
+    ttl = job["spec"].get("ttlSecondsAfterFinished")
+    if ttl is None:
+        return False
+    status = job.get("status") or {}
+    failed = get_condition(status.get("conditions"), "Failed") or {}
+    finished = status.get("completionTime") or failed.get("lastTransitionTime")
+    return bool(finished) and _since(finished) >= int(ttl)
+
+
 def reconcile(
     job: Mapping[str, Any],
     settings: Settings,
@@ -162,7 +174,9 @@ def with_batch_status(
         changes["eta"] = None
     elif phase == "Suspended":
         set_("Suspended", True, "SuspendedBySpec")
-        changes["eta"] = None
+        # As a batch Job's: the next start sets it again, and activeDeadlineSeconds counts
+        # from there (a job suspended for a week has not trained for a week).
+        changes.update({"eta": None, "startTime": None})
     else:  # Pending or Running: a suspended or failed job that resumed says so
         for kind in ("Suspended", "Failed"):
             if (get_condition(conditions, kind) or {}).get("status") == "True":
@@ -189,6 +203,12 @@ def _reconcile(
         and ready.get("reason") == "CheckpointVolumeFull"
         and int(ready.get("observedGeneration") or 0) < generation
     ):
+        if _ttl_expired(job):
+            # The claim first: deleting the job would take it (and the trained weights)
+            # with it, by its ownerReference.
+            kube.release_claim(namespace, names.claim_name(name), meta["uid"])
+            kube.delete_job(namespace, name, meta["uid"])
+            log.info("%s/%s: deleted, spec.ttlSecondsAfterFinished after it ended", namespace, name)
         return changes
     if not spec_changed and status.get("phase") is None:
         # Not handled yet: the create (or resume) handler, running now, launches it. Both
@@ -199,6 +219,7 @@ def _reconcile(
 
     attempts = int(status.get("attempts", 0))
     failures = int(status.get("failures", 0))
+    backoff_limit = int(spec.get("backoffLimit", settings.backoff_limit))
     fallback = (get_condition(status.get("conditions"), "GPUFallback") or {}).get(
         "status"
     ) == "True"
@@ -268,6 +289,22 @@ def _reconcile(
         return changes
 
     pod_phase = (pod.get("status") or {}).get("phase") if pod is not None else None
+    deadline = spec.get("activeDeadlineSeconds")
+    if (
+        deadline
+        and status.get("startTime")
+        and status.get("phase") != "Suspended"
+        and _since(status["startTime"]) > int(deadline)
+    ):
+        if pod is not None and pod_phase not in TERMINAL:
+            kube.delete_pod(namespace, pod["metadata"]["name"])  # SIGTERM: it saves, then exits
+        message = (
+            f"stopped at step {status.get('step', 0)}: the job trained longer than "
+            f"spec.activeDeadlineSeconds ({int(deadline)} s); its checkpoints are kept"
+        )
+        fail("DeadlineExceeded", message)
+        events.append(("Warning", "DeadlineExceeded", message))
+        return changes
     if status.get("phase") == "Suspended" and (pod is None or pod_phase in TERMINAL):
         launch("resumed after suspension, from the latest checkpoint")
         return changes
@@ -292,10 +329,10 @@ def _reconcile(
             events.append(
                 ("Warning", "TrainerLost", f"trainer pod {names.pod_name(name, attempts)} is gone")
             )
-        if failures > settings.backoff_limit:
+        if failures > backoff_limit:
             fail(
                 "BackoffLimitExceeded",
-                f"{failures} trainer attempts failed (backoff limit {settings.backoff_limit})",
+                f"{failures} trainer attempts failed (backoff limit {backoff_limit})",
             )
             return changes
         launch("resuming from the latest checkpoint" if attempts else "job created")
@@ -405,7 +442,7 @@ def _reconcile(
             events.append(("Warning", "OOMKilled", message))
         else:
             events.append(("Warning", "TrainerFailed", f"exit code {code}: {message[-300:]}"))
-        if failures > settings.backoff_limit:
+        if failures > backoff_limit:
             fail(
                 "BackoffLimitExceeded",
                 f"trainer failed {failures} times; last: exit code {code}: {message[-500:]}",

@@ -4,6 +4,7 @@ completionTime; and `kubectl get gtj` shows progress and the time left."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -126,3 +127,57 @@ def test_a_first_launch_without_conditions_writes_none() -> None:
     """`conditions: None` in the changes broke the create handler (every new job)."""
     created = lifecycle.with_batch_status({}, {"phase": "Pending", "attempts": 1}, 1)
     assert "conditions" not in created
+
+
+def ago(seconds: float) -> str:
+    return (datetime.now(UTC) - timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def test_a_jobs_own_backoff_limit_wins_over_the_operators() -> None:
+    crashed = pod("Failed", exitCode=1, message="Traceback ...")
+    strict = reconcile({"phase": "Running", "attempts": 1}, crashed, backoffLimit=0)
+    assert strict["phase"] == "Failed"
+    assert condition(strict, "Failed")["reason"] == "BackoffLimitExceeded"
+    lenient = reconcile({"phase": "Running", "attempts": 1}, crashed)  # the operator's 3
+    assert lenient["phase"] == "Pending" and lenient["attempts"] == 2
+
+
+def test_the_deadline_stops_the_trainer_and_fails_the_job(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    stopped: list[tuple[str, Any]] = []
+    monkeypatch.setattr(kube, "delete_pod", lambda ns, name, **k: stopped.append((name, k)))
+    running = {"phase": "Running", "attempts": 1, "step": 420, "startTime": ago(90)}
+    assert "phase" not in reconcile(running, pod("Running"), activeDeadlineSeconds=120)
+    assert not stopped
+    late = reconcile(running, pod("Running"), activeDeadlineSeconds=60)
+    # Deleted with its grace period: SIGTERM, and the trainer saves a checkpoint.
+    assert stopped == [("j-trainer-1", {})]
+    assert late["phase"] == "Failed" and "step 420" in late["message"]
+    assert condition(late, "Failed")["reason"] == "DeadlineExceeded"
+
+
+def test_suspension_restarts_the_deadlines_clock() -> None:
+    suspended = lifecycle.with_batch_status(
+        {"phase": "Running", "startTime": ago(500)}, {"phase": "Suspended"}, 1
+    )
+    assert suspended["startTime"] is None  # null: removed by the patch; set at the next start
+
+
+def test_a_finished_job_is_deleted_after_its_ttl_and_its_claim_kept(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls: list[str] = []
+    monkeypatch.setattr(
+        kube, "release_claim", lambda ns, name, uid: calls.append(f"release {name}")
+    )
+    monkeypatch.setattr(kube, "delete_job", lambda ns, name, uid: calls.append(f"delete {name}"))
+    done = {"phase": "Succeeded", "completionTime": ago(100)}
+    assert reconcile(done, None, ttlSecondsAfterFinished=600) == {} and not calls
+    assert reconcile(done, None) == {} and not calls  # no TTL: kept for ever
+    reconcile(done, None, ttlSecondsAfterFinished=60)
+    assert calls == ["release j-checkpoints", "delete j"]  # in that order
+    failed_at = [{"type": "Failed", "status": "True", "lastTransitionTime": ago(30)}]
+    calls.clear()
+    reconcile({"phase": "Failed", "conditions": failed_at}, None, ttlSecondsAfterFinished=10)
+    assert calls == ["release j-checkpoints", "delete j"]

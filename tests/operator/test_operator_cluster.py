@@ -266,3 +266,33 @@ def test_deleting_a_job_leaves_nothing(cluster: Cluster, namespace: str, operato
     wait_for(
         leftovers, lambda items: not items, "the job and all its children to be gone", timeout=120
     )
+
+
+def test_a_deadline_stops_a_job_and_its_ttl_deletes_it_keeping_the_weights(
+    cluster: Cluster, namespace: str, operator: None
+) -> None:
+    cluster.apply(
+        gtj("bounded", max_steps=1_000_000, activeDeadlineSeconds=20, ttlSecondsAfterFinished=5),
+        namespace,
+    )
+    failed = wait_for(
+        lambda: status(cluster, namespace, "bounded"),
+        lambda s: s.get("phase") == "Failed",
+        "the deadline to stop the job",
+        timeout=120,
+    )
+    reasons = {c["type"]: c.get("reason") for c in failed["conditions"] if c["status"] == "True"}
+    assert reasons["Failed"] == "DeadlineExceeded", failed["conditions"]
+    assert "DeadlineExceeded" in events(cluster, namespace, "bounded")
+
+    def gone() -> bool:
+        try:
+            job(cluster, namespace, "bounded")
+        except ApiException as error:
+            return error.status == 404
+        return False
+
+    wait_for(gone, bool, "the TTL to delete the job", timeout=60)
+    claim = cluster.core.read_namespaced_persistent_volume_claim("bounded-checkpoints", namespace)
+    assert not claim.metadata.owner_references, "released: the weights outlive the job"
+    assert claim.metadata.labels["gentrain.io/job"] == "bounded"

@@ -44,10 +44,11 @@ app.kubernetes.io/instance: {{ .Release.Name }}
     resources: [nodes]
     verbs: [list]
   {{- end }}
-  # Application: the jobs, their status, and remediation patches to their spec.
+  # Application: the jobs, their status, and remediation patches to their spec; delete:
+  # only a finished job's spec.ttlSecondsAfterFinished.
   - apiGroups: [gentrain.io]
     resources: [generativetrainingjobs]
-    verbs: [get, list, watch, patch]
+    verbs: [get, list, watch, patch, delete]
   - apiGroups: [gentrain.io]
     resources: [generativetrainingjobs/status]
     verbs: [get, patch]
@@ -61,7 +62,8 @@ app.kubernetes.io/instance: {{ .Release.Name }}
     verbs: [get, create, patch]
   - apiGroups: [""]
     resources: [persistentvolumeclaims]
-    verbs: [get, create]
+    # patch: only to release a claim from a job its TTL deletes (the weights stay).
+    verbs: [get, create, patch]
   - apiGroups: [networking.k8s.io]
     resources: [networkpolicies]
     verbs: [create]
