@@ -12,6 +12,8 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
+from kubernetes.client.exceptions import ApiException
+
 from . import builders, kube, names
 from .conditions import get as get_condition
 from .conditions import now, set_condition
@@ -113,6 +115,24 @@ def _final_milestone_unrecorded(pod: Mapping[str, Any], status: Mapping[str, Any
     if int(status.get("checkpointStep") or 0) >= int(completed[1]):
         return False
     return _since(terminated.get("finishedAt")) < FINAL_MILESTONE_WAIT_SECONDS
+
+
+def _exhausted_action(
+    spec: Mapping[str, Any], status: Mapping[str, Any], generation: int
+) -> str | None:
+    """Suspend or Fail when spec.remediation.onExhausted says so and the monitor found a
+    fault with no remediation left at this generation of the spec (a spec changed since,
+    such as the user's resume, waits for the next milestone to say so again)."""
+    remediation = spec.get("remediation") or {}
+    action = remediation.get("onExhausted", "Continue")
+    if action == "Continue" or remediation.get("mode", "auto") != "auto":
+        return None
+    if status.get("phase") in (*TERMINAL, "Suspended"):
+        return None
+    healthy = get_condition(status.get("conditions"), "Healthy") or {}
+    if (healthy.get("status"), healthy.get("reason")) != ("False", "RemediationExhausted"):
+        return None
+    return str(action) if int(healthy.get("observedGeneration") or 0) == generation else None
 
 
 def _ttl_expired(job: Mapping[str, Any]) -> bool:
@@ -289,6 +309,29 @@ def _reconcile(
         return changes
 
     pod_phase = (pod.get("status") or {}).get("phase") if pod is not None else None
+    on_exhausted = _exhausted_action(spec, status, generation)
+    if on_exhausted is not None:
+        message = (
+            "a fault remains and every remediation was tried "
+            f"({(get_condition(conditions, 'Healthy') or {}).get('message', '')}); "
+            f"spec.remediation.onExhausted: {on_exhausted}"
+        )
+        if on_exhausted == "Suspend":
+            # Through the spec, where the user sees it and turns it back (the generation
+            # then moves on, and this exhaustion no longer counts).
+            try:
+                kube.patch_job_spec(namespace, name, {"suspend": True}, meta["resourceVersion"])
+            except ApiException as error:
+                if error.status != 409:
+                    raise
+                return changes  # changed meanwhile: the next check decides on the new spec
+            events.append(("Warning", "SuspendedExhausted", message))
+            return changes
+        if pod is not None and pod_phase not in TERMINAL:
+            kube.delete_pod(namespace, pod["metadata"]["name"])  # SIGTERM: it saves, then exits
+        fail("RemediationExhausted", message)
+        events.append(("Warning", "FailedExhausted", message))
+        return changes
     deadline = spec.get("activeDeadlineSeconds")
     if (
         deadline

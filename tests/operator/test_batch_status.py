@@ -181,3 +181,48 @@ def test_a_finished_job_is_deleted_after_its_ttl_and_its_claim_kept(
     calls.clear()
     reconcile({"phase": "Failed", "conditions": failed_at}, None, ttlSecondsAfterFinished=10)
     assert calls == ["release j-checkpoints", "delete j"]
+
+
+def exhausted(generation: int) -> dict[str, Any]:
+    healthy = {
+        "type": "Healthy",
+        "status": "False",
+        "reason": "RemediationExhausted",
+        "message": "ModeCollapse remains after 8 actions",
+        "observedGeneration": generation,
+    }
+    return {"phase": "Running", "attempts": 1, "conditions": [healthy]}
+
+
+@pytest.mark.parametrize("remediation", [{}, {"onExhausted": "Continue"},
+                                         {"onExhausted": "Fail", "mode": "recommend"}])  # fmt: skip
+def test_an_exhausted_job_trains_on_unless_told_otherwise(remediation: dict[str, str]) -> None:
+    assert "phase" not in reconcile(exhausted(1), pod("Running"), remediation=remediation)
+
+
+def test_an_exhausted_job_fails_when_told_keeping_its_checkpoints(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    stopped: list[str] = []
+    monkeypatch.setattr(kube, "delete_pod", lambda ns, name, **k: stopped.append(name))
+    told = {"onExhausted": "Fail"}
+    # Exhausted at an older generation of the spec (the user changed it since): not yet.
+    assert "phase" not in reconcile(exhausted(0), pod("Running"), remediation=told)
+    failed = reconcile(exhausted(1), pod("Running"), remediation=told)
+    assert stopped == ["j-trainer-1"]  # SIGTERM: the trainer saves, then exits
+    assert failed["phase"] == "Failed"
+    assert condition(failed, "Failed")["reason"] == "RemediationExhausted"
+    assert "ModeCollapse remains" in failed["message"]
+
+
+def test_an_exhausted_job_is_suspended_through_its_spec_when_told(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    patched: list[dict[str, Any]] = []
+    monkeypatch.setattr(kube, "patch_job_spec", lambda ns, name, spec, rv: patched.append(spec))
+    manifest = job(exhausted(1), remediation={"onExhausted": "Suspend"})
+    manifest["metadata"]["resourceVersion"] = "42"
+    events: list[tuple[str, str, str]] = []
+    lifecycle.reconcile(manifest, Settings(), events, lambda ns, n: pod("Running"), False)
+    assert patched == [{"suspend": True}]
+    assert [reason for _, reason, _ in events] == ["SuspendedExhausted"]

@@ -296,3 +296,31 @@ def test_a_deadline_stops_a_job_and_its_ttl_deletes_it_keeping_the_weights(
     claim = cluster.core.read_namespaced_persistent_volume_claim("bounded-checkpoints", namespace)
     assert not claim.metadata.owner_references, "released: the weights outlive the job"
     assert claim.metadata.labels["gentrain.io/job"] == "bounded"
+
+
+def test_a_job_with_no_remediation_left_is_suspended_when_told(
+    cluster: Cluster, namespace: str, operator: None
+) -> None:
+    """remediation.onExhausted: Suspend frees the trainer's resources once a fault remains
+    that the operator may no longer act on (maxActions 0: at the first one)."""
+    job_body = gtj(
+        "stuck", max_steps=100_000, interval=500,
+        remediation={"maxActions": 0, "onExhausted": "Suspend"},
+    )  # fmt: skip
+    job_body["spec"]["training"]["hyperparameters"] = {
+        "ganLoss": "minimax",
+        "generatorLearningRate": 1e-4,
+        "discriminatorLearningRate": 1e-3,
+    }
+    job_body["spec"]["dataset"].update({"radius": 2.0, "sigma": 0.02, "batchSize": 256})
+    cluster.apply(job_body, namespace)
+    suspended = wait_for(
+        lambda: job(cluster, namespace, "stuck"),
+        lambda j: (j.get("status") or {}).get("phase") == "Suspended",
+        "the exhausted job to be suspended",
+        timeout=240,
+    )
+    assert suspended["spec"]["suspend"] is True
+    assert "SuspendedExhausted" in events(cluster, namespace, "stuck")
+    assert suspended["status"]["remediationCount"] == 0
+    wait_for(lambda: pods(cluster, namespace, "stuck"), lambda p: not p, "the pod to go")
