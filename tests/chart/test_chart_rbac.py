@@ -18,7 +18,7 @@ import yaml
 from kubernetes import client
 
 from tests.chart.test_chart import CHART, VALUE_SETS, render
-from tests.operator.test_operator_cluster import GROUP, PLURAL, VERSION, gtj
+from tests.operator.test_operator_cluster import GROUP, PLURAL, VERSION, unstable_gtj
 from tests.support.kube import Cluster
 from tests.support.waiting import wait_for
 
@@ -127,14 +127,7 @@ def operator_as_service_account(
 def test_the_chart_rbac_is_enough_to_run_and_remediate(
     cluster: Cluster, namespace: str, operator_as_service_account: client.ApiClient
 ) -> None:
-    job = gtj("rbac", max_steps=100_000, interval=500)
-    job["spec"]["training"]["hyperparameters"] = {
-        "ganLoss": "minimax",
-        "generatorLearningRate": 1e-4,
-        "discriminatorLearningRate": 1e-3,
-    }
-    job["spec"]["dataset"].update({"radius": 2.0, "sigma": 0.02, "batchSize": 256})
-    cluster.apply(job, namespace)
+    cluster.apply(unstable_gtj("rbac"), namespace)
     custom = client.CustomObjectsApi(cluster.api)
     final = wait_for(
         lambda: (

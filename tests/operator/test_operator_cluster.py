@@ -42,6 +42,19 @@ def gtj(name: str, max_steps: int = 3000, interval: int = 500, **spec: Any) -> d
     return body
 
 
+def unstable_gtj(name: str, **spec: Any) -> dict[str, Any]:
+    """A GAN that mode-collapses within a few milestones (a minimax loss, a discriminator
+    10x as fast, a tight ring): remediated at its first or second milestone."""
+    body = gtj(name, max_steps=100_000, interval=500, **spec)
+    body["spec"]["training"]["hyperparameters"] = {
+        "ganLoss": "minimax",
+        "generatorLearningRate": 1e-4,
+        "discriminatorLearningRate": 1e-3,
+    }
+    body["spec"]["dataset"].update({"radius": 2.0, "sigma": 0.02, "batchSize": 256})
+    return body
+
+
 def job(cluster: Cluster, namespace: str, name: str) -> dict[str, Any]:
     return client.CustomObjectsApi(cluster.api).get_namespaced_custom_object(
         GROUP, VERSION, namespace, PLURAL, name
@@ -303,17 +316,8 @@ def test_a_job_with_no_remediation_left_is_suspended_when_told(
 ) -> None:
     """remediation.onExhausted: Suspend frees the trainer's resources once a fault remains
     that the operator may no longer act on (maxActions 0: at the first one)."""
-    job_body = gtj(
-        "stuck", max_steps=100_000, interval=500,
-        remediation={"maxActions": 0, "onExhausted": "Suspend"},
-    )  # fmt: skip
-    job_body["spec"]["training"]["hyperparameters"] = {
-        "ganLoss": "minimax",
-        "generatorLearningRate": 1e-4,
-        "discriminatorLearningRate": 1e-3,
-    }
-    job_body["spec"]["dataset"].update({"radius": 2.0, "sigma": 0.02, "batchSize": 256})
-    cluster.apply(job_body, namespace)
+    remediation = {"maxActions": 0, "onExhausted": "Suspend"}
+    cluster.apply(unstable_gtj("stuck", remediation=remediation), namespace)
     suspended = wait_for(
         lambda: job(cluster, namespace, "stuck"),
         lambda j: (j.get("status") or {}).get("phase") == "Suspended",
