@@ -26,6 +26,10 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
         prefix="gentrain.io", key="last-handled"
     )
     settings.posting.level = logging.INFO
+    # A job's deletion waits for its pod check (a timer) and monitor (a daemon) to stop,
+    # and kopf looks again only every minute by default: a TTL deletion, made by the pod
+    # check itself, took 60 s; so did a `kubectl delete gtj` that arrived during a check.
+    settings.background.cancellation_polling = 1.0
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     # Watching named namespaces (the chart's namespace scope), the operator may not list

@@ -318,23 +318,34 @@ def apply_changed_conditions(
     apply_conditions(namespace, name, changed(read, conditions))
 
 
+# The conditions a batch Job has beside its phase: written after it (see write_job_status).
+BATCH_CONDITIONS = ("Succeeded", "Failed", "Suspended")
+
+
 def write_job_status(
     namespace: str,
     name: str,
     updates: Mapping[str, Any],
     read: Mapping[str, Any] | None,
 ) -> None:
-    """A status update computed from `read` (the status the writer saw): the other fields
-    merge-patched, then the conditions it changed applied one by one. In that order: a
-    condition is what readers wait on (`kubectl wait --for=condition=Succeeded`), and one
-    that waited found Succeeded=True beside phase Running when the condition went first."""
+    """A status update computed from `read` (the status the writer saw): the conditions it
+    changed applied one by one, the other fields merge-patched. Readers wait for the phase
+    or for a batch condition (`kubectl wait --for=condition=Succeeded`), then read the
+    rest; three writes cannot land at once, so the order serves both: the conditions that
+    describe the state (Ready: why it failed), then the fields (phase), then the batch
+    conditions. (Succeeded=True was seen beside phase Running, and phase Failed beside the
+    Ready reason of the attempt before, each when its write went last.)"""
     rest = {k: v for k, v in updates.items() if k != "conditions"}
+    conditions = updates.get("conditions")
+    read_conditions = (read or {}).get("conditions")
+    if conditions is not None:
+        describing = [c for c in conditions if c.get("type") not in BATCH_CONDITIONS]
+        apply_changed_conditions(namespace, name, read_conditions, describing)
     if rest:
         patch_job_status(namespace, name, rest)
-    if "conditions" in updates:
-        apply_changed_conditions(
-            namespace, name, (read or {}).get("conditions"), updates["conditions"]
-        )
+    if conditions is not None:
+        batch = [c for c in conditions if c.get("type") in BATCH_CONDITIONS]
+        apply_changed_conditions(namespace, name, read_conditions, batch)
 
 
 def patch_job_spec(

@@ -226,3 +226,23 @@ def test_an_exhausted_job_is_suspended_through_its_spec_when_told(
     lifecycle.reconcile(manifest, Settings(), events, lambda ns, n: pod("Running"), False)
     assert patched == [{"suspend": True}]
     assert [reason for _, reason, _ in events] == ["SuspendedExhausted"]
+
+
+def test_the_phase_is_written_between_the_reason_and_the_batch_condition(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A reader that waits for phase Failed then reads Ready's reason, or waits for the
+    Failed condition then reads the phase, must find the new value either way."""
+    writes: list[str] = []
+
+    def write(namespace: str, name: str, body: Any, **options: Any) -> None:
+        status = body["status"]
+        writes.append(status["conditions"][0]["type"] if "conditions" in status else "fields")
+
+    monkeypatch.setattr(kube, "_patch_status_subresource", write)
+    failed = reconcile(
+        {"phase": "Running", "attempts": 1}, pod("Failed", exitCode=1, message="boom"),
+        backoffLimit=0,
+    )  # fmt: skip
+    kube.write_job_status("n", "j", failed, {"phase": "Running"})
+    assert writes == ["Ready", "fields", "Failed"]

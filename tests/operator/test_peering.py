@@ -145,7 +145,13 @@ def test_one_replica_decides_and_the_other_takes_over_when_it_stops(
         "the replica that took over to record further milestones",
         timeout=180,
     )
-    assert "gentrain.monitor" in standby.text(), standby.text()[-2000:]
+    # Its milestone line follows the status write it logs (as above: wait, do not race it).
+    wait_for(
+        standby.text,
+        lambda text: "gentrain.monitor" in text,
+        "the replica that took over to log its milestones",
+        timeout=30,
+    )
     custom.patch_namespaced_custom_object(
         GROUP, VERSION, namespace, PLURAL, "peer", {"spec": {"suspend": True}}
     )
