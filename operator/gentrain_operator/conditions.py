@@ -1,7 +1,9 @@
-"""Status conditions per Kubernetes API conventions (pure)."""
+"""Status conditions per Kubernetes API conventions, and their times (pure)."""
 
 from __future__ import annotations
 
+import math
+import time
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -9,6 +11,13 @@ from typing import Any
 
 def now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def since(timestamp: str | None) -> float:
+    """Seconds since an RFC 3339 time (infinite for none)."""
+    if not timestamp:
+        return math.inf
+    return time.time() - datetime.fromisoformat(timestamp.replace("Z", "+00:00")).timestamp()
 
 
 def set_condition(

@@ -13,6 +13,7 @@ from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 
 from . import names
+from .batch import BATCH_CONDITIONS
 from .conditions import changed
 from .json_values import json_safe
 
@@ -316,10 +317,6 @@ def apply_changed_conditions(
     """Applies the entries of `conditions` that differ from `read` (the list the writer
     saw): what it set, and so all it may write (see apply_conditions)."""
     apply_conditions(namespace, name, changed(read, conditions))
-
-
-# The conditions a batch Job has beside its phase: written after it (see write_job_status).
-BATCH_CONDITIONS = ("Succeeded", "Failed", "Suspended")
 
 
 def write_job_status(

@@ -5,18 +5,15 @@ failure, and the CPU fallback. Returns the status fields to patch."""
 from __future__ import annotations
 
 import logging
-import math
 import re
-import time
 from collections.abc import Callable, Mapping
-from datetime import datetime
 from typing import Any
 
 from kubernetes.client.exceptions import ApiException
 
-from . import builders, kube, names
+from . import batch, builders, kube, names
 from .conditions import get as get_condition
-from .conditions import now, set_condition
+from .conditions import now, set_condition, since
 from .settings import Settings
 from .trainer_config import render_job
 
@@ -26,7 +23,7 @@ CONFIG_ERROR_EXIT, VOLUME_FULL_EXIT = 2, 3
 # A trainer pod the API server refused is sent again on a spec change at once, and
 # otherwise this often (what was missing, such as a PriorityClass, may be created).
 REJECTED_RETRY_SECONDS = 300.0
-TERMINAL = ("Succeeded", "Failed")
+TERMINAL = batch.TERMINAL
 # A trainer exits as soon as its final milestone has been scraped; the monitor then still
 # has to write it. Succeeded waits for that write (at most this long), so that a job seen
 # Succeeded shows its final milestone: `kubectl wait` then a read of status.checkpointStep
@@ -68,7 +65,7 @@ def _unschedulable_for_gpus(pod: Mapping[str, Any]) -> tuple[bool, float]:
     """(unschedulable for lack of GPUs, seconds since the pod was created)."""
     reason = _unschedulable(pod)
     short_of_gpus = reason is not None and "nvidia.com/gpu" in reason
-    return short_of_gpus, _since(pod["metadata"]["creationTimestamp"])
+    return short_of_gpus, since(pod["metadata"]["creationTimestamp"])
 
 
 def _unschedulable(pod: Mapping[str, Any]) -> str | None:
@@ -94,12 +91,6 @@ def _node_trouble(pod: Mapping[str, Any]) -> tuple[str, str] | None:
     return node, f"Ready={readiness[0]}: {readiness[1] or 'no message'}"
 
 
-def _since(timestamp: str | None) -> float:
-    if not timestamp:
-        return math.inf
-    return time.time() - datetime.fromisoformat(timestamp.replace("Z", "+00:00")).timestamp()
-
-
 def _terminated(pod: Mapping[str, Any]) -> Mapping[str, Any]:
     statuses = (pod.get("status") or {}).get("containerStatuses") or []
     return (statuses[0].get("state") or {}).get("terminated") or {} if statuses else {}
@@ -114,37 +105,7 @@ def _final_milestone_unrecorded(pod: Mapping[str, Any], status: Mapping[str, Any
         return False
     if int(status.get("checkpointStep") or 0) >= int(completed[1]):
         return False
-    return _since(terminated.get("finishedAt")) < FINAL_MILESTONE_WAIT_SECONDS
-
-
-def _exhausted_action(
-    spec: Mapping[str, Any], status: Mapping[str, Any], generation: int
-) -> str | None:
-    """Suspend or Fail when spec.remediation.onExhausted says so and the monitor found a
-    fault with no remediation left at this generation of the spec (a spec changed since,
-    such as the user's resume, waits for the next milestone to say so again)."""
-    remediation = spec.get("remediation") or {}
-    action = remediation.get("onExhausted", "Continue")
-    if action == "Continue" or remediation.get("mode", "auto") != "auto":
-        return None
-    if status.get("phase") in (*TERMINAL, "Suspended"):
-        return None
-    healthy = get_condition(status.get("conditions"), "Healthy") or {}
-    if (healthy.get("status"), healthy.get("reason")) != ("False", "RemediationExhausted"):
-        return None
-    return str(action) if int(healthy.get("observedGeneration") or 0) == generation else None
-
-
-def _ttl_expired(job: Mapping[str, Any]) -> bool:
-    """Whether a finished job's spec.ttlSecondsAfterFinished has run out (counted from
-    completionTime, or from when the Failed condition turned True)."""
-    ttl = job["spec"].get("ttlSecondsAfterFinished")
-    if ttl is None:
-        return False
-    status = job.get("status") or {}
-    failed = get_condition(status.get("conditions"), "Failed") or {}
-    finished = status.get("completionTime") or failed.get("lastTransitionTime")
-    return bool(finished) and _since(finished) >= int(ttl)
+    return since(terminated.get("finishedAt")) < FINAL_MILESTONE_WAIT_SECONDS
 
 
 def reconcile(
@@ -159,49 +120,9 @@ def reconcile(
     `spec_changed=False` and an in-memory `read_pod`, so that a steady job costs the API
     server nothing; the ConfigMap and claim are then only checked before a launch."""
     changes = _reconcile(job, settings, events, read_pod, spec_changed)
-    return with_batch_status(
+    return batch.with_batch_status(
         job.get("status") or {}, changes, int(job["metadata"].get("generation", 1))
     )
-
-
-def with_batch_status(
-    status: Mapping[str, Any], changes: dict[str, Any], generation: int
-) -> dict[str, Any]:
-    """`changes` with what batch/v1 Job and Kubeflow's TrainJob say beside the phase, for
-    tools that read those (`kubectl wait --for=condition=Succeeded`, Kueue, dashboards):
-    Succeeded, Failed and Suspended conditions, startTime (the first trainer pod made) and
-    completionTime (set on success only, as a Job's)."""
-    if changes.get("attempts") and not status.get("startTime"):
-        changes["startTime"] = now()
-    phase = changes.get("phase")
-    if phase is None or phase == status.get("phase"):
-        return changes
-    conditions = changes.get("conditions", status.get("conditions"))
-    message = str(changes.get("message") or "")
-
-    def set_(kind: str, value: bool, reason: str) -> None:
-        nonlocal conditions
-        conditions = set_condition(conditions, kind, value, reason, message, generation)
-        changes["conditions"] = conditions
-
-    if phase == "Succeeded":
-        set_("Succeeded", True, "Completed")
-        changes["completionTime"] = now()
-        changes.update({"progress": "100%", "eta": None})
-    elif phase == "Failed":
-        ready = get_condition(conditions, "Ready") or {}
-        set_("Failed", True, str(ready.get("reason") or "Failed"))
-        changes["eta"] = None
-    elif phase == "Suspended":
-        set_("Suspended", True, "SuspendedBySpec")
-        # As a batch Job's: the next start sets it again, and activeDeadlineSeconds counts
-        # from there (a job suspended for a week has not trained for a week).
-        changes.update({"eta": None, "startTime": None})
-    else:  # Pending or Running: a suspended or failed job that resumed says so
-        for kind in ("Suspended", "Failed"):
-            if (get_condition(conditions, kind) or {}).get("status") == "True":
-                set_(kind, False, "Resumed")
-    return changes
 
 
 def _reconcile(
@@ -223,7 +144,7 @@ def _reconcile(
         and ready.get("reason") == "CheckpointVolumeFull"
         and int(ready.get("observedGeneration") or 0) < generation
     ):
-        if _ttl_expired(job):
+        if batch.ttl_expired(job):
             # The claim first: deleting the job would take it (and the trained weights)
             # with it, by its ownerReference.
             kube.release_claim(namespace, names.claim_name(name), meta["uid"])
@@ -255,7 +176,7 @@ def _reconcile(
         if (
             rejected
             and not spec_changed
-            and _since(status.get("rejectedAt")) < REJECTED_RETRY_SECONDS
+            and since(status.get("rejectedAt")) < REJECTED_RETRY_SECONDS
         ):
             return  # refused as it is; wait for a spec change or the next retry
         if not spec_changed:
@@ -309,7 +230,7 @@ def _reconcile(
         return changes
 
     pod_phase = (pod.get("status") or {}).get("phase") if pod is not None else None
-    on_exhausted = _exhausted_action(spec, status, generation)
+    on_exhausted = batch.exhausted_action(spec, status, generation)
     if on_exhausted is not None:
         message = (
             "a fault remains and every remediation was tried "
@@ -337,7 +258,7 @@ def _reconcile(
         deadline
         and status.get("startTime")
         and status.get("phase") != "Suspended"
-        and _since(status["startTime"]) > int(deadline)
+        and since(status["startTime"]) > int(deadline)
     ):
         if pod is not None and pod_phase not in TERMINAL:
             kube.delete_pod(namespace, pod["metadata"]["name"])  # SIGTERM: it saves, then exits

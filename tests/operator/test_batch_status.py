@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from gentrain_operator import kube, lifecycle
+from gentrain_operator import batch, kube, lifecycle
 from gentrain_operator.conditions import get
 from gentrain_operator.progress import human_duration, progress
 from gentrain_operator.settings import Settings
@@ -57,7 +57,7 @@ def test_the_first_launch_sets_the_start_time_once() -> None:
     # A job whose first pod the API server refused is Pending already when one is made.
     first = reconcile({"phase": "Pending", "message": "the API server refused..."}, None)
     assert first["attempts"] == 1 and first["startTime"]
-    again = lifecycle.with_batch_status(
+    again = batch.with_batch_status(
         {"phase": "Running", "startTime": first["startTime"]},
         {"phase": "Pending", "attempts": 2, "message": "resuming"},
         1,
@@ -125,7 +125,7 @@ def test_progress_and_time_left_as_kubectl_shows_them() -> None:
 
 def test_a_first_launch_without_conditions_writes_none() -> None:
     """`conditions: None` in the changes broke the create handler (every new job)."""
-    created = lifecycle.with_batch_status({}, {"phase": "Pending", "attempts": 1}, 1)
+    created = batch.with_batch_status({}, {"phase": "Pending", "attempts": 1}, 1)
     assert "conditions" not in created
 
 
@@ -158,7 +158,7 @@ def test_the_deadline_stops_the_trainer_and_fails_the_job(
 
 
 def test_suspension_restarts_the_deadlines_clock() -> None:
-    suspended = lifecycle.with_batch_status(
+    suspended = batch.with_batch_status(
         {"phase": "Running", "startTime": ago(500)}, {"phase": "Suspended"}, 1
     )
     assert suspended["startTime"] is None  # null: removed by the patch; set at the next start
