@@ -41,7 +41,7 @@ from the same list, so the two can never disagree. */}}
 {{- end }}
 {{- if include "gentrain.enabledAlert" (dict "root" . "name" "RemediationStorm") | eq "true" }}
 - alert: RemediationStorm
-  expr: sum by (namespace, gtj) ({{ include "gentrain.growth" (dict "series" `gentrain_operator_remediations_total{mode="auto"}` "window" "1h") }}) > {{ $a.remediationStormPerHour }}
+  expr: sum by (namespace, gtj) ({{ include "gentrain.growth" (dict "series" `gentrain_operator_remediations_total{mode="auto",finding!="LearningRateCheck"}` "window" "1h") }}) > {{ $a.remediationStormPerHour }}
   labels: {severity: warning}
   annotations:
     summary: "{{`{{ $labels.namespace }}/{{ $labels.gtj }}`}} was remediated more than {{ $a.remediationStormPerHour }} times in an hour."
