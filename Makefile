@@ -3,7 +3,7 @@
 PY := .venv/bin/python
 export GENTRAIN_REPO_ROOT := $(CURDIR)
 
-.PHONY: setup test test-realnode test-monitoring lint unit fuzz demo images bench bench-operator bench-remediation e2e-kind cluster-up cluster-down cluster-status clean
+.PHONY: setup test test-realnode test-monitoring lint unit fuzz demo images gpu-check bench bench-operator bench-remediation e2e-kind cluster-up cluster-down cluster-status clean
 
 setup:  ## Python environment and the Kubernetes/helm/Prometheus tools, built from Go modules
 	@scripts/setup.sh
@@ -46,6 +46,9 @@ demo:  ## a training job goes unhealthy and the operator remediates it
 
 images:  ## both images from their Dockerfiles, by buildah on a Debian-built Python base (no Docker engine, no registry): .images/*.tar
 	@scripts/images.sh
+
+gpu-check: setup  ## on a machine with NVIDIA GPUs: CUDA steps/s with and without bf16, NVML series, two ranks over NCCL (JSON under docs/gpu-check/)
+	$(PY) scripts/gpu_check.py
 
 bench: setup  ## timed figures, printed (never asserted in the test suite)
 	$(PY) -m bench

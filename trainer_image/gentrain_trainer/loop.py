@@ -51,6 +51,9 @@ class Options:
     # Prometheus scraping the pod too (the chart's PodMonitor) must not end it: the trainer
     # would exit before the operator, the one that acts on it, read the final milestone.
     final_scrape_by: str = ""
+    # bf16 autocast on CUDA (always, in a pod); off only to measure what it buys
+    # (scripts/gpu_check.py).
+    autocast: bool = True
 
 
 def step_seed(seed: int, step: int) -> int:
@@ -209,7 +212,7 @@ class Trainer:
         torch.manual_seed(self.seed_at(self.step))
         autocast = (
             torch.autocast("cuda", dtype=torch.bfloat16)
-            if self.device.type == "cuda"
+            if self.device.type == "cuda" and self.options.autocast
             else contextlib.nullcontext()
         )
         probing = self.options.monitoring and self.step % update_ratio.EVERY == 0
