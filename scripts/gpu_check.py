@@ -31,15 +31,16 @@ from typing import Any
 import torch
 from prometheus_client.parser import text_string_to_metric_families
 
+from gentrain_contract import metrics
 from gentrain_trainer.loop import Options, Trainer
 
 CONFIGS = Path(__file__).resolve().parents[1] / "trainer_image" / "gentrain_trainer" / "configs"
 WARMUP_STEPS = 10  # CUDA context, cuDNN autotuning, allocator growth: not measured
 # What NVML may plausibly report; outside, the exporter (or the driver) is wrong.
 PLAUSIBLE = {
-    "gentrain_gpu_utilization_ratio": (0.0, 1.0),
-    "gentrain_gpu_temperature_celsius": (1.0, 120.0),
-    "gentrain_gpu_power_watts": (1.0, 2000.0),
+    metrics.GPU_UTILIZATION_RATIO.name: (0.0, 1.0),
+    metrics.GPU_TEMPERATURE_CELSIUS.name: (1.0, 120.0),
+    metrics.GPU_POWER_WATTS.name: (1.0, 2000.0),
 }
 
 
@@ -110,14 +111,14 @@ def nvml_series(config: Path, device: str) -> dict[str, Any]:
         for gpu, value in series.get(name, {}).items():
             if not low <= value <= high:
                 problems.append(f"{name}{{gpu={gpu}}} = {value} outside [{low}, {high}]")
-    used = series.get("gentrain_gpu_memory_used_bytes", {})
-    total = series.get("gentrain_gpu_memory_total_bytes", {})
+    used = series.get(metrics.GPU_MEMORY_USED_BYTES.name, {})
+    total = series.get(metrics.GPU_MEMORY_TOTAL_BYTES.name, {})
     for gpu, value in used.items():
         if not 0 < value <= total.get(gpu, 0):
             problems.append(f"memory used {value} of {total.get(gpu)} on GPU {gpu}")
     if device == "cuda":
         expected = {str(i) for i in range(torch.cuda.device_count())}
-        for name in (*PLAUSIBLE, "gentrain_gpu_memory_used_bytes"):
+        for name in (*PLAUSIBLE, metrics.GPU_MEMORY_USED_BYTES.name):
             if set(series.get(name, {})) != expected:
                 problems.append(
                     f"{name}: GPUs {sorted(series.get(name, {}))}, not {sorted(expected)}"

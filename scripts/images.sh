@@ -170,8 +170,8 @@ fi
 [[ $which == pause ]] && exit 0
 build_base
 if [[ $which == all || $which == operator ]]; then
-  build gentrain-operator Dockerfile operator
+  build gentrain-operator Dockerfile contract operator
 fi
 if [[ $which == all || $which == trainer ]]; then
-  build gentrain-trainer trainer_image/Dockerfile trainer_image
+  build gentrain-trainer trainer_image/Dockerfile contract trainer_image
 fi

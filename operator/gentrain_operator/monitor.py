@@ -18,6 +18,8 @@ from typing import Any
 import aiohttp
 from kubernetes.client.exceptions import ApiException
 
+from gentrain_contract import metrics as trainer_metrics
+
 from . import kube, metrics, names
 from .conditions import get as get_condition
 from .conditions import set_condition
@@ -236,12 +238,12 @@ class JobMonitor:
     @staticmethod
     def _progress(job: Mapping[str, Any], step: int, snapshot: Snapshot) -> dict[str, Any]:
         max_steps = int(job["spec"]["training"]["maxSteps"])
-        return progress(step, max_steps, snapshot.get("gentrain_step_seconds"))
+        return progress(step, max_steps, snapshot.get(trainer_metrics.STEP_SECONDS.name))
 
     async def _handle(self, job: Mapping[str, Any], snapshot: Snapshot) -> None:
         status = job.get("status") or {}
-        live_step = snapshot.get("gentrain_step")
-        device = next(iter(snapshot.by("gentrain_device_info", "device")), None)
+        live_step = snapshot.get(trainer_metrics.STEP.name)
+        device = next(iter(snapshot.by(trainer_metrics.DEVICE_INFO.name, "device")), None)
         updates: dict[str, Any] = {}
         if (
             live_step is not None

@@ -10,6 +10,8 @@ from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from gentrain_contract import metrics
+
 Labels = tuple[tuple[str, str], ...]
 # Bounds on what one trainer's labels can put into its job's status (ours send 1-3
 # components, 6 learning-rate candidates and a few dozen hyperparameters).
@@ -19,11 +21,11 @@ MAX_LABEL_LENGTH = 63
 # count the API's int64 fields hold), the scrape carries no milestone the operator can
 # act on.
 IDENTITY = (
-    "gentrain_checkpoint_step",
-    "gentrain_milestone_timestamp_seconds",
-    "gentrain_config_generation",
-    "gentrain_milestone_weights_origin_step",
-    "gentrain_milestone_nonfinite_losses",
+    metrics.CHECKPOINT_STEP.name,
+    metrics.MILESTONE_TIMESTAMP_SECONDS.name,
+    metrics.CONFIG_GENERATION.name,
+    metrics.MILESTONE_WEIGHTS_ORIGIN_STEP.name,
+    metrics.MILESTONE_NONFINITE_LOSSES.name,
 )
 
 
@@ -73,15 +75,12 @@ def parse(text: str, time: float) -> Snapshot:
     return snapshot
 
 
-# The label names the trainer's own series carry (a contract test holds them to the
-# trainer's metric table). Through Prometheus a series has more: the target's (instance,
-# job, namespace, pod, ...), what monitors add by relabelling (the chart's PodMonitor adds
-# `gtj`) and the server's external labels (cluster, prometheus_replica, ...): no list of
-# those can be complete, so everything else is dropped.
-TRAINER_LABELS = frozenset(
-    {"action", "command", "component", "device", "extractor", "factor", "field", "gpu",
-     "input", "name", "reason", "value"}
-)  # fmt: skip
+# The label names the trainer's own series carry (the contract's table). Through
+# Prometheus a series has more: the target's (instance, job, namespace, pod, ...), what
+# monitors add by relabelling (the chart's PodMonitor adds `gtj`) and the server's
+# external labels (cluster, prometheus_replica, ...): no list of those can be complete, so
+# everything else is dropped.
+TRAINER_LABELS = metrics.LABELS
 
 
 def from_prometheus(result: Sequence[Mapping[str, Any]], time: float) -> Snapshot:
@@ -111,30 +110,30 @@ def _countable(value: float) -> bool:
 
 def milestone(snapshot: Snapshot) -> dict[str, Any] | None:
     """The figures of the milestone a snapshot carries, or None if it carries none yet."""
-    step = snapshot.get("gentrain_checkpoint_step")
+    step = snapshot.get(metrics.CHECKPOINT_STEP.name)
     identity = [snapshot.get(name) for name in IDENTITY]
     if step is None or any(v is not None and not _countable(v) for v in identity):
         return None  # no milestone yet, or none that can be told apart from another
     record: dict[str, Any] = {
         "step": int(step),
-        "time": snapshot.get("gentrain_milestone_timestamp_seconds") or snapshot.time,
-        "generation": int(snapshot.get("gentrain_config_generation") or 0),
-        "origin_step": int(snapshot.get("gentrain_milestone_weights_origin_step") or 0),
-        "nonfinite": int(snapshot.get("gentrain_milestone_nonfinite_losses") or 0),
-        "loss_mean": snapshot.by("gentrain_milestone_loss_mean", "component"),
-        "loss_max": snapshot.by("gentrain_milestone_loss_max", "component"),
-        "loss_first": snapshot.by("gentrain_milestone_loss_first", "component"),
-        "loss_last": snapshot.by("gentrain_milestone_loss_last", "component"),
-        "spikes": snapshot.by("gentrain_milestone_loss_spikes", "component"),
+        "time": snapshot.get(metrics.MILESTONE_TIMESTAMP_SECONDS.name) or snapshot.time,
+        "generation": int(snapshot.get(metrics.CONFIG_GENERATION.name) or 0),
+        "origin_step": int(snapshot.get(metrics.MILESTONE_WEIGHTS_ORIGIN_STEP.name) or 0),
+        "nonfinite": int(snapshot.get(metrics.MILESTONE_NONFINITE_LOSSES.name) or 0),
+        "loss_mean": snapshot.by(metrics.MILESTONE_LOSS_MEAN.name, "component"),
+        "loss_max": snapshot.by(metrics.MILESTONE_LOSS_MAX.name, "component"),
+        "loss_first": snapshot.by(metrics.MILESTONE_LOSS_FIRST.name, "component"),
+        "loss_last": snapshot.by(metrics.MILESTONE_LOSS_LAST.name, "component"),
+        "spikes": snapshot.by(metrics.MILESTONE_LOSS_SPIKES.name, "component"),
         "spikes_since_start": snapshot.by(
-            "gentrain_milestone_loss_spikes_since_start", "component"
+            metrics.MILESTONE_LOSS_SPIKES_SINCE_START.name, "component"
         ),
-        "grad_norm_max": snapshot.by("gentrain_milestone_grad_norm_max", "component"),
-        "grad_norm_median": snapshot.by("gentrain_milestone_grad_norm_median", "component"),
-        "clip_ratio": snapshot.by("gentrain_milestone_grad_clip_ratio", "component"),
-        "update_ratio": snapshot.by("gentrain_milestone_update_ratio", "component"),
-        "data_wait_ratio": snapshot.get("gentrain_milestone_data_wait_ratio"),
-        "hyperparameters": snapshot.by("gentrain_hyperparameter", "name"),
+        "grad_norm_max": snapshot.by(metrics.MILESTONE_GRAD_NORM_MAX.name, "component"),
+        "grad_norm_median": snapshot.by(metrics.MILESTONE_GRAD_NORM_MEDIAN.name, "component"),
+        "clip_ratio": snapshot.by(metrics.MILESTONE_GRAD_CLIP_RATIO.name, "component"),
+        "update_ratio": snapshot.by(metrics.MILESTONE_UPDATE_RATIO.name, "component"),
+        "data_wait_ratio": snapshot.get(metrics.MILESTONE_DATA_WAIT_RATIO.name),
+        "hyperparameters": snapshot.by(metrics.HYPERPARAMETER.name, "name"),
     }
     for name in (
         "modes_covered",
@@ -153,47 +152,47 @@ def milestone(snapshot: Snapshot) -> dict[str, Any] | None:
         "steps_per_second",
         "nonfinite_losses_since_start",
     ):
-        value = snapshot.get(f"gentrain_milestone_{name}")
+        value = snapshot.get(metrics.milestone_metric(name).name)
         if value is not None:
             record[name] = value
-    refused = snapshot.labelled("gentrain_milestone_command_refused", "command", "reason")
+    refused = snapshot.labelled(metrics.MILESTONE_COMMAND_REFUSED.name, "command", "reason")
     if refused:
         record["refused_commands"] = refused
-    searched = snapshot.by("gentrain_milestone_learning_rate_search_loss", "factor")
-    chosen = snapshot.get("gentrain_milestone_learning_rate_factor")
-    steps = snapshot.get("gentrain_milestone_learning_rate_search_steps") or 0.0
+    searched = snapshot.by(metrics.MILESTONE_LEARNING_RATE_SEARCH_LOSS.name, "factor")
+    chosen = snapshot.get(metrics.MILESTONE_LEARNING_RATE_FACTOR.name)
+    steps = snapshot.get(metrics.MILESTONE_LEARNING_RATE_SEARCH_STEPS.name) or 0.0
     if searched and chosen is not None and math.isfinite(chosen) and chosen > 0:
         record["learning_rate_search"] = {
             "losses": searched,  # +Inf for a candidate that diverged: written as null
             "factor": chosen,
             "steps": int(steps) if _countable(steps) else 0,
         }
-    baseline = snapshot.get("gentrain_baseline_loss")
+    baseline = snapshot.get(metrics.BASELINE_LOSS.name)
     if baseline is not None:
         record["baseline_loss"] = baseline
     started = snapshot.get("process_start_time_seconds")
     if started is not None:
         record["trainer_started"] = started
-    outputs = snapshot.by("gentrain_milestone_discriminator_output", "input")
+    outputs = snapshot.by(metrics.MILESTONE_DISCRIMINATOR_OUTPUT.name, "input")
     if outputs:
         record["d_real"], record["d_fake"] = outputs.get("real"), outputs.get("fake")
     for name in ("fid", "fid_stderr", "kid", "precision", "recall", "inception_score"):
-        values = snapshot.by(f"gentrain_milestone_{name}", "extractor")
+        values = snapshot.by(metrics.milestone_metric(name).name, "extractor")
         if values:
             extractor, value = next(iter(values.items()))
             record[name], record["extractor"] = value, extractor
-    info = snapshot.values.get("gentrain_hyperparameter_info", {})
+    info = snapshot.values.get(metrics.HYPERPARAMETER_INFO.name, {})
     for labels in list(info)[:MAX_LABEL_VALUES]:
         as_dict = dict(labels)
         name, text = as_dict.get("name", ""), as_dict.get("value", "")
         if name and len(name) <= MAX_LABEL_LENGTH and len(text) <= MAX_LABEL_LENGTH:
             record["hyperparameters"][name] = text
-    utilisation = snapshot.by("gentrain_gpu_utilization_ratio", "gpu")
+    utilisation = snapshot.by(metrics.GPU_UTILIZATION_RATIO.name, "gpu")
     if utilisation:
         record["gpu_utilization"] = sum(utilisation.values()) / len(utilisation)
         used, total = (
-            snapshot.by("gentrain_gpu_memory_used_bytes", "gpu"),
-            snapshot.by("gentrain_gpu_memory_total_bytes", "gpu"),
+            snapshot.by(metrics.GPU_MEMORY_USED_BYTES.name, "gpu"),
+            snapshot.by(metrics.GPU_MEMORY_TOTAL_BYTES.name, "gpu"),
         )
         ratios = [used[g] / total[g] for g in used if total.get(g)]
         if ratios:

@@ -5,42 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from gentrain_contract import hyperparameters
+
 # spec.training.hyperparameters (camelCase, the API) -> the trainer's names, per family.
 HYPERPARAMETERS: dict[str, dict[str, str]] = {
-    "gan": {
-        "generatorLearningRate": "lr_g",
-        "discriminatorLearningRate": "lr_d",
-        "ganLoss": "loss",
-        "discriminatorSteps": "d_steps",
-        "gradientPenaltyWeight": "gp_weight",
-        "r1Gamma": "r1_gamma",
-        "beta1": "beta1",
-        "beta2": "beta2",
-        "gradientClip": "grad_clip",
-    },
-    "vae": {
-        "learningRate": "lr",
-        "klWeight": "kl_weight",
-        "klSchedule": "kl_schedule",
-        "klAnnealSteps": "kl_anneal_steps",
-        "freeBits": "free_bits",
-        "gradientClip": "grad_clip",
-    },
-    "transformer": {
-        "learningRate": "lr",
-        "minLearningRate": "min_lr",
-        "warmupSteps": "warmup_steps",
-        "weightDecay": "weight_decay",
-        "gradientClip": "grad_clip",
-        "zLoss": "z_loss",
-        "beta2": "beta2",
-    },
-    "diffusion": {
-        "learningRate": "lr",
-        "emaDecay": "ema_decay",
-        "emaWarmupSteps": "ema_warmup_steps",
-        "gradientClip": "grad_clip",
-    },
+    family: hyperparameters.api_names(family) for family in hyperparameters.FAMILIES
 }
 
 ARCHITECTURE = {
@@ -133,40 +102,7 @@ def render(
 
 
 # The trainer's defaults, under the API's names: what a job gets for a field it leaves
-# out. A test keeps this identical to gentrain_trainer.hyperparameters.
+# out.
 FAMILY_DEFAULTS: dict[str, dict[str, Any]] = {
-    "gan": {
-        "generatorLearningRate": 2e-4,
-        "discriminatorLearningRate": 2e-4,
-        "beta1": 0.5,
-        "beta2": 0.999,
-        "discriminatorSteps": 1,
-        "ganLoss": "non_saturating",
-        "gradientPenaltyWeight": 10.0,
-        "r1Gamma": 0.0,
-        "gradientClip": 0.0,
-    },
-    "vae": {
-        "learningRate": 1e-3,
-        "klWeight": 1.0,
-        "klSchedule": "none",
-        "klAnnealSteps": 1000,
-        "freeBits": 0.0,
-        "gradientClip": 0.0,
-    },
-    "transformer": {
-        "learningRate": 1e-3,
-        "minLearningRate": 1e-4,
-        "warmupSteps": 100,
-        "weightDecay": 0.1,
-        "gradientClip": 1.0,
-        "zLoss": 0.0,
-        "beta2": 0.95,
-    },
-    "diffusion": {
-        "learningRate": 2e-4,
-        "emaDecay": 0.999,
-        "emaWarmupSteps": 200,
-        "gradientClip": 1.0,
-    },
+    family: hyperparameters.api_defaults(family) for family in hyperparameters.FAMILIES
 }

@@ -76,7 +76,10 @@ def test_an_interrupted_study_resumes_without_measuring_a_row_twice(
     efficacy.study("evaluation", [], seeds=2, fresh=False)
     assert len(zoo) == 4
     efficacy.study("evaluation", [], seeds=2, fresh=True)
-    assert [(s, p.stem, n) for s, p, n in zoo[4:]] == [("evaluation", "b", 0), ("evaluation", "b", 1)]
+    assert [(s, p.stem, n) for s, p, n in zoo[4:]] == [
+        ("evaluation", "b", 0),
+        ("evaluation", "b", 1),
+    ]
 
 
 def test_the_report_keeps_the_sets_apart_and_names_mixed_commits(tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from gentrain_trainer.metric_names import BY_NAME
+from gentrain_contract.metrics import BY_NAME
 from tests.support.kube import REPO
 
 CHART = REPO / "helm" / "gentrain"

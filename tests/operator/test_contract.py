@@ -1,21 +1,22 @@
 """The operator and the trainer agree: every example renders to a configuration the
-trainer accepts, defaults and hyperparameter names match, and every metric the operator
-reads is one the trainer documents."""
+trainer accepts, and the CRD holds what the contract (gentrain_contract) defines: its
+hyperparameter block, its families, commands and actions."""
 
 from __future__ import annotations
 
-import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
-from gentrain_operator import builders, snapshot, trainer_config
+from gentrain_contract import hyperparameters
+from gentrain_contract.vocabulary import Action, Command, Family, FindingKind
+from gentrain_operator import builders, ladders, trainer_config
 from gentrain_operator.settings import Settings
 from gentrain_trainer import config as trainer_config_parser
-from gentrain_trainer import hyperparameters
 from gentrain_trainer.config import Retention
-from gentrain_trainer.metric_names import BY_NAME
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted((ROOT / "examples").glob("*.yaml"))
@@ -42,35 +43,39 @@ def test_every_example_renders_to_a_config_the_trainer_accepts(path: Path) -> No
         assert parsed.hyperparameters[mapping[field]] == value
 
 
-def test_every_api_hyperparameter_maps_to_a_trainer_one() -> None:
-    api_fields = set(
-        SPEC_SCHEMA["properties"]["training"]["properties"]["hyperparameters"]["properties"]
+def test_the_crd_holds_what_the_contract_generates() -> None:
+    """The hyperparameter block and its family rules come from the catalogue: a change
+    to one without `make generate` fails here, naming what to run."""
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "generate_crd.py"), "--check"],
+        capture_output=True,
+        text=True,
     )
-    mapped = {field for mapping in trainer_config.HYPERPARAMETERS.values() for field in mapping}
-    assert api_fields == mapped
-    for family, mapping in trainer_config.HYPERPARAMETERS.items():
-        assert set(mapping.values()) == set(hyperparameters.FAMILIES[family])
+    assert result.returncode == 0, result.stderr
+    fields = SPEC_SCHEMA["properties"]["training"]["properties"]["hyperparameters"]["properties"]
+    assert list(fields) == [p.api for p in hyperparameters.CATALOGUE]
+    rules = [r["fieldPath"] for r in SPEC_SCHEMA["x-kubernetes-validations"]]
+    for parameter in hyperparameters.CATALOGUE:
+        applies_everywhere = len(parameter.families) == len(hyperparameters.FAMILIES)
+        assert (f".training.hyperparameters.{parameter.api}" in rules) != applies_everywhere
 
 
-def test_operator_defaults_are_the_trainers() -> None:
-    for family, mapping in trainer_config.HYPERPARAMETERS.items():
-        trainer_defaults = hyperparameters.defaults(family)
-        operator_defaults = trainer_config.FAMILY_DEFAULTS[family]
-        assert {mapping[k]: v for k, v in operator_defaults.items()} == trainer_defaults
+def test_the_crd_speaks_the_contracts_vocabulary() -> None:
+    properties = SPEC_SCHEMA["properties"]
+    assert properties["model"]["properties"]["family"]["enum"] == list(Family)
+    command = properties["commands"]["items"]["properties"]["action"]["enum"]
+    assert command == list(Command)
+    rules = properties["remediation"]["properties"]["rules"]["additionalProperties"]
+    assert rules["properties"]["actions"]["items"]["enum"] == list(Action)
+    assert list(Family) == list(hyperparameters.FAMILIES)
 
 
-def test_every_metric_the_operator_reads_is_documented_by_the_trainer() -> None:
-    source = Path(snapshot.__file__).read_text()
-    read = set(re.findall(r'"(gentrain_[a-z_]+)"', source))
-    read |= {
-        f"gentrain_milestone_{name}"
-        for name in re.findall(r'"([a-z_]+)"', source.split("for name in (")[1].split(")")[0])
-    }
-    read |= {
-        f"gentrain_milestone_{n}" for n in ("fid", "kid", "precision", "recall", "inception_score")
-    }
-    assert read, "the parser reads no metric?"
-    assert read <= set(BY_NAME), f"read but not exported: {sorted(read - set(BY_NAME))}"
+def test_every_ladder_rung_is_an_action_and_every_finding_is_named() -> None:
+    for name, ladder in ladders.LADDERS.items():
+        assert FindingKind(name.split("/")[0])
+        for rung in ladder:
+            assert all(Action(action) for action in rung), name
+    assert all(FindingKind(kind) for kind in ladders.PRIORITY)
 
 
 def test_the_trainer_pod_is_secure_owned_and_sized() -> None:

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
+from gentrain_contract.metrics import BY_NAME
 from gentrain_operator.snapshot import TRAINER_LABELS, from_prometheus, milestone, parse
-from gentrain_trainer.metric_names import BY_NAME
 from tests.support.expositions import gan_first_milestone
 
 # What a PodMonitor's target and a Prometheus's external labels add to every series.

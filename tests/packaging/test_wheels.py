@@ -14,7 +14,11 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-PACKAGES = {"trainer_image": "gentrain_trainer", "operator": "gentrain_operator"}
+PACKAGES = {
+    "contract": "gentrain_contract",
+    "trainer_image": "gentrain_trainer",
+    "operator": "gentrain_operator",
+}
 
 
 def tracked(project: str, package: str) -> set[str]:

@@ -162,4 +162,3 @@ def test_a_checkpoint_pinned_between_two_saves_is_never_rotated_out(tmp_path) ->
     trainer.resume()
     trainer.run()
     assert trainer.store.steps() == [200, 400]
-

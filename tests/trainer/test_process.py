@@ -16,7 +16,7 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from gentrain_trainer.metric_names import BY_NAME, METRICS
+from gentrain_contract.metrics import BY_NAME, METRICS
 from tests.support.waiting import wait_for
 from tests.trainer.conftest import tiny
 

@@ -10,6 +10,8 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from gentrain_contract import metrics
+
 from . import distributed, learning_rate_search
 from .config import Command
 from .datasets import Batch
@@ -81,14 +83,14 @@ def apply(trainer: Trainer, command: Command, generation: int) -> None:
             trainer.step,
             trainer.max_steps - trainer.step,
         )
-        trainer.count("gentrain_commands_applied_total", command.action)
+        trainer.count(metrics.COMMANDS_APPLIED_TOTAL.name, command.action)
         return
     if command.action == "reset_discriminator":
         if trainer.family.reset_discriminator(trainer.step):
             log.info(
                 "command %s: discriminator re-initialised at step %d", command.id, trainer.step
             )
-            trainer.count("gentrain_commands_applied_total", command.action)
+            trainer.count(metrics.COMMANDS_APPLIED_TOTAL.name, command.action)
         else:
             refuse(
                 trainer, command, "no_discriminator", f"the {trainer.config.family} family has none"
@@ -119,7 +121,7 @@ def apply(trainer: Trainer, command: Command, generation: int) -> None:
         command.skip_batches,
         f"; later checkpoints {abandoned} moved aside (abandoned-*)" if abandoned else "",
     )
-    trainer.count("gentrain_commands_applied_total", command.action)
+    trainer.count(metrics.COMMANDS_APPLIED_TOTAL.name, command.action)
 
 
 def refuse(trainer: Trainer, command: Command, reason: str, why: str) -> None:
@@ -127,7 +129,7 @@ def refuse(trainer: Trainer, command: Command, reason: str, why: str) -> None:
     reason at every milestone from now on, so the operator learns that its remediation did
     not happen (it judged a refused rollback as a rollback that did not help)."""
     log.warning("command %s refused: %s", command.id, why)
-    trainer.count("gentrain_config_rejected_total", "commands")
+    trainer.count(metrics.CONFIG_REJECTED_TOTAL.name, "commands")
     trainer.refused[command.id] = reason
 
 
@@ -185,4 +187,4 @@ def search_learning_rate(trainer: Trainer, command: Command, generation: int) ->
         ", ".join(f"x{f:g} {loss:.4g}" for f, loss in result.losses.items()),
         factor,
     )
-    trainer.count("gentrain_commands_applied_total", command.action)
+    trainer.count(metrics.COMMANDS_APPLIED_TOTAL.name, command.action)

@@ -27,9 +27,9 @@ from typing import Any
 
 import yaml
 
-from . import hyperparameters
+from gentrain_contract import hyperparameters
 
-FAMILIES = tuple(hyperparameters.FAMILIES)
+FAMILIES = hyperparameters.FAMILIES
 COMMAND_ACTIONS = (
     "rollback",
     "reset_discriminator",

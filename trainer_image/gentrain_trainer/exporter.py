@@ -19,19 +19,21 @@ from prometheus_client import CollectorRegistry, make_wsgi_app
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.process_collector import ProcessCollector
 
+from gentrain_contract import metrics
+from gentrain_contract.metrics import BY_NAME
+
 from .gpu import NVML
-from .metric_names import BY_NAME
 from .window import SinceStart
 
 if TYPE_CHECKING:
     from .learning_rate_search import SearchResult
 
 GPU_FIELDS = {
-    "gentrain_gpu_utilization_ratio": "utilization",
-    "gentrain_gpu_memory_used_bytes": "memory_used",
-    "gentrain_gpu_memory_total_bytes": "memory_total",
-    "gentrain_gpu_temperature_celsius": "temperature",
-    "gentrain_gpu_power_watts": "power",
+    metrics.GPU_UTILIZATION_RATIO.name: "utilization",
+    metrics.GPU_MEMORY_USED_BYTES.name: "memory_used",
+    metrics.GPU_MEMORY_TOTAL_BYTES.name: "memory_total",
+    metrics.GPU_TEMPERATURE_CELSIUS.name: "temperature",
+    metrics.GPU_POWER_WATTS.name: "power",
 }
 
 
@@ -104,48 +106,48 @@ def milestone_series(
 ) -> dict[str, dict[tuple[str, ...], float]]:
     """The milestone metrics, from the window summary and the family's evaluation."""
     series: dict[str, dict[tuple[str, ...], float]] = {
-        "gentrain_milestone_weights_origin_step": {(): float(origin)},
-        "gentrain_milestone_nonfinite_losses_since_start": {(): float(since_start.nonfinite)},
-        "gentrain_milestone_loss_spikes_since_start": {
+        metrics.MILESTONE_WEIGHTS_ORIGIN_STEP.name: {(): float(origin)},
+        metrics.MILESTONE_NONFINITE_LOSSES_SINCE_START.name: {(): float(since_start.nonfinite)},
+        metrics.MILESTONE_LOSS_SPIKES_SINCE_START.name: {
             (component,): count for component, count in since_start.spikes.items()
         },
-        "gentrain_checkpoint_step": {(): float(step)},
-        "gentrain_milestone_timestamp_seconds": {(): timestamp},
-        "gentrain_milestone_steps": {(): float(summary["steps"])},
-        "gentrain_milestone_nonfinite_losses": {(): float(summary["nonfinite_losses"])},
-        "gentrain_milestone_data_wait_ratio": {(): float(summary["data_wait_ratio"])},
-        "gentrain_milestone_steps_per_second": {(): float(summary["steps_per_second"])},
+        metrics.CHECKPOINT_STEP.name: {(): float(step)},
+        metrics.MILESTONE_TIMESTAMP_SECONDS.name: {(): timestamp},
+        metrics.MILESTONE_STEPS.name: {(): float(summary["steps"])},
+        metrics.MILESTONE_NONFINITE_LOSSES.name: {(): float(summary["nonfinite_losses"])},
+        metrics.MILESTONE_DATA_WAIT_RATIO.name: {(): float(summary["data_wait_ratio"])},
+        metrics.MILESTONE_STEPS_PER_SECOND.name: {(): float(summary["steps_per_second"])},
     }
     if refused:
-        series["gentrain_milestone_command_refused"] = {
+        series[metrics.MILESTONE_COMMAND_REFUSED.name] = {
             (command, reason): 1.0 for command, reason in refused.items()
         }
     if searched is not None:
-        series["gentrain_milestone_learning_rate_search_loss"] = {
+        series[metrics.MILESTONE_LEARNING_RATE_SEARCH_LOSS.name] = {
             (f"{factor:g}",): loss for factor, loss in searched.losses.items()
         }
-        series["gentrain_milestone_learning_rate_factor"] = {(): searched.factor}
-        series["gentrain_milestone_learning_rate_search_steps"] = {
+        series[metrics.MILESTONE_LEARNING_RATE_FACTOR.name] = {(): searched.factor}
+        series[metrics.MILESTONE_LEARNING_RATE_SEARCH_STEPS.name] = {
             (): float(searched.trained_steps)
         }
     for component, figures in summary["components"].items():
         for key, value in figures.items():
-            series.setdefault(f"gentrain_milestone_{key}", {})[(component,)] = float(value)
+            series.setdefault(metrics.milestone_metric(key).name, {})[(component,)] = float(value)
     extras = summary["extras"]
     if "d_real" in extras:
-        series["gentrain_milestone_discriminator_output"] = {
+        series[metrics.MILESTONE_DISCRIMINATOR_OUTPUT.name] = {
             ("real",): extras["d_real"],
             ("fake",): extras["d_fake"],
         }
-        series["gentrain_milestone_discriminator_accuracy_ratio"] = {(): extras["d_accuracy"]}
+        series[metrics.MILESTONE_DISCRIMINATOR_ACCURACY_RATIO.name] = {(): extras["d_accuracy"]}
     for key in ("kl", "kl_weight"):
         if key in extras:
-            series[f"gentrain_milestone_{key}"] = {(): extras[key]}
+            series[metrics.milestone_metric(key).name] = {(): extras[key]}
     extractor = str(evaluation.get("extractor", ""))
     for key, value in evaluation.items():
         if key == "extractor" or not isinstance(value, int | float):
             continue
-        name = f"gentrain_milestone_{key}"
+        name = metrics.MILESTONE_PREFIX + key
         if name not in BY_NAME:
             continue
         labels = (extractor,) if BY_NAME[name].labels == ("extractor",) else ()

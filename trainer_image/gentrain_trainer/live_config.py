@@ -9,7 +9,8 @@ from typing import Any
 
 import yaml
 
-from . import hyperparameters
+from gentrain_contract import hyperparameters
+
 from .config import Command, ConfigError, Retention, _commands
 
 log = logging.getLogger(__name__)

@@ -14,6 +14,8 @@ from typing import Any
 
 import torch
 
+from gentrain_contract import metrics
+
 from . import (
     commands,
     distributed,
@@ -96,8 +98,8 @@ class Trainer:
         self.baseline = self.family.baseline_loss()
         self.smoothed: dict[str, float] = {}
         self.counters: dict[str, dict[tuple[str, ...], float]] = {
-            "gentrain_config_rejected_total": {},
-            "gentrain_commands_applied_total": {},
+            metrics.CONFIG_REJECTED_TOTAL.name: {},
+            metrics.COMMANDS_APPLIED_TOTAL.name: {},
         }
         self.samples = 0
         self.stop_requested = False
@@ -245,23 +247,25 @@ class Trainer:
     def _publish_live(
         self, norms: dict[str, float], lrs: dict[str, float], total: float, data: float
     ) -> None:
-        previous = self.collector.live.get("gentrain_step_seconds", {}).get((), total)
+        previous = self.collector.live.get(metrics.STEP_SECONDS.name, {}).get((), total)
         live: dict[str, dict[tuple[str, ...], float]] = {
-            "gentrain_step": {(): float(self.step)},
-            "gentrain_samples_total": {(): float(self.samples)},
-            "gentrain_step_seconds": {(): (1 - SMOOTHING) * previous + SMOOTHING * total},
-            "gentrain_step_data_seconds": {(): data},
-            "gentrain_step_compute_seconds": {(): total - data},
-            "gentrain_loss": {(k,): v for k, v in self.smoothed.items()},
-            "gentrain_grad_norm": {(k,): v for k, v in norms.items()},
-            "gentrain_learning_rate": {(k,): v for k, v in lrs.items()},
+            metrics.STEP.name: {(): float(self.step)},
+            metrics.SAMPLES_TOTAL.name: {(): float(self.samples)},
+            metrics.STEP_SECONDS.name: {(): (1 - SMOOTHING) * previous + SMOOTHING * total},
+            metrics.STEP_DATA_SECONDS.name: {(): data},
+            metrics.STEP_COMPUTE_SECONDS.name: {(): total - data},
+            metrics.LOSS.name: {(k,): v for k, v in self.smoothed.items()},
+            metrics.GRAD_NORM.name: {(k,): v for k, v in norms.items()},
+            metrics.LEARNING_RATE.name: {(k,): v for k, v in lrs.items()},
             **self._configuration_series(),
-            "gentrain_checkpoints_damaged_total": {(): float(self.store.damaged)},
-            "gentrain_device_info": {(self.device.type, resources.device_name(self.device)): 1.0},
-            "gentrain_torch_threads": {(): float(self.threads)},
-            "gentrain_max_steps": {(): float(self.max_steps)},
+            metrics.CHECKPOINTS_DAMAGED_TOTAL.name: {(): float(self.store.damaged)},
+            metrics.DEVICE_INFO.name: {(self.device.type, resources.device_name(self.device)): 1.0},
+            metrics.TORCH_THREADS.name: {(): float(self.threads)},
+            metrics.MAX_STEPS.name: {(): float(self.max_steps)},
             **(
-                {"gentrain_baseline_loss": {(): self.baseline}} if self.baseline is not None else {}
+                {metrics.BASELINE_LOSS.name: {(): self.baseline}}
+                if self.baseline is not None
+                else {}
             ),
             **self.counters,
         }
@@ -271,13 +275,13 @@ class Trainer:
         """The configuration in force: its generation and every hyperparameter, always
         exported together (a scrape once read a new generation with the old rates)."""
         return {
-            "gentrain_hyperparameter": {
+            metrics.HYPERPARAMETER.name: {
                 (k,): float(v) for k, v in self.effective_hp().items() if not isinstance(v, str)
             },
-            "gentrain_hyperparameter_info": {
+            metrics.HYPERPARAMETER_INFO.name: {
                 (k, v): 1.0 for k, v in self.hp.items() if isinstance(v, str)
             },
-            "gentrain_config_generation": {(): float(self.generation)},
+            metrics.CONFIG_GENERATION.name: {(): float(self.generation)},
         }
 
     # -- milestones -----------------------------------------------------------------
@@ -358,7 +362,7 @@ class Trainer:
         )
         assert change is not None
         for field in change.refused:
-            self.count("gentrain_config_rejected_total", field)
+            self.count(metrics.CONFIG_REJECTED_TOTAL.name, field)
         generation = self.generation if change.generation is None else change.generation
         stale_factor = self.rate_factor is not None and self.rate_factor[1] != generation
         if self.rate_factor is not None and stale_factor:
