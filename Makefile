@@ -3,7 +3,7 @@
 PY := .venv/bin/python
 export GENTRAIN_REPO_ROOT := $(CURDIR)
 
-.PHONY: setup test test-realnode test-monitoring lint unit fuzz demo images gpu-check bench bench-operator bench-remediation e2e-kind cluster-up cluster-down cluster-status clean
+.PHONY: setup generate test test-realnode test-monitoring lint unit fuzz demo images gpu-check bench bench-operator bench-remediation e2e-kind cluster-up cluster-down cluster-status clean
 
 setup:  ## Python environment and the Kubernetes/helm/Prometheus tools, built from Go modules
 	@scripts/setup.sh
@@ -20,6 +20,9 @@ test-monitoring: setup  ## only the live monitoring tests (prometheus-operator +
 	@scripts/setup.sh node
 	@scripts/images.sh
 	GENTRAIN_NODE=kubelet $(PY) -m pytest -m monitoring
+
+generate: setup  ## write what gentrain_contract defines into the CRD (its hyperparameter block and family rules)
+	$(PY) scripts/generate_crd.py
 
 lint: setup
 	$(PY) -m ruff check .

@@ -13,8 +13,10 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from gentrain_contract.milestone import Milestone
+
 from . import quality_rules
-from .findings import Finding, Milestone
+from .findings import Finding
 
 __all__ = ["THRESHOLDS", "Finding", "diagnose"]
 

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
-
-Milestone = Mapping[str, Any]
 
 SEVERITIES = ("info", "warning", "critical")
 

@@ -11,59 +11,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from gentrain_contract.milestone import Milestone, compact, from_status
+
 from . import names, policy
 from .conditions import set_condition
 from .diagnosis import Finding, diagnose
 from .json_values import json_safe
 from .refusals import mark_refused
 from .trainer_config import FAMILY_DEFAULTS
-
-# Figures kept per milestone in status, for the diagnosis after an operator restart.
-KEPT = (
-    "step",
-    "time",
-    "generation",
-    "origin_step",
-    "nonfinite",
-    "nonfinite_losses_since_start",
-    "spikes_since_start",
-    "trainer_started",
-    "loss_mean",
-    "loss_last",
-    "spikes",
-    "grad_norm_max",
-    "grad_norm_median",
-    "update_ratio",
-    "baseline_loss",
-    "modes_covered",
-    "modes",
-    "high_quality_ratio",
-    "discriminator_accuracy_ratio",
-    "fid",
-    "fid_stderr",
-    "kid",
-    "ema_init_weight",
-    "recall",
-    "precision",
-    "extractor",
-    "kl",
-    "kl_weight",
-    "active_units",
-    "latent_dims",
-    "reconstruction_loss",
-    "reconstruction_baseline",
-    "validation_loss",
-    "perplexity",
-    "data_wait_ratio",
-    "gpu_utilization",
-    "gpu_memory_ratio",
-    "nonfinite_figures",
-    # Evidence only (LossSpike, DiscriminatorOverpowering): small, and without them the
-    # evidence a running operator records would always be null.
-    "loss_max",
-    "d_real",
-    "d_fake",
-)
 
 
 @dataclass
@@ -75,19 +30,13 @@ class Outcome:
     events: list[tuple[str, str, str]] = field(default_factory=list)
 
 
-def compact(record: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: record[k] for k in KEPT if k in record}
-
-
-def covering_missed_windows(
-    record: Mapping[str, Any], previous: Mapping[str, Any] | None
-) -> dict[str, Any]:
+def covering_missed_windows(record: Milestone, previous: Milestone | None) -> Milestone:
     """The record with its non-finite and spike counts taken over every window since the
     previous milestone the operator saw, from the trainer's since-start totals: a
     milestone the scrapes missed (an operator restart, failed scrapes, milestones closer
     together than the scrape interval) loses none of its NaNs or spikes. Only within one
     trainer process: a restarted trainer starts its totals again."""
-    result = dict(record)
+    result = record.copy()
     if (
         previous is None
         or "trainer_started" not in record
@@ -106,7 +55,7 @@ def covering_missed_windows(
     return result
 
 
-def summary(record: Mapping[str, Any]) -> dict[str, Any]:
+def summary(record: Milestone) -> dict[str, Any]:
     """The latest figures, formatted for `kubectl get` columns."""
     losses = record.get("loss_mean") or {}
     shown: dict[str, Any] = {"step": record["step"]}
@@ -145,7 +94,7 @@ def _describe(plan: policy.Plan) -> str:
 
 
 def _adopt_search(
-    record: Mapping[str, Any],
+    record: Milestone,
     records: list[dict[str, Any]],
     spec: Mapping[str, Any],
     generation: int,
@@ -242,7 +191,7 @@ def unrecorded_intent(job: Mapping[str, Any]) -> dict[str, Any] | None:
     }
 
 
-def intent_annotation(record: Mapping[str, Any], entry: Mapping[str, Any]) -> str:
+def intent_annotation(record: Milestone, entry: Mapping[str, Any]) -> str:
     return json.dumps(
         json_safe({"milestone": {"step": record["step"], "time": record["time"]}, "record": entry}),
         allow_nan=False,
@@ -251,7 +200,7 @@ def intent_annotation(record: Mapping[str, Any], entry: Mapping[str, Any]) -> st
 
 
 def process(
-    record: Mapping[str, Any],
+    record: Milestone,
     job: Mapping[str, Any],
     now: float | None = None,
     history_limit: int = 20,
@@ -265,9 +214,9 @@ def process(
     status = dict(job.get("status") or {})
     family = spec["model"]["family"]
     generation = int(meta.get("generation", 1))
-    earlier = list(status.get("milestones") or [])
+    earlier = [from_status(m) for m in status.get("milestones") or []]
     record = covering_missed_windows(record, earlier[-1] if earlier else None)
-    history: list[dict[str, Any]] = [*earlier, compact(record)][-history_limit:]
+    history: list[Milestone] = [*earlier, compact(record)][-history_limit:]
     findings = diagnose(history, family)
     records: list[dict[str, Any]] = [dict(r) for r in status.get("remediations") or []]
     if applied is not None:  # decided and applied before: judged like any other record

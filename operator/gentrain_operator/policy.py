@@ -16,6 +16,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from gentrain_contract.milestone import Milestone
+
 from .diagnosis import Finding
 from .ladders import LADDERS, PRIORITY, Ladder, ladder
 
@@ -247,7 +249,7 @@ def _plan_actions(
 
 
 def judge(
-    records: Sequence[Mapping[str, Any]], findings: Sequence[Finding], milestone: Mapping[str, Any]
+    records: Sequence[Mapping[str, Any]], findings: Sequence[Finding], milestone: Milestone
 ) -> dict[str, str]:
     """Outcomes of pending actions whose effect this milestone shows.
 
@@ -270,7 +272,7 @@ def decide(
     findings: Sequence[Finding],
     records: Sequence[Mapping[str, Any]],
     spec: Mapping[str, Any],
-    milestone: Mapping[str, Any],
+    milestone: Milestone,
     family_defaults: Mapping[str, Any],
     context: Mapping[str, Any],
 ) -> Decision:
@@ -325,7 +327,7 @@ def decide(
 def _rate_check(
     records: Sequence[Mapping[str, Any]],
     spec: Mapping[str, Any],
-    milestone: Mapping[str, Any],
+    milestone: Milestone,
     family_defaults: Mapping[str, Any],
     context: Mapping[str, Any],
 ) -> Plan | None:

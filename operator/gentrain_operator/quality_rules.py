@@ -7,7 +7,9 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 
-from .findings import Finding, Milestone
+from gentrain_contract.milestone import Milestone
+
+from .findings import Finding
 
 
 def first_window(history: Sequence[Milestone]) -> bool:

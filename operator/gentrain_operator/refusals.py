@@ -3,8 +3,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
+
+from gentrain_contract.milestone import Milestone
 
 # What a command the trainer refused means, by the reason it exports.
 REFUSALS = {
@@ -15,9 +16,7 @@ REFUSALS = {
 }
 
 
-def mark_refused(
-    record: Mapping[str, Any], records: list[dict[str, Any]]
-) -> list[tuple[str, str, str]]:
+def mark_refused(record: Milestone, records: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
     """Pending remediations a command of which the trainer refused: outcome `refused`, with
     the reasons, and an Event. Judged as not helped, so the ladder goes on; before, a
     refused rollback was judged like one that had happened."""

@@ -6,11 +6,12 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from prometheus_client.parser import text_string_to_metric_families
 
 from gentrain_contract import metrics
+from gentrain_contract.milestone import Milestone
 
 Labels = tuple[tuple[str, str], ...]
 # Bounds on what one trainer's labels can put into its job's status (ours send 1-3
@@ -108,13 +109,14 @@ def _countable(value: float) -> bool:
     return math.isfinite(value) and abs(value) <= LARGEST_COUNT
 
 
-def milestone(snapshot: Snapshot) -> dict[str, Any] | None:
+def milestone(snapshot: Snapshot) -> Milestone | None:
     """The figures of the milestone a snapshot carries, or None if it carries none yet."""
     step = snapshot.get(metrics.CHECKPOINT_STEP.name)
     identity = [snapshot.get(name) for name in IDENTITY]
     if step is None or any(v is not None and not _countable(v) for v in identity):
         return None  # no milestone yet, or none that can be told apart from another
-    record: dict[str, Any] = {
+    hyperparameters: dict[str, float | str] = {**snapshot.by(metrics.HYPERPARAMETER.name, "name")}
+    record: Milestone = {
         "step": int(step),
         "time": snapshot.get(metrics.MILESTONE_TIMESTAMP_SECONDS.name) or snapshot.time,
         "generation": int(snapshot.get(metrics.CONFIG_GENERATION.name) or 0),
@@ -133,8 +135,9 @@ def milestone(snapshot: Snapshot) -> dict[str, Any] | None:
         "clip_ratio": snapshot.by(metrics.MILESTONE_GRAD_CLIP_RATIO.name, "component"),
         "update_ratio": snapshot.by(metrics.MILESTONE_UPDATE_RATIO.name, "component"),
         "data_wait_ratio": snapshot.get(metrics.MILESTONE_DATA_WAIT_RATIO.name),
-        "hyperparameters": snapshot.by(metrics.HYPERPARAMETER.name, "name"),
+        "hyperparameters": hyperparameters,
     }
+    figures: dict[str, float] = {}  # the figures a family may or may not have
     for name in (
         "modes_covered",
         "modes",
@@ -154,7 +157,7 @@ def milestone(snapshot: Snapshot) -> dict[str, Any] | None:
     ):
         value = snapshot.get(metrics.milestone_metric(name).name)
         if value is not None:
-            record[name] = value
+            figures[name] = value
     refused = snapshot.labelled(metrics.MILESTONE_COMMAND_REFUSED.name, "command", "reason")
     if refused:
         record["refused_commands"] = refused
@@ -180,7 +183,7 @@ def milestone(snapshot: Snapshot) -> dict[str, Any] | None:
         values = snapshot.by(metrics.milestone_metric(name).name, "extractor")
         if values:
             extractor, value = next(iter(values.items()))
-            record[name], record["extractor"] = value, extractor
+            figures[name], record["extractor"] = value, extractor
     info = snapshot.values.get(metrics.HYPERPARAMETER_INFO.name, {})
     for labels in list(info)[:MAX_LABEL_VALUES]:
         as_dict = dict(labels)
@@ -197,10 +200,10 @@ def milestone(snapshot: Snapshot) -> dict[str, Any] | None:
         ratios = [used[g] / total[g] for g in used if total.get(g)]
         if ratios:
             record["gpu_memory_ratio"] = max(ratios)
-    return finite(record)
+    return finite(cast(Milestone, {**record, **figures}))
 
 
-def finite(record: Mapping[str, Any]) -> dict[str, Any]:
+def finite(record: Milestone) -> Milestone:
     """The record with every non-finite figure taken out, and named in `nonfinite_figures`
     (`field` or `field/label`): the record goes into status as JSON, which has no NaN or
     Infinity (a body carrying them is refused, and the milestone would be retried for
@@ -222,4 +225,4 @@ def finite(record: Mapping[str, Any]) -> dict[str, Any]:
             result[key] = value
     if nonfinite:
         result["nonfinite_figures"] = sorted(nonfinite)
-    return result
+    return cast(Milestone, result)

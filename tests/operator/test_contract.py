@@ -4,14 +4,18 @@ hyperparameter block, its families, commands and actions."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
+import types
+import typing
 from pathlib import Path
 
 import pytest
 import yaml
 
-from gentrain_contract import hyperparameters
+from gentrain_contract import hyperparameters, milestone
+from gentrain_contract.milestone import Milestone, compact
 from gentrain_contract.vocabulary import Action, Command, Family, FindingKind
 from gentrain_operator import builders, ladders, trainer_config
 from gentrain_operator.settings import Settings
@@ -136,3 +140,44 @@ def test_empty_dir_storage_makes_no_claim() -> None:
     assert builders.checkpoint_claim(manifest) is None
     pod = builders.trainer_pod(manifest, 1, False, Settings())
     assert {"name": "checkpoints", "emptyDir": {}} in pod["spec"]["volumes"]
+
+
+def _conforms(value: object, hint: object) -> bool:
+    """Whether a JSON value has the type a Milestone field declares."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if hint in (int, str):
+        return type(value) is hint
+    if hint is type(None):
+        return value is None
+    if origin in (types.UnionType, typing.Union):
+        return any(_conforms(value, arm) for arm in args)
+    if origin is dict:
+        return isinstance(value, dict) and all(
+            _conforms(k, args[0]) and _conforms(v, args[1]) for k, v in value.items()
+        )
+    if origin is list:
+        return isinstance(value, list) and all(_conforms(v, args[0]) for v in value)
+    if typing.is_typeddict(hint):
+        fields = typing.get_type_hints(hint)
+        return isinstance(value, dict) and all(
+            k in fields and _conforms(v, fields[k]) for k, v in value.items()
+        )
+    raise AssertionError(f"no check for {hint!r}")
+
+
+RECORDINGS = sorted((ROOT / "tests" / "operator" / "recordings").glob("*.json"))
+
+
+@pytest.mark.parametrize("path", RECORDINGS, ids=lambda p: p.stem)
+def test_every_recorded_milestone_has_the_contracts_shape(path: Path) -> None:
+    """Records of real runs (each family, healthy and faulty), as the operator's parser
+    made them: every figure is a field of Milestone, of its declared type."""
+    fields = typing.get_type_hints(Milestone)
+    for record in json.loads(path.read_text())["milestones"]:
+        unknown = set(record) - set(fields)
+        assert not unknown, f"{path.stem} step {record['step']}: not in Milestone: {unknown}"
+        for key, value in record.items():
+            assert _conforms(value, fields[key]), f"{path.stem}: {key}={value!r}"
+        assert set(compact(record)) == set(record) & milestone.KEPT
