@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from gentrain_contract.milestone import Milestone
+from gentrain_contract.vocabulary import FindingKind, Severity
 
 from . import quality_rules
 from .findings import Finding
@@ -101,8 +102,8 @@ def _nonfinite(history: Sequence[Milestone], t: Mapping[str, float]) -> list[Fin
     if m.get("nonfinite", 0) > 0:
         return [
             Finding(
-                "NonFiniteLoss",
-                "critical",
+                FindingKind.NON_FINITE_LOSS,
+                Severity.CRITICAL,
                 f"{m['nonfinite']} steps before milestone {m['step']} had a NaN or infinite loss",
                 {"step": m["step"], "nonfinite_steps": m["nonfinite"]},
             )
@@ -121,8 +122,8 @@ def _spikes(history: Sequence[Milestone], t: Mapping[str, float], family: str) -
     repeated = any(previous.get(c, 0) >= t["spike_count"] for c in spiking)
     return [
         Finding(
-            "LossSpike",
-            "critical" if repeated else "warning",
+            FindingKind.LOSS_SPIKE,
+            Severity.CRITICAL if repeated else Severity.WARNING,
             f"loss spikes in {', '.join(spiking)} before milestone {m['step']}"
             + (" (again)" if repeated else ""),
             {
@@ -155,8 +156,8 @@ def _divergence(history: Sequence[Milestone], t: Mapping[str, float], family: st
         return []
     return [
         Finding(
-            "Divergence",
-            "critical",
+            FindingKind.DIVERGENCE,
+            Severity.CRITICAL,
             f"{key} loss {last[key]:.4g} at milestone {current['step']} is "
             f"{last[key] / best:.1f}x its best ({best:.4g})",
             {"step": current["step"], "loss": last[key], "best": best},
@@ -181,8 +182,8 @@ def _not_learning(history: Sequence[Milestone], t: Mapping[str, float]) -> list[
         return []
     return [
         Finding(
-            "NotLearning",
-            "critical",
+            FindingKind.NOT_LEARNING,
+            Severity.CRITICAL,
             f"{key} loss {last[key]:.4g} at milestone {m['step']} is {ratio:.0%} of what a model "
             f"that learned nothing scores ({baseline:.4g})",
             {"step": m["step"], "loss": last[key], "baseline": baseline, "ratio": ratio},
@@ -207,8 +208,8 @@ def _gradients(history: Sequence[Milestone], t: Mapping[str, float]) -> list[Fin
         return []
     return [
         Finding(
-            "ExplodingGradients",
-            "warning",
+            FindingKind.EXPLODING_GRADIENTS,
+            Severity.WARNING,
             f"gradient norm of {', '.join(exploding)} jumped far above its median before milestone {m['step']}",
             {"step": m["step"], "components": exploding},
         )
@@ -226,8 +227,8 @@ def _plateau(history: Sequence[Milestone], t: Mapping[str, float], family: str) 
         return []
     return [
         Finding(
-            "Plateau",
-            "info",
+            FindingKind.PLATEAU,
+            Severity.INFO,
             f"the loss improved less than {t['plateau_improvement']:.1%} over three milestones",
             {"step": history[-1]["step"], "from": first, "to": last},
         )
@@ -240,8 +241,8 @@ def _gpu(history: Sequence[Milestone], t: Mapping[str, float]) -> list[Finding]:
     if "gpu_utilization" in m and m["gpu_utilization"] < t["gpu_underutilized"]:
         findings.append(
             Finding(
-                "GPUUnderutilized",
-                "info",
+                FindingKind.GPU_UNDERUTILIZED,
+                Severity.INFO,
                 f"GPU busy {m['gpu_utilization']:.0%}; {m.get('data_wait_ratio') or 0:.0%} of step time waits for data",
                 {
                     "step": m["step"],
@@ -253,8 +254,8 @@ def _gpu(history: Sequence[Milestone], t: Mapping[str, float]) -> list[Finding]:
     if m.get("gpu_memory_ratio", 0) > t["gpu_memory_pressure"]:
         findings.append(
             Finding(
-                "GPUMemoryPressure",
-                "warning",
+                FindingKind.GPU_MEMORY_PRESSURE,
+                Severity.WARNING,
                 f"GPU memory {m['gpu_memory_ratio']:.0%} full",
                 {"step": m["step"], "memory_ratio": m["gpu_memory_ratio"]},
             )

@@ -5,13 +5,15 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-SEVERITIES = ("info", "warning", "critical")
+from gentrain_contract.vocabulary import FindingKind, Severity
+
+SEVERITIES = tuple(Severity)
 
 
 @dataclass(frozen=True)
 class Finding:
-    kind: str
-    severity: str
+    kind: FindingKind
+    severity: Severity
     message: str
     evidence: dict[str, Any] = field(default_factory=dict)
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gentrain_contract.milestone import Milestone
+from gentrain_contract.vocabulary import FindingKind, Severity
 
 from .diagnosis import Finding
 from .ladders import LADDERS, PRIORITY, Ladder, ladder
@@ -48,7 +49,7 @@ NEXT_GAN_LOSS = {
     "wgan_gp": None,
 }
 HP = "training.hyperparameters."
-RATE_CHECK = "LearningRateCheck"  # the finding a scheduled rate check is recorded under
+RATE_CHECK = FindingKind.LEARNING_RATE_CHECK  # what a scheduled rate check is recorded under
 
 
 @dataclass
@@ -353,7 +354,7 @@ def _rate_check(
         return None
     finding = Finding(
         RATE_CHECK,
-        "info",
+        Severity.INFO,
         f"a rate check at step {milestone['step']}: would another learning rate do much "
         "better from here?",
         {"step": milestone["step"], "check": len(checks) + 1},

@@ -8,6 +8,7 @@ import math
 from collections.abc import Mapping, Sequence
 
 from gentrain_contract.milestone import Milestone
+from gentrain_contract.vocabulary import FindingKind, Severity
 
 from .findings import Finding
 
@@ -25,8 +26,8 @@ def gan(history: Sequence[Milestone], t: Mapping[str, float]) -> list[Finding]:
     if accuracy is not None and accuracy >= t["discriminator_accuracy"]:
         findings.append(
             Finding(
-                "DiscriminatorOverpowering",
-                "warning",
+                FindingKind.DISCRIMINATOR_OVERPOWERING,
+                Severity.WARNING,
                 f"the discriminator tells real from fake {accuracy:.0%} of the time",
                 {
                     "step": m["step"],
@@ -45,8 +46,8 @@ def gan(history: Sequence[Milestone], t: Mapping[str, float]) -> list[Finding]:
     ):
         findings.append(
             Finding(
-                "NotLearning",
-                "critical",
+                FindingKind.NOT_LEARNING,
+                Severity.CRITICAL,
                 f"no sample near any of the {m.get('modes')} modes at milestone {m['step']} while "
                 f"the weights move {moving:.1%} per step: the learning rate is far too high",
                 {
@@ -79,8 +80,8 @@ def gan(history: Sequence[Milestone], t: Mapping[str, float]) -> list[Finding]:
         if sharp_on_few(-1) and (collapsed or sharp_on_few(-2)):
             findings.append(
                 Finding(
-                    "ModeCollapse",
-                    "critical" if collapsed else "warning",
+                    FindingKind.MODE_COLLAPSE,
+                    Severity.CRITICAL if collapsed else Severity.WARNING,
                     f"{covered} of {modes} modes covered with {m.get('high_quality_ratio', 0):.0%} sharp samples "
                     f"(best so far {best})",
                     {
@@ -99,8 +100,8 @@ def gan(history: Sequence[Milestone], t: Mapping[str, float]) -> list[Finding]:
         if best_recall > 0.2 and m["recall"] < t["recall_fraction"] * best_recall:
             findings.append(
                 Finding(
-                    "ModeCollapse",
-                    "warning",
+                    FindingKind.MODE_COLLAPSE,
+                    Severity.WARNING,
                     f"recall fell to {m['recall']:.2f} from its best {best_recall:.2f}",
                     {
                         "step": m["step"],
@@ -140,8 +141,8 @@ def fid(history: Sequence[Milestone], t: Mapping[str, float]) -> list[Finding]:
         return []
     return [
         Finding(
-            "FIDRegression",
-            "warning",
+            FindingKind.FID_REGRESSION,
+            Severity.WARNING,
             f"FID rose to {current:.4g} from its best {best:.4g}"
             + (f" (+/- {noise:.2g})" if noise is not None else ""),
             {
@@ -162,8 +163,8 @@ def ema(history: Sequence[Milestone], t: Mapping[str, float]) -> list[Finding]:
         return []
     return [
         Finding(
-            "StaleEMA",
-            "warning",
+            FindingKind.STALE_EMA,
+            Severity.WARNING,
             f"the EMA weights used for sampling are still {stale:.0%} their random "
             f"initialisation at step {m['step']}: samples and FID show almost nothing learned",
             {"step": m["step"], "ema_init_weight": stale, "fid": m.get("fid")},
@@ -195,8 +196,8 @@ def vae(history: Sequence[Milestone], t: Mapping[str, float]) -> list[Finding]:
         return []
     return [
         Finding(
-            "PosteriorCollapse",
-            "critical",
+            FindingKind.POSTERIOR_COLLAPSE,
+            Severity.CRITICAL,
             f"{active} of {dims} latent units are active; KL {m.get('kl', 0):.3g} nats"
             + (
                 f"; reconstruction {reconstruction:.4g}, the latent-free decoder's {baseline:.4g}"
@@ -230,8 +231,8 @@ def overfitting(history: Sequence[Milestone], t: Mapping[str, float]) -> list[Fi
     if rising and falling and current - best > t["overfit_gap"]:
         return [
             Finding(
-                "Overfitting",
-                "warning",
+                FindingKind.OVERFITTING,
+                Severity.WARNING,
                 f"validation loss {current:.4g} rose above its best {best:.4g} while training loss fell",
                 {"step": history[-1]["step"], "validation_loss": current, "best": best},
             )
