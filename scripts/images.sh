@@ -173,5 +173,5 @@ if [[ $which == all || $which == operator ]]; then
   build gentrain-operator Dockerfile contract operator
 fi
 if [[ $which == all || $which == trainer ]]; then
-  build gentrain-trainer trainer_image/Dockerfile contract trainer_image
+  build gentrain-trainer trainer_image/Dockerfile contract sdk trainer_image
 fi

@@ -21,7 +21,7 @@ mkdir -p "$BIN" "$STAMPS"
 fingerprint() { cat "$@" | sha256sum | cut -d' ' -f1; }
 
 setup_python() {
-  local inputs=(requirements-dev.txt contract/pyproject.toml operator/pyproject.toml trainer_image/pyproject.toml localcluster/pyproject.toml)
+  local inputs=(requirements-dev.txt contract/pyproject.toml sdk/pyproject.toml operator/pyproject.toml trainer_image/pyproject.toml localcluster/pyproject.toml)
   local want; want=$(fingerprint "${inputs[@]}")
   if [[ -x .venv/bin/python && "$(cat .venv/.fingerprint 2>/dev/null)" == "$want" ]]; then
     echo "python: .venv up to date"
@@ -41,7 +41,7 @@ setup_python() {
   [[ -x .venv/bin/python ]] || "$PYTHON" -m venv .venv
   .venv/bin/pip install --quiet --upgrade pip
   .venv/bin/pip install --quiet -r requirements-dev.txt
-  .venv/bin/pip install --quiet --no-deps -e contract -e operator -e trainer_image -e localcluster
+  .venv/bin/pip install --quiet --no-deps -e contract -e sdk -e operator -e trainer_image -e localcluster
   echo "$want" > .venv/.fingerprint
 }
 

@@ -305,6 +305,24 @@ MILESTONE_TRAIN_LOSS = _milestone(
     "gentrain_milestone_train_loss", (), "Training cross-entropy over the window, nats per token."
 )
 
+# a training program's own (gentrain-sdk)
+MILESTONE_FIGURE = _milestone(
+    "gentrain_milestone_figure",
+    ("name",),
+    "A quality figure a training program reports at a milestone under its own name.",
+)
+
+# The figures an evaluation reports at a milestone (a program's own through the SDK too):
+# each has a metric of its own whose meaning the diagnosis knows.
+QUALITY_FIGURES = frozenset(
+    {
+        "validation_loss", "perplexity", "train_loss", "fid", "fid_stderr", "kid",
+        "precision", "recall", "inception_score", "modes_covered", "modes",
+        "high_quality_ratio", "kl", "reconstruction_loss", "reconstruction_baseline",
+        "active_units", "latent_dims", "ema_init_weight",
+    }
+)  # fmt: skip
+
 BY_NAME = {metric.name: metric for metric in METRICS}
 MILESTONE_PREFIX = "gentrain_milestone_"
 

@@ -74,6 +74,8 @@ class Milestone(TypedDict, total=False):
     # transformer
     validation_loss: float
     perplexity: float
+    # a program's own figures, by the names it reports them under (gentrain-sdk)
+    figures: ByLabel
     # GPU
     gpu_utilization: float
     gpu_memory_ratio: float

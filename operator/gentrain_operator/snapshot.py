@@ -158,6 +158,9 @@ def milestone(snapshot: Snapshot) -> Milestone | None:
         value = snapshot.get(metrics.milestone_metric(name).name)
         if value is not None:
             figures[name] = value
+    own = snapshot.by(metrics.MILESTONE_FIGURE.name, "name")
+    if own:
+        record["figures"] = own
     refused = snapshot.labelled(metrics.MILESTONE_COMMAND_REFUSED.name, "command", "reason")
     if refused:
         record["refused_commands"] = refused

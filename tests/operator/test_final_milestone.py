@@ -23,7 +23,7 @@ import yaml
 
 from gentrain_operator import builders, kube, lifecycle, monitor, names
 from gentrain_operator.settings import Settings
-from gentrain_trainer import exporter
+from gentrain_sdk import exporter
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -14,7 +14,7 @@ from typing import Any
 from gentrain_operator.milestones import process
 from gentrain_operator.snapshot import milestone as milestone_of
 from gentrain_operator.snapshot import parse
-from gentrain_trainer.exporter import milestone_series
+from gentrain_sdk.exporter import milestone_series
 from tests.operator.test_missed_milestones import transformer_job
 from tests.operator.test_remediation_intent import milestone
 
@@ -55,8 +55,8 @@ def test_a_refused_rollback_is_reported_refused_and_the_ladder_goes_on() -> None
 def test_the_refusal_reaches_the_operator_through_the_exposition() -> None:
     from prometheus_client import CollectorRegistry, generate_latest
 
-    from gentrain_trainer.exporter import TrainerCollector
-    from gentrain_trainer.window import SinceStart, Window
+    from gentrain_sdk.exporter import TrainerCollector
+    from gentrain_sdk.window import SinceStart, Window
 
     collector = TrainerCollector(None)
     window = Window()

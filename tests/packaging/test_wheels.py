@@ -16,6 +16,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 PACKAGES = {
     "contract": "gentrain_contract",
+    "sdk": "gentrain_sdk",
     "trainer_image": "gentrain_trainer",
     "operator": "gentrain_operator",
 }

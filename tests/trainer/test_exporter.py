@@ -13,7 +13,7 @@ import urllib.request
 
 import pytest
 
-from gentrain_trainer import exporter
+from gentrain_sdk import exporter
 
 
 def free_port() -> int:

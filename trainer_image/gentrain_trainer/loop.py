@@ -16,10 +16,13 @@ import torch
 
 from gentrain_contract import metrics
 
+from gentrain_sdk import exporter
+from gentrain_sdk.gpu import NVML
+from gentrain_sdk.window import SinceStart, Window
+
 from . import (
     commands,
     distributed,
-    exporter,
     learning_rate_search,
     live_config,
     resources,
@@ -29,8 +32,6 @@ from .checkpoints import CheckpointStore
 from .config import Command, Config, load
 from .datasets import Batch, make_dataset
 from .families import Family, make_family
-from .gpu import NVML
-from .window import SinceStart, Window
 
 log = logging.getLogger("gentrain.trainer")
 SMOOTHING = 0.1

@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from socketserver import ThreadingMixIn
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from prometheus_client import CollectorRegistry, make_wsgi_app
@@ -25,8 +25,19 @@ from gentrain_contract.metrics import BY_NAME
 from .gpu import NVML
 from .window import SinceStart
 
-if TYPE_CHECKING:
-    from .learning_rate_search import SearchResult
+
+class Searched(Protocol):
+    """A learning-rate search's outcome, as a milestone reports it."""
+
+    @property
+    def losses(self) -> Mapping[float, float]: ...  # by candidate factor
+
+    @property
+    def factor(self) -> float: ...  # the factor chosen
+
+    @property
+    def trained_steps(self) -> int: ...
+
 
 GPU_FIELDS = {
     metrics.GPU_UTILIZATION_RATIO.name: "utilization",
@@ -101,7 +112,7 @@ def milestone_series(
     evaluation: dict[str, Any],
     since_start: SinceStart,
     origin: int = 0,
-    searched: SearchResult | None = None,
+    searched: Searched | None = None,
     refused: Mapping[str, str] | None = None,
 ) -> dict[str, dict[tuple[str, ...], float]]:
     """The milestone metrics, from the window summary and the family's evaluation."""

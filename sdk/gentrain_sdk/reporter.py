@@ -1,0 +1,219 @@
+"""Report any training loop to gentrain: the same series, windowed milestone summary and
+exporter the built-in trainer uses, behind three calls.
+
+    reporter = Reporter(max_steps=1000)                    # serves :9090/metrics
+    ...
+        reporter.step(step, {"total": loss.item()}, learning_rates={"total": lr})
+        if step % 200 == 0:
+            reporter.milestone(step, {"validation_loss": val})
+
+What a program sends is checked here, and a bad value is refused with a ValueError naming
+the field (the operator would otherwise see garbage or nothing): a loss that is not a
+number, a component name that cannot be a label, more components than a status can hold.
+A NaN or infinite loss is not bad input: it is the fault gentrain is there to see, counted
+in the milestone's non-finite losses.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import time
+from collections.abc import Mapping
+
+from prometheus_client import CollectorRegistry, generate_latest
+
+from gentrain_contract import metrics
+
+from . import exporter
+from .window import SinceStart, Window
+
+DEFAULT_PORT = 9090
+PORT_VARIABLE = "GENTRAIN_METRICS_PORT"
+# What the operator keeps of one series per milestone (its parser's bounds): more would be
+# dropped there, so it is refused here, where the program can be told.
+MAX_COMPONENTS = 64
+MAX_NAME_LENGTH = 63
+NAME = re.compile(r"[A-Za-z0-9_.:-]+")
+# The `extractor` label of a program's FID, KID, precision or recall: its own feature
+# space, not comparable with the built-in trainer's.
+EXTRACTOR = "program"
+SMOOTHING = 0.1  # of the live loss series: an exponential average, as the built-in trainer's
+
+Series = dict[tuple[str, ...], float]
+
+
+Figures = float | Mapping[str, float]  # one number is component "total"
+TOTAL = "total"
+
+
+def _as_float(value: object) -> float:
+    """A number, a 0-d tensor or a numpy scalar as a float (.item(): float() of a tensor
+    that requires grad warns)."""
+    item = getattr(value, "item", None)
+    return float(item() if callable(item) else value)  # type: ignore[arg-type]
+
+
+def _numbers(field: str, values: object, *, finite: bool) -> dict[str, float]:
+    """`values` as floats by valid names, or ValueError naming the first bad entry. A bare
+    number (a float, a 0-d tensor, a numpy scalar) is one component, `total`."""
+    if isinstance(values, Mapping):
+        entries: dict[object, object] = dict(values)
+    elif isinstance(values, str | bytes):  # float("1e3") would take it
+        raise ValueError(
+            f"{field}: expected a number or a mapping of names to numbers, got {values!r}"
+        )
+    else:
+        entries = {TOTAL: values}
+    if len(entries) > MAX_COMPONENTS:
+        raise ValueError(
+            f"{field}: {len(entries)} entries; at most {MAX_COMPONENTS} "
+            "(report a summary, not one entry per parameter)"
+        )
+    checked: dict[str, float] = {}
+    for name, value in entries.items():
+        if not isinstance(name, str) or not NAME.fullmatch(name) or len(name) > MAX_NAME_LENGTH:
+            raise ValueError(
+                f"{field}: the name {name!r} must be 1-{MAX_NAME_LENGTH} characters of "
+                "letters, digits, _ . : -"
+            )
+        shown = field if name == TOTAL and not isinstance(values, Mapping) else f"{field}[{name!r}]"
+        try:
+            if isinstance(value, bool | str | bytes):
+                raise TypeError
+            number = _as_float(value)  # a 0-d tensor or a numpy scalar too
+        except (TypeError, ValueError, RuntimeError):  # RuntimeError: a tensor of many
+            raise ValueError(f"{shown}: expected a number, got {value!r}") from None
+        if finite and not math.isfinite(number):
+            raise ValueError(f"{shown}: must be finite, got {value!r}")
+        checked[name] = number
+    return checked
+
+
+class Reporter:
+    """Publishes a training loop's health on gentrain's metric contract.
+
+    `port`: where Prometheus and the operator scrape (default $GENTRAIN_METRICS_PORT or
+    9090; 0 serves nothing, for tests that read `exposition()`). `max_steps`: the run's
+    length, for the operator's progress and ETA. `baseline_loss`: the loss of a model that
+    learned nothing (the unigram entropy for a language model, the data's variance for a
+    regression), which lets the operator tell a run that learns nothing from a slow one.
+    """
+
+    def __init__(
+        self,
+        port: int | None = None,
+        *,
+        max_steps: int | None = None,
+        baseline_loss: float | None = None,
+    ) -> None:
+        if port is None:
+            port = int(os.environ.get(PORT_VARIABLE, DEFAULT_PORT))
+        if max_steps is not None and (isinstance(max_steps, bool) or max_steps < 1):
+            raise ValueError(f"max_steps: expected a positive number of steps, got {max_steps!r}")
+        if baseline_loss is not None:
+            _numbers("baseline_loss", {"baseline": baseline_loss}, finite=True)
+        self.max_steps = max_steps
+        self.baseline_loss = baseline_loss
+        self.collector = exporter.TrainerCollector()
+        self.registry: CollectorRegistry = exporter.start(port, self.collector)
+        self.window = Window()
+        self.since_start = SinceStart()
+        self.smoothed: dict[str, float] = {}
+        self.step_seconds: float | None = None
+        self.last_step: int | None = None
+        self._last_time: float | None = None
+
+    def step(
+        self,
+        step: int,
+        losses: Figures,
+        *,
+        grad_norms: Figures | None = None,
+        learning_rates: Figures | None = None,
+        clipped: Mapping[str, bool] | None = None,
+        data_seconds: float = 0.0,
+    ) -> None:
+        """One optimizer step: its loss (a number, or a mapping by component: a GAN's
+        generator and discriminator), and optionally the gradient norms before clipping,
+        the learning rates in force, whether clipping acted, and the seconds the step
+        waited for data. Tensors are taken as numbers (one .item() each)."""
+        if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+            raise ValueError(f"step: expected a non-negative int, got {step!r}")
+        checked = _numbers("losses", losses, finite=False)
+        if not checked:
+            raise ValueError("losses: at least one component, e.g. {'generator': g_loss}")
+        norms = _numbers("grad_norms", {} if grad_norms is None else grad_norms, finite=False)
+        rates = _numbers(
+            "learning_rates", {} if learning_rates is None else learning_rates, finite=True
+        )
+        acted = {str(k): bool(v) for k, v in (clipped or {}).items()}
+        seen = set(self.window.losses) | set(self.window.grad_norms)
+        if len(seen | set(checked) | set(norms)) > MAX_COMPONENTS:
+            raise ValueError(
+                f"losses: more than {MAX_COMPONENTS} component names since the last "
+                "milestone; name components by role (generator, discriminator), not by step"
+            )
+        now = time.monotonic()
+        seconds = now - self._last_time if self._last_time is not None else 0.0
+        self._last_time = now
+        self.window.add(checked, norms, acted, {}, data_seconds, seconds)
+        for name, value in checked.items():
+            previous = self.smoothed.get(name, math.nan)
+            if math.isfinite(previous) and math.isfinite(value):
+                value = (1 - SMOOTHING) * previous + SMOOTHING * value
+            self.smoothed[name] = value
+        if seconds > 0:
+            self.step_seconds = (
+                seconds
+                if self.step_seconds is None
+                else (1 - SMOOTHING) * self.step_seconds + SMOOTHING * seconds
+            )
+        self.last_step = step
+        live: dict[str, Series] = {
+            metrics.STEP.name: {(): float(step)},
+            metrics.LOSS.name: {(k,): v for k, v in self.smoothed.items()},
+            metrics.GRAD_NORM.name: {(k,): v for k, v in norms.items()},
+            metrics.LEARNING_RATE.name: {(k,): v for k, v in rates.items()},
+        }
+        if self.step_seconds is not None:
+            live[metrics.STEP_SECONDS.name] = {(): self.step_seconds}
+        if self.max_steps is not None:
+            live[metrics.MAX_STEPS.name] = {(): float(self.max_steps)}
+        if self.baseline_loss is not None:
+            live[metrics.BASELINE_LOSS.name] = {(): float(self.baseline_loss)}
+        self.collector.live = live
+
+    def milestone(self, step: int, figures: Mapping[str, float] | None = None) -> None:
+        """A checkpoint milestone: the summary of every step since the previous one, and
+        the model's own quality figures (finite numbers; names the contract knows, such as
+        validation_loss, perplexity or fid, keep their meaning; any other is reported
+        under its own name)."""
+        if self.last_step is None:
+            raise ValueError("milestone: report at least one step() before a milestone")
+        if step != self.last_step:
+            raise ValueError(
+                f"step: a milestone closes the window at the last step reported "
+                f"({self.last_step}), got {step!r}"
+            )
+        checked = _numbers("figures", figures or {}, finite=True)
+        known: dict[str, float | str] = {
+            k: v for k, v in checked.items() if k in metrics.QUALITY_FIGURES
+        }
+        own = {k: v for k, v in checked.items() if k not in known}
+        if known:
+            known["extractor"] = EXTRACTOR
+        summary = self.window.summary()
+        self.since_start.add(summary)
+        series = exporter.milestone_series(
+            step, time.time(), summary, known, self.since_start, origin=0
+        )
+        if own:
+            series[metrics.MILESTONE_FIGURE.name] = {(k,): v for k, v in own.items()}
+        self.collector.milestone = series
+        self.window.reset()
+
+    def exposition(self) -> str:
+        """What a scrape reads now (the Prometheus text format)."""
+        return generate_latest(self.registry).decode()
