@@ -33,11 +33,11 @@ def description(parameter: Hyperparameter) -> str:
     if len(families) < len(FAMILIES):
         text = f"{text.removesuffix('.')} ({', '.join(families)})."
     values = set(parameter.defaults.values())
-    if len(values) == 1:
+    if len(values) == 1 and not parameter.custom:
         text += f" Default: {_shown(next(iter(values)))}."
     else:
         shown = ", ".join(f"{f} {_shown(v)}" for f, v in parameter.defaults.items())
-        text += f" Default: {shown}."
+        text += f" Default: {shown}" + ("; custom: the program's own." if parameter.custom else ".")
     return text
 
 

@@ -15,7 +15,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-FAMILIES = ("gan", "vae", "transformer", "diffusion")
+BUILT_IN = ("gan", "vae", "transformer", "diffusion")  # the built-in trainer's families
+# A program of the user's (gentrain-sdk): it sees the hyperparameters it may be given under
+# their API names, and has no defaults gentrain knows (its own code holds them).
+CUSTOM = "custom"
+FAMILIES = (*BUILT_IN, CUSTOM)
 GAN_LOSSES = ("non_saturating", "minimax", "hinge", "least_squares", "wgan_gp")
 KL_SCHEDULES = ("none", "linear", "cyclical")
 
@@ -28,15 +32,16 @@ class Hyperparameter:
     trainer: str  # the trainer configuration's (and the gentrain_hyperparameter label's) name
     type: Literal["number", "integer", "string"]
     description: str
-    defaults: Mapping[str, Value]  # by family: the families it applies to, in FAMILIES order
+    defaults: Mapping[str, Value]  # by built-in family: those it applies to, in order
     minimum: float | None = None
     maximum: float | None = None
     exclusive_minimum: bool = False
     choices: tuple[str, ...] = ()
+    custom: bool = False  # a custom program may be given it too
 
     @property
     def families(self) -> tuple[str, ...]:
-        return tuple(self.defaults)
+        return (*self.defaults, *((CUSTOM,) if self.custom else ()))
 
     def check(self, name: str, value: Any) -> Value:
         """The value as the trainer holds it; raises ValueError naming `name` and the bound
@@ -66,9 +71,11 @@ class Hyperparameter:
         return int(bound) if self.type == "integer" else float(bound)
 
 
-def _rate(api: str, trainer: str, description: str, **defaults: float) -> Hyperparameter:
+def _rate(
+    api: str, trainer: str, description: str, custom: bool = False, **defaults: float
+) -> Hyperparameter:
     return Hyperparameter(
-        api, trainer, "number", description, defaults, 0.0, 1.0, exclusive_minimum=True
+        api, trainer, "number", description, defaults, 0.0, 1.0, True, custom=custom
     )
 
 
@@ -77,6 +84,7 @@ CATALOGUE = (
         "learningRate",
         "lr",
         "Peak learning rate.",
+        custom=True,
         vae=1e-3,
         transformer=1e-3,
         diffusion=2e-4,
@@ -121,6 +129,7 @@ CATALOGUE = (
         {"gan": 0.0, "vae": 0.0, "transformer": 1.0, "diffusion": 1.0},
         0,
         1e6,
+        custom=True,
     ),
     Hyperparameter(
         "klWeight", "kl_weight", "number", "Weight of the KL term.", {"vae": 1.0}, 0, 1000
@@ -147,11 +156,11 @@ CATALOGUE = (
     ),
     Hyperparameter(
         "warmupSteps", "warmup_steps", "integer", "Linear warm-up steps.",
-        {"transformer": 100}, 0, 10_000_000,
+        {"transformer": 100}, 0, 10_000_000, custom=True,
     ),
     Hyperparameter(
         "weightDecay", "weight_decay", "number", "AdamW weight decay.", {"transformer": 0.1},
-        0, 10,
+        0, 10, custom=True,
     ),
     Hyperparameter(
         "zLoss", "z_loss", "number", "Weight of the z-loss on the softmax normaliser.",
@@ -174,22 +183,26 @@ def of_family(family: str) -> dict[str, Hyperparameter]:
     """The family's hyperparameters by their trainer names."""
     if family not in FAMILIES:
         raise ValueError(f"family: {family!r} is not one of {', '.join(FAMILIES)}")
-    return {p.trainer: p for p in CATALOGUE if family in p.defaults}
+    return {p.trainer: p for p in CATALOGUE if family in p.families}
 
 
 def api_names(family: str) -> dict[str, str]:
-    """spec.training.hyperparameters names -> the trainer's, for one family."""
-    return {p.api: p.trainer for p in of_family(family).values()}
+    """spec.training.hyperparameters names -> the names the program reads, for one family
+    (a custom program reads the API's own)."""
+    return {p.api: p.api if family == CUSTOM else p.trainer for p in of_family(family).values()}
 
 
 def defaults(family: str) -> dict[str, Value]:
-    """The family's defaults by trainer name: what a run gets for a field it leaves out."""
-    return {name: p.defaults[family] for name, p in of_family(family).items()}
+    """The family's defaults by trainer name: what a run gets for a field it leaves out
+    (none for a custom program: its code holds them)."""
+    return {n: p.defaults[family] for n, p in of_family(family).items() if family in p.defaults}
 
 
 def api_defaults(family: str) -> dict[str, Value]:
     """The same defaults, by API name."""
-    return {p.api: p.defaults[family] for p in of_family(family).values()}
+    return {
+        p.api: v for p in of_family(family).values() if (v := p.defaults.get(family)) is not None
+    }
 
 
 def validate(

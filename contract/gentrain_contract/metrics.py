@@ -306,6 +306,13 @@ MILESTONE_TRAIN_LOSS = _milestone(
 )
 
 # a training program's own (gentrain-sdk)
+SUPPORTED_ACTION_INFO = _live(
+    "gentrain_supported_action_info",
+    "gauge",
+    ("action",),
+    "A remediation action the training program supports (value 1). Absent: it supports "
+    "every action (the built-in trainer).",
+)
 MILESTONE_FIGURE = _milestone(
     "gentrain_milestone_figure",
     ("name",),
@@ -324,6 +331,9 @@ QUALITY_FIGURES = frozenset(
 )  # fmt: skip
 
 BY_NAME = {metric.name: metric for metric in METRICS}
+# The User-Agent of the operator's scrapes: a program waits for one of these (not any
+# scraper's) before it exits, so that the operator reads its final milestone.
+OPERATOR_USER_AGENT = "gentrain-operator"
 MILESTONE_PREFIX = "gentrain_milestone_"
 
 

@@ -76,6 +76,7 @@ class Milestone(TypedDict, total=False):
     perplexity: float
     # a program's own figures, by the names it reports them under (gentrain-sdk)
     figures: ByLabel
+    supported_actions: list[str]  # absent: every action (the built-in trainer)
     # GPU
     gpu_utilization: float
     gpu_memory_ratio: float
@@ -97,6 +98,7 @@ TRANSIENT = frozenset(
         "clip_ratio",
         "steps_per_second",
         "inception_score",
+        "supported_actions",
     }
 )
 KEPT = FIELDS - TRANSIENT

@@ -14,6 +14,7 @@ class Family(StrEnum):
     VAE = "vae"
     TRANSFORMER = "transformer"
     DIFFUSION = "diffusion"
+    CUSTOM = "custom"  # a program of the user's, reporting through gentrain-sdk
 
 
 class FindingKind(StrEnum):

@@ -1,5 +1,5 @@
 """A plain PyTorch training loop that reports to gentrain: the lines marked `# gentrain`
-are all it adds (an import and three calls).
+are all it adds (an import and four calls).
 
     python examples/sdk/plain_loop.py --learning-rate 0.003   # healthy
     python examples/sdk/plain_loop.py --learning-rate 3       # far too high
@@ -15,7 +15,7 @@ import argparse
 import torch
 import torch.nn.functional as F  # noqa: N812 (PyTorch's own convention)
 
-from gentrain_sdk import Reporter  # gentrain
+from gentrain_sdk import Reporter, follow  # gentrain
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -35,6 +35,7 @@ def main(argv: list[str] | None = None) -> None:
     optimizer = torch.optim.Adam(model.parameters(), lr=args.learning_rate)
     baseline = float(targets[train].var())  # the loss of predicting the mean: learned nothing
     reporter = Reporter(args.port, max_steps=args.steps, baseline_loss=baseline)  # gentrain
+    follow(reporter, optimizer, model)  # gentrain: the operator's changes reach these two
 
     for step in range(1, args.steps + 1):
         batch = torch.randint(0, 3584, (64,))

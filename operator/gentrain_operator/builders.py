@@ -8,6 +8,8 @@ from typing import Any
 
 import yaml
 
+from gentrain_contract.hyperparameters import CUSTOM
+
 from . import names
 from .settings import Settings
 
@@ -152,7 +154,7 @@ def trainer_pod(
             {"name": "shm", "emptyDir": {"medium": "Memory", "sizeLimit": SHM_SIZE_LIMIT}}
         )
         mounts.append({"name": "shm", "mountPath": "/dev/shm"})  # noqa: S108 - the pod's own memory volume
-    claim = spec["dataset"].get("volumeClaimName")
+    claim = (spec.get("dataset") or {}).get("volumeClaimName")
     if claim:
         volumes.append(
             {"name": "data", "persistentVolumeClaim": {"claimName": claim, "readOnly": True}}
@@ -171,11 +173,18 @@ def trainer_pod(
         if (spec.get("monitoring") or {}).get("prometheusURL")
         else ["--final-scrape-by", names.MONITOR_USER_AGENT]
     )
+    custom = spec["model"]["family"] == CUSTOM
     container = {
         "name": "trainer",
         "image": spec.get("image") or settings.trainer_image,
-        "command": trainer_command(settings.trainer_command, gpus if with_gpus else 0),
-        "args": [
+        "command": (
+            list(spec["command"])
+            if custom
+            else trainer_command(settings.trainer_command, gpus if with_gpus else 0)
+        ),
+        "args": list(spec.get("args") or [])
+        if custom
+        else [
             "--config",
             names.CONFIG_PATH,
             "--checkpoint-dir",
@@ -198,6 +207,10 @@ def trainer_pod(
             },
             {"name": "HOME", "value": "/tmp"},  # noqa: S108 - writable scratch for libraries that want a home
             {"name": "GENTRAIN_JOB", "value": job_name},
+            # Where gentrain-sdk finds what the built-in trainer is given as arguments.
+            {"name": "GENTRAIN_METRICS_PORT", "value": str(port)},
+            {"name": "GENTRAIN_CONFIG", "value": names.CONFIG_PATH},
+            {"name": "GENTRAIN_CHECKPOINT_DIR", "value": names.CHECKPOINT_DIR},
         ],
         "ports": [{"name": "metrics", "containerPort": port, "protocol": "TCP"}],
         "resources": {"requests": {"cpu": cpu, "memory": memory}, "limits": limits},

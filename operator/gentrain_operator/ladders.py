@@ -53,6 +53,14 @@ LADDERS: dict[str, Ladder] = {
         ["reinitialize", "search_learning_rate", "enable_clipping", "enable_warmup"],
         ["reinitialize", "search_learning_rate"],
     ],
+    # A program of the user's may not search a rate, or even start afresh (it says which
+    # actions it supports; rungs it lacks are passed over): afresh at a tenth of its
+    # rate, else a tenfold cut in place.
+    "NotLearning/custom": [
+        ["reinitialize", "search_learning_rate", "enable_clipping"],
+        ["reinitialize", "cut_lr"],
+        ["cut_lr"],
+    ],
     # A GAN's losses rank no learning rate (they score a game, not a fit): tenfold cuts.
     "NotLearning/gan": [["reinitialize", "cut_lr", "enable_clipping"], ["reinitialize", "cut_lr"]],
     # Clipping hides a learning rate that is far too high; if the finding persists, cut

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from gentrain_contract.metrics import OPERATOR_USER_AGENT
+
 GROUP, VERSION, PLURAL = "gentrain.io", "v1alpha1", "generativetrainingjobs"
 KIND = "GenerativeTrainingJob"
 FIELD_MANAGER = "gentrain-operator"
@@ -11,7 +13,7 @@ CONFIG_VERSION_ANNOTATION = "gentrain.io/config-version"
 REMEDIATOR = "gentrain-remediator"  # the field manager of remediation patches
 # The User-Agent of the operator's scrapes: a trainer waits for one of these (not any
 # scraper's) before it exits, so that the operator reads its final milestone.
-MONITOR_USER_AGENT = "gentrain-operator"
+MONITOR_USER_AGENT = OPERATOR_USER_AGENT
 # Set in the same PATCH as a remediation's spec change: the remediation record, keyed by
 # the milestone that decided it, so that a decision whose status write was lost (the
 # operator died, the API server failed the status PATCH) is recorded, never made again.

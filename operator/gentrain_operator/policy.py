@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gentrain_contract.milestone import Milestone
-from gentrain_contract.vocabulary import FindingKind, Severity
+from gentrain_contract.vocabulary import Action, FindingKind, Severity
 
 from .diagnosis import Finding
 from .ladders import LADDERS, PRIORITY, Ladder, ladder
@@ -309,13 +309,21 @@ def decide(
         decision.exhausted = f"the cap of {remediation.get('maxActions', 8)} actions is reached"
         return decision
     forbidden = {(c["field"], c["from"]) for r in records for c in r.get("changes", [])}
+    supported = _supported(milestone)
     for finding in actionable:
         steps = ladder(finding, spec)
         if steps is None:
             continue
         tried = [r for r in records if r["finding"] == finding.kind]
         start = max((int(r.get("rung", -1)) for r in tried), default=-1) + 1
-        for rung in range(start, len(steps)):
+        fitting = [r for r in range(start, len(steps)) if set(steps[r]) <= supported]
+        if start < len(steps) and not fitting:
+            decision.exhausted = (
+                f"no action for {finding.kind} is one the training program supports "
+                f"({', '.join(sorted(supported)) or 'none'})"
+            )
+            continue
+        for rung in fitting:
             planned = _plan_actions(steps[rung], spec, family_defaults, context, forbidden)
             if planned is not None:
                 changes, commands = planned
@@ -323,6 +331,13 @@ def decide(
                 return decision
         decision.exhausted = f"every action for {finding.kind} has been tried or is not possible"
     return decision
+
+
+def _supported(milestone: Milestone) -> set[str]:
+    """The actions the training program supports: the ones it declares (gentrain-sdk), or
+    every action (the built-in trainer declares none)."""
+    declared = milestone.get("supported_actions")
+    return set(declared) if declared is not None else set(Action)
 
 
 def _rate_check(
@@ -349,6 +364,8 @@ def _rate_check(
         return None
     if checks and float((checks[-1].get("search") or {}).get("factor", 1.0)) == 1.0:
         return None  # the last check kept the rate (or has not reported yet)
+    if Action.PROBE_LEARNING_RATE not in _supported(milestone):
+        return None
     planned = _plan_actions(["probe_learning_rate"], spec, family_defaults, context, set())
     if planned is None:
         return None

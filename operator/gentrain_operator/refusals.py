@@ -13,6 +13,7 @@ REFUSALS = {
     "or never saved",
     "no_discriminator": "the family has no discriminator",
     "search_refused": "the learning-rate search could not run",
+    "unsupported": "the training program has no handler for it (gentrain-sdk on_command)",
 }
 
 

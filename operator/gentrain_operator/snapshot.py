@@ -12,6 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from gentrain_contract import metrics
 from gentrain_contract.milestone import Milestone
+from gentrain_contract.vocabulary import Action
 
 Labels = tuple[tuple[str, str], ...]
 # Bounds on what one trainer's labels can put into its job's status (ours send 1-3
@@ -103,6 +104,7 @@ def _one(values: Mapping[str, float]) -> float | None:
 # Integers a float holds exactly; far beyond any step, time or count a run reaches, and
 # inside the int64 the API server stores (a step of 1e19 was refused with every retry).
 LARGEST_COUNT = 2.0**53
+ACTIONS = frozenset(Action)
 
 
 def _countable(value: float) -> bool:
@@ -158,6 +160,9 @@ def milestone(snapshot: Snapshot) -> Milestone | None:
         value = snapshot.get(metrics.milestone_metric(name).name)
         if value is not None:
             figures[name] = value
+    supported = snapshot.by(metrics.SUPPORTED_ACTION_INFO.name, "action")
+    if supported:
+        record["supported_actions"] = sorted(a for a in supported if a in ACTIONS)
     own = snapshot.by(metrics.MILESTONE_FIGURE.name, "name")
     if own:
         record["figures"] = own

@@ -52,8 +52,10 @@ def render(
     checkpoint and the step of the last milestone judged, which the trainer's rotation
     keeps checkpoints for (gentrain_trainer.config.Retention)."""
     family = spec["model"]["family"]
-    dataset = spec["dataset"]
-    data: dict[str, Any] = {"name": dataset["name"], "batch_size": dataset.get("batchSize", 64)}
+    dataset = spec.get("dataset") or {}  # a custom program brings its own data
+    data: dict[str, Any] = (
+        {"name": dataset["name"], "batch_size": dataset.get("batchSize", 64)} if dataset else {}
+    )
     if "path" in dataset:
         data["path"] = dataset["path"]
     if "blockSize" in dataset:

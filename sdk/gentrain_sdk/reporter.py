@@ -16,17 +16,24 @@ in the milestone's non-finite losses.
 
 from __future__ import annotations
 
+import atexit
+import contextlib
+import json
+import logging
 import math
 import os
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
 
 from prometheus_client import CollectorRegistry, generate_latest
 
 from gentrain_contract import metrics
+from gentrain_contract.hyperparameters import Value
+from gentrain_contract.vocabulary import Action, Command
 
-from . import exporter
+from . import configuration, exporter
 from .window import SinceStart, Window
 
 DEFAULT_PORT = 9090
@@ -42,6 +49,21 @@ EXTRACTOR = "program"
 SMOOTHING = 0.1  # of the live loss series: an exponential average, as the built-in trainer's
 
 Series = dict[tuple[str, ...], float]
+Handler = Callable[[configuration.Command], None]
+# The ladder actions a command's handler makes possible.
+ENABLES = {
+    Command.ROLLBACK: (Action.ROLLBACK, Action.ROLLBACK_SKIP_BATCHES),
+    Command.RESET_DISCRIMINATOR: (Action.RESET_DISCRIMINATOR,),
+    Command.REINITIALIZE: (Action.REINITIALIZE,),
+    Command.SEARCH_LEARNING_RATE: (Action.SEARCH_LEARNING_RATE,),
+    Command.PROBE_LEARNING_RATE: (Action.PROBE_LEARNING_RATE,),
+}
+JOB_VARIABLE = "GENTRAIN_JOB"  # set by the operator in the program's pod
+FINAL_SCRAPE_WAIT_SECONDS = 120.0  # as the built-in trainer's (builders.FINAL_SCRAPE_WAIT_SECONDS)
+TERMINATION_LOG = Path("/dev/termination-log")
+APPLIED_FILE = "gentrain-sdk-commands.json"  # on the checkpoint volume: ids applied
+CHECKPOINT_DIR_VARIABLE = "GENTRAIN_CHECKPOINT_DIR"
+log = logging.getLogger("gentrain_sdk")
 
 
 Figures = float | Mapping[str, float]  # one number is component "total"
@@ -99,6 +121,11 @@ class Reporter:
     length, for the operator's progress and ETA. `baseline_loss`: the loss of a model that
     learned nothing (the unigram entropy for a language model, the data's variance for a
     regression), which lets the operator tell a run that learns nothing from a slow one.
+    `supports`: the remediation actions the program carries out (lower_lr, cut_lr,
+    enable_clipping, ...: those whose hyperparameters its `on_change` callbacks apply);
+    the operator picks only among them. `config`: the configuration file the operator
+    writes (default $GENTRAIN_CONFIG, or /etc/gentrain/config.yaml when it is mounted),
+    re-read at each milestone.
     """
 
     def __init__(
@@ -107,6 +134,8 @@ class Reporter:
         *,
         max_steps: int | None = None,
         baseline_loss: float | None = None,
+        supports: Iterable[str] = (),
+        config: str | Path | None = None,
     ) -> None:
         if port is None:
             port = int(os.environ.get(PORT_VARIABLE, DEFAULT_PORT))
@@ -114,16 +143,113 @@ class Reporter:
             raise ValueError(f"max_steps: expected a positive number of steps, got {max_steps!r}")
         if baseline_loss is not None:
             _numbers("baseline_loss", {"baseline": baseline_loss}, finite=True)
+        self.supports = sorted(_actions(supports))
+        self._handlers: dict[str, Handler] = {}
+        self.origin_step = 0  # where the weights now training were initialised
+        self._refused_now: dict[str, str] = {}  # command id -> why, for this milestone
+        self._applied_path = _applied_path()
+        self.applied = _read_applied(self._applied_path)
+        self.config_path = Path(config) if config is not None else configuration.default_path()
+        self.configuration = configuration.Configuration()
+        self.refusals: dict[str, float] = {}
+        self.counters: Series = {}  # commands applied, by action
+        self._callbacks: list[Callable[[dict[str, Value]], None]] = []
         self.max_steps = max_steps
         self.baseline_loss = baseline_loss
         self.collector = exporter.TrainerCollector()
-        self.registry: CollectorRegistry = exporter.start(port, self.collector)
+        # Under gentrain only the operator's scrape ends the wait at exit (see finish).
+        self.job = os.environ.get(JOB_VARIABLE)
+        agent = metrics.OPERATOR_USER_AGENT if self.job else ""
+        self.registry: CollectorRegistry = exporter.start(port, self.collector, agent)
+        self.last_milestone: int | None = None
+        if self.job:
+            atexit.register(self.finish)
         self.window = Window()
         self.since_start = SinceStart()
         self.smoothed: dict[str, float] = {}
         self.step_seconds: float | None = None
         self.last_step: int | None = None
         self._last_time: float | None = None
+        self._finished = False
+        self._reload()
+
+    def on_change(self, callback: Callable[[dict[str, Value]], None]) -> None:
+        """`callback(hyperparameters)` is called with every hyperparameter in force (API
+        names: learningRate, gradientClip, ...) now if a configuration is there, and again
+        each time the job's spec changes them (yours or the operator's remediation)."""
+        self._callbacks.append(callback)
+        if self.configuration.hyperparameters:
+            callback(dict(self.configuration.hyperparameters))
+
+    def support(self, *actions: str) -> None:
+        """Declares more remediation actions the program carries out (see `supports`)."""
+        self.supports = sorted({*self.supports, *_actions(actions)})
+
+    def on_command(self, action: str, handler: Handler) -> None:
+        """`handler(command)` carries out a one-shot command of the job's spec (reinitialize:
+        fresh weights and optimizer state; rollback: load the checkpoint at command.step;
+        ...), once per command id, at the milestone after it appears. A command without a
+        handler is refused, and the operator's ladder moves on."""
+        if action not in {str(c) for c in Command}:
+            raise ValueError(
+                f"on_command: {action!r} is not a command gentrain sends "
+                f"(known: {', '.join(str(c) for c in Command)})"
+            )
+        self._handlers[action] = handler
+        self.supports = sorted({*self.supports, *(str(a) for a in ENABLES[Command(action)])})
+
+    def _apply_commands(self, step: int) -> None:
+        for command in self.configuration.commands:
+            if command.id in self.applied:
+                continue
+            self.applied.add(command.id)
+            handler = self._handlers.get(command.action)
+            if handler is None:
+                self._refused_now[command.id] = "unsupported"
+                continue
+            try:
+                handler(command)
+            except Exception as error:  # the program's own code: reported, never fatal here
+                log.exception("the handler of %s (%s) failed", command.id, command.action)
+                self._refused_now[command.id] = f"failed: {type(error).__name__}"[:63]
+                continue
+            key = (command.action,)
+            self.counters[key] = self.counters.get(key, 0.0) + 1
+            if command.action == Command.REINITIALIZE:
+                self.origin_step = step
+        _write_applied(self._applied_path, self.applied)
+
+    def _reload(self) -> None:
+        if self.config_path is None:
+            return
+        read = configuration.read(self.config_path, self.configuration)
+        for field in read.refused:
+            self.refusals[field] = self.refusals.get(field, 0.0) + 1
+        changed = (read.generation, read.hyperparameters) != (
+            self.configuration.generation,
+            self.configuration.hyperparameters,
+        )
+        self.configuration = read
+        if changed:
+            for callback in self._callbacks:
+                callback(dict(read.hyperparameters))
+
+    def _configuration_series(self) -> dict[str, Series]:
+        hp = self.configuration.hyperparameters
+        series: dict[str, Series] = {
+            metrics.CONFIG_GENERATION.name: {(): float(self.configuration.generation)},
+            metrics.HYPERPARAMETER.name: {
+                (k,): float(v) for k, v in hp.items() if not isinstance(v, str)
+            },
+            metrics.HYPERPARAMETER_INFO.name: {
+                (k, v): 1.0 for k, v in hp.items() if isinstance(v, str)
+            },
+            metrics.CONFIG_REJECTED_TOTAL.name: {(k,): v for k, v in self.refusals.items()},
+            metrics.COMMANDS_APPLIED_TOTAL.name: dict(self.counters),
+        }
+        if self.supports:
+            series[metrics.SUPPORTED_ACTION_INFO.name] = {(a,): 1.0 for a in self.supports}
+        return series
 
     def step(
         self,
@@ -176,6 +302,7 @@ class Reporter:
             metrics.LOSS.name: {(k,): v for k, v in self.smoothed.items()},
             metrics.GRAD_NORM.name: {(k,): v for k, v in norms.items()},
             metrics.LEARNING_RATE.name: {(k,): v for k, v in rates.items()},
+            **self._configuration_series(),
         }
         if self.step_seconds is not None:
             live[metrics.STEP_SECONDS.name] = {(): self.step_seconds}
@@ -198,6 +325,12 @@ class Reporter:
                 f"({self.last_step}), got {step!r}"
             )
         checked = _numbers("figures", figures or {}, finite=True)
+        # As the built-in trainer: the configuration is taken up before the milestone is
+        # published, so a scrape reads the milestone beside the generation now in force.
+        origin = self.origin_step  # of the weights that trained this window
+        self._reload()
+        self._apply_commands(step)
+        self.collector.live = {**self.collector.live, **self._configuration_series()}
         known: dict[str, float | str] = {
             k: v for k, v in checked.items() if k in metrics.QUALITY_FIGURES
         }
@@ -207,13 +340,71 @@ class Reporter:
         summary = self.window.summary()
         self.since_start.add(summary)
         series = exporter.milestone_series(
-            step, time.time(), summary, known, self.since_start, origin=0
+            step, time.time(), summary, known, self.since_start, origin, None, self._refused_now
         )
+        self._refused_now = {}
         if own:
             series[metrics.MILESTONE_FIGURE.name] = {(k,): v for k, v in own.items()}
         self.collector.milestone = series
         self.window.reset()
+        self.last_milestone = step
+
+    def finish(self, timeout: float = FINAL_SCRAPE_WAIT_SECONDS) -> bool:
+        """Waits (at most `timeout` s) until the operator has read the final milestone, and
+        says so in the pod's termination message, which the operator waits for before it
+        marks the job Succeeded. Called at exit when the program runs as a gentrain job
+        (GENTRAIN_JOB is set); whether the milestone was read."""
+        if self.last_milestone is None or self._finished:
+            return self._finished
+        self._finished = self.collector.wait_for_scrape(timeout)
+        message = f"completed {self.last_milestone} steps"
+        if not self._finished:
+            message += f"; the final milestone was not scraped within {timeout:g} s"
+        with contextlib.suppress(OSError):  # not in a pod: nobody reads it
+            TERMINATION_LOG.write_text(message)
+        return self._finished
 
     def exposition(self) -> str:
         """What a scrape reads now (the Prometheus text format)."""
         return generate_latest(self.registry).decode()
+
+
+def _actions(supports: Iterable[str]) -> set[str]:
+    if isinstance(supports, str):
+        raise ValueError(f"supports: expected a list of actions, got the string {supports!r}")
+    known = {str(a) for a in Action}
+    unknown = sorted({str(a) for a in supports} - known)
+    if unknown:
+        raise ValueError(
+            f"supports: {', '.join(unknown)} is not an action gentrain knows "
+            f"(known: {', '.join(sorted(known))})"
+        )
+    return {str(a) for a in supports}
+
+
+def _applied_path() -> Path | None:
+    directory = os.environ.get(CHECKPOINT_DIR_VARIABLE)
+    return Path(directory) / APPLIED_FILE if directory else None
+
+
+def _read_applied(path: Path | None) -> set[str]:
+    """The command ids a previous process of this job applied (a restarted program must
+    not start afresh a second time on the same command)."""
+    if path is None:
+        return set()
+    try:
+        ids = json.loads(path.read_text()[: 1 << 20])
+    except (OSError, ValueError):
+        return set()
+    return {str(i) for i in ids} if isinstance(ids, list) else set()
+
+
+def _write_applied(path: Path | None, applied: set[str]) -> None:
+    if path is None:
+        return
+    try:
+        temporary = path.with_suffix(".tmp")
+        temporary.write_text(json.dumps(sorted(applied)))
+        temporary.replace(path)
+    except OSError as error:  # a read-only or full volume: the ids are kept in memory
+        log.warning("cannot record applied commands in %s: %s", path, error)

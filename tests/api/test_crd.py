@@ -19,7 +19,7 @@ INVALID = sorted((REPO / "examples" / "invalid").glob("*.yaml"))
 
 def test_there_are_enough_examples() -> None:
     families = {yaml.safe_load(p.read_text())["spec"]["model"]["family"] for p in EXAMPLES}
-    assert families == {"gan", "vae", "transformer", "diffusion"}
+    assert families == {"gan", "vae", "transformer", "diffusion", "custom"}
     assert len(EXAMPLES) >= 4 and len(INVALID) >= 15
 
 

@@ -34,7 +34,10 @@ def job(path: Path) -> dict:
     return manifest
 
 
-@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.stem)
+BUILT_IN = [p for p in EXAMPLES if job(p)["spec"]["model"]["family"] != "custom"]
+
+
+@pytest.mark.parametrize("path", BUILT_IN, ids=lambda p: p.stem)
 def test_every_example_renders_to_a_config_the_trainer_accepts(path: Path) -> None:
     manifest = job(path)
     rendered = trainer_config.render(manifest["spec"], 3, pinned=[200], judged_through=400)
@@ -181,3 +184,19 @@ def test_every_recorded_milestone_has_the_contracts_shape(path: Path) -> None:
         for key, value in record.items():
             assert _conforms(value, fields[key]), f"{path.stem}: {key}={value!r}"
         assert set(compact(record)) == set(record) & milestone.KEPT
+
+
+def test_a_custom_job_runs_its_own_program_with_what_the_sdk_reads() -> None:
+    manifest = job(ROOT / "examples" / "custom-plain-loop.yaml")
+    pod = builders.trainer_pod(manifest, attempt=1, with_gpus=False, settings=Settings())
+    container = pod["spec"]["containers"][0]
+    assert container["image"] == "localhost/plain-loop:dev"
+    assert container["command"] == ["python", "/app/plain_loop.py"]
+    assert container["args"] == ["--steps", "600", "--interval", "100"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["GENTRAIN_METRICS_PORT"] == "9090"
+    assert env["GENTRAIN_CONFIG"] == "/etc/gentrain/config.yaml"
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    rendered = trainer_config.render(manifest["spec"], 3)
+    assert rendered["hyperparameters"] == {"learningRate": 3.0}  # the API's own names
+    assert rendered["family"] == "custom" and rendered["data"] == {}

@@ -116,6 +116,7 @@ def test_live_metrics_hot_changes_commands_and_sigterm(run: Run, tmp_path: Path)
         - gpu
         - {"gentrain_commands_applied_total", "gentrain_config_rejected_total"}
         - {"gentrain_baseline_loss"}  # only families with one: text and diffusion
+        - {"gentrain_supported_action_info"}  # only a program that supports a few (the SDK)
     )
     expected |= {
         "gentrain_checkpoint_step",

@@ -29,7 +29,7 @@ import yaml
 
 from gentrain_contract import hyperparameters
 
-FAMILIES = hyperparameters.FAMILIES
+FAMILIES = hyperparameters.BUILT_IN
 COMMAND_ACTIONS = (
     "rollback",
     "reset_discriminator",

@@ -15,7 +15,6 @@ from typing import Any
 import torch
 
 from gentrain_contract import metrics
-
 from gentrain_sdk import exporter
 from gentrain_sdk.gpu import NVML
 from gentrain_sdk.window import SinceStart, Window
