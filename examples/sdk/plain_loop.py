@@ -11,6 +11,7 @@ them, and the operator diagnoses each milestone as it does the built-in trainer'
 from __future__ import annotations
 
 import argparse
+import time
 
 import torch
 import torch.nn.functional as F  # noqa: N812 (PyTorch's own convention)
@@ -25,6 +26,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--interval", type=int, default=100, help="steps between milestones")
     parser.add_argument("--port", type=int, default=None)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--pause", type=float, default=0.0, help="seconds to sleep per step (a bigger model's pace)"
+    )
     args = parser.parse_args(argv)
 
     torch.manual_seed(args.seed)
@@ -44,6 +48,7 @@ def main(argv: list[str] | None = None) -> None:
         loss.backward()
         norm = torch.nn.utils.clip_grad_norm_(model.parameters(), float("inf"))
         optimizer.step()
+        time.sleep(args.pause)
         lr = optimizer.param_groups[0]["lr"]
         reporter.step(step, loss, grad_norms=norm, learning_rates=lr)  # gentrain
         if step % args.interval == 0:

@@ -80,7 +80,7 @@ def test_a_reinitialize_command_resets_the_model_once(loop: Any, tmp_path: Path)
     reporter.step(30, 1.0)
     reporter.milestone(30)
     assert read_back(reporter)["origin_step"] == 20
-    assert "gentrain_commands_applied_total{action=\"reinitialize\"} 1.0" in reporter.exposition()
+    assert 'gentrain_commands_applied_total{action="reinitialize"} 1.0' in reporter.exposition()
     # A restarted program (same checkpoint volume) does not apply it a second time.
     with torch.no_grad():
         model.weight.fill_(7.0)
