@@ -1,7 +1,7 @@
 """The health report of any job, from its status alone: per milestone, the diagnosis with
 its evidence, the actions and their outcomes; a loss plot with the remediations marked.
 
-    python -m gentrain_operator.report NAMESPACE/NAME [--out DIR]
+    gentrain-report NAMESPACE/NAME [--out DIR]      (or python -m gentrain_operator.report)
 
 Reads the job through your kubeconfig (any cluster). Needs matplotlib for the plot
 (`pip install gentrain-operator[report]`); without it the Markdown is still written.

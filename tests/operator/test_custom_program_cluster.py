@@ -15,9 +15,9 @@ import pytest
 import yaml
 
 from gentrain_sdk import Reporter
-from tests.operator.test_operator_cluster import events, status
+from tests.operator.test_families_cluster import finished
+from tests.operator.test_operator_cluster import events
 from tests.support.kube import Cluster
-from tests.support.waiting import wait_for
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow, pytest.mark.integrations]
 REPO = Path(__file__).resolve().parents[2]
@@ -56,12 +56,7 @@ def test_a_plain_loop_at_a_far_too_high_rate_is_started_afresh_and_recovers(
     spec["resources"] = {"cpu": "500m", "memory": "1Gi"}
     cluster.apply(manifest, namespace)
 
-    final = wait_for(
-        lambda: status(cluster, namespace, "custom-plain-loop"),
-        lambda s: s.get("phase") in ("Succeeded", "Failed"),
-        "the custom job to finish",
-        timeout=300,
-    )
+    final = finished(cluster, namespace, "custom-plain-loop", timeout=300)
     assert final["phase"] == "Succeeded", final.get("message")
     first = final["remediations"][0]
     assert (first["finding"], first["actions"]) == ("NotLearning", ["reinitialize", "cut_lr"])
