@@ -11,7 +11,7 @@ from typing import Any
 
 import kopf
 
-from . import kube, lifecycle, metrics, names
+from . import kube, lifecycle, metrics, names, peering
 from .monitor import JobMonitor
 from .settings import SETTINGS
 
@@ -19,7 +19,7 @@ RESOURCE = (names.GROUP, names.VERSION, names.PLURAL)
 
 
 @kopf.on.startup()
-def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.persistence.finalizer = "gentrain.io/operator"
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="gentrain.io")
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
@@ -46,6 +46,10 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
         # kopf pauses every replica when peers share a priority, so each replica draws its
         # own: the highest acts, the others stand by until it leaves or its record expires.
         settings.peering.priority = random.SystemRandom().randint(1, 2**31 - 1)
+        settings.peering.lifetime = peering.LIFETIME_SECONDS
+        await peering.announce_and_settle(
+            SETTINGS.peering, settings.peering.priority, SETTINGS.namespaces
+        )
     else:
         settings.peering.standalone = True
 

@@ -14,9 +14,10 @@ from typing import Any
 import pytest
 from kubernetes import client
 
+from gentrain_operator import peering
 from tests.chart.test_chart import render
 from tests.operator.test_operator_cluster import GROUP, PLURAL, VERSION, gtj
-from tests.support.kube import Cluster
+from tests.support.kube import Cluster, point_clients_at
 from tests.support.waiting import wait_for
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
@@ -38,6 +39,7 @@ class Replica:
             "GENTRAIN_PEERING": peering,
             "GENTRAIN_METRICS_PORT": str(free_port()),
             "GENTRAIN_HEALTH_PORT": str(free_port()),
+            "POD_ID": log.stem,  # as the chart names a replica: it announces itself first
         }
         with log.open("w") as out:
             self.process = subprocess.Popen(
@@ -59,9 +61,8 @@ class Replica:
             self.process.wait(30)
 
 
-@pytest.fixture
-def replicas(cluster: Cluster, namespace: str, gtj_crd: None, tmp_path: Path) -> Iterator[Any]:
-    # The chart's own peering objects, for a namespaced release with two replicas.
+def peering_object(cluster: Cluster, namespace: str) -> str:
+    """The chart's own peering objects, for a namespaced release with two replicas."""
     objects = render("--set", "operator.replicas=2,operator.scope=namespace", "--include-crds")
     crd = next(d for d in objects if d["metadata"]["name"] == "kopfpeerings.kopf.dev")
     peering = next(d for d in objects if d["kind"] == "KopfPeering")
@@ -71,7 +72,12 @@ def replicas(cluster: Cluster, namespace: str, gtj_crd: None, tmp_path: Path) ->
     )
     peering["metadata"]["namespace"] = namespace
     cluster.apply(peering)
-    name = peering["metadata"]["name"]
+    return str(peering["metadata"]["name"])
+
+
+@pytest.fixture
+def replicas(cluster: Cluster, namespace: str, gtj_crd: None, tmp_path: Path) -> Iterator[Any]:
+    name = peering_object(cluster, namespace)
     started = [Replica(cluster, namespace, name, tmp_path / f"replica-{i}.log") for i in (0, 1)]
     try:
         yield started
@@ -165,3 +171,19 @@ def test_one_replica_decides_and_the_other_takes_over_when_it_stops(
         "the job to be suspended by the replica that took over",
         timeout=90,
     )
+
+
+def test_a_replica_is_in_the_peering_object_before_kopf_lists_it(
+    cluster: Cluster, namespace: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two replicas of a fresh release each saw only themselves and both acted for 50 s on
+    a real node; the entry written at startup puts both in kopf's first list."""
+    name = peering_object(cluster, namespace)
+    point_clients_at(cluster, monkeypatch)
+    assert peering.announce(name, "replica-a", 7, [namespace]) == [namespace]
+    body = client.CustomObjectsApi(cluster.api).get_namespaced_custom_object(
+        "kopf.dev", "v1", namespace, "kopfpeerings", name
+    )
+    entry = body["status"]["replica-a"]
+    assert (entry["priority"], entry["lifetime"]) == (7, peering.LIFETIME_SECONDS)
+    assert peering.announce("no-such-peering", "replica-a", 7, [namespace]) == []

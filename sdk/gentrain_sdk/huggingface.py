@@ -1,0 +1,91 @@
+"""Hugging Face Transformers' `Trainer` under gentrain: one callback.
+
+    from gentrain_sdk.huggingface import GentrainCallback
+    trainer = Trainer(..., callbacks=[GentrainCallback()])
+
+Every logged step (set `logging_steps=1` for per-step figures) is reported with its loss,
+gradient norm and learning rate; every evaluation is a milestone (its `eval_loss` the
+validation loss; evaluate at the job's checkpoint interval). The job's changes reach the
+Trainer: `learningRate` rescales the scheduler's base rates (the schedule's shape is
+kept), `gradientClip` sets `max_grad_norm`; `reinitialize` re-initialises the model's
+weights and clears the optimizer's state. Needs `transformers` (not a dependency of the
+SDK).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gentrain_contract.hyperparameters import Value
+from gentrain_contract.vocabulary import Action, Command
+from transformers import TrainerCallback
+
+from .configuration import Command as Order
+from .reporter import Reporter
+
+
+class GentrainCallback(TrainerCallback):  # type: ignore[misc]  # transformers is untyped here
+    def __init__(self, reporter: Reporter | None = None, **reporter_options: Any) -> None:
+        self.reporter = reporter
+        self.options = reporter_options
+        self.trainer_args: Any = None
+        self.model: Any = None
+        self.optimizer: Any = None
+        self.scheduler: Any = None
+        self.configured_rate: float | None = None
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self.trainer_args = args
+        self.model = kwargs.get("model")
+        self.optimizer = kwargs.get("optimizer")
+        self.scheduler = kwargs.get("lr_scheduler")
+        if self.reporter is None:
+            self.options.setdefault("max_steps", state.max_steps or None)
+            self.reporter = Reporter(**self.options)
+        self.reporter.support(Action.LOWER_LR, Action.CUT_LR, Action.ENABLE_CLIPPING)
+        self.reporter.on_command(Command.REINITIALIZE, self._start_afresh)
+        self.reporter.on_change(self._apply)
+
+    def _apply(self, hyperparameters: dict[str, Value]) -> None:
+        rate = hyperparameters.get("learningRate")
+        if isinstance(rate, int | float) and self.optimizer is not None:
+            current = self.configured_rate or float(self.trainer_args.learning_rate)
+            factor = float(rate) / current
+            # Where accelerate has wrapped it (AcceleratedScheduler), the inner one schedules.
+            inner = getattr(self.scheduler, "scheduler", self.scheduler)
+            if inner is not None and hasattr(inner, "base_lrs"):
+                inner.base_lrs = [base * factor for base in inner.base_lrs]
+            for group in self.optimizer.param_groups:
+                group["lr"] *= factor
+                if "initial_lr" in group:
+                    group["initial_lr"] *= factor
+            self.configured_rate = float(rate)
+        clip = hyperparameters.get("gradientClip")
+        if isinstance(clip, int | float) and self.trainer_args is not None:
+            self.trainer_args.max_grad_norm = float(clip)
+
+    def _start_afresh(self, command: Order) -> None:
+        self.model.apply(self.model._init_weights)
+        self.optimizer.state.clear()
+
+    def on_log(
+        self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **_: Any
+    ) -> None:
+        if self.reporter is None or not logs or "loss" not in logs:
+            return
+        self.reporter.step(
+            int(state.global_step),
+            logs["loss"],
+            grad_norms=logs.get("grad_norm"),
+            learning_rates=logs.get("learning_rate"),
+        )
+
+    def on_evaluate(
+        self, args: Any, state: Any, control: Any, metrics: dict[str, Any] | None = None, **_: Any
+    ) -> None:
+        if self.reporter is None or self.reporter.last_step is None:
+            return
+        figures = {}
+        if metrics and "eval_loss" in metrics:
+            figures["validation_loss"] = float(metrics["eval_loss"])
+        self.reporter.milestone(self.reporter.last_step, figures)

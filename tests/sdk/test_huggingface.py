@@ -1,0 +1,96 @@
+"""Hugging Face's `Trainer` under gentrain through GentrainCallback
+(examples/sdk/huggingface_gpt2.py: a 2-layer GPT-2 built from a config, no weights
+downloaded, on CPython's documentation): a far too high learning rate is read by the
+operator's parser and diagnosed at the first milestone, and a change of the job's spec
+reaches the Trainer's optimizer and scheduler (the schedule keeps its shape)."""
+
+from __future__ import annotations
+
+import runpy
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from gentrain_operator import snapshot, trainer_config
+from gentrain_operator.diagnosis import diagnose
+from gentrain_sdk import Reporter
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLE = REPO / "examples" / "sdk" / "huggingface_gpt2.py"
+
+
+def run(monkeypatch: pytest.MonkeyPatch, *argv: str, between: Any = None) -> list[Any]:
+    """The example to its end; the milestones a scrape read after each."""
+    records: list[Any] = []
+    publish = Reporter.milestone
+
+    def milestone_then_scrape(self: Reporter, step: int, figures: Any = None) -> None:
+        publish(self, step, figures)
+        records.append(snapshot.milestone(snapshot.parse(self.exposition(), 0.0)))
+        if between is not None:
+            between(len(records))
+
+    monkeypatch.setattr(Reporter, "milestone", milestone_then_scrape)
+    runpy.run_path(str(EXAMPLE))["main"](["--port", "0", *argv])
+    return records
+
+
+def test_a_far_too_high_rate_is_diagnosed_at_the_first_milestone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    records = run(monkeypatch, "--learning-rate", "0.5", "--steps", "200")
+    assert [r["step"] for r in records] == [100, 200]
+    first = records[0]
+    assert first["loss_mean"].keys() == {"total"} and "validation_loss" in first
+    assert first["hyperparameters"] == {}  # no job: nothing configured
+    assert "NotLearning" in {f.kind for f in diagnose(records[:1], "custom")}
+
+
+def test_the_jobs_rate_reaches_the_optimizer_and_scheduler(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    config = tmp_path / "config.yaml"
+    spec: dict[str, Any] = {
+        "model": {"family": "custom"},
+        "training": {"maxSteps": 300, "hyperparameters": {"learningRate": 0.5}},
+    }
+
+    def write(generation: int, rate: float) -> None:
+        spec["training"]["hyperparameters"]["learningRate"] = rate
+        config.write_text(yaml.safe_dump(trainer_config.render(spec, generation)))
+
+    write(1, 0.5)
+    monkeypatch.setenv("GENTRAIN_CONFIG", str(config))
+    rates: dict[int, float] = {}
+    report = Reporter.step
+
+    def step_and_keep_rate(self: Reporter, step: int, loss: Any, **figures: Any) -> None:
+        report(self, step, loss, **figures)
+        rates[step] = float(figures["learning_rates"])
+
+    monkeypatch.setattr(Reporter, "step", step_and_keep_rate)
+    # The operator cuts the rate tenfold after the first milestone; the program takes the
+    # change up at its next milestone, as the built-in trainer does.
+    records = run(
+        monkeypatch,
+        "--learning-rate",
+        "0.5",
+        "--steps",
+        "300",
+        between=lambda n: write(2, 0.05) if n == 1 else None,
+    )
+    assert [r["generation"] for r in records] == [1, 2, 2]
+    assert records[1]["hyperparameters"]["learningRate"] == pytest.approx(0.05)
+    # The Trainer's rate follows its schedule (10 warm-up steps, then linear decay to 0
+    # at step 300) from the job's peak rate: 0.5 until the change, 0.05 after.
+    for step, peak in ((50, 0.5), (150, 0.5), (250, 0.05)):
+        assert rates[step] == pytest.approx(peak * (300 - step) / 290, rel=0.03), step
+    assert records[1]["supported_actions"] == [
+        "cut_lr",
+        "enable_clipping",
+        "lower_lr",
+        "reinitialize",
+    ]
+    assert records[2]["loss_mean"]["total"] < records[0]["loss_mean"]["total"]
