@@ -12,9 +12,9 @@ import argparse
 import collections
 import math
 import tempfile
+from pydoc_data.topics import topics
 
 import torch
-from pydoc_data.topics import topics
 from transformers import GPT2Config, GPT2LMHeadModel, Trainer, TrainingArguments
 
 from gentrain_sdk.huggingface import GentrainCallback  # gentrain
@@ -74,7 +74,9 @@ def main(argv: list[str] | None = None) -> None:
             ),
             train_dataset=Bytes(text[:split]),
             eval_dataset=torch.utils.data.Subset(Bytes(text[split:]), range(64)),
-            callbacks=[GentrainCallback(port=args.port, baseline_loss=unigram_entropy(text))],  # gentrain  # fmt: skip
+            callbacks=[
+                GentrainCallback(port=args.port, baseline_loss=unigram_entropy(text))
+            ],  # gentrain
         )
         trainer.train()
 

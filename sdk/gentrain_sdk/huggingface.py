@@ -16,9 +16,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from transformers import TrainerCallback
+
 from gentrain_contract.hyperparameters import Value
 from gentrain_contract.vocabulary import Action, Command
-from transformers import TrainerCallback
 
 from .configuration import Command as Order
 from .reporter import Reporter
