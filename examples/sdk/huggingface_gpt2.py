@@ -54,6 +54,7 @@ def main(argv: list[str] | None = None) -> None:
     model = GPT2LMHeadModel(
         GPT2Config(vocab_size=256, n_positions=BLOCK, n_embd=64, n_layer=2, n_head=2)
     )
+    gentrain = GentrainCallback(port=args.port, baseline_loss=unigram_entropy(text))  # gentrain
     with tempfile.TemporaryDirectory() as output:
         trainer = Trainer(
             model=model,
@@ -74,9 +75,7 @@ def main(argv: list[str] | None = None) -> None:
             ),
             train_dataset=Bytes(text[:split]),
             eval_dataset=torch.utils.data.Subset(Bytes(text[split:]), range(64)),
-            callbacks=[
-                GentrainCallback(port=args.port, baseline_loss=unigram_entropy(text))
-            ],  # gentrain
+            callbacks=[gentrain],  # gentrain
         )
         trainer.train()
 

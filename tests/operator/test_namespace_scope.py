@@ -5,6 +5,7 @@ every namespace is named, and on when a pattern needs it."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 
 import kopf
@@ -24,5 +25,5 @@ def test_the_scan_runs_only_where_it_is_needed(
         handlers, "SETTINGS", dataclasses.replace(handlers.SETTINGS, namespaces=namespaces)
     )
     settings = kopf.OperatorSettings()
-    handlers.configure(settings=settings)
+    asyncio.run(handlers.configure(settings=settings))
     assert settings.scanning.disabled is not scanning
