@@ -198,5 +198,5 @@ def test_a_custom_job_runs_its_own_program_with_what_the_sdk_reads() -> None:
     assert env["GENTRAIN_CONFIG"] == "/etc/gentrain/config.yaml"
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
     rendered = trainer_config.render(manifest["spec"], 3)
-    assert rendered["hyperparameters"] == {"learningRate": 3.0}  # the API's own names
+    assert rendered["hyperparameters"] == {"learningRate": 1.0}  # the API's own names
     assert rendered["family"] == "custom" and rendered["data"] == {}

@@ -86,7 +86,12 @@ class Run:
 
 @pytest.fixture
 def run(tmp_path: Path) -> Iterator[Run]:
-    config = tiny("gan-ring", training={"max_steps": 100_000}, checkpoints={"interval": 100})
+    # Step 100 pinned, as the operator pins the last healthy checkpoint: the rollback below
+    # targets it, and a fast machine had rotated it out before the command arrived
+    # (refused no_checkpoint at step 20,000 on a fresh clone).
+    config = tiny(
+        "gan-ring", training={"max_steps": 100_000}, checkpoints={"interval": 100, "pinned": [100]}
+    )
     handle = Run(tmp_path, config)
     yield handle
     if handle.process.poll() is None:
