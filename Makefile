@@ -56,6 +56,7 @@ gpu-check: setup  ## on a machine with NVIDIA GPUs: CUDA steps/s with and withou
 bench: setup  ## timed figures, printed (never asserted in the test suite)
 	$(PY) -m bench
 	$(PY) -m bench.operator_scale
+	$(PY) -m bench.sdk_overhead
 
 bench-operator: setup  ## one operator, 500 jobs with simulated trainers, on the local control plane
 	$(PY) -m bench.operator_scale
