@@ -3,10 +3,12 @@ exactly one acts; when it stops, the other takes over the same jobs."""
 
 from __future__ import annotations
 
+import concurrent.futures
 import os
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -61,11 +63,16 @@ class Replica:
             self.process.wait(30)
 
 
-def peering_object(cluster: Cluster, namespace: str) -> str:
-    """The chart's own peering objects, for a namespaced release with two replicas."""
+def chart_peering() -> tuple[dict[str, Any], dict[str, Any]]:
+    """The chart's peering definition and object, for a namespaced release of two replicas."""
     objects = render("--set", "operator.replicas=2,operator.scope=namespace", "--include-crds")
     crd = next(d for d in objects if d["metadata"]["name"] == "kopfpeerings.kopf.dev")
-    peering = next(d for d in objects if d["kind"] == "KopfPeering")
+    return crd, next(d for d in objects if d["kind"] == "KopfPeering")
+
+
+def peering_object(cluster: Cluster, namespace: str) -> str:
+    """Creates the chart's own peering object in `namespace`; returns its name."""
+    crd, peering = chart_peering()
     cluster.apply(crd)
     cluster.kubectl(
         "wait", "--for=condition=Established", "crd/kopfpeerings.kopf.dev", "--timeout=60s"
@@ -186,4 +193,23 @@ def test_a_replica_is_in_the_peering_object_before_kopf_lists_it(
     )
     entry = body["status"]["replica-a"]
     assert (entry["priority"], entry["lifetime"]) == (7, peering.LIFETIME_SECONDS)
-    assert peering.announce("no-such-peering", "replica-a", 7, [namespace]) == []
+    assert peering.announce("no-such-peering", "replica-a", 7, [namespace], wait_seconds=1) == []
+
+
+def test_a_replica_started_before_its_peering_object_waits_for_it(
+    cluster: Cluster, namespace: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Helm creates the peering object after the Deployment: in CI both replicas of a fresh
+    release wrote to it a second before it existed (Not Found), and both acted."""
+    point_clients_at(cluster, monkeypatch)
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        name = chart_peering()[1]["metadata"]["name"]
+        written = pool.submit(peering.announce, name, "replica-b", 9, [namespace])
+        time.sleep(2)
+        assert not written.done()  # before the fix: [] at once, a warning, and kopf alone
+        peering_object(cluster, namespace)
+        assert written.result(timeout=60) == [namespace]
+    body = client.CustomObjectsApi(cluster.api).get_namespaced_custom_object(
+        "kopf.dev", "v1", namespace, "kopfpeerings", name
+    )
+    assert body["status"]["replica-b"]["priority"] == 9
