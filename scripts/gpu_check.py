@@ -83,7 +83,7 @@ def speed(config: Path, device: str, steps: int) -> dict[str, Any]:
     result: dict[str, Any] = {}
     for name, autocast in (("fp32", False), ("bf16_autocast", True)):
         trainer, seconds = train(config, device, steps, autocast)
-        losses = {k: v for k, v in trainer.smoothed.items() if isinstance(v, float)}
+        losses = {k: v for k, v in trainer.smoothed.values.items() if isinstance(v, float)}
         result[name] = {
             "steps_per_second": round(steps / seconds, 2),
             "final_losses": {k: round(v, 4) for k, v in losses.items()},

@@ -8,6 +8,7 @@ from typing import Any
 
 import yaml
 
+from gentrain_contract import program
 from gentrain_contract.hyperparameters import CUSTOM
 
 from . import names
@@ -18,7 +19,6 @@ from .settings import Settings
 # the second (memory-backed, so it counts against the pod's memory limit).
 TMP_SIZE_LIMIT = "1Gi"
 SHM_SIZE_LIMIT = "4Gi"
-FINAL_SCRAPE_WAIT_SECONDS = 120.0
 
 
 def trainer_command(command: tuple[str, ...], gpus: int) -> list[str]:
@@ -59,7 +59,7 @@ def config_map(job: Mapping[str, Any], config: Mapping[str, Any]) -> dict[str, A
         "apiVersion": "v1",
         "kind": "ConfigMap",
         "metadata": _metadata(job, names.configmap_name(job["metadata"]["name"])),
-        "data": {names.CONFIG_KEY: yaml.safe_dump(dict(config), sort_keys=False)},
+        "data": {program.CONFIG_KEY: yaml.safe_dump(dict(config), sort_keys=False)},
     }
 
 
@@ -144,7 +144,7 @@ def trainer_pod(
     ]
     mounts = [
         {"name": "config", "mountPath": "/etc/gentrain", "readOnly": True},
-        {"name": "checkpoints", "mountPath": names.CHECKPOINT_DIR},
+        {"name": "checkpoints", "mountPath": program.CHECKPOINT_DIR},
         {"name": "tmp", "mountPath": "/tmp"},  # noqa: S108 - the pod's own emptyDir: the root is read-only
     ]
     if with_gpus and gpus > 1:
@@ -159,13 +159,13 @@ def trainer_pod(
         volumes.append(
             {"name": "data", "persistentVolumeClaim": {"claimName": claim, "readOnly": True}}
         )
-        mounts.append({"name": "data", "mountPath": names.DATA_DIR, "readOnly": True})
+        mounts.append({"name": "data", "mountPath": program.DATA_DIR, "readOnly": True})
     port = settings.trainer_metrics_port
     # The trainer waits for one more scrape before it exits, so its final milestone is
     # read. Normally that is within one scrape interval; the wait allows for an operator
     # whose API calls are timing out (30 s each, then a back-off): an API server that
     # stalled for 90 s lost a run's final milestone when the trainer waited 3 s.
-    final_wait = FINAL_SCRAPE_WAIT_SECONDS
+    final_wait = program.FINAL_SCRAPE_WAIT_SECONDS
     # The operator's own scrape, not Prometheus's, ends that wait. Read through Prometheus
     # (monitoring.prometheusURL), any scrape may be the one that feeds it.
     final_scraper = (
@@ -186,9 +186,9 @@ def trainer_pod(
         if custom
         else [
             "--config",
-            names.CONFIG_PATH,
+            program.CONFIG_PATH,
             "--checkpoint-dir",
-            names.CHECKPOINT_DIR,
+            program.CHECKPOINT_DIR,
             "--metrics-port",
             str(port),
             "--resume",
@@ -202,15 +202,15 @@ def trainer_pod(
         "env": [
             # torch sizes its thread pool from this, not from the node's cores.
             {
-                "name": "GENTRAIN_CPU_LIMIT",
+                "name": program.CPU_LIMIT_VARIABLE,
                 "valueFrom": {"resourceFieldRef": {"resource": "limits.cpu", "divisor": "1"}},
             },
             {"name": "HOME", "value": "/tmp"},  # noqa: S108 - writable scratch for libraries that want a home
-            {"name": "GENTRAIN_JOB", "value": job_name},
+            {"name": program.JOB_VARIABLE, "value": job_name},
             # Where gentrain-sdk finds what the built-in trainer is given as arguments.
-            {"name": "GENTRAIN_METRICS_PORT", "value": str(port)},
-            {"name": "GENTRAIN_CONFIG", "value": names.CONFIG_PATH},
-            {"name": "GENTRAIN_CHECKPOINT_DIR", "value": names.CHECKPOINT_DIR},
+            {"name": program.METRICS_PORT_VARIABLE, "value": str(port)},
+            {"name": program.CONFIG_VARIABLE, "value": program.CONFIG_PATH},
+            {"name": program.CHECKPOINT_DIR_VARIABLE, "value": program.CHECKPOINT_DIR},
         ],
         "ports": [{"name": "metrics", "containerPort": port, "protocol": "TCP"}],
         "resources": {"requests": {"cpu": cpu, "memory": memory}, "limits": limits},

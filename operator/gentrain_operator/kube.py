@@ -12,6 +12,8 @@ import yaml
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 
+from gentrain_contract import program
+
 from . import names
 from .batch import BATCH_CONDITIONS
 from .conditions import changed
@@ -159,7 +161,7 @@ def write_retention(namespace: str, job: str, pinned: list[int], judged_through:
         existing = read_config_map(namespace, name)
         if existing is None:
             return None
-        config = yaml.safe_load((existing.get("data") or {}).get(names.CONFIG_KEY, "")) or {}
+        config = yaml.safe_load((existing.get("data") or {}).get(program.CONFIG_KEY, "")) or {}
         if not isinstance(config, dict):
             return None
         wanted = {"pinned": pinned, "judged_through": judged_through}
@@ -169,7 +171,7 @@ def write_retention(namespace: str, job: str, pinned: list[int], judged_through:
         checkpoints.update(wanted)
         body = {
             "metadata": {"resourceVersion": existing["metadata"]["resourceVersion"]},
-            "data": {names.CONFIG_KEY: yaml.safe_dump(config, sort_keys=False)},
+            "data": {program.CONFIG_KEY: yaml.safe_dump(config, sort_keys=False)},
         }
         try:
             written = core().patch_namespaced_config_map(

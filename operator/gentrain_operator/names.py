@@ -18,10 +18,6 @@ MONITOR_USER_AGENT = OPERATOR_USER_AGENT
 # the milestone that decided it, so that a decision whose status write was lost (the
 # operator died, the API server failed the status PATCH) is recorded, never made again.
 INTENT_ANNOTATION = "gentrain.io/remediation-intent"
-CONFIG_PATH = "/etc/gentrain/config.yaml"
-CONFIG_KEY = "config.yaml"  # the ConfigMap's key, mounted at CONFIG_PATH
-CHECKPOINT_DIR = "/var/lib/gentrain/checkpoints"
-DATA_DIR = "/data"
 
 
 def configmap_name(job: str) -> str:

@@ -18,10 +18,10 @@ from typing import Any
 
 from transformers import TrainerCallback
 
+from gentrain_contract.commands import CommandSpec as Order
 from gentrain_contract.hyperparameters import Value
 from gentrain_contract.vocabulary import Action, Command
 
-from .configuration import Command as Order
 from .reporter import Reporter
 
 

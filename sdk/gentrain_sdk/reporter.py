@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import json
 import logging
 import math
 import os
@@ -29,15 +28,15 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry, generate_latest
 
-from gentrain_contract import metrics
+from gentrain_contract import metrics, program
 from gentrain_contract.hyperparameters import Value
-from gentrain_contract.vocabulary import Action, Command
+from gentrain_contract.vocabulary import Action
 
 from . import configuration, exporter
+from .commands import CommandRunner, Handler
+from .smoothing import Smoothed, smoothed
 from .window import SinceStart, Window
 
-DEFAULT_PORT = 9090
-PORT_VARIABLE = "GENTRAIN_METRICS_PORT"
 # What the operator keeps of one series per milestone (its parser's bounds): more would be
 # dropped there, so it is refused here, where the program can be told.
 MAX_COMPONENTS = 64
@@ -46,23 +45,8 @@ NAME = re.compile(r"[A-Za-z0-9_.:-]+")
 # The `extractor` label of a program's FID, KID, precision or recall: its own feature
 # space, not comparable with the built-in trainer's.
 EXTRACTOR = "program"
-SMOOTHING = 0.1  # of the live loss series: an exponential average, as the built-in trainer's
 
 Series = dict[tuple[str, ...], float]
-Handler = Callable[[configuration.Command], None]
-# The ladder actions a command's handler makes possible.
-ENABLES = {
-    Command.ROLLBACK: (Action.ROLLBACK, Action.ROLLBACK_SKIP_BATCHES),
-    Command.RESET_DISCRIMINATOR: (Action.RESET_DISCRIMINATOR,),
-    Command.REINITIALIZE: (Action.REINITIALIZE,),
-    Command.SEARCH_LEARNING_RATE: (Action.SEARCH_LEARNING_RATE,),
-    Command.PROBE_LEARNING_RATE: (Action.PROBE_LEARNING_RATE,),
-}
-JOB_VARIABLE = "GENTRAIN_JOB"  # set by the operator in the program's pod
-FINAL_SCRAPE_WAIT_SECONDS = 120.0  # as the built-in trainer's (builders.FINAL_SCRAPE_WAIT_SECONDS)
-TERMINATION_LOG = Path("/dev/termination-log")
-APPLIED_FILE = "gentrain-sdk-commands.json"  # on the checkpoint volume: ids applied
-CHECKPOINT_DIR_VARIABLE = "GENTRAIN_CHECKPOINT_DIR"
 log = logging.getLogger("gentrain_sdk")
 
 
@@ -138,27 +122,24 @@ class Reporter:
         config: str | Path | None = None,
     ) -> None:
         if port is None:
-            port = int(os.environ.get(PORT_VARIABLE, DEFAULT_PORT))
+            port = int(os.environ.get(program.METRICS_PORT_VARIABLE, program.DEFAULT_METRICS_PORT))
         if max_steps is not None and (isinstance(max_steps, bool) or max_steps < 1):
             raise ValueError(f"max_steps: expected a positive number of steps, got {max_steps!r}")
         if baseline_loss is not None:
             _numbers("baseline_loss", {"baseline": baseline_loss}, finite=True)
         self.supports = sorted(_actions(supports))
-        self._handlers: dict[str, Handler] = {}
-        self.origin_step = 0  # where the weights now training were initialised
-        self._refused_now: dict[str, str] = {}  # command id -> why, for this milestone
-        self._applied_path = _applied_path()
-        self.applied = _read_applied(self._applied_path)
         self.config_path = Path(config) if config is not None else configuration.default_path()
         self.configuration = configuration.Configuration()
         self.refusals: dict[str, float] = {}
-        self.counters: Series = {}  # commands applied, by action
         self._callbacks: list[Callable[[dict[str, Value]], None]] = []
+        # Read before the commands' record: a damaged one counts those configured as applied.
+        self._reload()
+        self.commands = CommandRunner(command.id for command in self.configuration.commands)
         self.max_steps = max_steps
         self.baseline_loss = baseline_loss
         self.collector = exporter.TrainerCollector()
         # Under gentrain only the operator's scrape ends the wait at exit (see finish).
-        self.job = os.environ.get(JOB_VARIABLE)
+        self.job = os.environ.get(program.JOB_VARIABLE)
         agent = metrics.OPERATOR_USER_AGENT if self.job else ""
         self.registry: CollectorRegistry = exporter.start(port, self.collector, agent)
         self.last_milestone: int | None = None
@@ -166,12 +147,11 @@ class Reporter:
             atexit.register(self.finish)
         self.window = Window()
         self.since_start = SinceStart()
-        self.smoothed: dict[str, float] = {}
+        self.smoothed = Smoothed()  # the live loss, by component
         self.step_seconds: float | None = None
         self.last_step: int | None = None
         self._last_time: float | None = None
         self._finished = False
-        self._reload()
 
     def on_change(self, callback: Callable[[dict[str, Value]], None]) -> None:
         """`callback(hyperparameters)` is called with every hyperparameter in force (API
@@ -190,34 +170,8 @@ class Reporter:
         fresh weights and optimizer state; rollback: load the checkpoint at command.step;
         ...), once per command id, at the milestone after it appears. A command without a
         handler is refused, and the operator's ladder moves on."""
-        if action not in {str(c) for c in Command}:
-            raise ValueError(
-                f"on_command: {action!r} is not a command gentrain sends "
-                f"(known: {', '.join(str(c) for c in Command)})"
-            )
-        self._handlers[action] = handler
-        self.supports = sorted({*self.supports, *(str(a) for a in ENABLES[Command(action)])})
-
-    def _apply_commands(self, step: int) -> None:
-        for command in self.configuration.commands:
-            if command.id in self.applied:
-                continue
-            self.applied.add(command.id)
-            handler = self._handlers.get(command.action)
-            if handler is None:
-                self._refused_now[command.id] = "unsupported"
-                continue
-            try:
-                handler(command)
-            except Exception as error:  # the program's own code: reported, never fatal here
-                log.exception("the handler of %s (%s) failed", command.id, command.action)
-                self._refused_now[command.id] = f"failed: {type(error).__name__}"[:63]
-                continue
-            key = (command.action,)
-            self.counters[key] = self.counters.get(key, 0.0) + 1
-            if command.action == Command.REINITIALIZE:
-                self.origin_step = step
-        _write_applied(self._applied_path, self.applied)
+        enabled = self.commands.register(action, handler)
+        self.supports = sorted({*self.supports, *(str(a) for a in enabled)})
 
     def _reload(self) -> None:
         if self.config_path is None:
@@ -245,7 +199,7 @@ class Reporter:
                 (k, v): 1.0 for k, v in hp.items() if isinstance(v, str)
             },
             metrics.CONFIG_REJECTED_TOTAL.name: {(k,): v for k, v in self.refusals.items()},
-            metrics.COMMANDS_APPLIED_TOTAL.name: dict(self.counters),
+            metrics.COMMANDS_APPLIED_TOTAL.name: dict(self.commands.counters),
         }
         if self.supports:
             series[metrics.SUPPORTED_ACTION_INFO.name] = {(a,): 1.0 for a in self.supports}
@@ -285,21 +239,13 @@ class Reporter:
         seconds = now - self._last_time if self._last_time is not None else 0.0
         self._last_time = now
         self.window.add(checked, norms, acted, {}, data_seconds, seconds)
-        for name, value in checked.items():
-            previous = self.smoothed.get(name, math.nan)
-            if math.isfinite(previous) and math.isfinite(value):
-                value = (1 - SMOOTHING) * previous + SMOOTHING * value
-            self.smoothed[name] = value
+        self.smoothed.add(checked)
         if seconds > 0:
-            self.step_seconds = (
-                seconds
-                if self.step_seconds is None
-                else (1 - SMOOTHING) * self.step_seconds + SMOOTHING * seconds
-            )
+            self.step_seconds = smoothed(self.step_seconds, seconds)
         self.last_step = step
         live: dict[str, Series] = {
             metrics.STEP.name: {(): float(step)},
-            metrics.LOSS.name: {(k,): v for k, v in self.smoothed.items()},
+            metrics.LOSS.name: {(k,): v for k, v in self.smoothed.values.items()},
             metrics.GRAD_NORM.name: {(k,): v for k, v in norms.items()},
             metrics.LEARNING_RATE.name: {(k,): v for k, v in rates.items()},
             **self._configuration_series(),
@@ -327,9 +273,9 @@ class Reporter:
         checked = _numbers("figures", figures or {}, finite=True)
         # As the built-in trainer: the configuration is taken up before the milestone is
         # published, so a scrape reads the milestone beside the generation now in force.
-        origin = self.origin_step  # of the weights that trained this window
+        origin = self.commands.origin_step  # of the weights that trained this window
         self._reload()
-        self._apply_commands(step)
+        self.commands.run(self.configuration.commands, step)
         self.collector.live = {**self.collector.live, **self._configuration_series()}
         known: dict[str, float | str] = {
             k: v for k, v in checked.items() if k in metrics.QUALITY_FIGURES
@@ -340,16 +286,22 @@ class Reporter:
         summary = self.window.summary()
         self.since_start.add(summary)
         series = exporter.milestone_series(
-            step, time.time(), summary, known, self.since_start, origin, None, self._refused_now
+            step,
+            time.time(),
+            summary,
+            known,
+            self.since_start,
+            origin,
+            None,
+            self.commands.take_refusals(),
         )
-        self._refused_now = {}
         if own:
             series[metrics.MILESTONE_FIGURE.name] = {(k,): v for k, v in own.items()}
         self.collector.milestone = series
         self.window.reset()
         self.last_milestone = step
 
-    def finish(self, timeout: float = FINAL_SCRAPE_WAIT_SECONDS) -> bool:
+    def finish(self, timeout: float = program.FINAL_SCRAPE_WAIT_SECONDS) -> bool:
         """Waits (at most `timeout` s) until the operator has read the final milestone, and
         says so in the pod's termination message, which the operator waits for before it
         marks the job Succeeded. Called at exit when the program runs as a gentrain job
@@ -361,7 +313,7 @@ class Reporter:
         if not self._finished:
             message += f"; the final milestone was not scraped within {timeout:g} s"
         with contextlib.suppress(OSError):  # not in a pod: nobody reads it
-            TERMINATION_LOG.write_text(message)
+            Path(program.TERMINATION_LOG).write_text(message)
         return self._finished
 
     def exposition(self) -> str:
@@ -380,31 +332,3 @@ def _actions(supports: Iterable[str]) -> set[str]:
             f"(known: {', '.join(sorted(known))})"
         )
     return {str(a) for a in supports}
-
-
-def _applied_path() -> Path | None:
-    directory = os.environ.get(CHECKPOINT_DIR_VARIABLE)
-    return Path(directory) / APPLIED_FILE if directory else None
-
-
-def _read_applied(path: Path | None) -> set[str]:
-    """The command ids a previous process of this job applied (a restarted program must
-    not start afresh a second time on the same command)."""
-    if path is None:
-        return set()
-    try:
-        ids = json.loads(path.read_text()[: 1 << 20])
-    except (OSError, ValueError):
-        return set()
-    return {str(i) for i in ids} if isinstance(ids, list) else set()
-
-
-def _write_applied(path: Path | None, applied: set[str]) -> None:
-    if path is None:
-        return
-    try:
-        temporary = path.with_suffix(".tmp")
-        temporary.write_text(json.dumps(sorted(applied)))
-        temporary.replace(path)
-    except OSError as error:  # a read-only or full volume: the ids are kept in memory
-        log.warning("cannot record applied commands in %s: %s", path, error)

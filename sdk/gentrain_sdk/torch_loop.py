@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from gentrain_contract.commands import CommandSpec as Order
 from gentrain_contract.hyperparameters import Value
 from gentrain_contract.vocabulary import Action, Command
 
-from .configuration import Command as Order
 from .reporter import Reporter
 
 

@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 import yaml
 
+from gentrain_contract.commands import ACTIONS as COMMAND_ACTIONS
 from gentrain_operator import policy
 from gentrain_operator.diagnosis import Finding
 from gentrain_operator.milestones import process
 from gentrain_operator.trainer_config import FAMILY_DEFAULTS
-from gentrain_trainer.config import COMMAND_ACTIONS
 
 
 def gan_job(**remediation: Any) -> dict[str, Any]:

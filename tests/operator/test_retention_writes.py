@@ -9,6 +9,7 @@ import pytest
 import yaml
 from kubernetes import client
 
+from gentrain_contract import program
 from gentrain_operator import kube, names
 from tests.support.kube import Cluster, point_clients_at
 
@@ -17,7 +18,7 @@ pytestmark = [pytest.mark.cluster]
 
 def trainer_config(cluster: Cluster, namespace: str, job: str) -> dict[str, Any]:
     found = cluster.core.read_namespaced_config_map(names.configmap_name(job), namespace)
-    config: dict[str, Any] = yaml.safe_load(found.data[names.CONFIG_KEY])
+    config: dict[str, Any] = yaml.safe_load(found.data[program.CONFIG_KEY])
     return config
 
 
@@ -32,7 +33,7 @@ def test_a_verdict_written_while_a_spec_change_is_rendered_keeps_both(
         namespace,
         client.V1ConfigMap(
             metadata=client.V1ObjectMeta(name=name),
-            data={names.CONFIG_KEY: yaml.safe_dump(rendered)},
+            data={program.CONFIG_KEY: yaml.safe_dump(rendered)},
         ),
     )
     real_read = kube.read_config_map
@@ -45,7 +46,7 @@ def test_a_verdict_written_while_a_spec_change_is_rendered_keeps_both(
         reads += 1
         if reads == 1:
             changed = {**rendered, "generation": 2, "hyperparameters": {"generator_lr": 5e-4}}
-            body = {"data": {names.CONFIG_KEY: yaml.safe_dump(changed)}}
+            body = {"data": {program.CONFIG_KEY: yaml.safe_dump(changed)}}
             cluster.core.patch_namespaced_config_map(configmap, ns, body)
         return found
 
@@ -72,7 +73,7 @@ def test_the_trainer_pod_is_told_which_configuration_to_refresh(
         namespace,
         client.V1ConfigMap(
             metadata=client.V1ObjectMeta(name=names.configmap_name("nudged")),
-            data={names.CONFIG_KEY: yaml.safe_dump({"generation": 1, "checkpoints": {}})},
+            data={program.CONFIG_KEY: yaml.safe_dump({"generation": 1, "checkpoints": {}})},
         ),
     )
     cluster.core.create_namespaced_pod(

@@ -91,6 +91,46 @@ def test_a_reinitialize_command_resets_the_model_once(loop: Any, tmp_path: Path)
     assert torch.all(model.weight == 7.0)
 
 
+def test_a_damaged_record_of_applied_commands_never_repeats_one(loop: Any, tmp_path: Path) -> None:
+    """A record cut short by a full volume used to read as "nothing applied": a restarted
+    program started afresh a second time on the same command (the built-in trainer
+    already counted every configured command as applied; both now share that record)."""
+    reporter, model, optimizer, config = loop
+    write(config, 2, [{"id": "r1-reinitialize", "action": "reinitialize"}])
+    reporter.step(20, 1.0)
+    reporter.milestone(20)
+    record = tmp_path / "commands-applied.json"
+    assert record.read_text() == '["r1-reinitialize"]'
+    record.write_text('["r1-reini')  # cut short
+    with torch.no_grad():
+        model.weight.fill_(7.0)
+    again = Reporter(0, config=config)
+    follow(again, optimizer, model)
+    again.step(40, 1.0)
+    again.milestone(40)
+    assert torch.all(model.weight == 7.0)  # not started afresh a second time
+
+
+def test_a_bad_command_is_refused_by_field_and_the_others_applied(loop: Any) -> None:
+    reporter, model, _, config = loop
+    with torch.no_grad():
+        model.weight.fill_(7.0)
+    write(
+        config,
+        2,
+        [
+            {"id": "r1-rollback", "action": "rollback"},  # no step to return to
+            {"id": "r2-reinitialize", "action": "reinitialize"},
+        ],
+    )
+    reporter.step(20, 1.0)
+    reporter.milestone(20)
+    assert not torch.all(model.weight == 7.0)
+    exposition = reporter.exposition()
+    assert 'gentrain_config_rejected_total{field="commands[0].step"} 1.0' in exposition
+    assert 'gentrain_commands_applied_total{action="reinitialize"} 1.0' in exposition
+
+
 def test_a_command_without_a_handler_is_refused_by_name(loop: Any) -> None:
     reporter, _, _, config = loop
     write(config, 2, [{"id": "r2-rollback", "action": "rollback", "step": 10}])

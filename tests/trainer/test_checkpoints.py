@@ -6,9 +6,10 @@ import torch
 import yaml
 
 from bench.recorder import RecordingTrainer
+from gentrain_contract.commands import CommandSpec as Command
 from gentrain_trainer import commands
 from gentrain_trainer.checkpoints import CheckpointStore
-from gentrain_trainer.config import Command, Retention
+from gentrain_trainer.config import Retention
 from gentrain_trainer.loop import Options, Trainer
 from tests.trainer.conftest import MakeTrainer, tiny
 
@@ -127,7 +128,7 @@ def test_a_restart_after_a_rollback_resumes_on_the_timeline_it_chose(
     run.save()  # what SIGTERM does
     resumed = make_trainer(config, name="rolled", evaluate=False)
     assert resumed.step == 450
-    assert resumed.applied == {"r1-0"}
+    assert resumed.applied.ids == {"r1-0"}
 
 
 def test_a_rollback_with_nothing_to_load_is_refused_and_moves_nothing(

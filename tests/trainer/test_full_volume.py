@@ -79,6 +79,7 @@ def test_a_damaged_applied_list_counts_the_configured_commands_as_applied(
         commands=[{"id": "r1-0", "action": "rollback", "step": 0}],
     )
     first = make_trainer(config, name="damaged", evaluate=False)
-    first.applied_file.write_text('["r1-0", "r2')  # cut short by a full volume
+    assert first.applied.path is not None
+    first.applied.path.write_text('["r1-0", "r2')  # cut short by a full volume
     again = make_trainer(config, name="damaged", evaluate=False)
-    assert again.applied == {"r1-0"}  # not applied a second time, and the run starts
+    assert again.applied.ids == {"r1-0"}  # not applied a second time, and the run starts

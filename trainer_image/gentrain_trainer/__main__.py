@@ -13,6 +13,8 @@ import logging
 import sys
 from pathlib import Path
 
+from gentrain_contract import program
+
 from . import distributed
 from .checkpoints import VolumeFullError
 from .config import ConfigError
@@ -20,7 +22,7 @@ from .datasets import DatasetError
 from .families.base import ModelConfigError
 from .loop import Options, Trainer
 
-TERMINATION_LOG = Path("/dev/termination-log")
+TERMINATION_LOG = Path(program.TERMINATION_LOG)
 CONFIG_ERROR_EXIT, VOLUME_FULL_EXIT = 2, 3
 
 
@@ -44,7 +46,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--config", type=Path, required=True)
     parser.add_argument("--checkpoint-dir", type=Path, required=True)
-    parser.add_argument("--metrics-port", type=int, default=9090, help="0 turns the exporter off")
+    parser.add_argument(
+        "--metrics-port",
+        type=int,
+        default=program.DEFAULT_METRICS_PORT,
+        help="0 turns the exporter off",
+    )
     parser.add_argument("--resume", type=_resume, default="auto")
     parser.add_argument("--device", choices=("auto", "cuda", "cpu"), default="auto")
     parser.add_argument("--max-steps", type=int, help="override training.max_steps")

@@ -4,16 +4,13 @@ rate. Each is applied once, at a milestone, by id."""
 
 from __future__ import annotations
 
-import json
 import logging
-import os
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gentrain_contract import metrics
+from gentrain_contract.commands import CommandSpec
 
 from . import distributed, learning_rate_search
-from .config import Command
 from .datasets import Batch
 
 if TYPE_CHECKING:
@@ -22,7 +19,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("gentrain.trainer")
 
 
-def run(trainer: Trainer, command: Command, generation: int) -> None:
+def run(trainer: Trainer, command: CommandSpec, generation: int) -> None:
     """Applies one command, then marks it applied (once per id; the ids applied are kept
     beside the checkpoints). Marked after its effect, not before: a crash in between
     repeats the command (each is safe to repeat), never loses it."""
@@ -30,42 +27,12 @@ def run(trainer: Trainer, command: Command, generation: int) -> None:
     mark_applied(trainer, command.id)
 
 
-def read_applied(path: Path, configured: set[str]) -> set[str]:
-    """The command ids applied so far (kept beside the checkpoints). A damaged file
-    (written by an older trainer without rename, on a full volume) counts every command
-    the configuration holds (`configured`) as applied: a pending command is lost, never
-    one applied twice, and the run goes on (it used to stop as an invalid configuration,
-    at every start)."""
-    if not path.exists():
-        return set()
-    try:
-        ids = json.loads(path.read_text())
-        if isinstance(ids, list) and all(isinstance(i, str) for i in ids):
-            return set(ids)
-    except (OSError, ValueError):
-        pass
-    log.warning(
-        "%s is damaged: counting the %d commands in the configuration as applied",
-        path,
-        len(configured),
-    )
-    return set(configured)
-
-
 def mark_applied(trainer: Trainer, command_id: str) -> None:
-    trainer.applied.add(command_id)
-    if trainer.world.main:
-        # Written aside and renamed: a full disk or a crash mid-write leaves the old list,
-        # never a truncated one that the next start cannot read.
-        tmp = trainer.applied_file.with_name(f".{trainer.applied_file.name}.tmp")
-        with tmp.open("w") as f:
-            f.write(json.dumps(sorted(trainer.applied)))
-            f.flush()
-            os.fsync(f.fileno())
-        tmp.replace(trainer.applied_file)
+    # Rank 0 speaks for the pod: the other ranks keep the ids, and write no files.
+    trainer.applied.record(command_id, write=trainer.world.main)
 
 
-def apply(trainer: Trainer, command: Command, generation: int) -> None:
+def apply(trainer: Trainer, command: CommandSpec, generation: int) -> None:
     if command.action in ("search_learning_rate", "probe_learning_rate"):
         search_learning_rate(trainer, command, generation)
         return
@@ -124,7 +91,7 @@ def apply(trainer: Trainer, command: Command, generation: int) -> None:
     trainer.count(metrics.COMMANDS_APPLIED_TOTAL.name, command.action)
 
 
-def refuse(trainer: Trainer, command: Command, reason: str, why: str) -> None:
+def refuse(trainer: Trainer, command: CommandSpec, reason: str, why: str) -> None:
     """A command that cannot be carried out: logged, counted, and exported by id with its
     reason at every milestone from now on, so the operator learns that its remediation did
     not happen (it judged a refused rollback as a rollback that did not help)."""
@@ -133,7 +100,7 @@ def refuse(trainer: Trainer, command: Command, reason: str, why: str) -> None:
     trainer.refused[command.id] = reason
 
 
-def search_learning_rate(trainer: Trainer, command: Command, generation: int) -> None:
+def search_learning_rate(trainer: Trainer, command: CommandSpec, generation: int) -> None:
     """`search_learning_rate` (a range test, usually from fresh weights) or
     `probe_learning_rate` (the rate check from the run's weights, both ways)."""
 

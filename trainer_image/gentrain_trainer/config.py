@@ -27,29 +27,14 @@ from typing import Any
 
 import yaml
 
-from gentrain_contract import hyperparameters
+from gentrain_contract import commands, hyperparameters
+from gentrain_contract.commands import CommandSpec
 
 FAMILIES = hyperparameters.BUILT_IN
-COMMAND_ACTIONS = (
-    "rollback",
-    "reset_discriminator",
-    "reinitialize",
-    "search_learning_rate",
-    "probe_learning_rate",
-)
 
 
 class ConfigError(ValueError):
     """The configuration cannot be used; the message names the field."""
-
-
-@dataclass(frozen=True)
-class Command:
-    id: str
-    action: str
-    step: int | None = None
-    skip_batches: int = 0
-    search_steps: int = 25  # search/probe_learning_rate: steps per candidate
 
 
 # Checkpoints newer than the operator's last verdict kept beyond `keep` (see Retention).
@@ -90,7 +75,7 @@ class Config:
     checkpoint_keep: int
     retention: Retention
     evaluation: dict[str, Any]
-    commands: tuple[Command, ...] = field(default=())
+    commands: tuple[CommandSpec, ...] = field(default=())
 
     @property
     def batch_size(self) -> int:
@@ -113,37 +98,11 @@ def _int(section: Mapping[str, Any], key: str, where: str, default: int, minimum
     return value
 
 
-def _commands(raw: Any) -> tuple[Command, ...]:
-    if raw is None:
-        return ()
-    if not isinstance(raw, list):
-        raise ConfigError("commands: expected a list")
-    commands, seen = [], set()
-    for index, item in enumerate(raw):
-        where = f"commands[{index}]"
-        if not isinstance(item, dict) or not isinstance(item.get("id"), str) or not item["id"]:
-            raise ConfigError(f"{where}.id: every command needs a non-empty string id")
-        if item["id"] in seen:
-            raise ConfigError(f"{where}.id: {item['id']!r} is used twice")
-        seen.add(item["id"])
-        action = item.get("action")
-        if action not in COMMAND_ACTIONS:
-            raise ConfigError(
-                f"{where}.action: {action!r} is not one of {', '.join(COMMAND_ACTIONS)}"
-            )
-        step = None
-        if action == "rollback":
-            step = _int(item, "step", where, -1, minimum=0)
-        commands.append(
-            Command(
-                item["id"],
-                action,
-                step,
-                _int(item, "skip_batches", where, 0, minimum=0),
-                _int(item, "search_steps", where, 25, minimum=3),
-            )
-        )
-    return tuple(commands)
+def _commands(raw: Any) -> tuple[CommandSpec, ...]:
+    parsed = commands.parse(raw)
+    if parsed.refused:
+        raise ConfigError(next(iter(parsed.refused.values())))
+    return parsed.commands
 
 
 def parse(raw: Any) -> Config:

@@ -9,9 +9,10 @@ from typing import Any
 
 import yaml
 
-from gentrain_contract import hyperparameters
+from gentrain_contract import commands, hyperparameters
+from gentrain_contract.commands import CommandSpec
 
-from .config import Command, ConfigError, Retention, _commands
+from .config import Retention
 
 log = logging.getLogger(__name__)
 
@@ -21,7 +22,7 @@ class Reload:
     generation: int | None = None
     hyperparameters: dict[str, Any] = field(default_factory=dict)
     refused: dict[str, str] = field(default_factory=dict)
-    commands: tuple[Command, ...] = ()
+    commands: tuple[CommandSpec, ...] = ()
     retention: Retention | None = None
     max_steps: int | None = None
 
@@ -50,10 +51,9 @@ def reload(path: Path, family: str, current: dict[str, Any]) -> Reload:
         result.refused.update(refused)
     else:
         result.refused["hyperparameters"] = "expected a mapping"
-    try:
-        result.commands = _commands(raw.get("commands"))
-    except ConfigError as error:
-        result.refused["commands"] = str(error)
+    parsed = commands.parse(raw.get("commands"))  # a bad entry is refused, the rest kept
+    result.commands = parsed.commands
+    result.refused.update(parsed.refused)
     result.retention = _retention_in(raw)
     max_steps = _mapping(raw, "training").get("max_steps")
     if isinstance(max_steps, int) and max_steps > 0:

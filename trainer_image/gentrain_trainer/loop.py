@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import math
 import signal
 import time
 from dataclasses import dataclass, replace
@@ -14,9 +13,12 @@ from typing import Any
 
 import torch
 
-from gentrain_contract import metrics
+from gentrain_contract import metrics, program
+from gentrain_contract.commands import CommandSpec
 from gentrain_sdk import exporter
+from gentrain_sdk.applied import AppliedCommands
 from gentrain_sdk.gpu import NVML
+from gentrain_sdk.smoothing import Smoothed, smoothed
 from gentrain_sdk.window import SinceStart, Window
 
 from . import (
@@ -28,19 +30,18 @@ from . import (
     update_ratio,
 )
 from .checkpoints import CheckpointStore
-from .config import Command, Config, load
+from .config import Config, load
 from .datasets import Batch, make_dataset
 from .families import Family, make_family
 
 log = logging.getLogger("gentrain.trainer")
-SMOOTHING = 0.1
 
 
 @dataclass
 class Options:
     config_path: Path
     checkpoint_dir: Path
-    metrics_port: int = 9090
+    metrics_port: int = program.DEFAULT_METRICS_PORT
     resume: str = "auto"  # auto | none | a step number
     device: str = "auto"
     max_steps: int | None = None
@@ -85,9 +86,9 @@ class Trainer:
         self.searched: learning_rate_search.SearchResult | None = None
         self.retention = self.config.retention
         self.store = CheckpointStore(options.checkpoint_dir, self.config.checkpoint_keep)
-        self.applied_file = options.checkpoint_dir / "commands-applied.json"
-        self.applied = commands.read_applied(
-            self.applied_file, {command.id for command in self.config.commands}
+        self.applied = AppliedCommands(
+            options.checkpoint_dir / program.APPLIED_COMMANDS_FILE,
+            (command.id for command in self.config.commands),
         )
         self.refused: dict[str, str] = {}  # command id -> reason, exported at milestones
         self.step = 0
@@ -96,7 +97,7 @@ class Trainer:
         self.since_start = SinceStart()
         self.update_probe = update_ratio.UpdateProbe()
         self.baseline = self.family.baseline_loss()
-        self.smoothed: dict[str, float] = {}
+        self.smoothed = Smoothed()  # the live loss, by component
         self.counters: dict[str, dict[tuple[str, ...], float]] = {
             metrics.CONFIG_REJECTED_TOTAL.name: {},
             metrics.COMMANDS_APPLIED_TOTAL.name: {},
@@ -236,25 +237,20 @@ class Trainer:
             total,
             ratios,
         )
-        for name, value in result.losses.items():
-            previous = self.smoothed.get(name, math.nan)
-            # A non-finite loss shows as it is; the next finite one starts afresh.
-            if math.isfinite(previous) and math.isfinite(value):
-                value = (1 - SMOOTHING) * previous + SMOOTHING * value
-            self.smoothed[name] = value
+        self.smoothed.add(result.losses)
         self._publish_live(result.grad_norms, result.learning_rates, total, self._data_seconds)
 
     def _publish_live(
         self, norms: dict[str, float], lrs: dict[str, float], total: float, data: float
     ) -> None:
-        previous = self.collector.live.get(metrics.STEP_SECONDS.name, {}).get((), total)
+        previous = self.collector.live.get(metrics.STEP_SECONDS.name, {}).get(())
         live: dict[str, dict[tuple[str, ...], float]] = {
             metrics.STEP.name: {(): float(self.step)},
             metrics.SAMPLES_TOTAL.name: {(): float(self.samples)},
-            metrics.STEP_SECONDS.name: {(): (1 - SMOOTHING) * previous + SMOOTHING * total},
+            metrics.STEP_SECONDS.name: {(): smoothed(previous, total)},
             metrics.STEP_DATA_SECONDS.name: {(): data},
             metrics.STEP_COMPUTE_SECONDS.name: {(): total - data},
-            metrics.LOSS.name: {(k,): v for k, v in self.smoothed.items()},
+            metrics.LOSS.name: {(k,): v for k, v in self.smoothed.values.items()},
             metrics.GRAD_NORM.name: {(k,): v for k, v in norms.items()},
             metrics.LEARNING_RATE.name: {(k,): v for k, v in lrs.items()},
             **self._configuration_series(),
@@ -391,7 +387,7 @@ class Trainer:
                 self.run_command(command, generation)
         self.generation = generation
 
-    def run_command(self, command: Command, generation: int) -> None:
+    def run_command(self, command: CommandSpec, generation: int) -> None:
         commands.run(self, command, generation)
 
     # -- the run --------------------------------------------------------------------

@@ -12,10 +12,12 @@ from pathlib import Path
 
 import torch
 
+from gentrain_contract import program
+
 
 def cpu_limit() -> float | None:
     """The CPU limit: GENTRAIN_CPU_LIMIT (downward API), else the cgroup quota."""
-    env = os.environ.get("GENTRAIN_CPU_LIMIT")
+    env = os.environ.get(program.CPU_LIMIT_VARIABLE)
     if env:
         try:
             value = float(env)
