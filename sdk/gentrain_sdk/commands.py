@@ -13,9 +13,12 @@ from gentrain_contract.commands import CommandSpec
 from gentrain_contract.vocabulary import Action, Command
 
 from .applied import AppliedCommands
+from .rate_search import SearchResult
 
 log = logging.getLogger("gentrain_sdk")
-Handler = Callable[[CommandSpec], None]
+# A handler may return what it found (a learning-rate search: its SearchResult), which
+# the milestone reports and the operator adopts.
+Handler = Callable[[CommandSpec], object]
 # The ladder actions a command's handler makes possible.
 ENABLES = {
     Command.ROLLBACK: (Action.ROLLBACK, Action.ROLLBACK_SKIP_BATCHES),
@@ -41,6 +44,7 @@ class CommandRunner:
         self.counters: dict[tuple[str, ...], float] = {}  # commands applied, by action
         self.origin_step = 0  # where the weights now training were initialised
         self._refused: dict[str, str] = {}  # command id -> why, until the next milestone
+        self._searched: SearchResult | None = None  # until the next milestone
 
     def register(self, action: str, handler: Handler) -> tuple[Action, ...]:
         """Makes `handler` the one for `action`; returns the ladder actions it enables."""
@@ -70,11 +74,13 @@ class CommandRunner:
 
     def _run(self, handler: Handler, command: CommandSpec, step: int) -> None:
         try:
-            handler(command)
+            found = handler(command)
         except Exception as error:  # the program's own code: reported, never fatal here
             log.exception("the handler of %s (%s) failed", command.id, command.action)
             self._refused[command.id] = f"failed: {type(error).__name__}"[:REFUSAL_LENGTH]
             return
+        if isinstance(found, SearchResult):
+            self._searched = found
         key = (command.action,)
         self.counters[key] = self.counters.get(key, 0.0) + 1
         if command.action == Command.REINITIALIZE:
@@ -84,3 +90,8 @@ class CommandRunner:
         """The commands refused since the last call (each is reported at one milestone)."""
         refused, self._refused = self._refused, {}
         return refused
+
+    def take_search(self) -> SearchResult | None:
+        """The learning-rate search run since the last call, if any (reported once)."""
+        searched, self._searched = self._searched, None
+        return searched

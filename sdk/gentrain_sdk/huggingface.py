@@ -8,12 +8,15 @@ gradient norm and learning rate; every evaluation is a milestone (its `eval_loss
 validation loss; evaluate at the job's checkpoint interval). The job's changes reach the
 Trainer: `learningRate` rescales the scheduler's base rates (the schedule's shape is
 kept), `gradientClip` sets `max_grad_norm`; `reinitialize` re-initialises the model's
-weights and clears the optimizer's state. Needs `transformers` (not a dependency of the
-SDK).
+weights and clears the optimizer's state; `search_learning_rate` runs the range test
+(gentrain_sdk.rate_search) on the model, from its current weights, over the next batches
+of the Trainer's own training data, and trains on at the rate it chose. Needs
+`transformers` (not a dependency of the SDK).
 """
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 from transformers import TrainerCallback
@@ -22,6 +25,7 @@ from gentrain_contract.commands import CommandSpec as Order
 from gentrain_contract.hyperparameters import Value
 from gentrain_contract.vocabulary import Action, Command
 
+from . import rate_search
 from .reporter import Reporter
 
 
@@ -33,6 +37,9 @@ class GentrainCallback(TrainerCallback):  # type: ignore[misc]  # transformers i
         self.model: Any = None
         self.optimizer: Any = None
         self.scheduler: Any = None
+        self.train_data: Any = None
+        # The rate in force as the job sets it (after a search: the rate it chose, which
+        # the operator then writes into the job).
         self.configured_rate: float | None = None
 
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
@@ -40,30 +47,49 @@ class GentrainCallback(TrainerCallback):  # type: ignore[misc]  # transformers i
         self.model = kwargs.get("model")
         self.optimizer = kwargs.get("optimizer")
         self.scheduler = kwargs.get("lr_scheduler")
+        self.train_data = kwargs.get("train_dataloader")
         if self.reporter is None:
             self.options.setdefault("max_steps", state.max_steps or None)
             self.reporter = Reporter(**self.options)
         self.reporter.support(Action.LOWER_LR, Action.CUT_LR, Action.ENABLE_CLIPPING)
         self.reporter.on_command(Command.REINITIALIZE, self._start_afresh)
+        if self.train_data is not None:
+            self.reporter.on_command(Command.SEARCH_LEARNING_RATE, self._search)
         self.reporter.on_change(self._apply)
 
     def _apply(self, hyperparameters: dict[str, Value]) -> None:
         rate = hyperparameters.get("learningRate")
         if isinstance(rate, int | float) and self.optimizer is not None:
             current = self.configured_rate or float(self.trainer_args.learning_rate)
-            factor = float(rate) / current
-            # Where accelerate has wrapped it (AcceleratedScheduler), the inner one schedules.
-            inner = getattr(self.scheduler, "scheduler", self.scheduler)
-            if inner is not None and hasattr(inner, "base_lrs"):
-                inner.base_lrs = [base * factor for base in inner.base_lrs]
-            for group in self.optimizer.param_groups:
-                group["lr"] *= factor
-                if "initial_lr" in group:
-                    group["initial_lr"] *= factor
-            self.configured_rate = float(rate)
+            self._scale(float(rate) / current)
         clip = hyperparameters.get("gradientClip")
         if isinstance(clip, int | float) and self.trainer_args is not None:
             self.trainer_args.max_grad_norm = float(clip)
+
+    def _scale(self, factor: float) -> None:
+        """Every rate times `factor`, the scheduler's too (its schedule keeps its shape)."""
+        # Where accelerate has wrapped it (AcceleratedScheduler), the inner one schedules.
+        inner = getattr(self.scheduler, "scheduler", self.scheduler)
+        if inner is not None and hasattr(inner, "base_lrs"):
+            inner.base_lrs = [base * factor for base in inner.base_lrs]
+        for group in self.optimizer.param_groups:
+            group["lr"] *= factor
+            if "initial_lr" in group:
+                group["initial_lr"] *= factor
+        self.configured_rate = (
+            self.configured_rate or float(self.trainer_args.learning_rate)
+        ) * factor
+
+    def _search(self, command: Order) -> rate_search.SearchResult:
+        batches = list(itertools.islice(iter(self.train_data), command.search_steps))
+        clip = float(self.trainer_args.max_grad_norm or 0) or None
+        # accelerate's wrapper steps only at gradient-accumulation boundaries: the torch one.
+        optimizer = getattr(self.optimizer, "optimizer", self.optimizer)
+        result = rate_search.search_torch(
+            self.model, optimizer, lambda batch: self.model(**batch).loss, batches, clip=clip
+        )
+        self._scale(result.factor)
+        return result
 
     def _start_afresh(self, command: Order) -> None:
         self.model.apply(self.model._init_weights)

@@ -169,7 +169,10 @@ class Reporter:
         """`handler(command)` carries out a one-shot command of the job's spec (reinitialize:
         fresh weights and optimizer state; rollback: load the checkpoint at command.step;
         ...), once per command id, at the milestone after it appears. A command without a
-        handler is refused, and the operator's ladder moves on."""
+        handler is refused, and the operator's ladder moves on. A search_learning_rate
+        handler returns its `rate_search.SearchResult` (see `rate_search.search_torch`),
+        applies the chosen factor to its rates, and keeps it until the job's rate changes:
+        the operator writes the chosen rate into the job."""
         enabled = self.commands.register(action, handler)
         self.supports = sorted({*self.supports, *(str(a) for a in enabled)})
 
@@ -292,7 +295,7 @@ class Reporter:
             known,
             self.since_start,
             origin,
-            None,
+            self.commands.take_search(),
             self.commands.take_refusals(),
         )
         if own:

@@ -92,5 +92,6 @@ def test_the_jobs_rate_reaches_the_optimizer_and_scheduler(
         "enable_clipping",
         "lower_lr",
         "reinitialize",
+        "search_learning_rate",
     ]
     assert records[2]["loss_mean"]["total"] < records[0]["loss_mean"]["total"]

@@ -14,6 +14,7 @@ import pytest
 import torch
 import yaml
 
+from gentrain_sdk import rate_search
 from gentrain_trainer import learning_rate_search
 from gentrain_trainer.families.transformer import learning_rate
 from tests.trainer.conftest import MakeTrainer, tiny
@@ -57,7 +58,7 @@ def test_the_probe_leaves_the_run_as_it_was_and_repeats_itself(make_trainer: Mak
     held_out = trainer.family.held_out_loss(5)
     assert held_out is not None and held_out == trainer.family.held_out_loss(5)
 
-    def once() -> learning_rate_search.SearchResult:
+    def once() -> rate_search.SearchResult:
         return learning_rate_search.probe(
             trainer.family,
             trainer.hp,

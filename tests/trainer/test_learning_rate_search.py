@@ -13,6 +13,7 @@ import pytest
 import torch
 import yaml
 
+from gentrain_sdk import rate_search
 from gentrain_trainer import learning_rate_search
 from gentrain_trainer.families.transformer import learning_rate
 from tests.trainer.conftest import MakeTrainer, tiny
@@ -44,7 +45,7 @@ def test_the_search_leaves_the_run_as_it_was_and_repeats_itself(
     moments = [s["exp_avg"].clone() for s in trainer.family.optimizer.state.values()]
     index = trainer.data_index
 
-    def once() -> learning_rate_search.SearchResult:
+    def once() -> rate_search.SearchResult:
         return learning_rate_search.search(
             trainer.family,
             "transformer",
@@ -56,8 +57,8 @@ def test_the_search_leaves_the_run_as_it_was_and_repeats_itself(
 
     first, second = once(), once()
     assert first.losses == second.losses and first.factor == second.factor
-    assert list(first.losses) == list(learning_rate_search.FACTORS)
-    assert first.trained_steps == 6 * len(learning_rate_search.FACTORS)
+    assert list(first.losses) == list(rate_search.FACTORS)
+    assert first.trained_steps == 6 * len(rate_search.FACTORS)
     assert trainer.data_index == index
     after = trainer.family.model.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)
@@ -82,7 +83,7 @@ def test_the_search_leaves_the_run_as_it_was_and_repeats_itself(
 def test_the_winner_or_the_next_larger_rate_close_to_it(
     losses: dict[float, float], chosen: float
 ) -> None:
-    assert learning_rate_search.choose(losses) == chosen
+    assert rate_search.choose(losses) == chosen
 
 
 def test_a_gan_is_not_searched(make_trainer: MakeTrainer, tmp_path: Path) -> None:
@@ -129,12 +130,12 @@ def test_a_far_too_high_rate_is_searched_down_kept_over_a_restart_and_handed_to_
     series = trainer.collector.milestone
     assert series["gentrain_milestone_learning_rate_factor"] == {(): factor}
     losses = series["gentrain_milestone_learning_rate_search_loss"]
-    assert set(losses) == {(f"{f:g}",) for f in learning_rate_search.FACTORS}
+    assert set(losses) == {(f"{f:g}",) for f in rate_search.FACTORS}
     # The winner, or the next larger candidate within STEP_UP of it (short-horizon bias).
     best = min(losses.values())
-    assert losses[(f"{factor:g}",)] <= best + learning_rate_search.STEP_UP * best
+    assert losses[(f"{factor:g}",)] <= best + rate_search.STEP_UP * best
     assert series["gentrain_milestone_learning_rate_search_steps"] == {
-        (): 15.0 * len(learning_rate_search.FACTORS)
+        (): 15.0 * len(rate_search.FACTORS)
     }
     assert trainer.step == 20 and trainer.origin == 20  # the search trained no run step
     trainer.train_one()

@@ -1,44 +1,25 @@
-"""The `search_learning_rate` command: a short learning-rate range test (after Smith, 2017).
+"""The `search_learning_rate` and `probe_learning_rate` commands on a built-in family.
 
-From the weights in hand (usually the fresh ones a `reinitialize` just drew), every
-candidate — the configured rate times one of FACTORS — trains the same few batches with
-the same noise, without warm-up, and is scored by its mean loss over the last third of
-those steps. A run that is not learning because its rate is tenfold or a hundredfold too
-high thus gets a rate of the right size in one go, rather than a tenfold cut per
-milestone with a fresh start each time (measured on the zoo: a transformer at 150x its
-rate needed two such cuts and ended 16% short of its healthy reference).
-
-So short a probe favours small rates (the short-horizon bias, Wu et al., 2018): the
-rates that pay off over hundreds of steps are still on the plateau after 25. Measured on
-the zoo's transformer, fresh for its last 600 steps with a 30-step warm-up: the probe's
-winners were 0.0009-0.003 (and 0.0015 from the run at 25x), which end at validation loss
-1.74 / 1.48 (1.61); the next candidate up, 0.003-0.009 (0.005), ends at 1.44-1.48; the
-cliff is near 0.015 (2.24). So the next larger candidate is chosen when its probe loss is
-within STEP_UP of the winner's — a candidate that is already unstable in its first steps
-is not (the DDPM at 50x: x0.3 scored 36% above x0.1, which was kept).
-
-The search trains no step of the run: the weights, the optimizer and the data position are
-put back, and the chosen factor scales the configured rates from then on.
+The range test itself — candidates, score, choice, and why — is gentrain_sdk.rate_search,
+shared with users' programs. Here: the family's own training step and judged loss, the
+probe's noise and batches replayed for every candidate, and the rate check (`probe`),
+which judges candidates on held-out data from the run's current weights.
 """
 
 from __future__ import annotations
 
 import copy
 import math
-import statistics
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 
+from gentrain_sdk.rate_search import FACTORS, SearchResult, choose, tail_mean
+
 from .datasets import Batch
 from .families import Family
 
-# Ten times the configured rate too: a run that learned nothing because its rate is far
-# too low (a transformer at a fortieth of its rate was still above the unigram loss at
-# step 100) is searched up, not cut (the calibration zoo's transformer-rate-40x-too-low).
-FACTORS = (10.0, 1.0, 0.3, 0.1, 0.03, 0.01, 0.003)
 # The rate check (`probe`): from the run's current weights, a tenfold step either way.
 PROBE_FACTORS = (10.0, 1.0, 0.1)
 # A candidate must beat the rate in force on held-out data by this much (relative) to be
@@ -48,7 +29,6 @@ PROBE_FACTORS = (10.0, 1.0, 0.1)
 PROBE_MARGIN_UP = 0.02
 PROBE_MARGIN_DOWN = 0.05
 STEPS = 25
-STEP_UP = 0.10  # relative probe loss within which the next larger candidate is preferred
 # The trainer's names of the rates a factor scales (generator and discriminator for GANs).
 RATES = ("lr", "lr_g", "lr_d")
 # The loss a candidate is judged on, by family. A GAN's losses rank no learning rate (they
@@ -58,17 +38,6 @@ JUDGED_LOSS = {"transformer": "model", "diffusion": "denoiser", "vae": "total"}
 
 class SearchRefusedError(ValueError):
     """This family has no loss that ranks learning rates."""
-
-
-@dataclass
-class SearchResult:
-    losses: dict[float, float]  # factor -> mean loss over the last third of its steps
-    factor: float  # the chosen one
-    steps: int  # steps trained per candidate
-
-    @property
-    def trained_steps(self) -> int:
-        return self.steps * len(self.losses)
 
 
 def _counter(batch_at: Callable[[int], Batch]) -> Callable[[], Batch]:
@@ -135,14 +104,13 @@ def search(
     if key is None:
         raise SearchRefusedError(f"the {family_name} family has no loss that ranks learning rates")
 
-    def tail_mean(seen: list[dict[str, float]]) -> float:
-        tail = [s[key] for s in seen[-max(1, steps // 3) :]]
-        return statistics.mean(tail) if all(math.isfinite(v) for v in tail) else math.inf
+    def judged(seen: list[dict[str, float]]) -> float:
+        return tail_mean([s[key] for s in seen])
 
     fresh = dict(hyperparameters)
     if "warmup_steps" in fresh:
         fresh["warmup_steps"] = 0
-    losses = _train_candidates(family, fresh, FACTORS, batch_at, seed_at, steps, 0, tail_mean)
+    losses = _train_candidates(family, fresh, FACTORS, batch_at, seed_at, steps, 0, judged)
     return SearchResult(losses, choose(losses), steps)
 
 
@@ -186,16 +154,3 @@ def choose_probe(
     if not math.isfinite(current) or others[best] < current * (1 - margin):
         return best
     return 1.0
-
-
-def choose(losses: dict[float, float]) -> float:
-    """The winner (on a tie, e.g. every candidate diverged, the smallest rate: the safer
-    guess), or the next larger candidate up to the configured rate if its loss is within
-    STEP_UP of the winner's (a rate above the configured one must win outright)."""
-    best = min(sorted(losses), key=lambda f: losses[f])
-    larger = [f for f in losses if best < f <= 1.0]
-    if larger and math.isfinite(losses[best]):
-        up = min(larger)
-        if losses[up] - losses[best] <= STEP_UP * abs(losses[best]):
-            return up
-    return best

@@ -18,6 +18,7 @@ from gentrain_contract.commands import CommandSpec
 from gentrain_sdk import exporter
 from gentrain_sdk.applied import AppliedCommands
 from gentrain_sdk.gpu import NVML
+from gentrain_sdk.rate_search import SearchResult
 from gentrain_sdk.smoothing import Smoothed, smoothed
 from gentrain_sdk.window import SinceStart, Window
 
@@ -83,7 +84,7 @@ class Trainer:
         # made under). It scales the configured rates until that generation changes — the
         # operator writes the chosen rates into the job, which makes the next generation.
         self.rate_factor: tuple[float, int] | None = None
-        self.searched: learning_rate_search.SearchResult | None = None
+        self.searched: SearchResult | None = None
         self.retention = self.config.retention
         self.store = CheckpointStore(options.checkpoint_dir, self.config.checkpoint_keep)
         self.applied = AppliedCommands(

@@ -1,0 +1,98 @@
+"""The learning-rate range test on a program's own torch model (gentrain_sdk.rate_search,
+the one the built-in trainer runs on its families): from a rate far too high it picks a
+smaller one, it trains no step of the run (weights, optimizer state and rates put back),
+and through a Reporter the search reaches the milestone the operator reads and adopts."""
+
+from __future__ import annotations
+
+import copy
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+import torch.nn.functional as F  # noqa: N812 (PyTorch's own convention)
+import yaml
+
+from gentrain_contract.commands import CommandSpec
+from gentrain_operator import snapshot, trainer_config
+from gentrain_sdk import Reporter, rate_search
+
+
+def regression(rate: float) -> tuple[torch.nn.Module, torch.optim.Optimizer, list[Any]]:
+    torch.manual_seed(0)
+    inputs = torch.randn(25 * 64, 8)
+    targets = torch.sin(inputs @ torch.randn(8, 1) / 2)
+    model = torch.nn.Sequential(torch.nn.Linear(8, 64), torch.nn.Tanh(), torch.nn.Linear(64, 1))
+    optimizer = torch.optim.Adam(model.parameters(), lr=rate)
+    batches = list(zip(inputs.split(64), targets.split(64), strict=True))
+    return model, optimizer, batches
+
+
+def loss_of(model: torch.nn.Module) -> Any:
+    return lambda batch: F.mse_loss(model(batch[0]), batch[1])
+
+
+def test_a_far_too_high_rate_is_searched_down_and_the_run_is_left_as_it_was() -> None:
+    model, optimizer, batches = regression(0.001)
+    for batch in batches[:3]:  # some optimizer state to put back
+        optimizer.zero_grad()
+        loss_of(model)(batch).backward()
+        optimizer.step()
+    optimizer.param_groups[0]["lr"] = 3.0  # Adam: 0.003 fits this well
+    weights = copy.deepcopy(model.state_dict())
+    state = copy.deepcopy(optimizer.state_dict())
+    result = rate_search.search_torch(model, optimizer, loss_of(model), batches)
+    assert list(result.losses) == list(rate_search.FACTORS)
+    assert result.factor <= 0.03, result.losses  # 3.0 -> 0.09 or below
+    assert result.losses[result.factor] < 0.5 * result.losses[1.0]
+    assert result.trained_steps == 25 * len(rate_search.FACTORS)
+    for name, value in model.state_dict().items():
+        assert torch.equal(value, weights[name]), name
+    assert optimizer.param_groups[0]["lr"] == 3.0
+    assert torch.equal(optimizer.state_dict()["state"][0]["exp_avg"], state["state"][0]["exp_avg"])
+
+
+def test_a_candidate_that_diverges_scores_infinite() -> None:
+    assert rate_search.tail_mean([1.0, 2.0, math.nan]) == math.inf
+    assert rate_search.tail_mean([4.0, 3.0, 2.0, 1.0, 1.0, 1.0]) == 1.0
+    with pytest.raises(ValueError, match="no batches"):
+        model, optimizer, _ = regression(1.0)
+        rate_search.search_torch(model, optimizer, loss_of(model), [])
+
+
+def test_a_search_handlers_result_reaches_the_milestone_the_operator_reads(
+    tmp_path: Path,
+) -> None:
+    model, optimizer, batches = regression(3.0)
+    config = tmp_path / "config.yaml"
+    spec: dict[str, Any] = {
+        "model": {"family": "custom"},
+        "training": {"maxSteps": 100, "hyperparameters": {"learningRate": 3.0}},
+        "commands": [{"id": "r1-search", "action": "search_learning_rate"}],
+    }
+    config.write_text(yaml.safe_dump(trainer_config.render(spec, 2)))
+    reporter = Reporter(0, config=config)
+
+    def search(command: CommandSpec) -> rate_search.SearchResult:
+        assert command.search_steps == 25
+        found = rate_search.search_torch(model, optimizer, loss_of(model), batches)
+        for group in optimizer.param_groups:
+            group["lr"] *= found.factor
+        return found
+
+    reporter.on_command("search_learning_rate", search)
+    assert "search_learning_rate" in reporter.supports
+    reporter.step(10, 1.0)
+    reporter.milestone(10)
+    record = snapshot.milestone(snapshot.parse(reporter.exposition(), 0.0))
+    assert record is not None
+    searched = record["learning_rate_search"]
+    assert searched["factor"] == pytest.approx(optimizer.param_groups[0]["lr"] / 3.0)
+    assert searched["factor"] <= 0.03
+    assert searched["steps"] == 25 * len(rate_search.FACTORS)
+    reporter.step(20, 1.0)
+    reporter.milestone(20)
+    again = snapshot.milestone(snapshot.parse(reporter.exposition(), 0.0))
+    assert again is not None and "learning_rate_search" not in again  # reported once
