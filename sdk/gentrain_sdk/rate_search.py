@@ -87,37 +87,70 @@ def search_torch(
 
     if not batches:
         raise ValueError("search: no batches to train the candidates on")
-    weights = copy.deepcopy(model.state_dict())
-    state = copy.deepcopy(optimizer.state_dict())
-    rates = [float(group["lr"]) for group in optimizer.param_groups]
-    parameters = [p for group in optimizer.param_groups for p in group["params"]]
-    generator = torch.get_rng_state()
-    training = model.training  # a milestone's evaluation may have left it in eval mode
-    model.train()
+    start = _Start(model, optimizer)
     losses: dict[float, float] = {}
-    try:
-        for factor in factors:
-            model.load_state_dict(weights)
-            # A copy each time: the optimizer takes the state's tensors as they are, and
-            # its steps would change them for the next candidate.
-            optimizer.load_state_dict(copy.deepcopy(state))
-            for group, rate in zip(optimizer.param_groups, rates, strict=True):
-                group["lr"] = rate * factor
-            torch.set_rng_state(generator)  # dropout and noise: the same for every candidate
-            seen = []
-            for batch in batches:
-                optimizer.zero_grad(set_to_none=True)
-                loss = loss_of(batch)
-                loss.backward()
-                if clip is not None and clip > 0:
-                    torch.nn.utils.clip_grad_norm_(parameters, clip)
-                optimizer.step()
-                seen.append(float(loss.detach()))
-            losses[float(factor)] = tail_mean(seen)
-    finally:
-        model.load_state_dict(weights)
-        optimizer.load_state_dict(state)  # the rates too: they are in the groups' state
-        optimizer.zero_grad(set_to_none=True)
-        torch.set_rng_state(generator)
-        model.train(training)
+    # A milestone may be taken inside the framework's evaluation (Lightning validates
+    # under inference mode): the candidates train, so gradients are on here.
+    with torch.inference_mode(False), torch.enable_grad():
+        try:
+            for factor in factors:
+                start.restore(rate_factor=factor)
+                seen = _train(model, optimizer, loss_of, batches, clip)
+                losses[float(factor)] = tail_mean(seen)
+        finally:
+            start.restore()
     return SearchResult(losses, choose(losses), len(batches))
+
+
+class _Start:
+    """What a search puts back: the weights, the optimizer's state (its rates with it),
+    the random state, and the model's train or eval mode."""
+
+    def __init__(self, model: Any, optimizer: Any) -> None:
+        import torch
+
+        self.model, self.optimizer = model, optimizer
+        self.weights = copy.deepcopy(model.state_dict())
+        self.state = copy.deepcopy(optimizer.state_dict())
+        self.generator = torch.get_rng_state()
+        self.training = bool(model.training)  # an evaluation may have left it in eval mode
+
+    def restore(self, rate_factor: float | None = None) -> None:
+        """As it was; with `rate_factor`, ready to train a candidate at that factor."""
+        import torch
+
+        self.model.load_state_dict(self.weights)
+        # A copy each time: the optimizer takes the state's tensors as they are, and a
+        # candidate's steps would change them for the next one.
+        self.optimizer.load_state_dict(copy.deepcopy(self.state))
+        self.optimizer.zero_grad(set_to_none=True)
+        torch.set_rng_state(self.generator)  # dropout and noise: the same for every candidate
+        if rate_factor is None:
+            self.model.train(self.training)
+            return
+        self.model.train()
+        for group in self.optimizer.param_groups:
+            group["lr"] *= rate_factor
+
+
+def _train(
+    model: Any,
+    optimizer: Any,
+    loss_of: Callable[[Any], Any],
+    batches: Sequence[Any],
+    clip: float | None,
+) -> list[float]:
+    """One candidate's steps; its losses."""
+    import torch
+
+    parameters = [p for group in optimizer.param_groups for p in group["params"]]
+    seen = []
+    for batch in batches:
+        optimizer.zero_grad(set_to_none=True)
+        loss = loss_of(batch)
+        loss.backward()
+        if clip is not None and clip > 0:
+            torch.nn.utils.clip_grad_norm_(parameters, clip)
+        optimizer.step()
+        seen.append(float(loss.detach()))
+    return seen

@@ -1,0 +1,153 @@
+"""Lightning's `Trainer` under gentrain: one callback.
+
+    from gentrain_sdk.lightning import GentrainCallback
+    trainer = lightning.Trainer(..., callbacks=[GentrainCallback()])
+
+Every training batch is reported with its loss (what `training_step` returns), the
+gradient norm before clipping and the learning rate; every validation run is a milestone
+(the logged `val_loss`, or the metric named by `monitor`, is the validation loss; run
+validation at the job's checkpoint interval, `val_check_interval`). The job's changes
+reach the Trainer: `learningRate` rescales the optimizers' rates and their schedulers'
+base rates (a schedule keeps its shape), `gradientClip` sets the Trainer's
+`gradient_clip_val`; `reinitialize` resets every module's parameters and clears the
+optimizers' state; `search_learning_rate` runs the range test (gentrain_sdk.rate_search)
+with the module's own `training_step` over the next batches of its training data. Needs
+`lightning` (not a dependency of the SDK).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from typing import Any
+
+import torch
+from lightning.pytorch.callbacks import Callback
+
+from gentrain_contract.commands import CommandSpec
+from gentrain_contract.hyperparameters import Value
+from gentrain_contract.vocabulary import Action, Command
+
+from . import rate_search
+from .reporter import Reporter
+
+
+def _loss(outputs: Any) -> Any:
+    """The loss of what `training_step` returned: a tensor, or a mapping with "loss"."""
+    return outputs.get("loss") if isinstance(outputs, dict) else outputs
+
+
+class GentrainCallback(Callback):
+    def __init__(
+        self, reporter: Reporter | None = None, monitor: str = "val_loss", **reporter_options: Any
+    ) -> None:
+        self.reporter = reporter
+        self.monitor = monitor
+        self.options = reporter_options
+        self.trainer: Any = None
+        self.module: Any = None
+        self.grad_norm: float | None = None
+        self.configured_rate: float | None = None  # the job's rate (after a search: its choice)
+
+    def on_train_start(self, trainer: Any, pl_module: Any) -> None:
+        self.trainer, self.module = trainer, pl_module
+        if self.reporter is None:
+            if trainer.max_steps and trainer.max_steps > 0:
+                self.options.setdefault("max_steps", trainer.max_steps)
+            self.reporter = Reporter(**self.options)
+        self.reporter.support(Action.LOWER_LR, Action.CUT_LR, Action.ENABLE_CLIPPING)
+        self.reporter.on_command(Command.REINITIALIZE, self._start_afresh)
+        self.reporter.on_command(Command.SEARCH_LEARNING_RATE, self._search)
+        self.reporter.on_change(self._apply)
+
+    def _rate(self) -> float:
+        return float(self.trainer.optimizers[0].param_groups[0]["lr"])
+
+    def _apply(self, hyperparameters: dict[str, Value]) -> None:
+        rate = hyperparameters.get("learningRate")
+        if isinstance(rate, int | float):
+            current = self.configured_rate or self._base_rate()
+            self._scale(float(rate) / current)
+        clip = hyperparameters.get("gradientClip")
+        if isinstance(clip, int | float):
+            self.trainer.gradient_clip_val = float(clip) if clip > 0 else None
+
+    def _base_rate(self) -> float:
+        """The first optimizer's rate before any schedule (its scheduler's base rate)."""
+        for config in self.trainer.lr_scheduler_configs:
+            if getattr(config.scheduler, "base_lrs", None):
+                return float(config.scheduler.base_lrs[0])
+        return self._rate()
+
+    def _scale(self, factor: float) -> None:
+        current = self.configured_rate or self._base_rate()
+        for config in self.trainer.lr_scheduler_configs:
+            if hasattr(config.scheduler, "base_lrs"):
+                config.scheduler.base_lrs = [b * factor for b in config.scheduler.base_lrs]
+        for optimizer in self.trainer.optimizers:
+            for group in optimizer.param_groups:
+                group["lr"] *= factor
+                if "initial_lr" in group:
+                    group["initial_lr"] *= factor
+        self.configured_rate = current * factor
+
+    def _start_afresh(self, command: CommandSpec) -> None:
+        for module in self.module.modules():
+            reset = getattr(module, "reset_parameters", None)
+            if callable(reset):
+                reset()
+        for optimizer in self.trainer.optimizers:
+            optimizer.state.clear()
+
+    def _search(self, command: CommandSpec) -> rate_search.SearchResult:
+        module = self.module
+        loader = self.trainer.train_dataloader
+        batches = [
+            module.transfer_batch_to_device(batch, module.device, 0)
+            for batch in itertools.islice(iter(loader), command.search_steps)
+        ]
+        clip = self.trainer.gradient_clip_val
+        # training_step may call self.log, which Lightning refuses outside its own loop.
+        logging = module.log, module.log_dict
+        module.log = module.log_dict = lambda *args, **kwargs: None
+        try:
+            result = rate_search.search_torch(
+                module,
+                self.trainer.optimizers[0],
+                lambda batch: _loss(module.training_step(batch, 0)),
+                batches,
+                clip=float(clip) if clip else None,
+            )
+        finally:
+            module.log, module.log_dict = logging
+        self._scale(result.factor)
+        return result
+
+    def on_before_optimizer_step(self, trainer: Any, pl_module: Any, optimizer: Any) -> None:
+        norms = [p.grad.detach().norm() for p in pl_module.parameters() if p.grad is not None]
+        self.grad_norm = float(torch.linalg.vector_norm(torch.stack(norms))) if norms else None
+
+    def on_train_batch_end(
+        self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        loss = _loss(outputs)
+        if self.reporter is None or loss is None:
+            return
+        self.reporter.step(
+            int(trainer.global_step),
+            loss,
+            grad_norms=self.grad_norm,
+            learning_rates=self._rate(),
+        )
+
+    def on_validation_end(self, trainer: Any, pl_module: Any) -> None:
+        reporter = self.reporter
+        if reporter is None or trainer.sanity_checking or reporter.last_step is None:
+            return
+        if reporter.last_milestone == reporter.last_step:  # the epoch's end validates again
+            return
+        figures = {}
+        value = trainer.callback_metrics.get(self.monitor)
+        if value is not None and math.isfinite(float(value)):
+            figures["validation_loss"] = float(value)
+        reporter.milestone(reporter.last_step, figures)

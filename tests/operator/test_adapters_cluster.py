@@ -1,0 +1,126 @@
+"""Users' own Trainers under the real operator, through gentrain-sdk's callbacks: a
+Hugging Face Trainer (examples/custom-huggingface-gpt2.yaml: a 2-layer GPT-2 built from a
+config, no weights downloaded, learning CPython's documentation) and a Lightning Trainer
+(examples/custom-lightning-regression.yaml), each at a learning rate far too high. The
+operator diagnoses NotLearning from what the callback reports and climbs its ladder with
+the actions the callback declared; the changes and commands reach the framework's model,
+optimizer and scheduler through the callback (a fresh start, a range test on the
+program's own data, clipping), the run recovers, and the remediations are in status."""
+
+from __future__ import annotations
+
+import runpy
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from gentrain_sdk import Reporter
+from tests.operator.test_families_cluster import finished
+from tests.operator.test_operator_cluster import events
+from tests.support.kube import Cluster
+
+pytestmark = [pytest.mark.cluster, pytest.mark.slow, pytest.mark.integrations]
+REPO = Path(__file__).resolve().parents[2]
+
+
+@dataclass(frozen=True)
+class Adapter:
+    job: str
+    program: str
+    framework: str  # the module the program needs
+    args: tuple[str, ...] = ()  # beside the manifest's
+    timeout: float = 300
+    # The final validation loss must be below this share of the learned-nothing loss.
+    recovered_below: float = 0.5
+    compare_untouched: bool = True  # run the program untouched too (seconds, not minutes)
+
+
+ADAPTERS = [
+    Adapter(
+        "custom-huggingface-gpt2",
+        "huggingface_gpt2.py",
+        "transformers",
+        timeout=900,
+        recovered_below=0.9,  # the unigram loss: 3.26 nats; healthy at 0.003: ~2.4
+        compare_untouched=False,  # minutes on CPU; untouched it ends at the unigram loss
+    ),
+    # Its steps take a millisecond: paced so that each milestone is scraped (as a bigger
+    # model's would be) before the next.
+    Adapter(
+        "custom-lightning-regression", "lightning_regression.py", "lightning", ("--pause", "0.04")
+    ),
+]
+
+
+def final_validation_loss(monkeypatch: pytest.MonkeyPatch, program: Path, args: list[str]) -> float:
+    """The program run in this process, untouched by any operator."""
+    seen: list[float] = []
+    publish = Reporter.milestone
+
+    def keep(self: Reporter, step: int, figures: Any = None) -> None:
+        publish(self, step, figures)
+        seen.append(figures["validation_loss"])
+
+    monkeypatch.setattr(Reporter, "milestone", keep)
+    monkeypatch.delenv("GENTRAIN_CONFIG", raising=False)
+    runpy.run_path(str(program))["main"](["--port", "0", *args])
+    return seen[-1]
+
+
+@pytest.mark.parametrize("adapter", ADAPTERS, ids=lambda a: a.framework)
+def test_a_trainer_at_a_far_too_high_rate_is_remediated_through_its_callback(
+    cluster: Cluster,
+    namespace: str,
+    operator: None,
+    monkeypatch: pytest.MonkeyPatch,
+    adapter: Adapter,
+) -> None:
+    pytest.importorskip(adapter.framework)
+    program = REPO / "examples" / "sdk" / adapter.program
+    manifest = yaml.safe_load((REPO / "examples" / f"{adapter.job}.yaml").read_text())
+    spec = manifest["spec"]
+    # The node agent runs no images: the program runs from this checkout, with the
+    # environment's python (which holds torch, the framework and gentrain-sdk).
+    spec["command"] = ["python", str(program)]
+    spec["args"] = [*spec["args"], *adapter.args]
+    spec["monitoring"] = {"scrapeIntervalSeconds": 1}
+    spec["resources"] = {"cpu": "1", "memory": "2Gi"}
+    cluster.apply(manifest, namespace)
+
+    final = finished(cluster, namespace, adapter.job, timeout=adapter.timeout)
+    assert final["phase"] == "Succeeded", final.get("message")
+    remediations = final["remediations"]
+    first = remediations[0]
+    assert first["finding"] == "NotLearning"
+    assert first["actions"] == ["reinitialize", "search_learning_rate", "enable_clipping"]
+    assert first["search"]["factor"] < 1, first  # the search ran in the Trainer, on its data
+    milestones = final["milestones"]
+    assert any(m.get("origin_step", 0) > 0 for m in milestones), "never started afresh"
+    configured = spec["training"]["hyperparameters"]["learningRate"]
+    rates = [m["hyperparameters"]["learningRate"] for m in milestones]
+    assert rates[-1] < configured / 10, rates
+    baseline = milestones[-1]["baseline_loss"]
+    recovered = milestones[-1]["validation_loss"]
+    untouched = (
+        final_validation_loss(
+            monkeypatch, program, [*spec["args"], "--learning-rate", str(configured)]
+        )
+        if adapter.compare_untouched
+        else None
+    )
+    # The figures, for the README (kopf's test runner holds sys.stdout while it runs).
+    print(
+        f"{adapter.framework}: validation loss {recovered:.4f} remediated, "
+        f"{'-' if untouched is None else f'{untouched:.4f}'} untouched, {baseline:.4f} "
+        f"learned-nothing; rates {[f'{r:.3g}' for r in rates]}; "
+        f"{[(r['finding'], r['actions']) for r in remediations]}",
+        file=sys.__stderr__,
+    )
+    assert recovered < adapter.recovered_below * baseline, (recovered, baseline)
+    if untouched is not None:
+        assert recovered < untouched, (recovered, untouched)
+    assert {"NotLearning", "Remediating"} <= set(events(cluster, namespace, adapter.job))

@@ -1,0 +1,93 @@
+"""Lightning's `Trainer` under gentrain through its GentrainCallback
+(examples/sdk/lightning_regression.py): a far too high rate is read by the operator's
+parser and diagnosed at the first milestone; the job's rate, clipping and commands reach
+the Trainer's optimizer through the callback, and a search picks a rate that learns."""
+
+from __future__ import annotations
+
+import runpy
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from gentrain_operator import snapshot, trainer_config
+from gentrain_operator.diagnosis import diagnose
+from gentrain_sdk import Reporter
+
+pytest.importorskip("lightning")
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLE = REPO / "examples" / "sdk" / "lightning_regression.py"
+
+
+def run(monkeypatch: pytest.MonkeyPatch, *argv: str, between: Any = None) -> list[Any]:
+    """The example to its end; the milestones a scrape read after each."""
+    records: list[Any] = []
+    publish = Reporter.milestone
+
+    def milestone_then_scrape(self: Reporter, step: int, figures: Any = None) -> None:
+        publish(self, step, figures)
+        records.append(snapshot.milestone(snapshot.parse(self.exposition(), 0.0)))
+        if between is not None:
+            between(len(records))
+
+    monkeypatch.setattr(Reporter, "milestone", milestone_then_scrape)
+    runpy.run_path(str(EXAMPLE))["main"](["--port", "0", *argv])
+    return records
+
+
+def test_a_far_too_high_rate_is_diagnosed_at_the_first_milestone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    records = run(monkeypatch, "--learning-rate", "1", "--steps", "200")
+    assert [r["step"] for r in records] == [100, 200]  # one milestone per validation
+    first = records[0]
+    assert first["loss_mean"].keys() == {"total"} and "validation_loss" in first
+    assert first["grad_norm_median"]["total"] > 0
+    assert "NotLearning" in {f.kind for f in diagnose(records[:1], "custom")}
+
+
+def test_the_jobs_changes_and_a_search_reach_the_trainer(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    config = tmp_path / "config.yaml"
+    spec: dict[str, Any] = {
+        "model": {"family": "custom"},
+        "training": {"maxSteps": 400, "hyperparameters": {"learningRate": 1.0}},
+    }
+    config.write_text(yaml.safe_dump(trainer_config.render(spec, 1)))
+    monkeypatch.setenv("GENTRAIN_CONFIG", str(config))
+
+    def remediate(milestones: int) -> None:  # as the operator's first NotLearning rung
+        if milestones == 1:
+            spec["training"]["hyperparameters"]["gradientClip"] = 1.0
+            spec["commands"] = [
+                {"id": "r1-reinitialize", "action": "reinitialize"},
+                {"id": "r1-search", "action": "search_learning_rate"},
+            ]
+            config.write_text(yaml.safe_dump(trainer_config.render(spec, 2)))
+
+    rates: dict[int, float] = {}
+    report = Reporter.step
+
+    def step_and_keep_rate(self: Reporter, step: int, loss: Any, **figures: Any) -> None:
+        report(self, step, loss, **figures)
+        rates[step] = float(figures["learning_rates"])
+
+    monkeypatch.setattr(Reporter, "step", step_and_keep_rate)
+    records = run(monkeypatch, "--steps", "400", between=remediate)
+    assert rates[50] == pytest.approx(1.0)  # the job's rate from the start
+    assert records[0]["supported_actions"] == [
+        "cut_lr",
+        "enable_clipping",
+        "lower_lr",
+        "reinitialize",
+        "search_learning_rate",
+    ]
+    searched = records[1]["learning_rate_search"]
+    assert searched["factor"] <= 0.03, searched  # 1.0 -> 0.03 or below
+    assert rates[250] == pytest.approx(searched["factor"])
+    assert records[2]["origin_step"] == 200  # started afresh at the second milestone
+    assert records[1]["hyperparameters"]["gradientClip"] == 1.0
+    assert records[-1]["validation_loss"] < 0.3 * records[-1]["baseline_loss"]
