@@ -17,10 +17,11 @@ from typing import Any
 
 import pytest
 import yaml
+from kubernetes import client
 
 from gentrain_sdk import Reporter
 from tests.operator.test_families_cluster import finished
-from tests.operator.test_operator_cluster import events
+from tests.operator.test_operator_cluster import GROUP, PLURAL, VERSION, events
 from tests.support.kube import Cluster
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow, pytest.mark.integrations]
@@ -101,8 +102,11 @@ def test_a_trainer_at_a_far_too_high_rate_is_remediated_through_its_callback(
     milestones = final["milestones"]
     assert any(m.get("origin_step", 0) > 0 for m in milestones), "never started afresh"
     configured = spec["training"]["hyperparameters"]["learningRate"]
-    rates = [m["hyperparameters"]["learningRate"] for m in milestones]
-    assert rates[-1] < configured / 10, rates
+    job = client.CustomObjectsApi(cluster.api).get_namespaced_custom_object(
+        GROUP, VERSION, namespace, PLURAL, adapter.job
+    )
+    rate = job["spec"]["training"]["hyperparameters"]["learningRate"]
+    assert rate < configured / 10, rate
     baseline = milestones[-1]["baseline_loss"]
     recovered = milestones[-1]["validation_loss"]
     untouched = (
@@ -116,8 +120,8 @@ def test_a_trainer_at_a_far_too_high_rate_is_remediated_through_its_callback(
     print(
         f"{adapter.framework}: validation loss {recovered:.4f} remediated, "
         f"{'-' if untouched is None else f'{untouched:.4f}'} untouched, {baseline:.4f} "
-        f"learned-nothing; rates {[f'{r:.3g}' for r in rates]}; "
-        f"{[(r['finding'], r['actions']) for r in remediations]}",
+        f"learned-nothing; rate {configured:g} -> {rate:.3g}; "
+        f"{[(r['finding'], r['actions'], r.get('search', {}).get('factor')) for r in remediations]}",
         file=sys.__stderr__,
     )
     assert recovered < adapter.recovered_below * baseline, (recovered, baseline)
