@@ -26,6 +26,7 @@ from tests.support.kube import Cluster
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow, pytest.mark.integrations]
 REPO = Path(__file__).resolve().parents[2]
+HEALTHY_RATE = "0.003"  # both examples' default: it trains either model well
 
 
 @dataclass(frozen=True)
@@ -37,7 +38,6 @@ class Adapter:
     timeout: float = 300
     # The final validation loss must be below this share of the learned-nothing loss.
     recovered_below: float = 0.5
-    compare_untouched: bool = True  # run the program untouched too (seconds, not minutes)
 
 
 ADAPTERS = [
@@ -45,9 +45,10 @@ ADAPTERS = [
         "custom-huggingface-gpt2",
         "huggingface_gpt2.py",
         "transformers",
-        timeout=900,
-        recovered_below=0.9,  # the unigram loss: 3.26 nats; healthy at 0.003: ~2.4
-        compare_untouched=False,  # minutes on CPU; untouched it ends at the unigram loss
+        timeout=600,
+        # Measured: 2.88 remediated (three rungs: the range test's x0.3 from 0.5 still
+        # learned nothing), 3.15 untouched, 2.38 at the healthy rate; learned-nothing 3.26.
+        recovered_below=0.93,
     ),
     # Its steps take a millisecond: paced so that each milestone is scraped (as a bigger
     # model's would be) before the next.
@@ -109,22 +110,19 @@ def test_a_trainer_at_a_far_too_high_rate_is_remediated_through_its_callback(
     assert rate < configured / 10, rate
     baseline = milestones[-1]["baseline_loss"]
     recovered = milestones[-1]["validation_loss"]
-    untouched = (
-        final_validation_loss(
-            monkeypatch, program, [*spec["args"], "--learning-rate", str(configured)]
-        )
-        if adapter.compare_untouched
-        else None
+    untouched, healthy = (
+        final_validation_loss(monkeypatch, program, [*spec["args"], "--learning-rate", run_at])
+        for run_at in (str(configured), HEALTHY_RATE)
     )
     # The figures, for the README (kopf's test runner holds sys.stdout while it runs).
     print(
         f"{adapter.framework}: validation loss {recovered:.4f} remediated, "
-        f"{'-' if untouched is None else f'{untouched:.4f}'} untouched, {baseline:.4f} "
+        f"{untouched:.4f} untouched, {healthy:.4f} at the healthy rate {HEALTHY_RATE}, "
+        f"{baseline:.4f} "
         f"learned-nothing; rate {configured:g} -> {rate:.3g}; "
         f"{[(r['finding'], r['actions'], r.get('search', {}).get('factor')) for r in remediations]}",
         file=sys.__stderr__,
     )
     assert recovered < adapter.recovered_below * baseline, (recovered, baseline)
-    if untouched is not None:
-        assert recovered < untouched, (recovered, untouched)
+    assert recovered < untouched, (recovered, untouched)
     assert {"NotLearning", "Remediating"} <= set(events(cluster, namespace, adapter.job))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import runpy
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +18,9 @@ import yaml
 
 from gentrain_sdk import Reporter
 from tests.operator.test_families_cluster import finished
-from tests.operator.test_operator_cluster import events
+from tests.operator.test_operator_cluster import events, status
 from tests.support.kube import Cluster
+from tests.support.waiting import wait_for
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow, pytest.mark.integrations]
 REPO = Path(__file__).resolve().parents[2]
@@ -79,3 +81,50 @@ def test_a_plain_loop_at_a_far_too_high_rate_is_started_afresh_and_recovers(
     assert untouched > baseline
     assert recovered < 0.6 * baseline < untouched, (recovered, baseline, untouched)
     assert {"NotLearning", "Remediating"} <= set(events(cluster, namespace, "custom-plain-loop"))
+
+
+# A program that serves something that is not gentrain's exposition on its metrics port.
+GARBAGE = """
+import http.server, os
+class Garbage(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200)
+        self.end_headers()
+        self.wfile.write(b'gentrain_step{{{ "a string" not a sample\\n' * 1000)
+port = int(os.environ["GENTRAIN_METRICS_PORT"])
+http.server.HTTPServer(("0.0.0.0", port), Garbage).serve_forever()
+"""
+SILENT = "import time; time.sleep(600)"
+
+
+@pytest.mark.parametrize(
+    ("program", "said"),
+    [(SILENT, "no successful scrape"), (GARBAGE, "")],
+    ids=["never-reports", "reports-garbage"],
+)
+def test_a_program_that_reports_nothing_usable_is_said_so_and_left_alone(
+    cluster: Cluster, namespace: str, operator: None, program: str, said: str
+) -> None:
+    manifest = yaml.safe_load((REPO / "examples" / "custom-plain-loop.yaml").read_text())
+    manifest["metadata"]["name"] = "mute"
+    spec = manifest["spec"]
+    spec["command"] = [sys.executable, "-c", program]
+    spec["args"] = []
+    spec["monitoring"] = {"scrapeIntervalSeconds": 1}
+    spec["resources"] = {"cpu": "250m", "memory": "256Mi"}
+    cluster.apply(manifest, namespace)
+
+    def metrics_condition() -> dict[str, Any]:
+        conditions = status(cluster, namespace, "mute").get("conditions") or []
+        return next((c for c in conditions if c["type"] == "MetricsAvailable"), {})
+
+    condition = wait_for(
+        metrics_condition, lambda c: c.get("status") == "False", "MetricsAvailable=False", 120
+    )
+    print(f"MetricsAvailable False: {condition['message']}", file=sys.__stderr__)
+    assert said in condition["message"]
+    time.sleep(5)  # a few more scrapes: still running, nothing decided, nothing crashed
+    final = status(cluster, namespace, "mute")
+    assert final["phase"] == "Running", final
+    assert not final.get("remediations"), final["remediations"]
+    assert metrics_condition()["status"] == "False"
