@@ -9,6 +9,7 @@ import json
 import logging
 import time
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 
@@ -43,6 +44,14 @@ async def scrape_pod(
             if response.status != 200:
                 raise ScrapeError(f"HTTP {response.status}")
             body = await read_bounded(response, max_bytes)
+    except aiohttp.ClientConnectorError as error:
+        # What a user sees in the MetricsAvailable condition: their own program may simply
+        # serve nothing (yet), and the message says where the operator looked.
+        raise ScrapeError(
+            f"{type(error).__name__}: nothing answers on port {urlsplit(url).port} of the pod "
+            "(a program reports with gentrain-sdk's Reporter, which serves "
+            "$GENTRAIN_METRICS_PORT)"
+        ) from error
     except (aiohttp.ClientError, TimeoutError) as error:
         raise ScrapeError(type(error).__name__) from error
     if body is None:
