@@ -56,8 +56,10 @@ class CommandRunner:
         self.handlers[action] = handler
         return ENABLES[Command(action)]
 
-    def run(self, commands: Sequence[CommandSpec], step: int) -> None:
-        """Runs the commands not applied yet, in order, at milestone `step`."""
+    def run(self, commands: Sequence[CommandSpec], step: int) -> list[tuple[CommandSpec, str]]:
+        """Runs the commands not applied yet, in order, at milestone `step`; each with its
+        outcome ("applied", or "refused: " and why)."""
+        outcomes = []
         for command in commands:
             if command.id in self.applied:
                 continue
@@ -66,11 +68,14 @@ class CommandRunner:
                 self._refused[command.id] = "unsupported"
             else:
                 self._run(handler, command, step)
+            refused = self._refused.get(command.id)
+            outcomes.append((command, "applied" if refused is None else f"refused: {refused}"))
             # Recorded after the handler: a crash in between repeats it, never loses it.
             try:
                 self.applied.record(command.id)
             except OSError as error:  # a read-only or full volume: kept in memory
                 log.warning("cannot record applied commands in %s: %s", self.applied.path, error)
+        return outcomes
 
     def _run(self, handler: Handler, command: CommandSpec, step: int) -> None:
         try:

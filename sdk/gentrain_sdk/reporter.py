@@ -32,9 +32,10 @@ from gentrain_contract import metrics, program
 from gentrain_contract.hyperparameters import Value
 from gentrain_contract.vocabulary import Action
 
-from . import configuration, exporter
+from . import configuration, exporter, tensorboard
 from .commands import CommandRunner, Handler
 from .smoothing import Smoothed, smoothed
+from .tensorboard import EventLog
 from .window import SinceStart, Window
 
 # What the operator keeps of one series per milestone (its parser's bounds): more would be
@@ -109,7 +110,9 @@ class Reporter:
     enable_clipping, ...: those whose hyperparameters its `on_change` callbacks apply);
     the operator picks only among them. `config`: the configuration file the operator
     writes (default $GENTRAIN_CONFIG, or /etc/gentrain/config.yaml when it is mounted),
-    re-read at each milestone.
+    re-read at each milestone. `events`: where the run's TensorBoard event files go
+    (default: beside the job's checkpoints, $GENTRAIN_CHECKPOINT_DIR/tensorboard; none
+    outside a job, or without the `[tensorboard]` extra).
     """
 
     def __init__(
@@ -120,6 +123,7 @@ class Reporter:
         baseline_loss: float | None = None,
         supports: Iterable[str] = (),
         config: str | Path | None = None,
+        events: str | Path | None = None,
     ) -> None:
         if port is None:
             port = int(os.environ.get(program.METRICS_PORT_VARIABLE, program.DEFAULT_METRICS_PORT))
@@ -132,6 +136,12 @@ class Reporter:
         self.configuration = configuration.Configuration()
         self.refusals: dict[str, float] = {}
         self._callbacks: list[Callable[[dict[str, Value]], None]] = []
+        checkpoints = os.environ.get(program.CHECKPOINT_DIR_VARIABLE)
+        # The run's history as TensorBoard events: in `events`, else beside the job's
+        # checkpoints (when the event writer is installed).
+        if events is None and checkpoints:
+            events = Path(checkpoints) / tensorboard.DIRECTORY
+        self.events = EventLog.open(Path(events)) if events is not None else None
         # Read before the commands' record: a damaged one counts those configured as applied.
         self._reload()
         self.commands = CommandRunner(command.id for command in self.configuration.commands)
@@ -176,7 +186,7 @@ class Reporter:
         enabled = self.commands.register(action, handler)
         self.supports = sorted({*self.supports, *(str(a) for a in enabled)})
 
-    def _reload(self) -> None:
+    def _reload(self, step: int = 0) -> None:
         if self.config_path is None:
             return
         read = configuration.read(self.config_path, self.configuration)
@@ -190,6 +200,8 @@ class Reporter:
         if changed:
             for callback in self._callbacks:
                 callback(dict(read.hyperparameters))
+            if self.events is not None:
+                self.events.configuration(step, read.generation, read.hyperparameters)
 
     def _configuration_series(self) -> dict[str, Series]:
         hp = self.configuration.hyperparameters
@@ -277,8 +289,10 @@ class Reporter:
         # As the built-in trainer: the configuration is taken up before the milestone is
         # published, so a scrape reads the milestone beside the generation now in force.
         origin = self.commands.origin_step  # of the weights that trained this window
-        self._reload()
-        self.commands.run(self.configuration.commands, step)
+        self._reload(step)
+        for command, outcome in self.commands.run(self.configuration.commands, step):
+            if self.events is not None:
+                self.events.command(step, command.id, command.action, outcome)
         self.collector.live = {**self.collector.live, **self._configuration_series()}
         known: dict[str, float | str] = {
             k: v for k, v in checked.items() if k in metrics.QUALITY_FIGURES
@@ -301,6 +315,8 @@ class Reporter:
         if own:
             series[metrics.MILESTONE_FIGURE.name] = {(k,): v for k, v in own.items()}
         self.collector.milestone = series
+        if self.events is not None:
+            self.events.milestone(step, series)
         self.window.reset()
         self.last_milestone = step
 

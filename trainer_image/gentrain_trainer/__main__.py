@@ -95,6 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     world = distributed.join()
     if not world.main:  # one voice per pod: rank 0 writes the termination log
         args.termination_log = Path("/nonexistent/termination-log")
+    trainer: Trainer | None = None
     try:
         trainer = Trainer(options)
         trainer.resume()
@@ -102,6 +103,8 @@ def main(argv: list[str] | None = None) -> int:
         message = f"invalid configuration: {error}"
         logging.getLogger("gentrain.trainer").error(message)
         _write_termination_log(args.termination_log, message)
+        if trainer is not None:
+            trainer.close()
         return CONFIG_ERROR_EXIT
     try:
         trainer.run()
@@ -110,6 +113,8 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger("gentrain.trainer").error("%s", error.strerror)
         _write_termination_log(args.termination_log, str(error.strerror))
         return VOLUME_FULL_EXIT
+    finally:
+        trainer.close()
     distributed.leave()
     # The operator reads this from the pod's status: "completed ..." or "stopped ...".
     _write_termination_log(args.termination_log, trainer.outcome)

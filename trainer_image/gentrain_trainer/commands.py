@@ -25,6 +25,10 @@ def run(trainer: Trainer, command: CommandSpec, generation: int) -> None:
     repeats the command (each is safe to repeat), never loses it."""
     apply(trainer, command, generation)
     mark_applied(trainer, command.id)
+    if trainer.events is not None:
+        refused = trainer.refused.get(command.id)
+        outcome = "applied" if refused is None else f"refused: {refused}"
+        trainer.events.command(trainer.step, command.id, command.action, outcome)
 
 
 def mark_applied(trainer: Trainer, command_id: str) -> None:

@@ -15,11 +15,12 @@ import torch
 
 from gentrain_contract import metrics, program
 from gentrain_contract.commands import CommandSpec
-from gentrain_sdk import exporter
+from gentrain_sdk import exporter, tensorboard
 from gentrain_sdk.applied import AppliedCommands
 from gentrain_sdk.gpu import NVML
 from gentrain_sdk.rate_search import SearchResult
 from gentrain_sdk.smoothing import Smoothed, smoothed
+from gentrain_sdk.tensorboard import EventLog
 from gentrain_sdk.window import SinceStart, Window
 
 from . import (
@@ -112,8 +113,20 @@ class Trainer:
             self.collector,
             counted_agent=options.final_scrape_by,
         )
+        # The run's history as TensorBoard events beside its checkpoints (rank 0's).
+        self.events = (
+            EventLog.open(options.checkpoint_dir / tensorboard.DIRECTORY)
+            if self.world.main and options.monitoring
+            else None
+        )
         self.last_saved_step = -1
         self.outcome = ""
+
+    def close(self) -> None:
+        """Closes the event files (their writer holds them open, and a thread)."""
+        if self.events is not None:
+            self.events.close()
+            self.events = None
 
     def build_family(self, origin: int) -> Family:
         """The family with fresh weights; from `origin` on, over the steps that remain
@@ -345,6 +358,8 @@ class Trainer:
             self.refused,
         )
         self.searched = None
+        if self.events is not None:
+            self.events.milestone(step, self.collector.milestone)
 
     def count(self, counter: str, label: str) -> None:
         series = dict(self.counters[counter])
@@ -379,6 +394,10 @@ class Trainer:
             )
             self.hp = change.hyperparameters
             self.family.apply_hyperparameters(self.effective_hp(), self.step - self.origin)
+        if self.events is not None and (
+            generation != self.generation or not self.events.hyperparameters
+        ):
+            self.events.configuration(self.step, generation, self.effective_hp())
         if change.retention is not None:
             self.retention = change.retention
         if change.max_steps is not None and self.options.max_steps is None:
