@@ -9,20 +9,18 @@ program's own data, clipping), the run recovers, and the remediations are in sta
 
 from __future__ import annotations
 
-import runpy
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
 from kubernetes import client
 
-from gentrain_sdk import Reporter
 from tests.operator.test_families_cluster import finished
 from tests.operator.test_operator_cluster import GROUP, PLURAL, VERSION, events
 from tests.support.kube import Cluster
+from tests.support.programs import EXAMPLES, final_validation_loss
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow, pytest.mark.integrations]
 REPO = Path(__file__).resolve().parents[2]
@@ -58,21 +56,6 @@ ADAPTERS = [
 ]
 
 
-def final_validation_loss(monkeypatch: pytest.MonkeyPatch, program: Path, args: list[str]) -> float:
-    """The program run in this process, untouched by any operator."""
-    seen: list[float] = []
-    publish = Reporter.milestone
-
-    def keep(self: Reporter, step: int, figures: Any = None) -> None:
-        publish(self, step, figures)
-        seen.append(figures["validation_loss"])
-
-    monkeypatch.setattr(Reporter, "milestone", keep)
-    monkeypatch.delenv("GENTRAIN_CONFIG", raising=False)
-    runpy.run_path(str(program))["main"](["--port", "0", *args])
-    return seen[-1]
-
-
 @pytest.mark.parametrize("adapter", ADAPTERS, ids=lambda a: a.framework)
 def test_a_trainer_at_a_far_too_high_rate_is_remediated_through_its_callback(
     cluster: Cluster,
@@ -82,7 +65,7 @@ def test_a_trainer_at_a_far_too_high_rate_is_remediated_through_its_callback(
     adapter: Adapter,
 ) -> None:
     pytest.importorskip(adapter.framework)
-    program = REPO / "examples" / "sdk" / adapter.program
+    program = EXAMPLES / adapter.program
     manifest = yaml.safe_load((REPO / "examples" / f"{adapter.job}.yaml").read_text())
     spec = manifest["spec"]
     # The node agent runs no images: the program runs from this checkout, with the
@@ -111,7 +94,7 @@ def test_a_trainer_at_a_far_too_high_rate_is_remediated_through_its_callback(
     baseline = milestones[-1]["baseline_loss"]
     recovered = milestones[-1]["validation_loss"]
     untouched, healthy = (
-        final_validation_loss(monkeypatch, program, [*spec["args"], "--learning-rate", run_at])
+        final_validation_loss(monkeypatch, program, *spec["args"], "--learning-rate", run_at)
         for run_at in (str(configured), HEALTHY_RATE)
     )
     # The figures, for the README (kopf's test runner holds sys.stdout while it runs).

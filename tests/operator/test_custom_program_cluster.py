@@ -9,7 +9,6 @@ decided on it."""
 
 from __future__ import annotations
 
-import runpy
 import sys
 import time
 from pathlib import Path
@@ -18,32 +17,16 @@ from typing import Any
 import pytest
 import yaml
 
-from gentrain_sdk import Reporter
 from tests.operator.test_families_cluster import finished
 from tests.operator.test_operator_cluster import events, status
 from tests.support.kube import Cluster
+from tests.support.programs import final_validation_loss
 from tests.support.waiting import wait_for
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow, pytest.mark.integrations]
 REPO = Path(__file__).resolve().parents[2]
 PLAIN_LOOP = REPO / "examples" / "sdk" / "plain_loop.py"
 STEPS, INTERVAL = 800, 100
-
-
-def final_validation_loss(monkeypatch: pytest.MonkeyPatch, learning_rate: str) -> float:
-    """The example run in this process, untouched by any operator."""
-    seen: list[float] = []
-    publish = Reporter.milestone
-
-    def keep(self: Reporter, step: int, figures: Any = None) -> None:
-        publish(self, step, figures)
-        seen.append(figures["validation_loss"])
-
-    monkeypatch.setattr(Reporter, "milestone", keep)
-    monkeypatch.delenv("GENTRAIN_CONFIG", raising=False)
-    main = runpy.run_path(str(PLAIN_LOOP))["main"]
-    main(["--port", "0", "--learning-rate", learning_rate, "--steps", str(STEPS)])
-    return seen[-1]
 
 
 def test_a_plain_loop_at_a_far_too_high_rate_is_started_afresh_and_recovers(
@@ -70,7 +53,9 @@ def test_a_plain_loop_at_a_far_too_high_rate_is_started_afresh_and_recovers(
     assert any(m.get("origin_step", 0) > 0 for m in milestones), "never started afresh"
     assert set(milestones[-1]["loss_mean"]) == {"total"}
     recovered = milestones[-1]["validation_loss"]
-    untouched = final_validation_loss(monkeypatch, "1")
+    untouched = final_validation_loss(
+        monkeypatch, PLAIN_LOOP, "--learning-rate", "1", "--steps", str(STEPS)
+    )
     baseline = milestones[-1]["baseline_loss"]
     # Untouched, Adam at 1 ends worse than predicting the mean; started afresh at 0.1 the
     # program learns.

@@ -5,36 +5,24 @@ the Trainer's optimizer through the callback, and a search picks a rate that lea
 
 from __future__ import annotations
 
-import runpy
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from gentrain_operator import snapshot, trainer_config
+from gentrain_operator import trainer_config
 from gentrain_operator.diagnosis import diagnose
 from gentrain_sdk import Reporter
+from tests.support.programs import EXAMPLES, run_program
 
 pytest.importorskip("lightning")
-REPO = Path(__file__).resolve().parents[2]
-EXAMPLE = REPO / "examples" / "sdk" / "lightning_regression.py"
+EXAMPLE = EXAMPLES / "lightning_regression.py"
 
 
 def run(monkeypatch: pytest.MonkeyPatch, *argv: str, between: Any = None) -> list[Any]:
     """The example to its end; the milestones a scrape read after each."""
-    records: list[Any] = []
-    publish = Reporter.milestone
-
-    def milestone_then_scrape(self: Reporter, step: int, figures: Any = None) -> None:
-        publish(self, step, figures)
-        records.append(snapshot.milestone(snapshot.parse(self.exposition(), 0.0)))
-        if between is not None:
-            between(len(records))
-
-    monkeypatch.setattr(Reporter, "milestone", milestone_then_scrape)
-    runpy.run_path(str(EXAMPLE))["main"](["--port", "0", *argv])
-    return records
+    return run_program(monkeypatch, EXAMPLE, *argv, between=between)
 
 
 def test_a_far_too_high_rate_is_diagnosed_at_the_first_milestone(

@@ -1,0 +1,47 @@
+"""Users' example programs (examples/sdk/) run in the test's process, with what each
+milestone published read back as the operator reads it."""
+
+from __future__ import annotations
+
+import runpy
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gentrain_operator import snapshot
+from gentrain_sdk import Reporter
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "sdk"
+
+
+def run_program(
+    monkeypatch: pytest.MonkeyPatch,
+    program: Path,
+    *argv: str,
+    between: Callable[[int], None] | None = None,
+) -> list[Any]:
+    """`program`'s main to its end (no metrics port); the milestone a scrape read right
+    after each, parsed by the operator's parser. `between(n)` runs after the n-th."""
+    records: list[Any] = []
+    publish = Reporter.milestone
+
+    def milestone_then_scrape(self: Reporter, step: int, figures: Any = None) -> None:
+        publish(self, step, figures)
+        records.append(snapshot.milestone(snapshot.parse(self.exposition(), 0.0)))
+        if between is not None:
+            between(len(records))
+
+    monkeypatch.setattr(Reporter, "milestone", milestone_then_scrape)
+    runpy.run_path(str(program))["main"](["--port", "0", *argv])
+    return records
+
+
+def final_validation_loss(monkeypatch: pytest.MonkeyPatch, program: Path, *argv: str) -> float:
+    """`program` run untouched by any operator (no configuration): its last milestone's
+    validation loss."""
+    with monkeypatch.context() as scoped:
+        scoped.delenv("GENTRAIN_CONFIG", raising=False)
+        records = run_program(scoped, program, *argv)
+    return float(records[-1]["validation_loss"])
