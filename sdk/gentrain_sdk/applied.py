@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from collections.abc import Iterable
 from pathlib import Path
+
+from .files import replace_text
 
 log = logging.getLogger("gentrain_sdk")
 MAX_BYTES = 1 << 20  # 32 commands' ids are far less; a larger file is not ours
@@ -34,12 +35,7 @@ class AppliedCommands:
         OSError of the write is the caller's: the id stays recorded in memory."""
         self.ids.add(command_id)
         if write and self.path is not None:
-            temporary = self.path.with_name(f".{self.path.name}.tmp")
-            with temporary.open("w") as handle:
-                handle.write(json.dumps(sorted(self.ids)))
-                handle.flush()
-                os.fsync(handle.fileno())
-            temporary.replace(self.path)
+            replace_text(self.path, json.dumps(sorted(self.ids)))
 
 
 def _read(path: Path | None, configured: set[str]) -> set[str]:

@@ -56,9 +56,11 @@ class CommandRunner:
         self.handlers[action] = handler
         return ENABLES[Command(action)]
 
-    def run(self, commands: Sequence[CommandSpec], step: int) -> list[tuple[CommandSpec, str]]:
-        """Runs the commands not applied yet, in order, at milestone `step`; each with its
-        outcome ("applied", or "refused: " and why)."""
+    def run(
+        self, commands: Sequence[CommandSpec], step: int
+    ) -> list[tuple[CommandSpec, str | None]]:
+        """Runs the commands not applied yet, in order, at milestone `step`; each with why
+        it was refused (None: applied)."""
         outcomes = []
         for command in commands:
             if command.id in self.applied:
@@ -68,8 +70,7 @@ class CommandRunner:
                 self._refused[command.id] = "unsupported"
             else:
                 self._run(handler, command, step)
-            refused = self._refused.get(command.id)
-            outcomes.append((command, "applied" if refused is None else f"refused: {refused}"))
+            outcomes.append((command, self._refused.get(command.id)))
             # Recorded after the handler: a crash in between repeats it, never loses it.
             try:
                 self.applied.record(command.id)

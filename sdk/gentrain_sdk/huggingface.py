@@ -70,12 +70,7 @@ class GentrainCallback(TrainerCallback):  # type: ignore[misc]  # transformers i
         """Every rate times `factor`, the scheduler's too (its schedule keeps its shape)."""
         # Where accelerate has wrapped it (AcceleratedScheduler), the inner one schedules.
         inner = getattr(self.scheduler, "scheduler", self.scheduler)
-        if inner is not None and hasattr(inner, "base_lrs"):
-            inner.base_lrs = [base * factor for base in inner.base_lrs]
-        for group in self.optimizer.param_groups:
-            group["lr"] *= factor
-            if "initial_lr" in group:
-                group["initial_lr"] *= factor
+        rate_search.scale_rates([self.optimizer], [inner] if inner is not None else [], factor)
         self.configured_rate = (
             self.configured_rate or float(self.trainer_args.learning_rate)
         ) * factor

@@ -81,14 +81,8 @@ class GentrainCallback(Callback):
 
     def _scale(self, factor: float) -> None:
         current = self.configured_rate or self._base_rate()
-        for config in self.trainer.lr_scheduler_configs:
-            if hasattr(config.scheduler, "base_lrs"):
-                config.scheduler.base_lrs = [b * factor for b in config.scheduler.base_lrs]
-        for optimizer in self.trainer.optimizers:
-            for group in optimizer.param_groups:
-                group["lr"] *= factor
-                if "initial_lr" in group:
-                    group["initial_lr"] *= factor
+        schedulers = [config.scheduler for config in self.trainer.lr_scheduler_configs]
+        rate_search.scale_rates(self.trainer.optimizers, schedulers, factor)
         self.configured_rate = current * factor
 
     def _start_afresh(self, command: CommandSpec) -> None:

@@ -27,7 +27,7 @@ from __future__ import annotations
 import copy
 import math
 import statistics
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,6 +67,20 @@ def choose(losses: dict[float, float]) -> float:
         if losses[up] - losses[best] <= STEP_UP * abs(losses[best]):
             return up
     return best
+
+
+def scale_rates(optimizers: Iterable[Any], schedulers: Iterable[Any], factor: float) -> None:
+    """Every rate of `optimizers` times `factor`, and the base rates of `schedulers` (a
+    schedule keeps its shape, from the new peak): how a searched or changed rate reaches
+    a framework's optimizer."""
+    for scheduler in schedulers:
+        if hasattr(scheduler, "base_lrs"):
+            scheduler.base_lrs = [base * factor for base in scheduler.base_lrs]
+    for optimizer in optimizers:
+        for group in optimizer.param_groups:
+            group["lr"] *= factor
+            if "initial_lr" in group:
+                group["initial_lr"] *= factor
 
 
 def search_torch(

@@ -290,9 +290,9 @@ class Reporter:
         # published, so a scrape reads the milestone beside the generation now in force.
         origin = self.commands.origin_step  # of the weights that trained this window
         self._reload(step)
-        for command, outcome in self.commands.run(self.configuration.commands, step):
+        for command, refused in self.commands.run(self.configuration.commands, step):
             if self.events is not None:
-                self.events.command(step, command.id, command.action, outcome)
+                self.events.command(step, command.id, command.action, refused)
         self.collector.live = {**self.collector.live, **self._configuration_series()}
         known: dict[str, float | str] = {
             k: v for k, v in checked.items() if k in metrics.QUALITY_FIGURES

@@ -76,7 +76,9 @@ class EventLog:
         self.hyperparameters = dict(hyperparameters)
         self._flush()
 
-    def command(self, step: int, command_id: str, action: str, outcome: str) -> None:
+    def command(self, step: int, command_id: str, action: str, refused: str | None) -> None:
+        """A command carried out at `step`, or refused (`refused`: why)."""
+        outcome = "applied" if refused is None else f"refused: {refused}"
         self.writer.add_text("commands", f"{command_id} ({action}): {outcome}", step)
         self._flush()
 

@@ -27,8 +27,7 @@ def run(trainer: Trainer, command: CommandSpec, generation: int) -> None:
     mark_applied(trainer, command.id)
     if trainer.events is not None:
         refused = trainer.refused.get(command.id)
-        outcome = "applied" if refused is None else f"refused: {refused}"
-        trainer.events.command(trainer.step, command.id, command.action, outcome)
+        trainer.events.command(trainer.step, command.id, command.action, refused)
 
 
 def mark_applied(trainer: Trainer, command_id: str) -> None:

@@ -26,6 +26,7 @@ from gentrain_sdk.window import SinceStart, Window
 from . import (
     commands,
     distributed,
+    final_milestone,
     learning_rate_search,
     live_config,
     resources,
@@ -37,7 +38,6 @@ from .datasets import Batch, make_dataset
 from .families import Family, make_family
 
 log = logging.getLogger("gentrain.trainer")
-FINAL_MILESTONE = "final-milestone.json"  # beside the final checkpoint
 
 
 @dataclass
@@ -362,36 +362,7 @@ class Trainer:
         if self.events is not None:
             self.events.milestone(step, self.collector.milestone)
         if self.world.main and step >= self.max_steps:
-            self._keep_final_milestone(step)
-
-    def _keep_final_milestone(self, step: int) -> None:
-        """The final milestone, kept beside its checkpoint: a pod lost between its last
-        checkpoint and the operator's scrape of it is replaced by one that resumes at the
-        end and has no step left to train — it publishes this again (seen on the real
-        node: the job ended Succeeded with its final milestone never recorded)."""
-        series = {
-            name: [[list(labels), value] for labels, value in by_labels.items()]
-            for name, by_labels in self.collector.milestone.items()
-        }
-        path = self.store.path(step) / FINAL_MILESTONE
-        try:
-            temporary = path.with_name(f".{path.name}.tmp")
-            temporary.write_text(json.dumps(series))
-            temporary.replace(path)
-        except OSError as error:  # the run's result stands without it
-            log.warning("final milestone not kept in %s: %s", path, error)
-
-    def _republish_final_milestone(self) -> None:
-        path = self.store.path(self.step) / FINAL_MILESTONE
-        try:
-            series = json.loads(path.read_text())
-        except (OSError, ValueError):
-            return
-        self.collector.milestone = {
-            name: {tuple(labels): float(value) for labels, value in entries}
-            for name, entries in series.items()
-        }
-        log.info("resumed at the end: the final milestone of step %d published again", self.step)
+            final_milestone.keep(self.store.path(step), self.collector.milestone)
 
     def count(self, counter: str, label: str) -> None:
         series = dict(self.counters[counter])
@@ -451,7 +422,10 @@ class Trainer:
         signal.signal(signal.SIGTERM, self.request_stop)
         self.apply_config()
         if self.step >= self.max_steps and self.world.main:
-            self._republish_final_milestone()
+            kept = final_milestone.read(self.store.path(self.step))
+            if kept is not None:
+                self.collector.milestone = kept
+                log.info("resumed at the end: the final milestone of step %d again", self.step)
         self._publish_live({}, {}, 0.0, 0.0)
         log.info(
             "training %s on %s (%d threads) from step %d to %d",
