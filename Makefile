@@ -3,7 +3,7 @@
 PY := .venv/bin/python
 export GENTRAIN_REPO_ROOT := $(CURDIR)
 
-.PHONY: setup generate test test-realnode test-monitoring lint unit fuzz demo images gpu-check bench bench-operator bench-remediation e2e-kind cluster-up cluster-down cluster-status clean
+.PHONY: setup generate test test-realnode test-monitoring lint unit fuzz demo images gpu-check bench bench-operator bench-remediation bench-pods e2e-kind cluster-up cluster-down cluster-status clean
 
 setup:  ## Python environment and the Kubernetes/helm/Prometheus tools, built from Go modules
 	@scripts/setup.sh
@@ -60,6 +60,9 @@ bench: setup  ## timed figures, printed (never asserted in the test suite)
 
 bench-operator: setup  ## one operator, 500 jobs with simulated trainers, on the local control plane
 	$(PY) -m bench.operator_scale
+
+bench-pods: setup  ## pod create -> Running on the local cluster's node (GENTRAIN_NODE=kubelet: the real node)
+	$(PY) -m bench.pod_start
 
 bench-remediation: setup  ## the remediation efficacy study
 	$(PY) -m bench.efficacy

@@ -5,6 +5,7 @@
 #                 (one binary, tools/k8s), helm (tools/helm), prometheus and promtool
 #                 (tools/prometheus), all built from Go modules; `setup.sh node` adds the
 #                 real node (kubelet, kube-proxy) and the monitoring tier (prometheus-operator).
+#   .tools/mlflow/ the MLflow tracking server the tests write to (a Python environment of its own)
 # `setup.sh demo` builds only what `make demo` runs: the Python environment and tools/k8s.
 # Each part is skipped when the inputs it was built from have not changed, so a second
 # run finishes in seconds.
@@ -129,6 +130,24 @@ setup_test_tools() {
   CGO_ENABLED=0 build_go prometheus prometheus github.com/prometheus/prometheus/cmd/prometheus "$prom_ld"
 }
 
+# The MLflow tracking server the tests write to, in its own environment (.tools/mlflow):
+# its dependencies and the kubernetes client's cannot share one.
+setup_mlflow_server() {
+  local want; want=$(fingerprint tools/mlflow/requirements.txt)
+  if [[ -x .tools/mlflow/bin/mlflow && "$(cat .tools/mlflow/.fingerprint 2>/dev/null)" == "$want" ]]; then
+    echo "mlflow: .tools/mlflow up to date"
+    return
+  fi
+  echo "mlflow: installing the tracking server into .tools/mlflow"
+  local started=$SECONDS
+  rm -rf .tools/mlflow
+  "$PYTHON" -m venv .tools/mlflow
+  .tools/mlflow/bin/pip install --quiet --upgrade pip
+  .tools/mlflow/bin/pip install --quiet -r tools/mlflow/requirements.txt
+  echo "$want" > .tools/mlflow/.fingerprint
+  echo "mlflow: installed in $((SECONDS - started)) s"
+}
+
 # The monitoring tier (tests marked `monitoring`, on the real node): prometheus-operator
 # and its config reloader, static, from tools/prometheus-operator. The operator runs on the
 # host; the reloader runs in the Prometheus pods it makes (scripts/images.sh).
@@ -165,6 +184,6 @@ case "${1:-all}" in
   go) setup_go; setup_test_tools ;;
   demo) together setup_python setup_go ;;
   node) setup_go; setup_node; setup_test_tools; setup_monitoring ;;
-  all) together setup_python setup_go; setup_test_tools ;;
+  all) together setup_python setup_go setup_mlflow_server; setup_test_tools ;;
   *) echo "usage: $0 [python|go|demo|node|all]" >&2; exit 2 ;;
 esac

@@ -83,3 +83,12 @@ def operator(
     ) as runner:
         yield
     assert runner.exception is None or isinstance(runner.exception, SystemExit), runner.exception
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real MLflow tracking server for the session (SQLite backend); its URI."""
+    from tests.support.mlflow_server import serving
+
+    with serving(tmp_path_factory.mktemp("mlflow")) as uri:
+        yield uri

@@ -34,8 +34,8 @@ from gentrain_contract.vocabulary import Action
 
 from . import configuration, exporter, tensorboard
 from .commands import CommandRunner, Handler
+from .history import History
 from .smoothing import Smoothed, smoothed
-from .tensorboard import EventLog
 from .window import SinceStart, Window
 
 # What the operator keeps of one series per milestone (its parser's bounds): more would be
@@ -112,7 +112,8 @@ class Reporter:
     writes (default $GENTRAIN_CONFIG, or /etc/gentrain/config.yaml when it is mounted),
     re-read at each milestone. `events`: where the run's TensorBoard event files go
     (default: beside the job's checkpoints, $GENTRAIN_CHECKPOINT_DIR/tensorboard; none
-    outside a job, or without the `[tensorboard]` extra).
+    outside a job, or without the `[tensorboard]` extra). With MLFLOW_TRACKING_URI set
+    (and the `[mlflow]` extra), the history goes to an MLflow run too (see `history`).
     """
 
     def __init__(
@@ -137,11 +138,17 @@ class Reporter:
         self.refusals: dict[str, float] = {}
         self._callbacks: list[Callable[[dict[str, Value]], None]] = []
         checkpoints = os.environ.get(program.CHECKPOINT_DIR_VARIABLE)
-        # The run's history as TensorBoard events: in `events`, else beside the job's
-        # checkpoints (when the event writer is installed).
+        # The run's history: TensorBoard events in `events`, else beside the job's
+        # checkpoints (when the event writer is installed); an MLflow run when
+        # MLFLOW_TRACKING_URI is set.
         if events is None and checkpoints:
             events = Path(checkpoints) / tensorboard.DIRECTORY
-        self.events = EventLog.open(Path(events)) if events is not None else None
+        self.history = History.open(
+            Path(events) if events is not None else None,
+            Path(checkpoints) if checkpoints else None,
+            os.environ.get(program.JOB_VARIABLE),
+        )
+        atexit.register(self.close)  # after `finish` (registered below: atexit runs LIFO)
         # Read before the commands' record: a damaged one counts those configured as applied.
         self._reload()
         self.commands = CommandRunner(command.id for command in self.configuration.commands)
@@ -200,8 +207,7 @@ class Reporter:
         if changed:
             for callback in self._callbacks:
                 callback(dict(read.hyperparameters))
-            if self.events is not None:
-                self.events.configuration(step, read.generation, read.hyperparameters)
+            self.history.configuration(step, read.generation, read.hyperparameters)
 
     def _configuration_series(self) -> dict[str, Series]:
         hp = self.configuration.hyperparameters
@@ -291,8 +297,7 @@ class Reporter:
         origin = self.commands.origin_step  # of the weights that trained this window
         self._reload(step)
         for command, refused in self.commands.run(self.configuration.commands, step):
-            if self.events is not None:
-                self.events.command(step, command.id, command.action, refused)
+            self.history.command(step, command.id, command.action, refused)
         self.collector.live = {**self.collector.live, **self._configuration_series()}
         known: dict[str, float | str] = {
             k: v for k, v in checked.items() if k in metrics.QUALITY_FIGURES
@@ -315,8 +320,7 @@ class Reporter:
         if own:
             series[metrics.MILESTONE_FIGURE.name] = {(k,): v for k, v in own.items()}
         self.collector.milestone = series
-        if self.events is not None:
-            self.events.milestone(step, series)
+        self.history.milestone(step, series)
         self.window.reset()
         self.last_milestone = step
 
@@ -334,6 +338,15 @@ class Reporter:
         with contextlib.suppress(OSError):  # not in a pod: nobody reads it
             Path(program.TERMINATION_LOG).write_text(message)
         return self._finished
+
+    def close(self) -> None:
+        """Flushes and closes the run's history (TensorBoard's files; the MLflow run,
+        marked FINISHED when the milestone at max_steps was published, or when the run's
+        length is unknown, else KILLED until an attempt that resumes it). Called at exit."""
+        finished = self.max_steps is None or (
+            self.last_milestone is not None and self.last_milestone >= self.max_steps
+        )
+        self.history.close(finished)
 
     def exposition(self) -> str:
         """What a scrape reads now (the Prometheus text format)."""

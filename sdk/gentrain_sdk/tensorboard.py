@@ -1,7 +1,8 @@
-"""The run's history as TensorBoard event files, beside its checkpoints: every milestone's
-figures as scalars, and each change of the configuration (the job's spec: yours, or the
-operator's remediation) and each command as text. The job's status keeps the last 20
-milestones; the event files keep them all, for whoever points TensorBoard at the volume.
+"""The run's history as TensorBoard event files, beside its checkpoints (one of the
+trackers of `history`): every milestone's figures as scalars, and each change of the
+configuration (the job's spec: yours, or the operator's remediation) and each command as
+text. The job's status keeps the last 20 milestones; the event files keep them all, for
+whoever points TensorBoard at the volume.
 
 Written when the event writer (`tensorboardX`, the `[tensorboard]` extra) is installed:
 the built-in trainer always has it; a program without it writes none.
@@ -88,7 +89,8 @@ class EventLog:
         except OSError as error:
             log.warning("TensorBoard events not written: %s", error)
 
-    def close(self) -> None:
+    def close(self, finished: bool = False) -> None:
+        """Flushes and closes the files (a run resumed later appends to new ones)."""
         try:
             self.writer.close()
         except OSError as error:

@@ -1,11 +1,13 @@
 """Training as users run it: the chart's operator (a pod) starts each job's trainer pod
 from the trainer image, under the chart's security context, with its checkpoint claim;
 every family's example trains to Succeeded; a trainer pod deleted mid-run is replaced
-and resumes from its checkpoint; the demo job, asking for a GPU the node does not have,
+and resumes from its checkpoint; a rollback a user asks for is carried out once, inside
+the container, on the checkpoint claim; the demo job, asking for a GPU the node does not have,
 falls back to CPU and is remediated."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +15,7 @@ import pytest
 import yaml
 
 from bench.recorder import merged
+from tests.faults.test_rollback_restarts import checkpoint_volume
 from tests.operator.test_operator_cluster import events, status
 from tests.realnode.conftest import TRAINER_IMAGE
 from tests.support import kube
@@ -89,6 +92,43 @@ def test_every_family_trains_in_the_trainer_image_and_a_lost_pod_resumes(
     # The newest checkpoint when the pod was lost: the first, or a later one saved while
     # the deletion was on its way.
     assert "resumed from checkpoint step" in log
+
+
+def test_a_rollback_a_user_asks_for_runs_once_in_the_trainer_container(
+    real_node: kube.Cluster, namespace: str, release: str
+) -> None:
+    steps, target = 1200, 200
+    spec = {
+        "training": {"maxSteps": steps},
+        "checkpoints": {"interval": 100, "keep": 20},
+        "resources": RESOURCES,
+    }
+    real_node.apply(example("vae-digits", spec=spec), namespace)
+    wait_for(
+        lambda: status(real_node, namespace, "vae-digits"),
+        lambda s: int(s.get("checkpointStep") or 0) >= target + 100,
+        "the VAE's checkpoint after the rollback's target",
+        timeout=600,
+    )
+    command = {"id": "user-rollback", "action": "rollback", "step": target}
+    real_node.kubectl("patch", "generativetrainingjobs", "vae-digits", "-n", namespace,
+                      "--type=merge", "-p", json.dumps({"spec": {"commands": [command]}}))  # fmt: skip
+
+    final = finished(real_node, namespace, "vae-digits", timeout=900)
+    assert final["phase"] == "Succeeded", final.get("message")
+    assert final["checkpointStep"] == steps
+    pods = trainer_pods(real_node, namespace, "vae-digits")
+    log = "\n".join(
+        real_node.kubectl("logs", "-n", namespace, p.metadata.name).stdout for p in pods
+    )
+    rolled = [line for line in log.splitlines() if "command user-rollback" in line]
+    print(f"{len(pods)} trainer pod(s); {rolled}")
+    assert len(rolled) == 1 and f"rolled back to step {target}" in rolled[0], rolled
+    # The trainer, as its image's user, moved the abandoned timeline aside on the claim.
+    volume = checkpoint_volume(real_node, namespace, "vae-digits")
+    aside = sorted(volume.glob("abandoned-*"))
+    assert aside, f"no abandoned checkpoints under {volume}: {sorted(volume.iterdir())}"
+    assert {p.stat().st_uid for p in aside} == {65532}, [(p, p.stat().st_uid) for p in aside]
 
 
 def test_the_demo_job_falls_back_to_cpu_and_is_remediated(

@@ -12,6 +12,7 @@ import yaml
 
 from gentrain_operator import trainer_config
 from gentrain_sdk import Reporter
+from gentrain_sdk.tensorboard import EventLog
 
 event_accumulator = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")
 
@@ -36,8 +37,8 @@ def test_milestones_changes_and_commands_are_in_the_event_files(tmp_path: Path) 
             write(config, 2, 0.05, [{"id": "r1-reinitialize", "action": "reinitialize"}])
         reporter.step(step, {"total": 3.0 / index})
         reporter.milestone(step, {"validation_loss": 2.0 / index, "bleu": 0.1 * index})
-    assert reporter.events is not None
-    reporter.events.close()
+    assert reporter.history.tracker(EventLog) is not None
+    reporter.close()
 
     read = event_accumulator.EventAccumulator(str(events))
     read.Reload()

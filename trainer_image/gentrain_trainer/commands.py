@@ -25,9 +25,9 @@ def run(trainer: Trainer, command: CommandSpec, generation: int) -> None:
     repeats the command (each is safe to repeat), never loses it."""
     apply(trainer, command, generation)
     mark_applied(trainer, command.id)
-    if trainer.events is not None:
-        refused = trainer.refused.get(command.id)
-        trainer.events.command(trainer.step, command.id, command.action, refused)
+    trainer.history.command(
+        trainer.step, command.id, command.action, trainer.refused.get(command.id)
+    )
 
 
 def mark_applied(trainer: Trainer, command_id: str) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import signal
 import time
 from dataclasses import dataclass, replace
@@ -15,12 +16,12 @@ import torch
 
 from gentrain_contract import metrics, program
 from gentrain_contract.commands import CommandSpec
-from gentrain_sdk import exporter, tensorboard
+from gentrain_sdk import exporter
 from gentrain_sdk.applied import AppliedCommands
 from gentrain_sdk.gpu import NVML
+from gentrain_sdk.history import History
 from gentrain_sdk.rate_search import SearchResult
 from gentrain_sdk.smoothing import Smoothed, smoothed
-from gentrain_sdk.tensorboard import EventLog
 from gentrain_sdk.window import SinceStart, Window
 
 from . import (
@@ -114,20 +115,20 @@ class Trainer:
             self.collector,
             counted_agent=options.final_scrape_by,
         )
-        # The run's history as TensorBoard events beside its checkpoints (rank 0's).
-        self.events = (
-            EventLog.open(options.checkpoint_dir / tensorboard.DIRECTORY)
+        # The run's history (rank 0's): TensorBoard events beside its checkpoints, and an
+        # MLflow run when MLFLOW_TRACKING_URI is set.
+        self.history = (
+            History.beside(options.checkpoint_dir, os.environ.get(program.JOB_VARIABLE))
             if self.world.main and options.monitoring
-            else None
+            else History([])
         )
         self.last_saved_step = -1
         self.outcome = ""
 
     def close(self) -> None:
-        """Closes the event files (their writer holds them open, and a thread)."""
-        if self.events is not None:
-            self.events.close()
-            self.events = None
+        """Closes the run's history (event files held open, writer threads): ended as
+        finished when the run reached its last step."""
+        self.history.close(finished=self.step >= self.max_steps)
 
     def build_family(self, origin: int) -> Family:
         """The family with fresh weights; from `origin` on, over the steps that remain
@@ -359,8 +360,7 @@ class Trainer:
             self.refused,
         )
         self.searched = None
-        if self.events is not None:
-            self.events.milestone(step, self.collector.milestone)
+        self.history.milestone(step, self.collector.milestone)
         if self.world.main and step >= self.max_steps:
             final_milestone.keep(self.store.path(step), self.collector.milestone)
 
@@ -397,10 +397,7 @@ class Trainer:
             )
             self.hp = change.hyperparameters
             self.family.apply_hyperparameters(self.effective_hp(), self.step - self.origin)
-        if self.events is not None and (
-            generation != self.generation or not self.events.hyperparameters
-        ):
-            self.events.configuration(self.step, generation, self.effective_hp())
+        self.history.configuration(self.step, generation, self.effective_hp())
         if change.retention is not None:
             self.retention = change.retention
         if change.max_steps is not None and self.options.max_steps is None:

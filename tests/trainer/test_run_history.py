@@ -1,6 +1,7 @@
-"""The built-in trainer writes the run's history as TensorBoard event files beside its
-checkpoints — each milestone's figures, each configuration change and each command —
-read back here by TensorBoard's own reader."""
+"""The built-in trainer writes the run's history — each milestone's figures, each
+configuration change and each command — as TensorBoard event files beside its checkpoints,
+read back here by TensorBoard's own reader, and to an MLflow run on a real tracking server
+(MLFLOW_TRACKING_URI), read back by MLflow's client."""
 
 from __future__ import annotations
 
@@ -8,16 +9,22 @@ from pathlib import Path
 
 import pytest
 import yaml
+from mlflow.tracking import MlflowClient
 
+from gentrain_contract import program
 from gentrain_sdk import tensorboard
+from gentrain_sdk.mlflow_run import RUN_ID_FILE
+from gentrain_sdk.tensorboard import EventLog
 from tests.trainer.conftest import MakeTrainer, tiny
 
 event_accumulator = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")
 
 
-def test_milestones_a_change_and_a_command_are_in_the_event_files(
-    make_trainer: MakeTrainer, tmp_path: Path
+def test_milestones_a_change_and_a_command_are_in_the_event_files_and_the_mlflow_run(
+    make_trainer: MakeTrainer, tmp_path: Path, mlflow_server: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
+    monkeypatch.setenv(program.JOB_VARIABLE, "gan-ring-history")
     config = tiny("gan-ring", training={"max_steps": 200}, checkpoints={"interval": 100})
     trainer = make_trainer(config, evaluate=False)
     trainer.run()  # to 200
@@ -30,8 +37,8 @@ def test_milestones_a_change_and_a_command_are_in_the_event_files(
     (tmp_path / "run.yaml").write_text(yaml.safe_dump(config))
     trainer.max_steps = 300
     trainer.run()
-    assert trainer.events is not None
-    trainer.events.close()
+    assert trainer.history.tracker(EventLog) is not None
+    trainer.close()
 
     read = event_accumulator.EventAccumulator(str(tmp_path / "run" / tensorboard.DIRECTORY))
     read.Reload()
@@ -46,3 +53,13 @@ def test_milestones_a_change_and_a_command_are_in_the_event_files(
         t.tensor_proto.string_val[0].decode() for t in read.Tensors("commands/text_summary")
     ]
     assert commands == ["rb-1 (rollback): applied"], commands
+
+    client = MlflowClient(mlflow_server)
+    run_id = (tmp_path / "run" / RUN_ID_FILE).read_text()
+    run = client.get_run(run_id)
+    assert run.info.status == "FINISHED" and run.info.run_name == "gan-ring-history"
+    assert float(run.data.params["lr_d"]) == pytest.approx(rate)
+    history = client.get_metric_history(run_id, "loss_mean/discriminator")
+    assert sorted(m.step for m in history) == steps
+    assert run.data.tags["gentrain.generation.2"].startswith("step 200: lr_d ")
+    assert run.data.tags["gentrain.command.rb-1"] == "rollback at step 100: applied"
