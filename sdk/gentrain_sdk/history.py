@@ -1,5 +1,5 @@
 """Where the run's history goes, beyond the 20 milestones the job's status keeps: every
-milestone's figures, each change of the configuration (the job's spec: yours, or the
+milestone's figures and pictures, each change of the configuration (the job's spec: yours, or the
 operator's remediation) and each one-shot command with its outcome.
 
 Two trackers users already read, each written when it is there:
@@ -12,7 +12,8 @@ A tracker that fails is logged, never raised: the history is a convenience, the 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import logging
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -20,9 +21,13 @@ from . import tensorboard
 from .mlflow_run import MlflowRun
 from .tensorboard import EventLog, Series
 
+log = logging.getLogger("gentrain_sdk")
+
 
 class Tracker(Protocol):
     def milestone(self, step: int, series: Series) -> None: ...
+
+    def pictures(self, step: int, images: Mapping[str, Any]) -> None: ...
 
     def configuration(
         self, step: int, generation: int, hyperparameters: Mapping[str, Any]
@@ -31,6 +36,24 @@ class Tracker(Protocol):
     def command(self, step: int, command_id: str, action: str, refused: str | None) -> None: ...
 
     def close(self, finished: bool) -> None: ...
+
+
+def read_pictures(paths: Iterable[Path]) -> dict[str, Any]:
+    """PNG files as RGB images (PIL), by file stem; a file that cannot be read is logged
+    and left out, as is every picture where pillow is not installed."""
+    try:
+        from PIL import Image
+    except ImportError:
+        log.warning("pictures left out of the run's history: pillow is not installed")
+        return {}
+    images: dict[str, Any] = {}
+    for path in paths:
+        try:
+            with Image.open(path) as picture:
+                images[Path(path).stem] = picture.convert("RGB")
+        except OSError as error:
+            log.warning("picture %s left out of the run's history: %s", path, error)
+    return images
 
 
 class History:
@@ -64,6 +87,16 @@ class History:
     def milestone(self, step: int, series: Series) -> None:
         for tracker in self.trackers:
             tracker.milestone(step, series)
+
+    def pictures(self, step: int, paths: Iterable[Path]) -> None:
+        """A milestone's pictures (PNG files, read now: they may be gone by the time a
+        tracker writes), each under its file's stem (`samples`, `latent-pca`)."""
+        if not self.trackers:
+            return
+        images = read_pictures(paths)
+        if images:
+            for tracker in self.trackers:
+                tracker.pictures(step, images)
 
     def configuration(self, step: int, generation: int, hyperparameters: Mapping[str, Any]) -> None:
         """The configuration in force from `step`; told only when it is new."""

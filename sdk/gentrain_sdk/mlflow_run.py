@@ -3,6 +3,7 @@ are MLFLOW_EXPERIMENT_NAME, MLFLOW_TRACKING_TOKEN and the rest, which its client
 - the configuration the run started with as params (MLflow keeps a param's first value);
 - every milestone's figures as metrics at their step (`loss_mean/generator`, `fid`, ...),
   and every numeric hyperparameter as `hyperparameter/<name>` from each step it changes;
+- the milestone's pictures (the built-in trainer's samples) as images at their step;
 - each configuration change (a remediation, or your own edit of the job) and each
   one-shot command as a tag, `gentrain.generation.<N>` and `gentrain.command.<id>`,
   whose text says what changed at which step.
@@ -132,6 +133,16 @@ class MlflowRun:
             if math.isfinite(value)
         ]
         self._metrics(figures, now, step)
+
+    def pictures(self, step: int, images: Mapping[str, Any]) -> None:
+        """A milestone's pictures as MLflow images with their step (key `samples/<name>`),
+        which MLflow's UI shows step by step."""
+        for name, image in images.items():
+            self._send(
+                partial(
+                    self.client.log_image, self.run_id, image, key=key(f"samples/{name}"), step=step
+                )
+            )
 
     def configuration(self, step: int, generation: int, hyperparameters: Mapping[str, Any]) -> None:
         from mlflow.entities import Param, RunTag

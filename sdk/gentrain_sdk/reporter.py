@@ -279,11 +279,17 @@ class Reporter:
             live[metrics.BASELINE_LOSS.name] = {(): float(self.baseline_loss)}
         self.collector.live = live
 
-    def milestone(self, step: int, figures: Mapping[str, float] | None = None) -> None:
+    def milestone(
+        self,
+        step: int,
+        figures: Mapping[str, float] | None = None,
+        pictures: Iterable[str | Path] = (),
+    ) -> None:
         """A checkpoint milestone: the summary of every step since the previous one, and
         the model's own quality figures (finite numbers; names the contract knows, such as
         validation_loss, perplexity or fid, keep their meaning; any other is reported
-        under its own name)."""
+        under its own name). `pictures`: PNG files (samples, say) for the run's history
+        (TensorBoard images, MLflow images), each under its file's stem."""
         if self.last_step is None:
             raise ValueError("milestone: report at least one step() before a milestone")
         if step != self.last_step:
@@ -321,6 +327,7 @@ class Reporter:
             series[metrics.MILESTONE_FIGURE.name] = {(k,): v for k, v in own.items()}
         self.collector.milestone = series
         self.history.milestone(step, series)
+        self.history.pictures(step, [Path(p) for p in pictures])
         self.window.reset()
         self.last_milestone = step
 

@@ -1,8 +1,9 @@
 """The run's history as TensorBoard event files, beside its checkpoints (one of the
-trackers of `history`): every milestone's figures as scalars, and each change of the
-configuration (the job's spec: yours, or the operator's remediation) and each command as
-text. The job's status keeps the last 20 milestones; the event files keep them all, for
-whoever points TensorBoard at the volume.
+trackers of `history`): every milestone's figures as scalars, its pictures (the built-in
+trainer's samples) as images, and each change of the configuration (the job's spec:
+yours, or the operator's remediation) and each command as text. The job's status keeps
+the last 20 milestones; the event files keep them all, for whoever points TensorBoard at
+the volume.
 
 Written when the event writer (`tensorboardX`, the `[tensorboard]` extra) is installed:
 the built-in trainer always has it; a program without it writes none.
@@ -57,6 +58,15 @@ class EventLog:
             for labels, value in by_labels.items():
                 if math.isfinite(value):
                     self.writer.add_scalar(tag(name, labels), value, step)
+        self._flush()
+
+    def pictures(self, step: int, images: Mapping[str, Any]) -> None:
+        """A milestone's pictures (name -> RGB image, height x width x 3), as images
+        `samples/<name>` at `step`."""
+        import numpy as np
+
+        for name, image in images.items():
+            self.writer.add_image(f"samples/{name}", np.asarray(image), step, dataformats="HWC")
         self._flush()
 
     def configuration(self, step: int, generation: int, hyperparameters: Mapping[str, Any]) -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from mlflow.tracking import MlflowClient
+from PIL import Image
 
 from gentrain_contract import program
 from gentrain_sdk import Reporter
@@ -30,13 +31,19 @@ def job(tmp_path: Path, mlflow_server: str, monkeypatch: pytest.MonkeyPatch) -> 
     return checkpoints
 
 
-def train(reporter: Reporter, milestones: range, config: Path | None = None) -> None:
+def train(
+    reporter: Reporter, milestones: range, config: Path | None = None, pictures: Path | None = None
+) -> None:
     for index in milestones:
         step = index * 100
         if config is not None and index == 2:  # the operator's remediation, at the next milestone
             write(config, 2, 0.05, [{"id": "r1-reinitialize", "action": "reinitialize"}])
         reporter.step(step, {"total": 3.0 / index})
-        reporter.milestone(step, {"validation_loss": 2.0 / index, "bleu": 0.1 * index})
+        shown = []
+        if pictures is not None:  # a sample grid, darker at each milestone
+            shown = [pictures / "grid.png"]
+            Image.new("RGB", (8, 4), (255 - 10 * index, 0, 0)).save(shown[0])
+        reporter.milestone(step, {"validation_loss": 2.0 / index, "bleu": 0.1 * index}, shown)
 
 
 def test_milestones_a_remediation_and_a_command_reach_the_mlflow_run(
@@ -46,7 +53,7 @@ def test_milestones_a_remediation_and_a_command_reach_the_mlflow_run(
     write(config, 1, 0.5)
     reporter = Reporter(0, max_steps=2500, config=config)
     reporter.on_command("reinitialize", lambda command: None)
-    train(reporter, range(1, 26), config)  # more milestones than the job's status keeps
+    train(reporter, range(1, 26), config, tmp_path)  # more milestones than the status keeps
     reporter.close()
 
     client = MlflowClient(mlflow_server)
@@ -66,6 +73,11 @@ def test_milestones_a_remediation_and_a_command_reach_the_mlflow_run(
     assert run.data.tags["gentrain.generation"] == "2"
     assert run.data.tags["gentrain.generation.2"] == "step 200: learningRate 0.5 -> 0.05"
     assert run.data.tags["gentrain.command.r1-reinitialize"] == "reinitialize at step 200: applied"
+    # Each milestone's picture, as an MLflow image at its step (uploaded through the server).
+    images = [f.path for f in client.list_artifacts(run_id, "images")]
+    # MLflow names them <key with / as ~>+step+<step>+...png (and a compressed preview).
+    grids = [n for n in images if n.startswith("images/samples~grid+step+") and n.endswith(".png")]
+    assert len(grids) == 25, images
 
 
 def test_an_attempt_that_resumes_continues_the_same_run(job: Path, mlflow_server: str) -> None:

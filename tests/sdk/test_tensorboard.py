@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 import yaml
+from PIL import Image
 
 from gentrain_operator import trainer_config
 from gentrain_sdk import Reporter
@@ -36,15 +37,21 @@ def test_milestones_changes_and_commands_are_in_the_event_files(tmp_path: Path) 
         if index == 2:  # the operator's remediation, taken up at the next milestone
             write(config, 2, 0.05, [{"id": "r1-reinitialize", "action": "reinitialize"}])
         reporter.step(step, {"total": 3.0 / index})
-        reporter.milestone(step, {"validation_loss": 2.0 / index, "bleu": 0.1 * index})
+        grid = tmp_path / "grid.png"  # a sample grid, darker at each milestone
+        Image.new("RGB", (8, 4), (255 - 10 * index, 0, 0)).save(grid)
+        reporter.milestone(step, {"validation_loss": 2.0 / index, "bleu": 0.1 * index}, [grid])
     assert reporter.history.tracker(EventLog) is not None
     reporter.close()
 
-    read = event_accumulator.EventAccumulator(str(events))
+    # Every image kept (the reader samples 4 by default).
+    read = event_accumulator.EventAccumulator(str(events), {event_accumulator.IMAGES: 0})
     read.Reload()
     losses = read.Scalars("loss_mean/total")
     assert [e.step for e in losses] == [i * 100 for i in range(1, milestones + 1)]
     assert losses[-1].value == pytest.approx(3.0 / milestones)
+    grids = read.Images("samples/grid")
+    assert [(e.step, e.width, e.height) for e in grids][-1] == (2500, 8, 4)
+    assert len(grids) == milestones
     assert read.Scalars("validation_loss")[0].value == pytest.approx(2.0)
     assert read.Scalars("figure/bleu")[-1].value == pytest.approx(2.5)
     rates = [(e.step, e.value) for e in read.Scalars("hyperparameter/learningRate")]

@@ -35,7 +35,8 @@ def serving(directory: Path) -> Iterator[str]:
         [
             str(MLFLOW), "server",
             "--backend-store-uri", f"sqlite:///{directory / 'mlflow.db'}",
-            "--default-artifact-root", str(directory / "artifacts"),
+            # Artifacts uploaded through the server (mlflow-artifacts:/), as a pod must.
+            "--artifacts-destination", str(directory / "artifacts"),
             "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
         ],
         stdout=log,

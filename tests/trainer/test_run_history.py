@@ -26,7 +26,7 @@ def test_milestones_a_change_and_a_command_are_in_the_event_files_and_the_mlflow
     monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
     monkeypatch.setenv(program.JOB_VARIABLE, "gan-ring-history")
     config = tiny("gan-ring", training={"max_steps": 200}, checkpoints={"interval": 100})
-    trainer = make_trainer(config, evaluate=False)
+    trainer = make_trainer(config)  # evaluated: its samples are pictures in the history
     trainer.run()  # to 200
     # The operator's remediation: a lower rate and a rollback, taken up at the next milestone.
     rate = float(trainer.hp["lr_d"])
@@ -40,7 +40,9 @@ def test_milestones_a_change_and_a_command_are_in_the_event_files_and_the_mlflow
     assert trainer.history.tracker(EventLog) is not None
     trainer.close()
 
-    read = event_accumulator.EventAccumulator(str(tmp_path / "run" / tensorboard.DIRECTORY))
+    read = event_accumulator.EventAccumulator(
+        str(tmp_path / "run" / tensorboard.DIRECTORY), {event_accumulator.IMAGES: 0}
+    )
     read.Reload()
     steps = [e.step for e in read.Scalars("loss_mean/discriminator")]
     assert steps[:2] == [100, 200] and steps[-1] == 300, steps
@@ -49,6 +51,7 @@ def test_milestones_a_change_and_a_command_are_in_the_event_files_and_the_mlflow
         t.tensor_proto.string_val[0].decode() for t in read.Tensors("configuration/text_summary")
     ]
     assert any(s.startswith("generation 2: lr_d ") for s in said), said
+    assert [e.step for e in read.Images("samples/samples")] == steps
     commands = [
         t.tensor_proto.string_val[0].decode() for t in read.Tensors("commands/text_summary")
     ]
@@ -63,3 +66,10 @@ def test_milestones_a_change_and_a_command_are_in_the_event_files_and_the_mlflow
     assert sorted(m.step for m in history) == steps
     assert run.data.tags["gentrain.generation.2"].startswith("step 200: lr_d ")
     assert run.data.tags["gentrain.command.rb-1"] == "rollback at step 100: applied"
+    images = [f.path for f in client.list_artifacts(run_id, "images")]
+    pictured = sorted(
+        int(n.split("+")[2])
+        for n in images
+        if n.startswith("images/samples~samples+step+") and n.endswith(".png")
+    )
+    assert pictured == steps, images

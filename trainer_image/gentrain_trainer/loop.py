@@ -311,6 +311,7 @@ class Trainer:
                 evaluation = self.family.evaluate(self.step)
                 pictures = self.family.pictures(directory, self.step)
                 evaluation_seconds = time.perf_counter() - started
+                self.history.pictures(self.step, pictures)
             self.save(pictures)
             for leftover in directory.iterdir():
                 leftover.unlink()
