@@ -10,9 +10,10 @@
 #   3. each written to an OCI archive under .images/, and imported into the node's
 #      containerd (namespace k8s.io) when one is running.
 #   4. the pause image the real node's pod sandboxes run (upstream's pause.c, static);
-#   5. the monitoring tier's Prometheus and config-reloader images (static Go binaries).
+#   5. the monitoring tier's Prometheus and config-reloader images (static Go binaries);
+#   6. localhost/plain-loop:dev, a user's image (examples/sdk/Dockerfile) on the trainer image.
 # Each image is rebuilt only when its inputs changed. Needs root, and Debian's buildah and
-# mmdebstrap (and containerd's ctr to import). `images.sh operator|trainer|pause|monitoring` builds one.
+# mmdebstrap (and containerd's ctr to import). `images.sh operator|trainer|plain-loop|pause|monitoring` builds one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=.images
@@ -81,11 +82,13 @@ build_base() {
   echo "images: built $BASE in $((SECONDS - started)) s ($(du -h "$OUT/gentrain-python.tar" | cut -f1) archived)"
 }
 
-# `build NAME DOCKERFILE SOURCES...`: localhost/NAME:dev from DOCKERFILE, if its inputs changed.
+# `build NAME DOCKERFILE BASE SOURCES...`: localhost/NAME:dev from DOCKERFILE on the
+# image BASE (one of these, its stamp among the inputs), if its inputs changed.
 build() {
-  local name=$1 dockerfile=$2; shift 2
+  local name=$1 dockerfile=$2 base=$3; shift 3
   local files; mapfile -t files < <(git ls-files -- "$dockerfile" "$@")
-  local want; want=$(fingerprint "${files[@]}" "$STAMPS/gentrain-python")
+  local base_stamp=$STAMPS/${base#localhost/}; base_stamp=${base_stamp%:*}
+  local want; want=$(fingerprint "${files[@]}" "$base_stamp")
   local tag=localhost/$name:dev
   if up_to_date "$name" "$want"; then
     echo "images: $tag up to date"
@@ -95,7 +98,7 @@ build() {
   echo "images: building $tag from $dockerfile"
   local started=$SECONDS
   "${BUILDAH[@]}" bud --quiet --isolation chroot --layers=false "${MOUNTS[@]}" \
-    --build-arg BASE_IMAGE="$BASE" -f "$dockerfile" -t "$tag" .
+    --build-arg BASE_IMAGE="$base" -f "$dockerfile" -t "$tag" .
   rm -f "$OUT/$name.tar"
   "${BUILDAH[@]}" push --quiet "$tag" "oci-archive:$OUT/$name.tar:$tag"
   echo "$want" > "$STAMPS/$name"
@@ -170,8 +173,14 @@ fi
 [[ $which == pause ]] && exit 0
 build_base
 if [[ $which == all || $which == operator ]]; then
-  build gentrain-operator Dockerfile contract operator
+  build gentrain-operator Dockerfile "$BASE" contract operator
 fi
 if [[ $which == all || $which == trainer ]]; then
-  build gentrain-trainer trainer_image/Dockerfile contract sdk trainer_image
+  build gentrain-trainer trainer_image/Dockerfile "$BASE" contract sdk trainer_image
+fi
+# A user's own program in a user's image (examples/custom-plain-loop.yaml), on the trainer
+# image as its torch base: where users take torch from PyPI or PyTorch's index, this
+# machine can only reach PyPI, and the trainer image already holds torch from there.
+if [[ $which == all || $which == plain-loop ]]; then
+  build plain-loop examples/sdk/Dockerfile localhost/gentrain-trainer:dev contract sdk examples/sdk/plain_loop.py
 fi

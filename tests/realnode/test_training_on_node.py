@@ -131,6 +131,27 @@ def test_a_rollback_a_user_asks_for_runs_once_in_the_trainer_container(
     assert {p.stat().st_uid for p in aside} == {65532}, [(p, p.stat().st_uid) for p in aside]
 
 
+def test_a_users_own_image_runs_as_shipped_and_is_remediated(
+    real_node: kube.Cluster, namespace: str, release: str
+) -> None:
+    """examples/custom-plain-loop.yaml as shipped: the user's image (examples/sdk/Dockerfile,
+    built by `make images` on the trainer image as its torch base), its own command, a
+    plain PyTorch loop reporting through gentrain-sdk at a rate 300 times too high."""
+    real_node.apply(example("custom-plain-loop", spec={"resources": RESOURCES}), namespace)
+    final = finished(real_node, namespace, "custom-plain-loop", timeout=600)
+    print(f"the user's image on the real node: {final['phase']}, remediations "
+          f"{[(r['finding'], r['actions']) for r in final.get('remediations', [])]}, "
+          f"final validation loss {final['milestones'][-1].get('validation_loss')}")  # fmt: skip
+    assert final["phase"] == "Succeeded", final.get("message")
+    first = final["remediations"][0]
+    assert (first["finding"], first["actions"]) == ("NotLearning", ["reinitialize", "cut_lr"])
+    assert any(m.get("origin_step", 0) > 0 for m in final["milestones"]), "never started afresh"
+    (pod,) = trainer_pods(real_node, namespace, "custom-plain-loop")
+    container = pod.spec.containers[0]
+    assert container.image == "localhost/plain-loop:dev"
+    assert container.security_context.read_only_root_filesystem is True
+
+
 def test_the_demo_job_falls_back_to_cpu_and_is_remediated(
     real_node: kube.Cluster, namespace: str, release: str
 ) -> None:

@@ -25,6 +25,8 @@ ARCHIVES = (
     # The monitoring tier's Prometheus pods (tests marked `monitoring`).
     "prometheus",
     "prometheus-config-reloader",
+    # A user's own image (examples/custom-plain-loop.yaml), on the trainer image.
+    "plain-loop",
 )
 # Pod addresses start above the ones the node agent hands out, so the two never collide
 # in a state directory that both have used.
