@@ -13,7 +13,8 @@
 #   5. the monitoring tier's Prometheus and config-reloader images (static Go binaries);
 #   6. localhost/plain-loop:dev, a user's image (examples/sdk/Dockerfile) on the trainer image.
 # Each image is rebuilt only when its inputs changed. Needs root, and Debian's buildah and
-# mmdebstrap (and containerd's ctr to import). `images.sh operator|trainer|plain-loop|pause|monitoring` builds one.
+# mmdebstrap (and containerd's ctr to import). `images.sh operator|trainer|plain-loop|pause|monitoring` builds one;
+# `images.sh huggingface-gpt2|lightning-regression` the adapters' example images (on demand).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=.images
@@ -183,4 +184,13 @@ fi
 # machine can only reach PyPI, and the trainer image already holds torch from there.
 if [[ $which == all || $which == plain-loop ]]; then
   build plain-loop examples/sdk/Dockerfile localhost/gentrain-trainer:dev contract sdk examples/sdk/plain_loop.py
+fi
+# The two adapters' example images, on demand only (`images.sh huggingface-gpt2` or
+# `lightning-regression`; not part of `make images`: each is the trainer image again,
+# 6 GB, for tests that then run where they are built).
+if [[ $which == huggingface-gpt2 ]]; then
+  build huggingface-gpt2 examples/sdk/Dockerfile.huggingface localhost/gentrain-trainer:dev contract sdk examples/sdk/huggingface_gpt2.py
+fi
+if [[ $which == lightning-regression ]]; then
+  build lightning-regression examples/sdk/Dockerfile.lightning localhost/gentrain-trainer:dev contract sdk examples/sdk/lightning_regression.py
 fi

@@ -25,8 +25,11 @@ ARCHIVES = (
     # The monitoring tier's Prometheus pods (tests marked `monitoring`).
     "prometheus",
     "prometheus-config-reloader",
-    # A user's own image (examples/custom-plain-loop.yaml), on the trainer image.
+    # Users' own images (examples/custom-*.yaml), on the trainer image; the adapters' two
+    # only where `scripts/images.sh huggingface-gpt2|lightning-regression` built them.
     "plain-loop",
+    "huggingface-gpt2",
+    "lightning-regression",
 )
 # Pod addresses start above the ones the node agent hands out, so the two never collide
 # in a state directory that both have used.
