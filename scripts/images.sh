@@ -104,9 +104,12 @@ build() {
   "${BUILDAH[@]}" push --quiet "$tag" "oci-archive:$OUT/$name.tar:$tag"
   echo "$want" > "$STAMPS/$name"
   # The image this one replaced is left untagged; with the vfs driver it holds a full
-  # copy of every layer (6 GB for the trainer): drop it.
-  "${BUILDAH[@]}" rmi --prune >/dev/null 2>&1 || true
+  # copy of every layer (6 GB for the trainer): drop it. An image built on another of
+  # ours is a leaf (a user's image): its archive is all that is needed, so its own
+  # 6 GB copy goes too.
   local size; size=$("${BUILDAH[@]}" images --format '{{.Size}}' "$tag" | head -1)
+  [[ $base == "$BASE" ]] || "${BUILDAH[@]}" rmi "$tag" >/dev/null
+  "${BUILDAH[@]}" rmi --prune >/dev/null 2>&1 || true
   echo "images: built $tag in $((SECONDS - started)) s: $size ($(du -h "$OUT/$name.tar" | cut -f1) archived)"
   import "$name"
 }

@@ -50,5 +50,8 @@ def test_an_adapters_example_image_runs_as_shipped_and_is_remediated(
     assert final["phase"] == "Succeeded", final.get("message")
     assert final["remediations"][0]["finding"] == "NotLearning"
     assert any(m.get("origin_step", 0) > 0 for m in final["milestones"]), "never started afresh"
+    # Recovered: well below what a model that learned nothing scores (as on the node agent,
+    # tests/operator/test_adapters_cluster.py).
+    assert last["validation_loss"] < 0.95 * last["baseline_loss"], last
     (pod,) = trainer_pods(real_node, namespace, name)
     assert pod.spec.containers[0].image == image
