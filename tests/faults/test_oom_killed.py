@@ -51,6 +51,13 @@ def test_a_trainer_over_its_memory_limit_is_reported_oom_killed(
     assert ready["reason"] == "BackoffLimitExceeded"
     assert "OOMKilled" in final["message"] and "spec.resources.memory" in final["message"]
     assert "(1Gi)" in final["message"], final["message"]
-    reasons = events(cluster, namespace, "small")
+    # The operator writes the status first and posts its Events after (kopf's posting
+    # queue): the second attempt's may still be on its way when Failed is seen.
+    reasons = wait_for(
+        lambda: events(cluster, namespace, "small"),
+        lambda seen: seen.count("OOMKilled") >= 2,
+        "an OOMKilled Event for each attempt",
+        timeout=30,
+    )
     assert reasons.count("OOMKilled") == final["attempts"] == final["failures"] == 2, reasons
     assert "TrainerFailed" not in reasons

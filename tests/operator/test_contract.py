@@ -192,7 +192,7 @@ def test_a_custom_job_runs_its_own_program_with_what_the_sdk_reads() -> None:
     container = pod["spec"]["containers"][0]
     assert container["image"] == "localhost/plain-loop:dev"
     assert container["command"] == ["python", "/app/plain_loop.py"]
-    assert container["args"] == ["--steps", "600", "--interval", "100"]
+    assert container["args"] == ["--steps", "600", "--interval", "100", "--pause", "0.05"]
     env = {e["name"]: e.get("value") for e in container["env"]}
     assert env["GENTRAIN_METRICS_PORT"] == "9090"
     assert env["GENTRAIN_CONFIG"] == "/etc/gentrain/config.yaml"
