@@ -27,7 +27,8 @@ def job(tmp_path: Path, mlflow_server: str, monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
     monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", "gentrain-tests")
     monkeypatch.setenv(program.CHECKPOINT_DIR_VARIABLE, str(checkpoints))
-    monkeypatch.setenv(program.JOB_VARIABLE, tmp_path.name)
+    # Not GENTRAIN_JOB: under it a Reporter waits at exit (up to 120 s) for the operator's
+    # final scrape. The run's name from the job is tested with the built-in trainer.
     return checkpoints
 
 
@@ -60,7 +61,6 @@ def test_milestones_a_remediation_and_a_command_reach_the_mlflow_run(
     run_id = (job / RUN_ID_FILE).read_text()
     run = client.get_run(run_id)
     assert run.info.status == "FINISHED"
-    assert run.info.run_name == tmp_path.name and run.data.tags["gentrain.job"] == tmp_path.name
     assert run.data.params["learningRate"] == "0.5"  # the configuration it started with
     losses = client.get_metric_history(run_id, "loss_mean/total")
     assert sorted(m.step for m in losses) == [i * 100 for i in range(1, 26)]

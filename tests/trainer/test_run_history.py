@@ -61,6 +61,7 @@ def test_milestones_a_change_and_a_command_are_in_the_event_files_and_the_mlflow
     run_id = (tmp_path / "run" / RUN_ID_FILE).read_text()
     run = client.get_run(run_id)
     assert run.info.status == "FINISHED" and run.info.run_name == "gan-ring-history"
+    assert run.data.tags["gentrain.job"] == "gan-ring-history"
     assert float(run.data.params["lr_d"]) == pytest.approx(rate)
     history = client.get_metric_history(run_id, "loss_mean/discriminator")
     assert sorted(m.step for m in history) == steps
