@@ -416,8 +416,17 @@ class Trainer:
         self.stop_requested = True
 
     def run(self) -> None:
-        """Trains to max_steps. Call `resume()` first to continue from a checkpoint."""
-        signal.signal(signal.SIGTERM, self.request_stop)
+        """Trains to max_steps. Call `resume()` first to continue from a checkpoint. A
+        SIGTERM meanwhile stops it at the next step, with a checkpoint; the process's own
+        handler is put back after (a trainer run inside another program, a test, must
+        not leave it deaf to SIGTERM)."""
+        previous = signal.signal(signal.SIGTERM, self.request_stop)
+        try:
+            self._run()
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+
+    def _run(self) -> None:
         self.apply_config()
         if self.step >= self.max_steps and self.world.main:
             kept = final_milestone.read(self.store.path(self.step))
