@@ -33,7 +33,7 @@ from typing import Any
 
 from gentrain_contract import program
 
-from .tensorboard import Series, tag
+from .tensorboard import Series, changes, numeric, tag
 
 log = logging.getLogger("gentrain_sdk")
 TRACKING_URI_VARIABLE = "MLFLOW_TRACKING_URI"
@@ -149,11 +149,7 @@ class MlflowRun:
 
         now = int(time.time() * 1000)
         first = not self.hyperparameters
-        changed = [
-            f"{name} {self.hyperparameters.get(name, 'unset')} -> {value}"
-            for name, value in sorted(hyperparameters.items())
-            if self.hyperparameters.get(name) != value
-        ]
+        changed = changes(self.hyperparameters, hyperparameters)
         self.hyperparameters = dict(hyperparameters)
         if first and not self.resumed:
             params = [Param(key(n), str(v)[:6000]) for n, v in sorted(hyperparameters.items())]
@@ -165,11 +161,7 @@ class MlflowRun:
                     RunTag("gentrain.generation", str(generation))]  # fmt: skip
             self._send(partial(self.client.log_batch, self.run_id, tags=tags))
         self._metrics(
-            [
-                (key(f"hyperparameter/{name}"), float(value))
-                for name, value in hyperparameters.items()
-                if isinstance(value, int | float) and not isinstance(value, bool)
-            ],
+            [(key(f"hyperparameter/{n}"), v) for n, v in numeric(hyperparameters).items()],
             now,
             step,
         )

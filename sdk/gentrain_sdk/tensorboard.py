@@ -29,6 +29,25 @@ def tag(name: str, labels: tuple[str, ...]) -> str:
     return "/".join((name.removeprefix(PREFIX), *labels))
 
 
+def changes(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[str]:
+    """What a new configuration changed, as `name old -> new` (`unset` where it was not
+    set), by name: the text both trackers write for a change."""
+    return [
+        f"{name} {before.get(name, 'unset')} -> {value}"
+        for name, value in sorted(after.items())
+        if before.get(name) != value
+    ]
+
+
+def numeric(hyperparameters: Mapping[str, Any]) -> dict[str, float]:
+    """The hyperparameters that are numbers (not flags or names), as floats."""
+    return {
+        name: float(value)
+        for name, value in hyperparameters.items()
+        if isinstance(value, int | float) and not isinstance(value, bool)
+    }
+
+
 class EventLog:
     """Event files in `directory`; a write that fails (a full volume) is logged, never
     raised: the history is a convenience, the run is not."""
@@ -72,18 +91,13 @@ class EventLog:
     def configuration(self, step: int, generation: int, hyperparameters: Mapping[str, Any]) -> None:
         """The configuration taken up at `step`: what changed, as text, and every numeric
         hyperparameter as a scalar (`hyperparameter/learningRate`)."""
-        changed = [
-            f"{name} {self.hyperparameters.get(name, 'unset')} -> {value}"
-            for name, value in sorted(hyperparameters.items())
-            if self.hyperparameters.get(name) != value
-        ]
+        changed = changes(self.hyperparameters, hyperparameters)
         if changed:
             self.writer.add_text(
                 "configuration", f"generation {generation}: {'; '.join(changed)}", step
             )
-        for name, value in hyperparameters.items():
-            if isinstance(value, int | float) and not isinstance(value, bool):
-                self.writer.add_scalar(f"hyperparameter/{name}", float(value), step)
+        for name, value in numeric(hyperparameters).items():
+            self.writer.add_scalar(f"hyperparameter/{name}", value, step)
         self.hyperparameters = dict(hyperparameters)
         self._flush()
 
