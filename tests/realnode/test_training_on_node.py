@@ -97,10 +97,15 @@ def test_every_family_trains_in_the_trainer_image_and_a_lost_pod_resumes(
 def test_a_rollback_a_user_asks_for_runs_once_in_the_trainer_container(
     real_node: kube.Cluster, namespace: str, release: str
 ) -> None:
-    steps, target = 1200, 200
+    # The command reaches the trainer at its next milestone after the operator has seen the
+    # change, so the run must outlast that on a quick machine: CI's trained 1,000 of these
+    # steps in 15 s, between two of the default 15 s scrapes, and finished before the
+    # command was sent. Scraped every second and long enough here (every checkpoint kept).
+    steps, target = 2500, 200
     spec = {
         "training": {"maxSteps": steps},
-        "checkpoints": {"interval": 100, "keep": 20},
+        "checkpoints": {"interval": 100, "keep": 30},
+        "monitoring": {"scrapeIntervalSeconds": 1},
         "resources": RESOURCES,
     }
     real_node.apply(example("vae-digits", spec=spec), namespace)
