@@ -347,6 +347,20 @@ def write_job_status(
         apply_changed_conditions(namespace, name, read_conditions, batch)
 
 
+def record_milestone(
+    namespace: str, name: str, status: Mapping[str, Any], resource_version: str
+) -> None:
+    """A milestone's status fields, conditions included, in one merge patch refused (409)
+    if the job changed since `resource_version`: they were decided on the job as it was
+    then, and a write over a newer status would drop what it holds (an earlier milestone,
+    another writer's condition). One write, so a reader never sees half a milestone."""
+    body = {
+        "metadata": {"resourceVersion": resource_version},
+        "status": json_safe(status, "status"),
+    }
+    _patch_status_subresource(namespace, name, body, field_manager=names.FIELD_MANAGER)
+
+
 def patch_job_spec(
     namespace: str,
     name: str,

@@ -27,6 +27,8 @@ class Outcome:
     spec: dict[str, Any] | None = None  # the new spec, when an action is applied
     findings: list[Finding] = field(default_factory=list)
     record: dict[str, Any] | None = None  # the new remediation record
+    # The record is one applied before whose status write was lost (see `intent`).
+    replayed: bool = False
     events: list[tuple[str, str, str]] = field(default_factory=list)
 
 
@@ -258,6 +260,7 @@ def process(
         # Decided and applied before; only its record (and its Event) were lost.
         total += 1
         outcome.record = applied
+        outcome.replayed = True
         outcome.events.append(
             (
                 "Warning",

@@ -24,7 +24,7 @@ from . import kube, metrics, names
 from .conditions import get as get_condition
 from .conditions import set_condition
 from .lifecycle import PodReader
-from .milestones import intent_annotation, process, unrecorded_intent
+from .milestones import Outcome, intent_annotation, process, unrecorded_intent
 from .progress import progress
 from .scraping import (
     ScrapeError,
@@ -59,6 +59,15 @@ def _already_recorded(record: Mapping[str, Any], status: Mapping[str, Any]) -> b
     )
 
 
+def _described(outcome: Outcome) -> str:
+    """The remediation a milestone's log line names: decided now, or applied before and
+    only recorded now (which read like a second decision in the log)."""
+    if outcome.record is None:
+        return ""
+    when = "applied earlier, recorded now" if outcome.replayed else outcome.record["mode"]
+    return f"; {outcome.record['actions']} ({when})"
+
+
 class JobMonitor:
     def __init__(
         self,
@@ -75,6 +84,9 @@ class JobMonitor:
         # The milestone step last written to status: a live body that does not show it
         # yet lags behind the watch, and is not decided on.
         self.written_step: int | None = None
+        # (step, time) of the milestone this monitor last recorded: not decided again
+        # while the watch has not shown that write yet.
+        self.recorded: tuple[int, float] | None = None
         self.failures = 0  # failed scrapes in a row
         self.errors = 0  # failed monitoring steps in a row (an API error, a bug)
         self.last_good: float | None = None
@@ -106,9 +118,8 @@ class JobMonitor:
                 self.written_step is not None and status.get("checkpointStep") != self.written_step
             ):
                 return 1.0  # look again once the watch shows what was just written
-            lost = unrecorded_intent(job)
-            if lost is not None:
-                await self._patch_status(lost, status)
+            if unrecorded_intent(job) is not None:
+                await self._record_lost_intent()
             return max(interval, 10.0)
         pod_ip = await self._pod_ip(status.get("podName"), status.get("phase"))
         if pod_ip is None:
@@ -149,7 +160,8 @@ class JobMonitor:
         self.unwritten = snapshot
         metrics.METRICS_AGE.labels(self.namespace, self.name).set(0)
         await self._availability(job, interval, "")
-        await self._handle(job, snapshot)
+        if not await self._handle(job, snapshot):
+            return min(interval, 1.0)  # the job changed meanwhile: decided again on it soon
         self.unwritten = None
         return max(0.0, interval - (time.monotonic() - started))
 
@@ -157,8 +169,8 @@ class JobMonitor:
         """Handles the scrape whose handling failed, if any; whether there was one."""
         if self.unwritten is None:
             return False
-        await self._handle(job, self.unwritten)  # idempotent: see _already_recorded
-        self.unwritten = None
+        if await self._handle(job, self.unwritten):  # idempotent: see _already_recorded
+            self.unwritten = None
         return True
 
     async def _final_through_prometheus(
@@ -184,8 +196,8 @@ class JobMonitor:
             return
         self.final_read = pod_name
         self.unwritten = snapshot
-        await self._handle(job, snapshot)
-        self.unwritten = None
+        if await self._handle(job, snapshot):
+            self.unwritten = None
 
     async def _pod_ip(self, pod_name: str | None, phase: str | None) -> str | None:
         """The trainer pod's address, looked up once per pod rather than once per scrape."""
@@ -240,7 +252,9 @@ class JobMonitor:
         max_steps = int(job["spec"]["training"]["maxSteps"])
         return progress(step, max_steps, snapshot.get(trainer_metrics.STEP_SECONDS.name))
 
-    async def _handle(self, job: Mapping[str, Any], snapshot: Snapshot) -> None:
+    async def _handle(self, job: Mapping[str, Any], snapshot: Snapshot) -> bool:
+        """Handles one scrape; False when its milestone was not recorded because the job
+        changed while it was decided (to be decided again on the job as it is then)."""
         status = job.get("status") or {}
         live_step = snapshot.get(trainer_metrics.STEP.name)
         device = next(iter(snapshot.by(trainer_metrics.DEVICE_INFO.name, "device")), None)
@@ -260,22 +274,33 @@ class JobMonitor:
             metrics.CHECKPOINT_AGE.labels(self.namespace, self.name).set(
                 max(0.0, time.time() - record["time"])
             )
-        if record is None or _already_recorded(record, status):
+        if (
+            record is None
+            or _already_recorded(record, status)
+            or self.recorded == (record["step"], record["time"])
+        ):
             if updates:
                 await self._patch_status(updates, status)
-            return
+            return True
+        # A new milestone is decided on the job as the API server has it, not on the view
+        # kopf keeps from the watch: that view lags (the operator's own last write not seen
+        # yet) and, in a daemon started while the operator stopped, stayed frozen at the
+        # event of a spec PATCH before the status PATCH of the same milestone. Decided on
+        # it, a milestone wrote `[300, 900]` over `[300, 600]`. One read per milestone.
+        fresh = await asyncio.to_thread(kube.read_job, self.namespace, self.name)
+        if fresh is None:
+            return True  # deleted
+        if _already_recorded(record, fresh.get("status") or {}):
+            self.recorded = (record["step"], record["time"])
+            return True
+        job = fresh
         if live_step is not None:
             updates["step"] = int(live_step)
             updates.update(self._progress(job, updates["step"], snapshot))
-        if self.written_step is not None and status.get("checkpointStep") != self.written_step:
-            # The live body has not caught up with the last milestone written: read it.
-            fresh = await asyncio.to_thread(kube.read_job, self.namespace, self.name)
-            if fresh is None:
-                return
-            job = fresh
-            if _already_recorded(record, fresh.get("status") or {}):
-                return
+        if device and device != (job.get("status") or {}).get("device"):
+            updates["device"] = device
         outcome = process(record, job, history_limit=self.settings.status_history)
+        version = job["metadata"]["resourceVersion"]
         if outcome.spec is not None:
             patch = {
                 "training": {"hyperparameters": outcome.spec["training"].get("hyperparameters", {})}
@@ -289,28 +314,48 @@ class JobMonitor:
                 else None
             )
             try:
-                await asyncio.to_thread(
-                    kube.patch_job_spec,
-                    self.namespace,
-                    self.name,
-                    patch,
-                    job["metadata"]["resourceVersion"],
-                    annotations,
+                patched = await asyncio.to_thread(
+                    kube.patch_job_spec, self.namespace, self.name, patch, version, annotations
                 )
             except ApiException as error:
                 if error.status != 409:
                     raise
-                # The job changed since it was read: the next scrape sees the newer job and
-                # decides again, so nothing is lost by dropping this decision.
+                # The job changed since it was read: decided again on the newer job, so
+                # nothing is lost by dropping this decision.
                 log.info(
-                    "%s/%s: job changed while remediating (409 Conflict); deciding again next scrape",
+                    "%s/%s: job changed while remediating (409 Conflict); deciding again",
                     self.namespace,
                     self.name,
                 )
-                return
+                return False
+            version = patched["metadata"]["resourceVersion"]
+        try:
+            await asyncio.to_thread(
+                kube.record_milestone,
+                self.namespace,
+                self.name,
+                {**outcome.status, **updates},
+                version,
+            )
+        except ApiException as error:
+            if error.status != 409:
+                raise
+            # Another writer came between the read and this write. A remediation already
+            # in the spec is not decided twice: its intent annotation makes it the decision.
+            log.info(
+                "%s/%s: job changed while recording milestone %d (409 Conflict); again",
+                self.namespace,
+                self.name,
+                record["step"],
+            )
+            return False
+        if "step" in updates:
+            self.step_patched = time.monotonic()
+        self.written_step = record["step"]
+        self.recorded = (record["step"], record["time"])
         for finding in outcome.findings:
             metrics.FINDINGS.labels(self.namespace, self.name, finding.kind, finding.severity).inc()
-        if outcome.record is not None:
+        if outcome.record is not None and not outcome.replayed:
             for action in outcome.record["actions"]:
                 metrics.REMEDIATIONS.labels(
                     self.namespace,
@@ -325,22 +370,20 @@ class JobMonitor:
         metrics.JOB_EXHAUSTED.labels(self.namespace, self.name).set(
             1 if outcome.status["health"] == "Exhausted" else 0
         )
-        await self._patch_status({**outcome.status, **updates}, job.get("status"))
-        self.written_step = record["step"]
         # The verdict reaches the trainer's rotation now, not at the next spec change: it
         # keeps every checkpoint newer than the last milestone judged until it knows
         # whether that one is the next healthy checkpoint, which a rollback would need.
         healthy = outcome.status["lastHealthyCheckpoint"]
-        version = await asyncio.to_thread(
+        retention = await asyncio.to_thread(
             kube.write_retention,
             self.namespace,
             self.name,
             [healthy] if healthy is not None else [],
             record["step"],
         )
-        if version:
+        if retention:
             pod = (job.get("status") or {}).get("podName")
-            await asyncio.to_thread(kube.nudge_trainer, self.namespace, pod, version)
+            await asyncio.to_thread(kube.nudge_trainer, self.namespace, pod, retention)
         metrics.MILESTONE_LATENCY.observe(max(0.0, time.time() - record["time"]))
         for kind, reason, message in outcome.events:
             self.post_event(kind, reason, message)
@@ -350,8 +393,28 @@ class JobMonitor:
             self.name,
             record["step"],
             ", ".join(f.kind for f in outcome.findings) or "healthy",
-            f"; {outcome.record['actions']} ({outcome.record['mode']})" if outcome.record else "",
+            _described(outcome),
         )
+        return True
+
+    async def _record_lost_intent(self) -> None:
+        """Records the remediation applied just before the job ended whose record was lost,
+        read from the job as the API server has it, only if it did not change since."""
+        fresh = await asyncio.to_thread(kube.read_job, self.namespace, self.name)
+        lost = unrecorded_intent(fresh) if fresh is not None else None
+        if fresh is None or lost is None:
+            return
+        try:
+            await asyncio.to_thread(
+                kube.record_milestone,
+                self.namespace,
+                self.name,
+                lost,
+                fresh["metadata"]["resourceVersion"],
+            )
+        except ApiException as error:
+            if error.status != 409:
+                raise  # on 409: looked at again on the next round
 
     async def _patch_status(
         self, updates: Mapping[str, Any], read: Mapping[str, Any] | None

@@ -25,14 +25,15 @@ pytestmark = [pytest.mark.cluster, pytest.mark.faults, pytest.mark.slow]
 
 
 class FailStatusAfterSpec:
-    """Wraps the operator's two writes: the first status PATCH after each spec PATCH fails."""
+    """Wraps the operator's two writes: the first milestone record (the status PATCH)
+    after each spec PATCH fails."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.lock = threading.Lock()
         self.armed = False
         self.injected = 0
         self.spec_patches: list[dict[str, Any]] = []
-        real_spec, real_status = operator_kube.patch_job_spec, operator_kube.patch_job_status
+        real_spec, real_record = operator_kube.patch_job_spec, operator_kube.record_milestone
 
         def patch_spec(namespace: str, name: str, patch: Any, *args: Any) -> dict[str, Any]:
             result = real_spec(namespace, name, patch, *args)
@@ -43,9 +44,9 @@ class FailStatusAfterSpec:
                 self.armed = True
             return result
 
-        def patch_status(namespace: str, name: str, body: Any) -> None:
+        def record(namespace: str, name: str, body: Any, version: str) -> None:
             if name != "seam":
-                real_status(namespace, name, body)
+                real_record(namespace, name, body, version)
                 return
             with self.lock:
                 fail, self.armed = self.armed, False
@@ -53,10 +54,10 @@ class FailStatusAfterSpec:
                     self.injected += 1
             if fail:
                 raise ApiException(status=503, reason="Service Unavailable (injected)")
-            real_status(namespace, name, body)
+            real_record(namespace, name, body, version)
 
         monkeypatch.setattr(operator_kube, "patch_job_spec", patch_spec)
-        monkeypatch.setattr(operator_kube, "patch_job_status", patch_status)
+        monkeypatch.setattr(operator_kube, "record_milestone", record)
 
 
 @pytest.fixture

@@ -43,17 +43,19 @@ def test_the_final_milestone_is_written_after_its_trainer_exited(
             raise monitor.ScrapeError("connection refused")
         return scrapes.pop()
 
-    def patch_status(namespace: str, name: str, status: dict[str, Any]) -> None:
-        if "milestones" in status and not failed:
+    def record(namespace: str, name: str, status: dict[str, Any], version: str) -> None:
+        if not failed:
             failed.append(True)
             raise ApiException(status=503, reason="Service Unavailable (injected)")
         written.append(status)
 
     monkeypatch.setattr(monitor, "scrape_pod", scrape)
-    monkeypatch.setattr(kube, "patch_job_status", patch_status)
+    monkeypatch.setattr(kube, "record_milestone", record)
+    monkeypatch.setattr(kube, "patch_job_status", lambda *args: written.append(args[2]))
     monkeypatch.setattr(kube, "apply_conditions", lambda *_: None)
     monkeypatch.setattr(kube, "write_retention", lambda *_: False)
     watcher = running_gan_monitor("g")
+    monkeypatch.setattr(kube, "read_job", lambda *_: watcher.live_job())
 
     async def two_steps() -> None:
         async with aiohttp.ClientSession() as session:
