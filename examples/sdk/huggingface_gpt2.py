@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import collections
 import math
+import os
 import tempfile
 from pydoc_data.topics import topics
 
@@ -55,7 +56,9 @@ def main(argv: list[str] | None = None) -> None:
         GPT2Config(vocab_size=256, n_positions=BLOCK, n_embd=64, n_layer=2, n_head=2)
     )
     gentrain = GentrainCallback(port=args.port, baseline_loss=unigram_entropy(text))  # gentrain
-    with tempfile.TemporaryDirectory() as output:
+    # On the job's checkpoint volume, the Trainer's checkpoints are what a rollback loads.
+    with tempfile.TemporaryDirectory() as scratch:
+        output = os.environ.get("GENTRAIN_CHECKPOINT_DIR") or scratch
         trainer = Trainer(
             model=model,
             args=TrainingArguments(
@@ -68,7 +71,8 @@ def main(argv: list[str] | None = None) -> None:
                 eval_strategy="steps",
                 eval_steps=args.interval,
                 per_device_eval_batch_size=32,
-                save_strategy="no",
+                save_strategy="steps",
+                save_steps=args.interval,
                 report_to=[],
                 use_cpu=True,
                 seed=0,

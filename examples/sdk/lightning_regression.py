@@ -9,11 +9,14 @@ import and `callbacks=[GentrainCallback(...)]`.
 from __future__ import annotations
 
 import argparse
+import os
+import tempfile
 import time
 
 import lightning
 import torch
 import torch.nn.functional as F  # noqa: N812 (PyTorch's own convention)
+from lightning.pytorch.callbacks import ModelCheckpoint
 from torch.utils.data import DataLoader, TensorDataset
 
 from gentrain_sdk.lightning import GentrainCallback  # gentrain
@@ -58,6 +61,14 @@ def main(argv: list[str] | None = None) -> None:
     train = TensorDataset(inputs[:3584], targets[:3584])
     held_out = TensorDataset(inputs[3584:], targets[3584:])
     baseline = float(targets[:3584].var())  # predicting the mean: learned nothing
+    # On the job's checkpoint volume, the checkpoints are what a rollback loads.
+    scratch = tempfile.TemporaryDirectory()
+    checkpoints = ModelCheckpoint(
+        dirpath=os.environ.get("GENTRAIN_CHECKPOINT_DIR") or scratch.name,
+        filename="{step}",
+        every_n_train_steps=args.interval,
+        save_top_k=-1,
+    )
     trainer = lightning.Trainer(
         max_steps=args.steps,
         val_check_interval=args.interval,
@@ -65,16 +76,16 @@ def main(argv: list[str] | None = None) -> None:
         num_sanity_val_steps=0,
         accelerator="cpu",
         logger=False,
-        enable_checkpointing=False,
         enable_progress_bar=False,
         enable_model_summary=False,
-        callbacks=[GentrainCallback(port=args.port, baseline_loss=baseline)],  # gentrain
+        callbacks=[checkpoints, GentrainCallback(port=args.port, baseline_loss=baseline)],  # gentrain
     )
     trainer.fit(
         Regression(args.learning_rate, args.pause),
         DataLoader(train, batch_size=64, shuffle=True),
         DataLoader(held_out, batch_size=512),
     )
+    scratch.cleanup()
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ from gentrain_contract.vocabulary import Action, Command
 
 from .applied import AppliedCommands
 from .rate_search import SearchResult
+from .rollback import NoCheckpointError
 
 log = logging.getLogger("gentrain_sdk")
 # A handler may return what it found (a learning-rate search: its SearchResult), which
@@ -81,6 +82,10 @@ class CommandRunner:
     def _run(self, handler: Handler, command: CommandSpec, step: int) -> None:
         try:
             found = handler(command)
+        except NoCheckpointError as error:  # the operator's reason: its ladder moves on
+            log.warning("%s (%s) refused: %s", command.id, command.action, error)
+            self._refused[command.id] = "no_checkpoint"
+            return
         except Exception as error:  # the program's own code: reported, never fatal here
             log.exception("the handler of %s (%s) failed", command.id, command.action)
             self._refused[command.id] = f"failed: {type(error).__name__}"[:REFUSAL_LENGTH]

@@ -12,21 +12,34 @@ weights and clears the optimizer's state; `search_learning_rate` runs the range 
 (gentrain_sdk.rate_search) on the model, from its current weights, over the next batches
 of the Trainer's own training data, and trains on at the rate it chose. Needs
 `transformers` (not a dependency of the SDK).
+
+With checkpoints saved (`save_strategy="steps"`, `save_steps` = the job's checkpoint
+interval; `output_dir` = $GENTRAIN_CHECKPOINT_DIR keeps them on the job's volume), a
+`rollback` loads the weights and optimizer state of the newest `checkpoint-<N>` at or
+before its step, the job's rates kept (see gentrain_sdk.rollback); without them the
+callback does not declare rollbacks, and the operator's ladders pass over them.
 """
 
 from __future__ import annotations
 
 import itertools
+import logging
+import re
+from pathlib import Path
 from typing import Any
 
+import torch
 from transformers import TrainerCallback
 
 from gentrain_contract.commands import CommandSpec as Order
 from gentrain_contract.hyperparameters import Value
 from gentrain_contract.vocabulary import Action, Command
 
-from . import rate_search
+from . import rate_search, rollback
 from .reporter import Reporter
+
+log = logging.getLogger("gentrain_sdk")
+CHECKPOINT = re.compile(r"checkpoint-(\d+)")  # the Trainer's PREFIX_CHECKPOINT_DIR
 
 
 class GentrainCallback(TrainerCallback):  # type: ignore[misc]  # transformers is untyped here
@@ -55,6 +68,8 @@ class GentrainCallback(TrainerCallback):  # type: ignore[misc]  # transformers i
         self.reporter.on_command(Command.REINITIALIZE, self._start_afresh)
         if self.train_data is not None:
             self.reporter.on_command(Command.SEARCH_LEARNING_RATE, self._search)
+        if str(getattr(args.save_strategy, "value", args.save_strategy)) != "no":
+            self.reporter.on_command(Command.ROLLBACK, self._roll_back)
         self.reporter.on_change(self._apply)
 
     def _apply(self, hyperparameters: dict[str, Value]) -> None:
@@ -85,6 +100,26 @@ class GentrainCallback(TrainerCallback):  # type: ignore[misc]  # transformers i
         )
         self._scale(result.factor)
         return result
+
+    def _roll_back(self, command: Order) -> None:
+        saved = {
+            int(match.group(1)): path
+            for path in Path(self.trainer_args.output_dir).glob("checkpoint-*")
+            if (match := CHECKPOINT.fullmatch(path.name)) and path.is_dir()
+        }
+        step, directory = rollback.newest_at_or_before(saved, command.step)
+        weights = directory / "model.safetensors"
+        if weights.exists():
+            from safetensors.torch import load_file  # a dependency of transformers
+
+            state = load_file(weights)
+        else:
+            state = torch.load(directory / "pytorch_model.bin", weights_only=True)
+        optimizer_state = torch.load(directory / "optimizer.pt", weights_only=True)
+        # The saved file leaves out tied weights (the output embedding is the input's).
+        rollback.restore(self.model, [self.optimizer], state, [optimizer_state], strict=False)
+        self.model.tie_weights()
+        log.info("%s: rolled back to %s (step %d)", command.id, directory.name, step)
 
     def _start_afresh(self, command: Order) -> None:
         self.model.apply(self.model._init_weights)

@@ -13,12 +13,21 @@ base rates (a schedule keeps its shape), `gradientClip` sets the Trainer's
 optimizers' state; `search_learning_rate` runs the range test (gentrain_sdk.rate_search)
 with the module's own `training_step` over the next batches of its training data. Needs
 `lightning` (not a dependency of the SDK).
+
+With a `ModelCheckpoint` saving every checkpoint interval (`every_n_train_steps`,
+`save_top_k=-1`; `dirpath` = $GENTRAIN_CHECKPOINT_DIR keeps them on the job's volume), a
+`rollback` loads the weights and optimizer states of the newest checkpoint at or before
+its step, the job's rates kept (see gentrain_sdk.rollback); without one the callback
+does not declare rollbacks, and the operator's ladders pass over them.
 """
 
 from __future__ import annotations
 
 import itertools
+import logging
 import math
+import re
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -28,8 +37,11 @@ from gentrain_contract.commands import CommandSpec
 from gentrain_contract.hyperparameters import Value
 from gentrain_contract.vocabulary import Action, Command
 
-from . import rate_search
+from . import rate_search, rollback
 from .reporter import Reporter
+
+log = logging.getLogger("gentrain_sdk")
+STEP = re.compile(r"step=(\d+)")  # in ModelCheckpoint's default file name
 
 
 def _loss(outputs: Any) -> Any:
@@ -58,7 +70,43 @@ class GentrainCallback(Callback):
         self.reporter.support(Action.LOWER_LR, Action.CUT_LR, Action.ENABLE_CLIPPING)
         self.reporter.on_command(Command.REINITIALIZE, self._start_afresh)
         self.reporter.on_command(Command.SEARCH_LEARNING_RATE, self._search)
+        if self._checkpoint_directories():
+            self.reporter.on_command(Command.ROLLBACK, self._roll_back)
         self.reporter.on_change(self._apply)
+
+    def _checkpoint_directories(self) -> list[Path]:
+        return [
+            Path(callback.dirpath)
+            for callback in self.trainer.checkpoint_callbacks
+            if getattr(callback, "dirpath", None)
+        ]
+
+    def _saved(self) -> dict[int, Path]:
+        """The checkpoints on disk by step: read from the file name where it says
+        (`step=N`), else from the file."""
+        saved = {}
+        for directory in self._checkpoint_directories():
+            for path in directory.glob("*.ckpt"):
+                match = STEP.search(path.stem)
+                step = (
+                    int(match.group(1))
+                    if match
+                    else int(
+                        torch.load(path, map_location="cpu", weights_only=False)["global_step"]
+                    )
+                )
+                saved[step] = path
+        return saved
+
+    def _roll_back(self, command: CommandSpec) -> None:
+        step, path = rollback.newest_at_or_before(self._saved(), command.step)
+        # Lightning's own checkpoints hold more than tensors (hyperparameters, loops'
+        # state): the program wrote them, so they are trusted as it trusts them on resume.
+        saved = torch.load(path, map_location=self.module.device, weights_only=False)
+        rollback.restore(
+            self.module, self.trainer.optimizers, saved["state_dict"], saved["optimizer_states"]
+        )
+        log.info("%s: rolled back to %s (step %d)", command.id, path.name, step)
 
     def _rate(self) -> float:
         return float(self.trainer.optimizers[0].param_groups[0]["lr"])

@@ -80,6 +80,64 @@ def test_the_jobs_rate_reaches_the_optimizer_and_scheduler(
         "enable_clipping",
         "lower_lr",
         "reinitialize",
+        "rollback",
+        "rollback_skip_batches",
         "search_learning_rate",
     ]
     assert records[2]["loss_mean"]["total"] < records[0]["loss_mean"]["total"]
+
+
+def test_a_rollback_loads_the_checkpoint_at_its_step_and_keeps_the_rates_in_force(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import torch
+    from safetensors.torch import load_file
+
+    from gentrain_sdk import huggingface as adapter
+
+    checkpoints, config = tmp_path / "checkpoints", tmp_path / "config.yaml"
+    monkeypatch.setenv("GENTRAIN_CHECKPOINT_DIR", str(checkpoints))
+    monkeypatch.setenv("GENTRAIN_CONFIG", str(config))
+    spec: dict[str, Any] = {
+        "model": {"family": "custom"},
+        "training": {"maxSteps": 300, "hyperparameters": {"learningRate": 0.003}},
+    }
+    config.write_text(yaml.safe_dump(trainer_config.render(spec, 1)))
+
+    def remediate(milestones: int) -> None:
+        if milestones == 2:
+            spec["commands"] = [
+                {"id": "r1-early", "action": "rollback", "step": 50},  # before any checkpoint
+                {"id": "r1-rollback", "action": "rollback", "step": 150},
+            ]
+            config.write_text(yaml.safe_dump(trainer_config.render(spec, 2)))
+
+    looked: list[Any] = []
+    roll_back = adapter.GentrainCallback._roll_back
+
+    def roll_back_and_look(self: Any, command: Any) -> None:
+        rates = [group["lr"] for group in self.optimizer.param_groups]
+        roll_back(self, command)
+        state = self.optimizer.state_dict()["state"]
+        looked.append(
+            (
+                {k: v.clone() for k, v in self.model.state_dict().items()},
+                {i: {k: v.clone() for k, v in s.items()} for i, s in state.items()},
+                rates,
+                [group["lr"] for group in self.optimizer.param_groups],
+            )
+        )
+
+    monkeypatch.setattr(adapter.GentrainCallback, "_roll_back", roll_back_and_look)
+    records = run(monkeypatch, "--steps", "300", between=remediate)
+    assert {"rollback", "rollback_skip_batches"} <= set(records[0]["supported_actions"])
+    assert records[2]["refused_commands"] == {"r1-early": "no_checkpoint"}
+    assert len(looked) == 1, "the rollback to 150 ran once"
+    weights, moments, before, after = looked[0]
+    saved = load_file(checkpoints / "checkpoint-100" / "model.safetensors")
+    assert saved and all(torch.equal(weights[k], saved[k]) for k in saved)
+    # The output embedding, left out of the file, is the input's again.
+    assert torch.equal(weights["lm_head.weight"], saved["transformer.wte.weight"])
+    optimizer = torch.load(checkpoints / "checkpoint-100" / "optimizer.pt", weights_only=True)
+    assert torch.equal(moments[0]["exp_avg"], optimizer["state"][0]["exp_avg"])
+    assert after == before  # the schedule's rate in force, not the checkpoint's

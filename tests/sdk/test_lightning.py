@@ -71,6 +71,8 @@ def test_the_jobs_changes_and_a_search_reach_the_trainer(
         "enable_clipping",
         "lower_lr",
         "reinitialize",
+        "rollback",
+        "rollback_skip_batches",
         "search_learning_rate",
     ]
     searched = records[1]["learning_rate_search"]
@@ -78,4 +80,61 @@ def test_the_jobs_changes_and_a_search_reach_the_trainer(
     assert rates[250] == pytest.approx(searched["factor"])
     assert records[2]["origin_step"] == 200  # started afresh at the second milestone
     assert records[1]["hyperparameters"]["gradientClip"] == 1.0
+    assert records[-1]["validation_loss"] < 0.3 * records[-1]["baseline_loss"]
+
+
+def test_a_rollback_loads_the_checkpoint_at_its_step_and_keeps_the_jobs_rate(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import torch
+
+    from gentrain_sdk import lightning as adapter
+
+    checkpoints, config = tmp_path / "checkpoints", tmp_path / "config.yaml"
+    monkeypatch.setenv("GENTRAIN_CHECKPOINT_DIR", str(checkpoints))
+    monkeypatch.setenv("GENTRAIN_CONFIG", str(config))
+    spec: dict[str, Any] = {
+        "model": {"family": "custom"},
+        "training": {"maxSteps": 400, "hyperparameters": {"learningRate": 0.003}},
+    }
+    config.write_text(yaml.safe_dump(trainer_config.render(spec, 1)))
+
+    def remediate(milestones: int) -> None:  # a rollback and a lower rate, as one rung
+        if milestones == 2:
+            spec["training"]["hyperparameters"]["learningRate"] = 0.001
+            spec["commands"] = [
+                {"id": "r1-early", "action": "rollback", "step": 50},  # before any checkpoint
+                {"id": "r1-rollback", "action": "rollback", "step": 150},
+            ]
+            config.write_text(yaml.safe_dump(trainer_config.render(spec, 2)))
+
+    after: list[Any] = []
+    roll_back = adapter.GentrainCallback._roll_back
+
+    def roll_back_and_look(self: Any, command: Any) -> None:
+        roll_back(self, command)
+        adam = self.trainer.optimizers[0]
+        after.append(
+            (
+                {k: v.clone() for k, v in self.module.state_dict().items()},
+                {
+                    i: {k: v.clone() for k, v in s.items()}
+                    for i, s in adam.state_dict()["state"].items()
+                },
+                [group["lr"] for group in adam.param_groups],
+            )
+        )
+
+    monkeypatch.setattr(adapter.GentrainCallback, "_roll_back", roll_back_and_look)
+    records = run(monkeypatch, "--steps", "400", between=remediate)
+    assert {"rollback", "rollback_skip_batches"} <= set(records[0]["supported_actions"])
+    assert records[2]["refused_commands"] == {"r1-early": "no_checkpoint"}
+    assert len(after) == 1, "the rollback to 150 ran once"
+    weights, moments, rates = after[0]
+    saved = torch.load(checkpoints / "step=100.ckpt", weights_only=False)
+    assert weights.keys() == saved["state_dict"].keys()
+    assert all(torch.equal(weights[k], saved["state_dict"][k]) for k in weights)
+    first = saved["optimizer_states"][0]["state"][0]
+    assert torch.equal(moments[0]["exp_avg"], first["exp_avg"])
+    assert rates == [pytest.approx(0.001)]  # the job's rate, not the checkpoint's 0.003
     assert records[-1]["validation_loss"] < 0.3 * records[-1]["baseline_loss"]
