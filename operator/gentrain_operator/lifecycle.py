@@ -5,13 +5,12 @@ failure, and the CPU fallback. Returns the status fields to patch."""
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from kubernetes.client.exceptions import ApiException
 
-from . import batch, builders, kube, names
+from . import batch, builders, kube, names, pod_status
 from .conditions import get as get_condition
 from .conditions import now, set_condition, since
 from .settings import Settings
@@ -24,13 +23,6 @@ CONFIG_ERROR_EXIT, VOLUME_FULL_EXIT = 2, 3
 # otherwise this often (what was missing, such as a PriorityClass, may be created).
 REJECTED_RETRY_SECONDS = 300.0
 TERMINAL = batch.TERMINAL
-# A trainer exits as soon as its final milestone has been scraped; the monitor then still
-# has to write it. Succeeded waits for that write (at most this long), so that a job seen
-# Succeeded shows its final milestone: `kubectl wait` then a read of status.checkpointStep
-# once read the one before it, on a busy operator.
-FINAL_MILESTONE_WAIT_SECONDS = 30.0
-# The trainer's termination message for a run whose final milestone was scraped.
-COMPLETED = re.compile(r"completed (\d+) steps")
 # (namespace, name) -> the pod as a dict, or None when it does not exist.
 PodReader = Callable[[str, str], Mapping[str, Any] | None]
 
@@ -59,53 +51,6 @@ def _ensure_config(job: Mapping[str, Any]) -> None:
         attempts = int((job.get("status") or {}).get("attempts", 0))
         if attempts:  # the running trainer reads it now, not at its kubelet's next sync
             kube.nudge_trainer(meta["namespace"], names.pod_name(meta["name"], attempts), version)
-
-
-def _unschedulable_for_gpus(pod: Mapping[str, Any]) -> tuple[bool, float]:
-    """(unschedulable for lack of GPUs, seconds since the pod was created)."""
-    reason = _unschedulable(pod)
-    short_of_gpus = reason is not None and "nvidia.com/gpu" in reason
-    return short_of_gpus, since(pod["metadata"]["creationTimestamp"])
-
-
-def _unschedulable(pod: Mapping[str, Any]) -> str | None:
-    """The scheduler's reason the pod cannot be placed, or None."""
-    for condition in (pod.get("status") or {}).get("conditions") or []:
-        if condition.get("type") == "PodScheduled" and condition.get("reason") == "Unschedulable":
-            return str(condition.get("message") or "no node fits the pod")
-    return None
-
-
-def _node_trouble(pod: Mapping[str, Any]) -> tuple[str, str] | None:
-    """(node, why) when the trainer's node stopped reporting, else None. The node is read
-    only when the pod is marked not ready while running, which is what the node lifecycle
-    controller does to every pod of a node it has lost (the trainer has no readiness
-    probe, so nothing else does)."""
-    ready = get_condition((pod.get("status") or {}).get("conditions"), "Ready")
-    node = (pod.get("spec") or {}).get("nodeName")
-    if ready is None or ready.get("status") != "False" or not node:
-        return None
-    readiness = kube.node_readiness(node)
-    if readiness is None or readiness[0] == "True":
-        return None
-    return node, f"Ready={readiness[0]}: {readiness[1] or 'no message'}"
-
-
-def _terminated(pod: Mapping[str, Any]) -> Mapping[str, Any]:
-    statuses = (pod.get("status") or {}).get("containerStatuses") or []
-    return (statuses[0].get("state") or {}).get("terminated") or {} if statuses else {}
-
-
-def _final_milestone_unrecorded(pod: Mapping[str, Any], status: Mapping[str, Any]) -> bool:
-    """Whether the trainer completed with its final milestone scraped (its message says so)
-    but status does not hold it yet, and the monitor may still be writing it."""
-    terminated = _terminated(pod)
-    completed = COMPLETED.fullmatch((terminated.get("message") or "").strip())
-    if completed is None:  # not scraped before it exited, or not gentrain's trainer
-        return False
-    if int(status.get("checkpointStep") or 0) >= int(completed[1]):
-        return False
-    return since(terminated.get("finishedAt")) < FINAL_MILESTONE_WAIT_SECONDS
 
 
 def reconcile(
@@ -279,10 +224,14 @@ def _reconcile(
                 conditions, "Ready", False, "TrainerStarting", changes["message"], generation
             )
         return changes
-    if pod_phase == "Succeeded" and _terminated(pod or {}).get("message", "").startswith("stopped"):
+    if pod_phase == "Succeeded" and pod_status.terminated(pod or {}).get("message", "").startswith(
+        "stopped"
+    ):
         # SIGTERM from outside (a drained node, an evicted pod): the trainer saved and
         # stopped before the end. Not a failure: carry on from that checkpoint.
-        events.append(("Warning", "TrainerStopped", _terminated(pod or {}).get("message", "")))
+        events.append(
+            ("Warning", "TrainerStopped", pod_status.terminated(pod or {}).get("message", ""))
+        )
         launch("the trainer was stopped before the end; resuming from its checkpoint")
         return changes
 
@@ -304,7 +253,7 @@ def _reconcile(
 
     phase = (pod.get("status") or {}).get("phase")
     if phase == "Pending" and wants_gpus and not fallback and resources.get("allowCPUFallback"):
-        short_of_gpus, age = _unschedulable_for_gpus(pod)
+        short_of_gpus, age = pod_status.unschedulable_for_gpus(pod)
         wait = float(resources.get("fallbackAfterSeconds", 120))
         if (short_of_gpus and age >= wait) or (
             age >= min(wait, 5.0) and not kube.any_node_has_gpus()
@@ -321,7 +270,7 @@ def _reconcile(
             events.append(("Warning", "GPUFallback", message))
             launch("CPU fallback")
             return changes
-    trouble = _node_trouble(pod) if phase == "Running" else None
+    trouble = pod_status.node_trouble(pod) if phase == "Running" else None
     if trouble is not None:
         node, why = trouble
         if ready.get("reason") != "NodeLost":
@@ -344,7 +293,7 @@ def _reconcile(
             conditions, "Ready", True, "TrainerRunning", "the trainer's node is back", generation
         )
         events.append(("Normal", "NodeRecovered", "the trainer's node is reporting again"))
-    unschedulable = _unschedulable(pod) if phase == "Pending" else None
+    unschedulable = pod_status.unschedulable(pod) if phase == "Pending" else None
     if unschedulable is not None and ready.get("reason") != "Unschedulable":
         message = (
             f"the scheduler cannot place the trainer pod: {unschedulable}. The job waits for a "
@@ -365,7 +314,7 @@ def _reconcile(
         )
     elif phase == "Running" and status.get("podIP") != pod["status"].get("podIP"):
         changes["podIP"] = pod["status"].get("podIP")
-    elif phase == "Succeeded" and _final_milestone_unrecorded(pod, status):
+    elif phase == "Succeeded" and pod_status.final_milestone_unrecorded(pod, status):
         pass  # the next check, a few seconds on, finds it written (or the wait over)
     elif phase == "Succeeded":
         changes.update({"phase": "Succeeded", "message": "training finished"})
@@ -374,7 +323,7 @@ def _reconcile(
         )
         events.append(("Normal", "Completed", "training finished"))
     elif phase == "Failed":
-        terminated = _terminated(pod)
+        terminated = pod_status.terminated(pod)
         code = terminated.get("exitCode")
         message = (terminated.get("message") or "").strip()
         if code == CONFIG_ERROR_EXIT:

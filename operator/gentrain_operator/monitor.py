@@ -178,7 +178,7 @@ class JobMonitor:
     ) -> None:
         """Read through Prometheus, the final milestone of a trainer that completed: it
         exited at the scrape that carried it, before any query of ours could see it (the
-        job waits for it: lifecycle.FINAL_MILESTONE_WAIT_SECONDS). Read once per pod."""
+        job waits for it: pod_status.FINAL_MILESTONE_WAIT_SECONDS). Read once per pod."""
         pod_name = (job.get("status") or {}).get("podName")
         if not pod_name or pod_name == self.final_read:
             return

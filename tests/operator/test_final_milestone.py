@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 import yaml
 
-from gentrain_operator import builders, kube, lifecycle, monitor, names
+from gentrain_operator import builders, kube, lifecycle, monitor, names, pod_status
 from gentrain_operator.settings import Settings
 from gentrain_sdk import exporter
 
@@ -133,7 +133,7 @@ def test_succeeded_waits_until_the_final_milestone_scraped_is_in_status(
     assert "phase" not in check(60, just_now)  # the monitor is writing milestone 120
     assert check(120, just_now)["phase"] == "Succeeded"
     # Never written (an operator that died with it): the job ends all the same.
-    waited = completed_pod("completed 120 steps", lifecycle.FINAL_MILESTONE_WAIT_SECONDS + 5)
+    waited = completed_pod("completed 120 steps", pod_status.FINAL_MILESTONE_WAIT_SECONDS + 5)
     assert check(60, waited)["phase"] == "Succeeded"
     # Never scraped (the trainer says so): nothing to wait for.
     unread = completed_pod(
