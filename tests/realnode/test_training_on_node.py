@@ -53,6 +53,16 @@ def trainer_pods(cluster: kube.Cluster, namespace: str, job: str) -> list[Any]:
     ).items
 
 
+def print_trainer_logs(
+    cluster: kube.Cluster, namespace: str, job: str, final: dict[str, Any]
+) -> None:
+    """What each trainer pod of a job that ended short said, and the job's status."""
+    print(f"--- {job}: {json.dumps(final, default=str)[:3000]}")
+    for pod in trainer_pods(cluster, namespace, job):
+        logs = cluster.kubectl("logs", "-n", namespace, pod.metadata.name).stdout
+        print(f"--- {pod.metadata.name} ({pod.status.phase}):\n{logs[-6000:]}")
+
+
 def test_every_family_trains_in_the_trainer_image_and_a_lost_pod_resumes(
     real_node: kube.Cluster, namespace: str, release: str
 ) -> None:
@@ -72,6 +82,8 @@ def test_every_family_trains_in_the_trainer_image_and_a_lost_pod_resumes(
 
     for name, steps in SHORT.items():
         final = finished(real_node, namespace, name, timeout=900)
+        if final.get("checkpointStep") != steps:
+            print_trainer_logs(real_node, namespace, name, final)
         assert final["phase"] == "Succeeded", (name, final.get("message"))
         assert final["checkpointStep"] == steps, name
     for pod in trainer_pods(real_node, namespace, "vae-digits"):

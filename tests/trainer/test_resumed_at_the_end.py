@@ -24,3 +24,39 @@ def test_a_trainer_resumed_at_the_end_publishes_the_final_milestone_again(
     again.run()
     assert again.collector.milestone == final
     again.close()
+
+
+class Killed(BaseException):
+    """The pod's SIGKILL, as far as the trainer's code can tell."""
+
+
+def test_a_trainer_killed_after_its_final_checkpoint_is_resumed_with_its_final_milestone(
+    make_trainer: MakeTrainer,
+) -> None:
+    # The final checkpoint was saved, then the trainer died while it took up the job's
+    # configuration at that milestone (a rate probe there trains for seconds), before the
+    # final milestone was kept beside the checkpoint: the replacement resumed at the end
+    # with nothing to publish, and the job ended Succeeded at checkpointStep 60 of 120 (a
+    # real-node CI run, s29, and s26 before it).
+    config = tiny("gan-ring", training={"max_steps": 100}, checkpoints={"interval": 50})
+    first = make_trainer(config, evaluate=False)
+    take_up = first.apply_config
+
+    def dies_at_the_end() -> None:
+        if first.step >= first.max_steps:
+            raise Killed
+        take_up()
+
+    first.apply_config = dies_at_the_end  # type: ignore[method-assign]
+    try:
+        first.run()
+    except Killed:
+        pass
+    first.close()
+    assert first.store.steps()[-1] == 100
+
+    again = make_trainer(config, evaluate=False)  # the replacement pod: resumes at 100
+    assert again.step == 100
+    again.run()
+    assert again.collector.milestone.get(metrics.CHECKPOINT_STEP.name) == {(): 100.0}
+    again.close()

@@ -16,7 +16,7 @@ import os
 import re
 import shutil
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -82,11 +82,18 @@ class CheckpointStore:
         return sorted(int(m.group(1)) for m in found if m)
 
     def save(
-        self, step: int, state: dict[str, Any], meta: dict[str, Any], pictures: Iterable[Path] = ()
+        self,
+        step: int,
+        state: dict[str, Any],
+        meta: dict[str, Any],
+        pictures: Iterable[Path] = (),
+        files: Mapping[str, str] | None = None,
     ) -> Path:
+        """The checkpoint of `step`, with `pictures` moved into it and `files` (name ->
+        text) written into it, all before it appears under its name."""
         tmp = self.directory / f".tmp-step-{step}-{os.getpid()}"
         try:
-            return self._write(step, tmp, state, meta, pictures)
+            return self._write(step, tmp, state, meta, pictures, files or {})
         except (OSError, RuntimeError) as error:
             # torch.save reports a failed write as a RuntimeError wrapping the errno.
             if not _no_space(error):
@@ -107,6 +114,7 @@ class CheckpointStore:
         state: dict[str, Any],
         meta: dict[str, Any],
         pictures: Iterable[Path],
+        files: Mapping[str, str],
     ) -> Path:
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir()
@@ -118,6 +126,9 @@ class CheckpointStore:
         for picture in pictures:
             if picture.exists():
                 shutil.move(str(picture), tmp / picture.name)
+        for name, content in files.items():
+            (tmp / name).write_text(content)
+            _fsync(tmp / name)
         manifest = {
             "format": 1,
             "step": step,

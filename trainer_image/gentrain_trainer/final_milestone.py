@@ -17,15 +17,20 @@ FILE = "final-milestone.json"  # in the final checkpoint's directory
 Series = dict[str, dict[tuple[str, ...], float]]
 
 
-def keep(directory: Path, series: Mapping[str, Mapping[tuple[str, ...], float]]) -> None:
-    """Writes the milestone's series into `directory`; a failure is logged (the run's
-    result stands without it)."""
+def text(series: Mapping[str, Mapping[tuple[str, ...], float]]) -> str:
+    """The milestone's series as the file holds them."""
     entries = {
         name: [[list(labels), value] for labels, value in by_labels.items()]
         for name, by_labels in series.items()
     }
+    return json.dumps(entries)
+
+
+def keep(directory: Path, series: Mapping[str, Mapping[tuple[str, ...], float]]) -> None:
+    """Writes the milestone's series into `directory`; a failure is logged (the run's
+    result stands without it)."""
     try:
-        replace_text(directory / FILE, json.dumps(entries))
+        replace_text(directory / FILE, text(series))
     except OSError as error:
         log.warning("final milestone not kept in %s: %s", directory, error)
 

@@ -194,7 +194,12 @@ class Trainer:
             raise ValueError(f"--resume {step}: no loadable checkpoint at or before step {step}")
         self.restore(*found)
 
-    def save(self, pictures: list[Path] | None = None) -> None:
+    def save(
+        self, pictures: list[Path] | None = None, final: final_milestone.Series | None = None
+    ) -> None:
+        """A checkpoint of this step; `final`: the final milestone's series, kept inside
+        it (written before the checkpoint appears, so no checkpoint of the last step lacks
+        it: see final_milestone)."""
         if self.world.main:  # one writer per pod; the other ranks hold the same state
             self.store.save(
                 self.step,
@@ -205,6 +210,7 @@ class Trainer:
                     "data_index": self.data_index,
                 },
                 pictures or [],
+                {final_milestone.FILE: final_milestone.text(final)} if final else {},
             )
             self.retention = live_config.retention(self.options.config_path) or self.retention
             self.store.rotate(self.retention)
@@ -302,23 +308,40 @@ class Trainer:
         evaluation_seconds = 0.0
         summary = self.window.summary()
         self.since_start.add(summary)
+        directory = self.options.checkpoint_dir / f".pictures-{self.step}"
+        pictures: list[Path] = []
         if self.world.main:  # evaluation, pictures and the checkpoint: rank 0's alone
-            directory = self.options.checkpoint_dir / f".pictures-{self.step}"
             directory.mkdir(parents=True, exist_ok=True)
-            pictures: list[Path] = []
             if self.options.evaluate:
                 started = time.perf_counter()
                 evaluation = self.family.evaluate(self.step)
                 pictures = self.family.pictures(directory, self.step)
                 evaluation_seconds = time.perf_counter() - started
                 self.history.pictures(self.step, pictures)
-            self.save(pictures)
+        step, finished, origin = self.step, time.time(), self.origin
+        # The final checkpoint holds the final milestone from the moment it exists: a pod
+        # killed after it, while taking up the configuration below (a rate probe there
+        # trains for seconds), was replaced by one that resumed at the end with nothing
+        # to publish. Kept again, complete, once the configuration is taken up.
+        final = (
+            exporter.milestone_series(
+                step,
+                finished,
+                summary,
+                evaluation,
+                self.since_start,
+                origin,
+                self.searched,
+                self.refused,
+            )
+            if step >= self.max_steps
+            else None
+        )
+        self.save(pictures, final)
+        if self.world.main:
             for leftover in directory.iterdir():
                 leftover.unlink()
             directory.rmdir()
-        else:
-            self.save()
-        step, finished, origin = self.step, time.time(), self.origin
         log.info(
             "milestone %s",
             json.dumps(
