@@ -10,10 +10,12 @@ same step. On CPU the same code runs over gloo, which is how the tests exercise 
 
 from __future__ import annotations
 
+import logging
 import os
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import torch
 import torch.distributed as dist
@@ -49,14 +51,26 @@ def current() -> World:
 
 
 def leave() -> None:
+    """Every rank done before any goes: a peer's last exchange must not meet a closed
+    connection."""
     if dist.is_available() and dist.is_initialized():
-        # Every rank done before any tears its group down: once, on a loaded machine, rank
-        # 0 aborted at exit ("terminate called without an active exception", SIGABRT)
-        # after both had completed (seen once in tests/trainer/test_distributed.py, not
-        # reproduced in three reruns); a barrier first is the usual cure for gloo's
-        # teardown racing a peer's last exchange.
         dist.barrier()
-        dist.destroy_process_group()
+
+
+def end_process(code: int) -> NoReturn:
+    """Ends the process with `code`. A rank of a group ends without the interpreter's
+    teardown: twice, on a loaded machine, a rank aborted at exit ("terminate called
+    without an active exception", SIGABRT) after both ranks had completed with the same
+    weights (tests/trainer/test_distributed.py, and gpu_check's two ranks in session 16),
+    once even with a barrier before destroy_process_group; it is gloo's threads being torn
+    down by C++ static destructors, which `os._exit` skips. Logs are flushed first; the
+    trainer has closed its history and written its termination message by then."""
+    if dist.is_available() and dist.is_initialized():
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
 
 
 def _active() -> bool:
