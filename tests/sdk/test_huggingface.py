@@ -15,7 +15,7 @@ import yaml
 from gentrain_operator import trainer_config
 from gentrain_operator.diagnosis import diagnose
 from gentrain_sdk import Reporter
-from tests.support.programs import EXAMPLES, run_program
+from tests.support.programs import EXAMPLES, Job, rollbacks, run_program
 
 EXAMPLE = EXAMPLES / "huggingface_gpt2.py"
 
@@ -95,22 +95,20 @@ def test_a_rollback_loads_the_checkpoint_at_its_step_and_keeps_the_rates_in_forc
 
     from gentrain_sdk import huggingface as adapter
 
-    checkpoints, config = tmp_path / "checkpoints", tmp_path / "config.yaml"
-    monkeypatch.setenv("GENTRAIN_CHECKPOINT_DIR", str(checkpoints))
-    monkeypatch.setenv("GENTRAIN_CONFIG", str(config))
-    spec: dict[str, Any] = {
-        "model": {"family": "custom"},
-        "training": {"maxSteps": 300, "hyperparameters": {"learningRate": 0.003}},
-    }
-    config.write_text(yaml.safe_dump(trainer_config.render(spec, 1)))
+    job = Job(
+        monkeypatch,
+        tmp_path,
+        {
+            "model": {"family": "custom"},
+            "training": {"maxSteps": 300, "hyperparameters": {"learningRate": 0.003}},
+        },
+    )
+    checkpoints = job.checkpoints
 
     def remediate(milestones: int) -> None:
         if milestones == 2:
-            spec["commands"] = [
-                {"id": "r1-early", "action": "rollback", "step": 50},  # before any checkpoint
-                {"id": "r1-rollback", "action": "rollback", "step": 150},
-            ]
-            config.write_text(yaml.safe_dump(trainer_config.render(spec, 2)))
+            job.spec["commands"] = rollbacks(50, 150)
+            job.write(2)
 
     looked: list[Any] = []
     roll_back = adapter.GentrainCallback._roll_back

@@ -14,7 +14,7 @@ import yaml
 from gentrain_operator import trainer_config
 from gentrain_operator.diagnosis import diagnose
 from gentrain_sdk import Reporter
-from tests.support.programs import EXAMPLES, run_program
+from tests.support.programs import EXAMPLES, Job, rollbacks, run_program
 
 pytest.importorskip("lightning")
 EXAMPLE = EXAMPLES / "lightning_regression.py"
@@ -90,23 +90,21 @@ def test_a_rollback_loads_the_checkpoint_at_its_step_and_keeps_the_jobs_rate(
 
     from gentrain_sdk import lightning as adapter
 
-    checkpoints, config = tmp_path / "checkpoints", tmp_path / "config.yaml"
-    monkeypatch.setenv("GENTRAIN_CHECKPOINT_DIR", str(checkpoints))
-    monkeypatch.setenv("GENTRAIN_CONFIG", str(config))
-    spec: dict[str, Any] = {
-        "model": {"family": "custom"},
-        "training": {"maxSteps": 400, "hyperparameters": {"learningRate": 0.003}},
-    }
-    config.write_text(yaml.safe_dump(trainer_config.render(spec, 1)))
+    job = Job(
+        monkeypatch,
+        tmp_path,
+        {
+            "model": {"family": "custom"},
+            "training": {"maxSteps": 400, "hyperparameters": {"learningRate": 0.003}},
+        },
+    )
+    checkpoints = job.checkpoints
 
     def remediate(milestones: int) -> None:  # a rollback and a lower rate, as one rung
         if milestones == 2:
-            spec["training"]["hyperparameters"]["learningRate"] = 0.001
-            spec["commands"] = [
-                {"id": "r1-early", "action": "rollback", "step": 50},  # before any checkpoint
-                {"id": "r1-rollback", "action": "rollback", "step": 150},
-            ]
-            config.write_text(yaml.safe_dump(trainer_config.render(spec, 2)))
+            job.spec["training"]["hyperparameters"]["learningRate"] = 0.001
+            job.spec["commands"] = rollbacks(50, 150)
+            job.write(2)
 
     after: list[Any] = []
     roll_back = adapter.GentrainCallback._roll_back

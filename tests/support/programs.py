@@ -9,8 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
-from gentrain_operator import snapshot
+from gentrain_operator import snapshot, trainer_config
 from gentrain_sdk import Reporter
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "sdk"
@@ -45,3 +46,30 @@ def final_validation_loss(monkeypatch: pytest.MonkeyPatch, program: Path, *argv:
         scoped.delenv("GENTRAIN_CONFIG", raising=False)
         records = run_program(scoped, program, *argv)
     return float(records[-1]["validation_loss"])
+
+
+class Job:
+    """The job a program runs under, in-process: its checkpoint directory and the
+    configuration file the operator would write ($GENTRAIN_CHECKPOINT_DIR,
+    $GENTRAIN_CONFIG), rendered from `spec` at each `write(generation)`."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, directory: Path, spec: Any) -> None:
+        self.checkpoints, self.config, self.spec = (
+            directory / "checkpoints",
+            directory / "config.yaml",
+            spec,
+        )
+        monkeypatch.setenv("GENTRAIN_CHECKPOINT_DIR", str(self.checkpoints))
+        monkeypatch.setenv("GENTRAIN_CONFIG", str(self.config))
+        self.write(1)
+
+    def write(self, generation: int) -> None:
+        self.config.write_text(yaml.safe_dump(trainer_config.render(self.spec, generation)))
+
+
+def rollbacks(early: int, late: int) -> list[dict[str, Any]]:
+    """Two rollback commands: to `early` (before any checkpoint: refused) and to `late`."""
+    return [
+        {"id": "r1-early", "action": "rollback", "step": early},
+        {"id": "r1-rollback", "action": "rollback", "step": late},
+    ]

@@ -5,6 +5,8 @@ final milestone never recorded (checkpointStep 60 of 120). It publishes it again
 
 from __future__ import annotations
 
+import contextlib
+
 from gentrain_contract import metrics
 from tests.trainer.conftest import MakeTrainer, tiny
 
@@ -48,10 +50,8 @@ def test_a_trainer_killed_after_its_final_checkpoint_is_resumed_with_its_final_m
         take_up()
 
     first.apply_config = dies_at_the_end  # type: ignore[method-assign]
-    try:
+    with contextlib.suppress(Killed):
         first.run()
-    except Killed:
-        pass
     first.close()
     assert first.store.steps()[-1] == 100
 

@@ -319,12 +319,13 @@ class Trainer:
                 evaluation_seconds = time.perf_counter() - started
                 self.history.pictures(self.step, pictures)
         step, finished, origin = self.step, time.time(), self.origin
+
         # The final checkpoint holds the final milestone from the moment it exists: a pod
         # killed after it, while taking up the configuration below (a rate probe there
         # trains for seconds), was replaced by one that resumed at the end with nothing
         # to publish. Kept again, complete, once the configuration is taken up.
-        final = (
-            exporter.milestone_series(
+        def series() -> final_milestone.Series:  # with the commands' results so far
+            return exporter.milestone_series(
                 step,
                 finished,
                 summary,
@@ -334,10 +335,8 @@ class Trainer:
                 self.searched,
                 self.refused,
             )
-            if step >= self.max_steps
-            else None
-        )
-        self.save(pictures, final)
+
+        self.save(pictures, series() if step >= self.max_steps else None)
         if self.world.main:
             for leftover in directory.iterdir():
                 leftover.unlink()
@@ -373,16 +372,7 @@ class Trainer:
             **self._configuration_series(),
             **self.counters,
         }
-        self.collector.milestone = exporter.milestone_series(
-            step,
-            finished,
-            summary,
-            evaluation,
-            self.since_start,
-            origin,
-            self.searched,
-            self.refused,
-        )
+        self.collector.milestone = series()
         self.searched = None
         self.history.milestone(step, self.collector.milestone)
         if self.world.main and step >= self.max_steps:
