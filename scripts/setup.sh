@@ -3,8 +3,9 @@
 #   .venv/        Python environment (torch, kopf, ..., the three packages, editable)
 #   .tools/bin/   kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, etcd
 #                 (one binary, tools/k8s), helm (tools/helm), prometheus and promtool
-#                 (tools/prometheus), all built from Go modules; `setup.sh node` adds the
-#                 real node (kubelet, kube-proxy) and the monitoring tier (prometheus-operator).
+#                 (tools/prometheus), kueue and its CRDs (tools/kueue), all built from Go
+#                 modules; `setup.sh node` adds the real node (kubelet, kube-proxy) and the
+#                 monitoring tier (prometheus-operator).
 #   .tools/mlflow/ the MLflow tracking server the tests write to (a Python environment of its own)
 # `setup.sh demo` builds only what `make demo` runs: the Python environment and tools/k8s.
 # Each part is skipped when the inputs it was built from have not changed, so a second
@@ -128,6 +129,18 @@ setup_test_tools() {
   # monitoring tier, alone in an image.
   CGO_ENABLED=0 build_go prometheus promtool github.com/prometheus/prometheus/cmd/promtool "$prom_ld"
   CGO_ENABLED=0 build_go prometheus prometheus github.com/prometheus/prometheus/cmd/prometheus "$prom_ld"
+  setup_kueue
+}
+
+# Kueue, for the tests of queued jobs (marker `kueue`): its manager and its CRDs, from one
+# module version (tools/kueue).
+setup_kueue() {
+  CGO_ENABLED=0 build_go kueue kueue sigs.k8s.io/kueue/cmd/kueue \
+    "-s -w -X sigs.k8s.io/kueue/pkg/version.GitVersion=v0.17.0"
+  local module; module=$(cd tools/kueue && go mod download -json sigs.k8s.io/kueue | sed -n 's/.*"Dir": "\(.*\)".*/\1/p')
+  rm -rf .tools/kueue-crds
+  mkdir -p .tools/kueue-crds
+  cp "$module"/config/components/crd/bases/*.yaml .tools/kueue-crds/
 }
 
 # The MLflow tracking server the tests write to, in its own environment (.tools/mlflow):
@@ -184,6 +197,7 @@ case "${1:-all}" in
   go) setup_go; setup_test_tools ;;
   demo) together setup_python setup_go ;;
   node) setup_go; setup_node; setup_test_tools; setup_monitoring ;;
+  kueue) setup_kueue ;;
   all) together setup_python setup_go setup_mlflow_server; setup_test_tools ;;
-  *) echo "usage: $0 [python|go|demo|node|all]" >&2; exit 2 ;;
+  *) echo "usage: $0 [python|go|demo|node|kueue|all]" >&2; exit 2 ;;
 esac

@@ -12,6 +12,7 @@ from gentrain_contract import program
 from gentrain_contract.hyperparameters import CUSTOM
 
 from . import names
+from .queueing import JOB_ONLY_LABELS
 from .settings import Settings
 
 # Scratch space of the trainer pod (its root filesystem is read-only): torch and
@@ -260,10 +261,16 @@ UNPROPAGATED_ANNOTATIONS = ("kubectl.kubernetes.io/", "gentrain.io/")
 def propagated_metadata(job: Mapping[str, Any]) -> tuple[dict[str, str], dict[str, str]]:
     """The labels and annotations a job's pods carry for the user: the job's own, then
     spec.podTemplate.metadata's over them (the operator's labels go over both), so that
-    Kueue, network policies and cost tools that select pods by label see the job's."""
+    network policies and cost tools that select pods by label see the job's."""
     meta = job["metadata"]
     template = ((job["spec"].get("podTemplate") or {}).get("metadata")) or {}
-    labels = {**(meta.get("labels") or {}), **(template.get("labels") or {})}
+    labels = {
+        key: value
+        for key, value in {**(meta.get("labels") or {}), **(template.get("labels") or {})}.items()
+        # The queue is the job's, through its Workload: a pod carrying the queue name
+        # would be queued again on its own where Kueue's pod integration is on.
+        if key not in JOB_ONLY_LABELS
+    }
     annotations = {
         key: value
         for key, value in {

@@ -72,7 +72,7 @@ class RejectedError(Exception):
     names the field (`spec.affinity...: Unsupported value`, `no PriorityClass with name`)."""
 
 
-def _server_message(error: ApiException) -> str:
+def server_message(error: ApiException) -> str:
     try:
         return str(json.loads(error.body)["message"])
     except (TypeError, ValueError, KeyError):
@@ -98,7 +98,7 @@ def create(kind: str, namespace: str, body: Mapping[str, Any]) -> bool:
         ):
             return False
         if error.status in (400, 403, 422):
-            raise RejectedError(_server_message(error)) from error
+            raise RejectedError(server_message(error)) from error
         raise
     return True
 

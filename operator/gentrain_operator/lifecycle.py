@@ -10,7 +10,7 @@ from typing import Any
 
 from kubernetes.client.exceptions import ApiException
 
-from . import batch, builders, kube, names, pod_status
+from . import batch, builders, kube, kueue, names, pod_status, queueing
 from .conditions import get as get_condition
 from .conditions import now, set_condition, since
 from .settings import Settings
@@ -65,6 +65,12 @@ def reconcile(
     `spec_changed=False` and an in-memory `read_pod`, so that a steady job costs the API
     server nothing; the ConfigMap and claim are then only checked before a launch."""
     changes = _reconcile(job, settings, events, read_pod, spec_changed)
+    ended = (
+        changes.get("phase") in TERMINAL and (job.get("status") or {}).get("phase") not in TERMINAL
+    )
+    if ended and queueing.queue_name(job):
+        # Before the status that says so: a failed write is retried with the next check.
+        kueue.finish(job, changes["phase"] == "Succeeded", str(changes.get("message", "")))
     return batch.with_batch_status(
         job.get("status") or {}, changes, int(job["metadata"].get("generation", 1))
     )
@@ -115,6 +121,15 @@ def _reconcile(
     wants_gpus = int(resources.get("gpus", 0)) > 0
 
     rejected = ready.get("reason") == "TrainerPodRejected" and ready.get("status") == "False"
+    queued = queueing.queue_name(job) is not None
+
+    def wait_for_admission(why: str) -> None:
+        if status.get("phase") != "Pending" or status.get("message") != why:
+            changes.update({"phase": "Pending", "message": why})
+            changes["conditions"] = set_condition(
+                conditions, "Ready", False, "QueuedByKueue", why, generation
+            )
+            events.append(("Normal", "Queued", why))
 
     def launch(reason: str) -> None:
         nonlocal attempts
@@ -124,18 +139,38 @@ def _reconcile(
             and since(status.get("rejectedAt")) < REJECTED_RETRY_SECONDS
         ):
             return  # refused as it is; wait for a spec change or the next retry
-        if not spec_changed:
-            _ensure_children(job, settings)
         body = builders.trainer_pod(
             job, attempts + 1, with_gpus=wants_gpus and not fallback, settings=settings
         )
+        refused = "the trainer pod"
         try:
+            if queued:  # started only once Kueue admits it, on the flavours it assigned
+                refused = "the job's Kueue Workload"
+                where = kueue.admit(job, body)
+                if isinstance(where, str):
+                    wait_for_admission(where)
+                    return
+                body, refused = queueing.placed(body, where), "the trainer pod"
+                events.append(
+                    (
+                        "Normal",
+                        "Admitted",
+                        f"admitted by Kueue: ClusterQueue {where.cluster_queue}, flavours "
+                        f"{', '.join(where.flavors) or 'none'}",
+                    )
+                )
+            if not spec_changed:
+                _ensure_children(job, settings)
             created = kube.create("Pod", namespace, body)
         except kube.RejectedError as error:
+            fix = (
+                "Fix spec.scheduling or spec.resources (or create what it names); "
+                if refused == "the trainer pod"
+                else ""  # what to do about the Workload, the error says
+            )
             message = (
-                f"the API server refused the trainer pod: {error}. Fix spec.scheduling or "
-                "spec.resources (or create what it names); the operator tries again on a spec "
-                f"change and every {REJECTED_RETRY_SECONDS:.0f} s"
+                f"the API server refused {refused}: {error}. {fix}the operator tries again on "
+                f"a spec change and every {REJECTED_RETRY_SECONDS:.0f} s"
             )
             changes.update({"phase": "Pending", "message": message, "rejectedAt": now()})
             changes["conditions"] = set_condition(
@@ -165,11 +200,14 @@ def _reconcile(
         )
 
     if spec.get("suspend"):
-        if pod is not None and (pod.get("status") or {}).get("phase") not in TERMINAL:
+        running = pod is not None and (pod.get("status") or {}).get("phase") not in TERMINAL
+        if pod is not None and running:
             kube.delete_pod(namespace, pod["metadata"]["name"])
             events.append(
                 ("Normal", "Suspended", "trainer stopped; it saves a checkpoint on SIGTERM")
             )
+        if queued:  # its quota freed for others
+            kueue.suspend(job, trainer_stopped=not running)
         if status.get("phase") != "Suspended":
             changes.update({"phase": "Suspended", "message": "suspended by spec.suspend"})
         return changes
@@ -224,14 +262,31 @@ def _reconcile(
                 conditions, "Ready", False, "TrainerStarting", changes["message"], generation
             )
         return changes
+    if queued and pod is not None and pod_phase not in TERMINAL:
+        eviction = kueue.evicted(job)
+        if eviction is not None:
+            kube.delete_pod(namespace, pod["metadata"]["name"])  # SIGTERM: it saves, then exits
+            if ready.get("reason") != "EvictedByKueue":
+                message = (
+                    f"evicted by Kueue ({eviction[0]}: {eviction[1]}); the trainer saves a "
+                    "checkpoint and stops, and resumes from it once Kueue admits the job again"
+                )
+                changes.update({"phase": "Pending", "message": message})
+                changes["conditions"] = set_condition(
+                    conditions, "Ready", False, "EvictedByKueue", message, generation
+                )
+                events.append(("Warning", "Evicted", message))
+            return changes
     if pod_phase == "Succeeded" and pod_status.terminated(pod or {}).get("message", "").startswith(
         "stopped"
     ):
         # SIGTERM from outside (a drained node, an evicted pod): the trainer saved and
-        # stopped before the end. Not a failure: carry on from that checkpoint.
-        events.append(
-            ("Warning", "TrainerStopped", pod_status.terminated(pod or {}).get("message", ""))
-        )
+        # stopped before the end. Not a failure: carry on from that checkpoint. (A job that
+        # waits for Kueue after an eviction said so already.)
+        if not (queued and status.get("phase") == "Pending"):
+            events.append(
+                ("Warning", "TrainerStopped", pod_status.terminated(pod or {}).get("message", ""))
+            )
         launch("the trainer was stopped before the end; resuming from its checkpoint")
         return changes
 
@@ -252,7 +307,14 @@ def _reconcile(
         return changes
 
     phase = (pod.get("status") or {}).get("phase")
-    if phase == "Pending" and wants_gpus and not fallback and resources.get("allowCPUFallback"):
+    # Not for a job Kueue admitted: it runs where its flavours are, as admitted.
+    if (
+        phase == "Pending"
+        and wants_gpus
+        and not fallback
+        and not queued
+        and resources.get("allowCPUFallback")
+    ):
         short_of_gpus, age = pod_status.unschedulable_for_gpus(pod)
         wait = float(resources.get("fallbackAfterSeconds", 120))
         if (short_of_gpus and age >= wait) or (

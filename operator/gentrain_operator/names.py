@@ -32,6 +32,11 @@ def network_policy_name(job: str) -> str:
     return f"{job}-trainer"
 
 
+def workload_name(job: str, uid: str) -> str:
+    """The Kueue Workload of a queued job (the uid tells a job from an earlier namesake)."""
+    return f"gtj-{job}-{uid[:5]}"[:253]
+
+
 def pod_name(job: str, attempt: int) -> str:
     return f"{job}-trainer-{attempt}"
 

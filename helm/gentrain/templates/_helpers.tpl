@@ -67,6 +67,21 @@ app.kubernetes.io/instance: {{ .Release.Name }}
   - apiGroups: [networking.k8s.io]
     resources: [networkpolicies]
     verbs: [create]
+  # Application: the Kueue Workload of a job labelled kueue.x-k8s.io/queue-name (owned by
+  # it, made before its trainer); its spec.active for spec.suspend; its status: Finished
+  # when the job ends, the reservation given back after an eviction.
+  - apiGroups: [kueue.x-k8s.io]
+    resources: [workloads]
+    verbs: [get, create, patch]
+  - apiGroups: [kueue.x-k8s.io]
+    resources: [workloads/status]
+    verbs: [patch]
+  {{- if .cluster }}
+  # Application: the node labels and tolerations of the flavours Kueue admitted a job on.
+  - apiGroups: [kueue.x-k8s.io]
+    resources: [resourceflavors]
+    verbs: [get]
+  {{- end }}
 {{- end -}}
 
 {{/* The namespaces a namespace-scoped operator watches: the listed ones, or the release's. */}}
