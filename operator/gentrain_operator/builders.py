@@ -12,7 +12,6 @@ from gentrain_contract import program
 from gentrain_contract.hyperparameters import CUSTOM
 
 from . import names
-from .queueing import JOB_ONLY_LABELS
 from .settings import Settings
 
 # Scratch space of the trainer pod (its root filesystem is read-only): torch and
@@ -267,9 +266,8 @@ def propagated_metadata(job: Mapping[str, Any]) -> tuple[dict[str, str], dict[st
     labels = {
         key: value
         for key, value in {**(meta.get("labels") or {}), **(template.get("labels") or {})}.items()
-        # The queue is the job's, through its Workload: a pod carrying the queue name
-        # would be queued again on its own where Kueue's pod integration is on.
-        if key not in JOB_ONLY_LABELS
+        # The queue is the job's, through its Workload (see names.JOB_ONLY_LABELS).
+        if key not in names.JOB_ONLY_LABELS
     }
     annotations = {
         key: value

@@ -48,7 +48,7 @@ def _create(namespace: str, body: Mapping[str, Any]) -> None:
             return
         if error.status == 404:
             raise kube.RejectedError(
-                f"the job is labelled {queueing.QUEUE_LABEL}, but this cluster serves no "
+                f"the job is labelled {names.QUEUE_LABEL}, but this cluster serves no "
                 f"Kueue Workloads ({GROUP}/{VERSION}): install Kueue, or remove the label"
             ) from error
         if error.status in (400, 403, 422):

@@ -18,6 +18,12 @@ MONITOR_USER_AGENT = OPERATOR_USER_AGENT
 # the milestone that decided it, so that a decision whose status write was lost (the
 # operator died, the API server failed the status PATCH) is recorded, never made again.
 INTENT_ANNOTATION = "gentrain.io/remediation-intent"
+# Kueue's labels on a job (see queueing). They are the job's business with Kueue, not its
+# pod's: a pod carrying the queue name would be queued a second time, on its own, where
+# Kueue's pod integration is on.
+QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
+PRIORITY_LABEL = "kueue.x-k8s.io/priority-class"
+JOB_ONLY_LABELS = (QUEUE_LABEL, PRIORITY_LABEL)
 
 
 def configmap_name(job: str) -> str:

@@ -18,14 +18,11 @@ from enum import Enum
 from typing import Any
 
 from . import names
+from .builders import owner_reference
 from .conditions import get as get_condition
 from .conditions import set_condition
+from .names import PRIORITY_LABEL, QUEUE_LABEL
 
-QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
-PRIORITY_LABEL = "kueue.x-k8s.io/priority-class"
-# Labels that are the job's business with Kueue, not its pod's: a pod carrying the queue
-# name would be queued a second time, on its own, where Kueue's pod integration is on.
-JOB_ONLY_LABELS = (QUEUE_LABEL, PRIORITY_LABEL)
 GROUP, VERSION, PLURAL = "kueue.x-k8s.io", "v1beta2", "workloads"
 POD_SET = "trainer"
 
@@ -55,16 +52,7 @@ def workload(job: Mapping[str, Any], pod: Mapping[str, Any]) -> dict[str, Any]:
             "name": names.workload_name(meta["name"], meta["uid"]),
             "namespace": meta["namespace"],
             "labels": {**names.labels(meta["name"]), QUEUE_LABEL: queue},
-            "ownerReferences": [
-                {
-                    "apiVersion": f"{names.GROUP}/{names.VERSION}",
-                    "kind": names.KIND,
-                    "name": meta["name"],
-                    "uid": meta["uid"],
-                    "controller": True,
-                    "blockOwnerDeletion": True,
-                }
-            ],
+            "ownerReferences": [owner_reference(job)],
         },
         "spec": {
             "queueName": queue,

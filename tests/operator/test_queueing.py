@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from gentrain_operator import builders, queueing
+from gentrain_operator import builders, names, queueing
 from gentrain_operator.queueing import Admission
 from gentrain_operator.settings import Settings
 
@@ -20,8 +20,8 @@ def job() -> dict[str, Any]:
             "generation": 1,
             "labels": {
                 "team": "vision",
-                queueing.QUEUE_LABEL: "gpus",
-                queueing.PRIORITY_LABEL: "high",
+                names.QUEUE_LABEL: "gpus",
+                names.PRIORITY_LABEL: "high",
             },
         },
         "spec": {
@@ -88,7 +88,7 @@ def test_the_workload_is_the_trainer_pod_with_its_requests_owned_by_the_job() ->
         True,
     )
     # Kueue counts the pod set by its labels too: not the queue's (the pod is not queued).
-    assert queueing.QUEUE_LABEL not in pod_set["template"]["metadata"]["labels"]
+    assert names.QUEUE_LABEL not in pod_set["template"]["metadata"]["labels"]
 
 
 def test_kueues_conditions_read_as_waiting_admitted_evicted_finished() -> None:

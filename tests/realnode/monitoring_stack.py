@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tests.support import kube
+from tests.support import kube, processes
 from tests.support.waiting import wait_for
 
 TOOLS = kube.REPO / ".tools"
@@ -201,12 +201,7 @@ def stop(cluster: kube.Cluster, operator: subprocess.Popen[bytes]) -> None:
     cluster.kubectl("delete", "namespace", NAMESPACE, "--wait=false", check=False)
     name = "kube-prometheus-stack-prometheus"
     cluster.kubectl("delete", "clusterrolebinding,clusterrole", name, check=False)
-    operator.terminate()
-    try:
-        operator.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        operator.kill()
-        operator.wait()
+    processes.stop(operator)
 
 
 def wait_for_alert(

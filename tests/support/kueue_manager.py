@@ -21,7 +21,7 @@ from typing import Any
 
 import yaml
 
-from tests.support import kube
+from tests.support import kube, processes
 from tests.support.waiting import wait_for
 
 TOOLS = kube.REPO / ".tools"
@@ -91,13 +91,15 @@ def running(cluster: kube.Cluster, directory: Path) -> Iterator[subprocess.Popen
     cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRDS))
     for crd in ("workloads", "clusterqueues", "localqueues", "resourceflavors"):
         wait_for(
-            lambda crd=crd: cluster.kubectl(
-                "get",
-                "crd",
-                f"{crd}.kueue.x-k8s.io",
-                "-o",
-                "jsonpath={.status.conditions[?(@.type=='Established')].status}",
-            ).stdout,
+            lambda crd=crd: (
+                cluster.kubectl(
+                    "get",
+                    "crd",
+                    f"{crd}.kueue.x-k8s.io",
+                    "-o",
+                    "jsonpath={.status.conditions[?(@.type=='Established')].status}",
+                ).stdout
+            ),
             lambda established: established == "True",
             f"Kueue's {crd} CRD to be established",
         )
@@ -134,12 +136,7 @@ def running(cluster: kube.Cluster, directory: Path) -> Iterator[subprocess.Popen
         wait_for(ready, bool, "Kueue to be ready", timeout=90)
         yield manager
     finally:
-        manager.terminate()
-        try:
-            manager.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            manager.kill()
-            manager.wait()
+        processes.stop(manager)
         log.close()
 
 

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from tests.support import kube
+from tests.support import kube, processes
 
 MLFLOW = kube.REPO / ".tools" / "mlflow" / "bin" / "mlflow"
 START_SECONDS = 120
@@ -58,10 +58,5 @@ def serving(directory: Path) -> Iterator[str]:
             time.sleep(0.3)
         yield uri
     finally:
-        server.terminate()
-        try:
-            server.wait(20)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        processes.stop(server)
         log.close()
