@@ -86,6 +86,25 @@ def _patch(workload: Mapping[str, Any], body: dict[str, Any], status: bool) -> N
         log.info("%s/%s changed meanwhile: decided again", meta["namespace"], meta["name"])
 
 
+def _delete(workload: Mapping[str, Any]) -> None:
+    """Deletes the Workload as read (a Workload Kueue changed meanwhile is kept: 409)."""
+    meta = workload["metadata"]
+    try:
+        kube.custom().delete_namespaced_custom_object(
+            GROUP,
+            VERSION,
+            meta["namespace"],
+            PLURAL,
+            meta["name"],
+            body={
+                "preconditions": {"uid": meta["uid"], "resourceVersion": meta["resourceVersion"]}
+            },
+        )
+    except ApiException as error:
+        if error.status not in (404, 409):
+            raise
+
+
 def _write_status(workload: Mapping[str, Any], status: Mapping[str, Any]) -> None:
     _patch(workload, {"status": dict(status)}, status=True)
 
@@ -127,6 +146,12 @@ def admit(job: Mapping[str, Any], pod: Mapping[str, Any]) -> Placement | str:
         _set_active(found, True)
         return f"queued again after spec.suspend: Workload {name} (LocalQueue {queue})"
     state = queueing.state(found)
+    wanted = queueing.workload(job, pod)
+    if state is Admission.WAITING and queueing.outdated(found, wanted):
+        # As Kueue does for its own jobs: a Workload not admitted yet is made anew when the
+        # job asks for something else (the next check makes it).
+        _delete(found)
+        return f"queued: the job's queue or resources changed: Workload {name} is made anew"
     if state is Admission.ADMITTED:
         flavors = {flavor: _flavor(flavor) for flavor in queueing.assigned_flavors(found)}
         return queueing.placement(found, flavors)

@@ -78,6 +78,47 @@ def workload(job: Mapping[str, Any], pod: Mapping[str, Any]) -> dict[str, Any]:
     return body
 
 
+# Where a pod set may be scheduled: part of what Kueue admits it on.
+SCHEDULING_FIELDS = ("nodeSelector", "tolerations", "affinity", "priorityClassName")
+
+
+def _effective(resources: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """Requests as Kubernetes reads them (a limit alone is also the request), and limits."""
+    limits = dict(resources.get("limits") or {})
+    return {"requests": {**limits, **(resources.get("requests") or {})}, "limits": limits}
+
+
+def _departs(have: Mapping[str, Any], want: Mapping[str, Any]) -> bool:
+    """Whether what the job would run (`want`) asks for anything the Workload (`have`) does
+    not. Only what gentrain sets is compared: defaults that admission (a LimitRange,
+    Kueue's webhook) added to the stored Workload are not a change, and must not make it
+    anew at every check."""
+    have_spec, want_spec = have.get("spec") or {}, want.get("spec") or {}
+    for kind in ("containers", "initContainers"):
+        have_containers = have_spec.get(kind) or []
+        want_containers = want_spec.get(kind) or []
+        if len(have_containers) != len(want_containers):
+            return True
+        for had, wanted in zip(have_containers, want_containers, strict=True):
+            had_resources = _effective(had.get("resources") or {})
+            for part, amounts in _effective(wanted.get("resources") or {}).items():
+                if any(had_resources[part].get(k) != v for k, v in amounts.items()):
+                    return True
+    return any(
+        want_spec.get(key) and have_spec.get(key) != want_spec.get(key) for key in SCHEDULING_FIELDS
+    )
+
+
+def outdated(found: Mapping[str, Any], wanted: Mapping[str, Any]) -> bool:
+    """Whether a Workload no longer asks for what the job would run: its queue, or its
+    trainer's resources or scheduling, changed since it was made."""
+    if (found.get("spec") or {}).get("queueName") != wanted["spec"]["queueName"]:
+        return True
+    have = [s.get("template") or {} for s in (found.get("spec") or {}).get("podSets") or []]
+    want = [s["template"] for s in wanted["spec"]["podSets"]]
+    return len(have) != len(want) or any(_departs(h, w) for h, w in zip(have, want, strict=True))
+
+
 def _true(conditions: Sequence[Mapping[str, Any]] | None, kind: str) -> bool:
     return (get_condition(conditions, kind) or {}).get("status") == "True"
 

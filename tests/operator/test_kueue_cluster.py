@@ -134,6 +134,20 @@ def test_kueue_admits_one_job_at_a_time_and_an_evicted_job_resumes_from_its_chec
     say(f"second, while the first trains: {waiting['message']}")
     assert waiting["phase"] == "Pending"
     assert not pods(cluster, namespace, "second"), "a pod started before Kueue admitted it"
+    # Its Workload is kept while nothing changes (two pod checks later, the same one)...
+    made = workload(cluster, namespace, "second")["metadata"]["uid"]
+    time.sleep(11)
+    assert workload(cluster, namespace, "second")["metadata"]["uid"] == made
+    # ...and made anew when the job asks for something else while it waits.
+    patch_spec(cluster, namespace, "second", {"resources": {"cpu": "900m", "memory": "1Gi"}})
+    remade = wait_for(
+        lambda: workload(cluster, namespace, "second"),
+        lambda w: w["metadata"]["uid"] != made,
+        "the second job's Workload to be made anew with its new request",
+        timeout=60,
+    )
+    (container,) = remade["spec"]["podSets"][0]["template"]["spec"]["containers"]
+    assert container["resources"]["requests"]["cpu"] == "900m"
     # The trainer pod is the job's; the queue is its Workload's, not its pod's.
     trainer = pods(cluster, namespace, "first")[0]
     assert trainer.metadata.labels["team"] == "vision"

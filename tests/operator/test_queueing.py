@@ -4,6 +4,7 @@ evicted one's reservation back."""
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from gentrain_operator import builders, names, queueing
@@ -170,3 +171,33 @@ def test_the_trainer_runs_on_its_flavours_nodes() -> None:
     pod = queueing.placed(builders.trainer_pod(manifest, 1, True, Settings()), where)
     assert pod["spec"]["nodeSelector"] == {"zone": "a", "capacity": "on-demand", "gpu": "a100"}
     assert pod["spec"]["tolerations"] == [{"key": "x"}, gpu_taint]
+
+
+def test_a_workload_is_outdated_by_what_the_job_changed_not_by_admission_defaults() -> None:
+    pod = builders.trainer_pod(job(), 1, with_gpus=True, settings=Settings())
+    made = queueing.workload(job(), pod)
+    assert not queueing.outdated(made, made)
+    # As a cluster may store it: the GPU limit copied into requests (a limit alone is
+    # the request), a LimitRange's ephemeral-storage default, a label Kueue adds.
+    stored = copy.deepcopy(made)
+    container = stored["spec"]["podSets"][0]["template"]["spec"]["containers"][0]
+    container["resources"]["requests"]["nvidia.com/gpu"] = "1"
+    container["resources"]["requests"]["ephemeral-storage"] = "1Gi"
+    stored["spec"]["podSets"][0]["template"]["metadata"]["labels"]["added"] = "by-admission"
+    assert not queueing.outdated(stored, made)
+
+    bigger = job()
+    bigger["spec"]["resources"]["cpu"] = "4"
+    assert queueing.outdated(
+        stored, queueing.workload(bigger, builders.trainer_pod(bigger, 1, True, Settings()))
+    )
+    elsewhere = job()
+    elsewhere["spec"]["scheduling"] = {"nodeSelector": {"pool": "a100"}}
+    assert queueing.outdated(
+        stored, queueing.workload(elsewhere, builders.trainer_pod(elsewhere, 1, True, Settings()))
+    )
+    moved = job()
+    moved["metadata"]["labels"][names.QUEUE_LABEL] = "cheap"
+    assert queueing.outdated(
+        stored, queueing.workload(moved, builders.trainer_pod(moved, 1, True, Settings()))
+    )

@@ -68,11 +68,12 @@ app.kubernetes.io/instance: {{ .Release.Name }}
     resources: [networkpolicies]
     verbs: [create]
   # Application: the Kueue Workload of a job labelled kueue.x-k8s.io/queue-name (owned by
-  # it, made before its trainer); its spec.active for spec.suspend; its status: Finished
-  # when the job ends, the reservation given back after an eviction.
+  # it, made before its trainer; made anew when the job's resources change while it
+  # waits); its spec.active for spec.suspend; its status: Finished when the job ends, the
+  # reservation given back after an eviction.
   - apiGroups: [kueue.x-k8s.io]
     resources: [workloads]
-    verbs: [get, create, patch]
+    verbs: [get, create, patch, delete]
   - apiGroups: [kueue.x-k8s.io]
     resources: [workloads/status]
     verbs: [patch]
