@@ -60,3 +60,33 @@ def test_a_trainer_killed_after_its_final_checkpoint_is_resumed_with_its_final_m
     again.run()
     assert again.collector.milestone.get(metrics.CHECKPOINT_STEP.name) == {(): 100.0}
     again.close()
+
+
+def test_a_final_checkpoint_saved_again_keeps_its_final_milestone(
+    make_trainer: MakeTrainer,
+) -> None:
+    # The configuration taken up at the final milestone carried a rate probe, which saves
+    # the checkpoint of its step again (so that a restart keeps its choice); the trainer
+    # then died before the milestone was published. The checkpoint saved again had lost
+    # the final milestone: the replacement resumed at the end with nothing to publish (a
+    # real-node CI run, s34: transformer Succeeded at checkpointStep 60 of 120).
+    config = tiny("gan-ring", training={"max_steps": 100}, checkpoints={"interval": 50})
+    first = make_trainer(config, evaluate=False)
+    take_up = first.apply_config
+
+    def saves_again_then_dies() -> None:
+        if first.step >= first.max_steps:
+            first.save()  # as commands.search_learning_rate does after its search
+            raise Killed
+        take_up()
+
+    first.apply_config = saves_again_then_dies  # type: ignore[method-assign]
+    with contextlib.suppress(Killed):
+        first.run()
+    first.close()
+
+    again = make_trainer(config, evaluate=False)
+    assert again.step == 100
+    again.run()
+    assert again.collector.milestone.get(metrics.CHECKPOINT_STEP.name) == {(): 100.0}
+    again.close()

@@ -201,6 +201,11 @@ class Trainer:
         it (written before the checkpoint appears, so no checkpoint of the last step lacks
         it: see final_milestone)."""
         if self.world.main:  # one writer per pod; the other ranks hold the same state
+            if final is None and self.step >= self.max_steps:
+                # The final step saved again (a rate probe's choice, a command): its
+                # final milestone goes with it, or a pod lost before publishing it is
+                # replaced by one with nothing to publish (s34).
+                final = final_milestone.read(self.store.path(self.step))
             self.store.save(
                 self.step,
                 self.state(),
