@@ -3,7 +3,7 @@
 PY := .venv/bin/python
 export GENTRAIN_REPO_ROOT := $(CURDIR)
 
-.PHONY: setup generate test test-realnode test-monitoring lint unit fuzz demo images gpu-check bench bench-operator bench-remediation bench-pods e2e-kind cluster-up cluster-down cluster-status clean
+.PHONY: setup generate test test-realnode test-monitoring lint unit fuzz demo images gpu-check bench bench-operator bench-remediation bench-pods bench-images e2e-kind cluster-up cluster-down cluster-status clean
 
 setup:  ## Python environment and the Kubernetes/helm/Prometheus tools, built from Go modules
 	@scripts/setup.sh
@@ -47,8 +47,11 @@ demo:  ## a training job goes unhealthy and the operator remediates it
 	@scripts/setup.sh demo
 	@scripts/demo.sh
 
-images:  ## both images from their Dockerfiles, by buildah on a Debian-built Python base (no Docker engine, no registry): .images/*.tar
+images:  ## both images from their Dockerfiles, by buildah on a Debian-built Python base (no Docker engine, no registry): one OCI layout, .images/oci
 	@scripts/images.sh
+
+bench-images:  ## the disk `make images` needs from nothing, at its peak and at its end (into a fresh layout under /tmp; .images is not touched)
+	@dir=$$(mktemp -d); GENTRAIN_IMAGES_DIR=$$dir scripts/disk_peak.sh scripts/images.sh; rm -rf "$$dir"
 
 gpu-check: setup  ## on a machine with NVIDIA GPUs: CUDA steps/s with and without bf16, NVML series, two ranks over NCCL (JSON under docs/gpu-check/)
 	$(PY) scripts/gpu_check.py

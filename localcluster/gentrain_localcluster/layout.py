@@ -53,7 +53,8 @@ class Layout:
 
     @property
     def images_dir(self) -> Path:
-        """The OCI archives `make images` writes (the real node imports them)."""
+        """Where `make images` keeps its OCI image layout (oci/) and the stamps of each image's
+        inputs (the real node imports the images from there)."""
         default = self.tools_bin.parent.parent / ".images"
         return Path(os.environ.get("GENTRAIN_IMAGES_DIR", default)).resolve()
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from gentrain_localcluster.realnode import oci_layout
 from tests.support import kube, processes
 from tests.support.waiting import wait_for
 
@@ -39,12 +40,15 @@ def missing() -> list[str]:
     needs = {
         TOOLS / "bin" / "prometheus-operator": "scripts/setup.sh node",
         TOOLS / "prometheus-operator-crds": "scripts/setup.sh node",
-        kube.REPO / ".images" / "prometheus.tar": "scripts/images.sh monitoring",
-        kube.REPO / ".images" / "prometheus-config-reloader.tar": "scripts/images.sh monitoring",
     }
-    return [
+    absent = [
         f"{path.relative_to(kube.REPO)} ({how})" for path, how in needs.items() if not path.exists()
     ]
+    layout = kube.REPO / ".images" / "oci"
+    for image in (PROMETHEUS_IMAGE, RELOADER_IMAGE):
+        if oci_layout.manifest_of(layout, image) is None:
+            absent.append(f"{image} in .images/oci (scripts/images.sh monitoring)")
+    return absent
 
 
 @dataclass

@@ -2,9 +2,9 @@
 and Dockerfile.huggingface (a Lightning Trainer, a Hugging Face Trainer, each with
 gentrain-sdk's callback), their manifests as shipped, on the real node under the chart.
 
-Built on demand (`scripts/images.sh lightning-regression`, `huggingface-gpt2`: each is
-the trainer image again, 6 GB, more than CI's budget holds beside the others); where the
-node does not hold the image the test is skipped, saying how to build it."""
+Built on demand (`scripts/images.sh lightning-regression`, `huggingface-gpt2`: not part
+of `make images`, to keep CI's real-node tier within its time); where the node does not
+hold the image the test is skipped, saying how to build it."""
 
 from __future__ import annotations
 

@@ -13,23 +13,23 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..network import BRIDGE, GATEWAY, POD_CIDR
-from .prerequisites import CNI_BIN_DIR
+from . import oci_layout
+from .prerequisites import CNI_BIN_DIR, PAUSE_IMAGE
 
 NAMESPACE = "k8s.io"  # the namespace containerd's CRI plugin serves to the kubelet
-PAUSE_IMAGE = "localhost/gentrain-pause:3.10"
-# Archives under .images/ that the node imports, in the order a pod needs them.
-ARCHIVES = (
-    "gentrain-pause",
-    "gentrain-operator",
-    "gentrain-trainer",
+# The images of `.images/oci` that the node imports, in the order a pod needs them.
+IMAGES = (
+    PAUSE_IMAGE,
+    "localhost/gentrain-operator:dev",
+    "localhost/gentrain-trainer:dev",
     # The monitoring tier's Prometheus pods (tests marked `monitoring`).
-    "prometheus",
-    "prometheus-config-reloader",
+    "localhost/prometheus:v3.16.0",
+    "localhost/prometheus-config-reloader:v0.85.0",
     # Users' own images (examples/custom-*.yaml), on the trainer image; the adapters' two
     # only where `scripts/images.sh huggingface-gpt2|lightning-regression` built them.
-    "plain-loop",
-    "huggingface-gpt2",
-    "lightning-regression",
+    "localhost/plain-loop:dev",
+    "localhost/huggingface-gpt2:dev",
+    "localhost/lightning-regression:dev",
 )
 # Pod addresses start above the ones the node agent hands out, so the two never collide
 # in a state directory that both have used.
@@ -149,26 +149,56 @@ def ctr(paths: Paths, *args: str, timeout: float = 60) -> subprocess.CompletedPr
     )
 
 
+def image_name(ref: str) -> str:
+    """`localhost/gentrain-trainer:dev` -> `gentrain-trainer`: the name `make images`
+    keeps the image's input stamp under."""
+    return ref.rsplit("/", 1)[-1].split(":", 1)[0]
+
+
 def import_images(paths: Paths, images_dir: Path) -> list[str]:
-    """Imports each archive `make images` wrote whose stamp differs from the one imported
-    last (an import of the trainer image takes minutes); returns the names imported."""
+    """Imports each image of the layout `make images` wrote whose stamp differs from the
+    one imported last (an import of the trainer image takes minutes), streamed from the
+    layout (no archive is written); returns the names imported."""
     paths.imported.mkdir(parents=True, exist_ok=True)
+    layout = images_dir / "oci"
     imported: list[str] = []
-    for name in ARCHIVES:
-        archive = images_dir / f"{name}.tar"
-        if not archive.exists():
+    for ref in IMAGES:
+        if oci_layout.manifest_of(layout, ref) is None:
             continue
+        name = image_name(ref)
         stamp_file = images_dir / "stamps" / name
-        stamp = stamp_file.read_text() if stamp_file.exists() else str(archive.stat().st_mtime)
+        stamp = (
+            stamp_file.read_text()
+            if stamp_file.exists()
+            else str(oci_layout.manifest_of(layout, ref))
+        )
         seen = paths.imported / name
         if seen.exists() and seen.read_text() == stamp:
             continue
-        result = ctr(paths, "images", "import", str(archive), timeout=1800)
-        if result.returncode != 0:
-            raise RuntimeError(f"ctr images import {archive} failed: {result.stderr.strip()}")
+        _import(paths, layout, ref)
         seen.write_text(stamp)
         imported.append(name)
     return imported
+
+
+def _import(paths: Paths, layout: Path, ref: str) -> None:
+    command = ["ctr", "--address", str(paths.socket), "--namespace", NAMESPACE]
+    with subprocess.Popen(
+        [*command, "images", "import", "-"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    ) as importer:
+        assert importer.stdin is not None and importer.stderr is not None
+        try:
+            oci_layout.write_image_tar(layout, ref, importer.stdin)
+        except BrokenPipeError:
+            pass  # ctr stopped reading: its error below says why
+        finally:
+            importer.stdin.close()
+        error = importer.stderr.read().decode(errors="replace").strip()
+        if importer.wait(timeout=1800) != 0:
+            raise RuntimeError(f"ctr images import of {ref} from {layout} failed: {error}")
 
 
 def remove_containers(paths: Paths) -> None:

@@ -7,9 +7,12 @@ import shutil
 from pathlib import Path
 
 from ..layout import Layout
+from . import oci_layout
 
 CNI_BIN_DIR = Path("/usr/lib/cni")  # Debian's containernetworking-plugins
 CNI_PLUGINS = ("bridge", "host-local", "loopback", "portmap")
+# Every pod sandbox's image, built by `make images` (upstream's pause.c, static).
+PAUSE_IMAGE = "localhost/gentrain-pause:3.10"
 DEBIAN_PACKAGES = "containerd runc containernetworking-plugins iptables conntrack"
 
 
@@ -32,9 +35,9 @@ def missing(layout: Layout) -> list[str]:
             f"kubelet and kube-proxy in {layout.tools_bin}: `scripts/setup.sh node` builds them "
             "from the Kubernetes module (tools/k8s/node)"
         )
-    if not (layout.images_dir / "gentrain-pause.tar").exists():
+    if oci_layout.manifest_of(layout.images_dir / "oci", PAUSE_IMAGE) is None:
         problems.append(
-            f"the pause image ({layout.images_dir}/gentrain-pause.tar): `make images` builds it "
-            "(with the operator and trainer images)"
+            f"the pause image {PAUSE_IMAGE} in {layout.images_dir}/oci: `make images` builds "
+            "it (with the operator and trainer images)"
         )
     return problems
