@@ -86,8 +86,9 @@ def _patch(workload: Mapping[str, Any], body: dict[str, Any], status: bool) -> N
         log.info("%s/%s changed meanwhile: decided again", meta["namespace"], meta["name"])
 
 
-def _delete(workload: Mapping[str, Any]) -> None:
-    """Deletes the Workload as read (a Workload Kueue changed meanwhile is kept: 409)."""
+def _delete(workload: Mapping[str, Any]) -> bool:
+    """Deletes the Workload as read (a Workload Kueue changed meanwhile is kept: 409);
+    whether it is gone."""
     meta = workload["metadata"]
     try:
         kube.custom().delete_namespaced_custom_object(
@@ -101,8 +102,11 @@ def _delete(workload: Mapping[str, Any]) -> None:
             },
         )
     except ApiException as error:
-        if error.status not in (404, 409):
+        if error.status == 409:
+            return False
+        if error.status != 404:
             raise
+    return True
 
 
 def _write_status(workload: Mapping[str, Any], status: Mapping[str, Any]) -> None:
@@ -147,9 +151,11 @@ def admit(job: Mapping[str, Any], pod: Mapping[str, Any]) -> Placement | str:
         return f"queued again after spec.suspend: Workload {name} (LocalQueue {queue})"
     state = queueing.state(found)
     wanted = queueing.workload(job, pod)
-    if state is Admission.WAITING and queueing.outdated(found, wanted):
-        # As Kueue does for its own jobs: a Workload not admitted yet is made anew when the
-        # job asks for something else (the next check makes it).
+    if state in (Admission.WAITING, Admission.ADMITTED) and queueing.outdated(found, wanted):
+        # As Kueue does for its own jobs: a Workload is made anew when the job asks for
+        # something else (the next check makes it). Admitted too: this is called only to
+        # start a trainer, and one started with what the job asks now under the admission
+        # of what it asked before would hold other resources than Kueue counts.
         _delete(found)
         return f"queued: the job's queue or resources changed: Workload {name} is made anew"
     if state is Admission.ADMITTED:
@@ -168,6 +174,14 @@ def admit(job: Mapping[str, Any], pod: Mapping[str, Any]) -> Placement | str:
         f"queued: waiting for Kueue to admit Workload {name} (LocalQueue {queue}): "
         f"{queueing.waiting_reason(found)}"
     )
+
+
+def release(job: Mapping[str, Any]) -> bool:
+    """A job no longer queued (its queue label removed): its Workload deleted, so that
+    Kueue frees what it reserved at once, or never admits it. Whether it is gone (a
+    Workload Kueue changed meanwhile is deleted at the next check)."""
+    found = read(job)
+    return found is None or _delete(found)
 
 
 def evicted(job: Mapping[str, Any]) -> tuple[str, str] | None:

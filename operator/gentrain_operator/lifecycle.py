@@ -122,6 +122,20 @@ def _reconcile(
 
     rejected = ready.get("reason") == "TrainerPodRejected" and ready.get("status") == "False"
     queued = queueing.queue_name(job) is not None
+    if not queued and status.get("workload"):
+        # Its queue label removed: Kueue no longer decides for it. A waiting job starts
+        # now (below); a running one trains on, outside Kueue's quota.
+        if not kueue.release(job):
+            return changes  # changed by Kueue meanwhile: the next check deletes it
+        changes["workload"] = None
+        events.append(
+            (
+                "Normal",
+                "Dequeued",
+                f"the {names.QUEUE_LABEL} label was removed: Workload {status['workload']} "
+                "deleted (what Kueue reserved for it is free); the job runs outside Kueue",
+            )
+        )
 
     def wait_for_admission(why: str) -> None:
         if status.get("phase") != "Pending" or status.get("message") != why:
@@ -147,6 +161,8 @@ def _reconcile(
             if queued:  # started only once Kueue admits it, on the flavours it assigned
                 refused = "the job's Kueue Workload"
                 where = kueue.admit(job, body)
+                if status.get("workload") != names.workload_name(name, meta["uid"]):
+                    changes["workload"] = names.workload_name(name, meta["uid"])
                 if isinstance(where, str):
                     wait_for_admission(where)
                     return
@@ -379,9 +395,22 @@ def _reconcile(
     elif phase == "Succeeded" and pod_status.final_milestone_unrecorded(pod, status):
         pass  # the next check, a few seconds on, finds it written (or the wait over)
     elif phase == "Succeeded":
-        changes.update({"phase": "Succeeded", "message": "training finished"})
+        message = "training finished"
+        completed, recorded = (
+            pod_status.completed_steps(pod),
+            int(status.get("checkpointStep") or 0),
+        )
+        if completed is not None and recorded < completed:
+            # Said, not hidden: status (and the report's "after") stops at an earlier step.
+            message = (
+                f"training finished ({completed} steps), but its final milestone was never "
+                f"read: status shows step {recorded}'s. The checkpoint of step {completed} "
+                "is on the volume"
+            )
+            events.append(("Warning", "FinalMilestoneUnread", message))
+        changes.update({"phase": "Succeeded", "message": message})
         changes["conditions"] = set_condition(
-            conditions, "Ready", False, "Completed", "training finished", generation
+            conditions, "Ready", False, "Completed", message, generation
         )
         events.append(("Normal", "Completed", "training finished"))
     elif phase == "Failed":

@@ -195,6 +195,16 @@ class JobMonitor:
                 self.final_unread = pod_name
             return
         self.final_read = pod_name
+        read_step = snapshot.get(trainer_metrics.CHECKPOINT_STEP.name)
+        recorded = (job.get("status") or {}).get("checkpointStep")
+        if read_step is not None and recorded is not None and read_step <= recorded:
+            # The trainer waits for one scrape, any scraper's: one Prometheus dropped (a
+            # timeout) ends that wait all the same. Said, so that a job that ends short of
+            # its final milestone shows where it was lost.
+            log.info(
+                "%s/%s: Prometheus's last scrape of %s holds step %d's milestone, none newer",
+                self.namespace, self.name, pod_name, int(read_step),
+            )  # fmt: skip
         self.unwritten = snapshot
         if await self._handle(job, snapshot):
             self.unwritten = None

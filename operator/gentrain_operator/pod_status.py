@@ -56,6 +56,12 @@ def terminated(pod: Mapping[str, Any]) -> Mapping[str, Any]:
     return (statuses[0].get("state") or {}).get("terminated") or {} if statuses else {}
 
 
+def completed_steps(pod: Mapping[str, Any]) -> int | None:
+    """The steps the trainer says it completed (scraped at the end or not), or None."""
+    found = COMPLETED.match((terminated(pod).get("message") or "").strip())
+    return int(found[1]) if found else None
+
+
 def final_milestone_unrecorded(pod: Mapping[str, Any], status: Mapping[str, Any]) -> bool:
     """Whether the trainer completed with its final milestone scraped (its message says so)
     but status does not hold it yet, and the monitor may still be writing it."""

@@ -140,3 +140,31 @@ def test_succeeded_waits_until_the_final_milestone_scraped_is_in_status(
         "completed 120 steps; the final milestone was not scraped within 120 s", 1
     )
     assert check(60, unread)["phase"] == "Succeeded"
+
+
+def test_a_job_that_ends_without_its_final_milestone_says_so(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Seen once in CI, read through Prometheus: Succeeded with checkpointStep 1000 of
+    1500 and "training finished", as if all were in status. It now says what is missing."""
+    monkeypatch.setattr(kube, "create", lambda *a: pytest.fail("no new attempt"))
+    for message in (
+        "completed 120 steps",  # scraped, never written in time
+        "completed 120 steps; the final milestone was not scraped within 120 s",
+    ):
+        events: list[tuple[str, str, str]] = []
+        pod = completed_pod(message, pod_status.FINAL_MILESTONE_WAIT_SECONDS + 5)
+        changes = lifecycle.reconcile(
+            job(60), Settings(), events, lambda namespace, name, pod=pod: pod, spec_changed=False
+        )
+        assert changes["phase"] == "Succeeded"
+        assert "final milestone was never read: status shows step 60's" in changes["message"]
+        assert "checkpoint of step 120 is on the volume" in changes["message"]
+        assert [e[1] for e in events] == ["FinalMilestoneUnread", "Completed"]
+    events = []
+    pod = completed_pod("completed 120 steps", 1)
+    changes = lifecycle.reconcile(
+        job(120), Settings(), events, lambda namespace, name: pod, spec_changed=False
+    )
+    assert changes["message"] == "training finished"
+    assert [e[1] for e in events] == ["Completed"]

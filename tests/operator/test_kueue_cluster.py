@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from tests.operator.test_operator_cluster import gtj, patch_spec, pods, status
+from tests.operator.test_operator_cluster import events, gtj, patch_spec, pods, status
 from tests.support import kueue_manager
 from tests.support.kube import Cluster
 from tests.support.waiting import wait_for
@@ -264,3 +264,72 @@ def test_kueue_admits_one_job_at_a_time_and_an_evicted_job_resumes_from_its_chec
     assert "gentrain.io/deactivated-for-suspend" not in (
         resumed["metadata"].get("annotations") or {}
     )
+
+
+def workloads(cluster: Cluster, namespace: str, job: str) -> list[dict[str, Any]]:
+    return list(
+        client.CustomObjectsApi(cluster.api).list_namespaced_custom_object(
+            *KUEUE, namespace, "workloads", label_selector=f"gentrain.io/job={job}"
+        )["items"]
+    )
+
+
+def test_a_job_leaves_kueue_when_its_label_goes_and_a_relaunch_is_queued_for_what_it_asks_now(
+    cluster: Cluster, namespace: str, operator: None, kueue: Path
+) -> None:
+    """Two seams of a queued job's life. Its queue label removed while it trains: Kueue
+    no longer decides for it, so its Workload goes and what it held is free for the next
+    (before, the Workload stayed admitted until the job ended: the quota leaked). A
+    trainer started again after the job's resources changed: Kueue admits what it asks
+    now (before, it ran on the admission of what it asked before)."""
+    cluster.apply(kueue_manager.queue_objects(namespace, "trainers", {"cpu": "1", "memory": "2Gi"}))
+    cluster.apply(queued_gtj("leaver", "trainers", max_steps=200_000), namespace)
+    wait_for(
+        lambda: status(cluster, namespace, "leaver"),
+        lambda s: s.get("phase") == "Running",
+        "the first job to be admitted and run",
+        timeout=120,
+    )
+    assert status(cluster, namespace, "leaver")["workload"].startswith("gtj-leaver-")
+    cluster.apply(queued_gtj("stayer", "trainers", max_steps=200_000), namespace)
+    wait_for(
+        lambda: status(cluster, namespace, "stayer"),
+        lambda s: condition({"status": s}, "Ready").get("reason") == "QueuedByKueue",
+        "the second job to wait for Kueue",
+        timeout=60,
+    )
+
+    client.CustomObjectsApi(cluster.api).patch_namespaced_custom_object(
+        "gentrain.io", "v1alpha1", namespace, "generativetrainingjobs", "leaver",
+        {"metadata": {"labels": {"kueue.x-k8s.io/queue-name": None}}},
+    )  # fmt: skip
+    removed = time.monotonic()
+    wait_for(
+        lambda: status(cluster, namespace, "stayer"),
+        lambda s: s.get("phase") == "Running",
+        "the second job to be admitted in the quota the first freed",
+        timeout=90,
+    )
+    say(f"the label removed: the second job running {time.monotonic() - removed:.1f} s later")
+    assert not workloads(cluster, namespace, "leaver")
+    left = status(cluster, namespace, "leaver")
+    assert left["phase"] == "Running" and left["attempts"] == 1, left  # trains on
+    assert "workload" not in left
+    assert "Dequeued" in events(cluster, namespace, "leaver")
+
+    patch_spec(cluster, namespace, "stayer", {"resources": {"cpu": "1", "memory": "1536Mi"}})
+    (pod,) = pods(cluster, namespace, "stayer")
+    cluster.core.delete_namespaced_pod(pod.metadata.name, namespace)
+    relaunched = wait_for(
+        lambda: status(cluster, namespace, "stayer"),
+        lambda s: s.get("attempts") == 2 and s.get("phase") == "Running",
+        "the second job's trainer to start again, admitted for what it asks now",
+        timeout=120,
+    )
+    assert relaunched.get("failures", 0) <= 1
+    (admitted,) = workloads(cluster, namespace, "stayer")
+    assert condition(admitted, "Admitted").get("status") == "True"
+    requests = admitted["spec"]["podSets"][0]["template"]["spec"]["containers"][0]["resources"]
+    assert requests["requests"]["memory"] == "1536Mi", requests
+    (pod,) = [p for p in pods(cluster, namespace, "stayer") if p.metadata.name.endswith("-2")]
+    assert pod.spec.containers[0].resources.requests["memory"] == "1536Mi"
