@@ -255,14 +255,14 @@ fi
 # image as its torch base: where users take torch from PyPI or PyTorch's index, this
 # machine can only reach PyPI, and the trainer image already holds torch from there.
 if [[ $which == all || $which == plain-loop ]]; then
-  build plain-loop examples/sdk/Dockerfile localhost/gentrain-trainer:dev 13 contract sdk examples/sdk/plain_loop.py
+  build plain-loop examples/sdk/Dockerfile localhost/gentrain-trainer:dev 9 contract sdk examples/sdk/plain_loop.py
 fi
 # The two adapters' example images, on demand only (`images.sh huggingface-gpt2` or
 # `lightning-regression`; not part of `make images`: each is the trainer image again,
 # 6 GB, for tests that then run where they are built).
 if [[ $which == huggingface-gpt2 ]]; then
-  build huggingface-gpt2 examples/sdk/Dockerfile.huggingface localhost/gentrain-trainer:dev 13 contract sdk examples/sdk/huggingface_gpt2.py
+  build huggingface-gpt2 examples/sdk/Dockerfile.huggingface localhost/gentrain-trainer:dev 9 contract sdk examples/sdk/huggingface_gpt2.py
 fi
 if [[ $which == lightning-regression ]]; then
-  build lightning-regression examples/sdk/Dockerfile.lightning localhost/gentrain-trainer:dev 13 contract sdk examples/sdk/lightning_regression.py
+  build lightning-regression examples/sdk/Dockerfile.lightning localhost/gentrain-trainer:dev 9 contract sdk examples/sdk/lightning_regression.py
 fi
