@@ -107,3 +107,12 @@ def test_an_image_the_layout_lacks_is_named_with_how_to_build_it(tmp_path: Path)
     assert oci_layout.main(["has", str(tmp_path / "none"), TRAINER]) == 1
     with pytest.raises(LookupError, match="make images"):
         oci_layout.write_image_tar(tmp_path / "none", TRAINER, io.BytesIO())
+
+
+def test_sizes_read_in_their_own_unit() -> None:
+    # the pause image read "0 MB compressed"
+    assert [oci_layout.human(n) for n in (3_298_549_248, 92_591_104, 329_728)] == [
+        "3.3 GB",
+        "93 MB",
+        "330 kB",
+    ]

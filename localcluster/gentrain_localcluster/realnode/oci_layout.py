@@ -68,6 +68,14 @@ def image_bytes(layout: Path, ref: str) -> int:
     return sum(blob_path(layout, digest).stat().st_size for digest in digests)
 
 
+def human(size: int) -> str:
+    """3.3 GB, 93 MB, 330 kB: a size in the unit it reads best in."""
+    for unit, scale in (("GB", 1e9), ("MB", 1e6)):
+        if size >= scale:
+            return f"{size / scale:.1f} {unit}" if unit == "GB" else f"{size / scale:.0f} {unit}"
+    return f"{size / 1e3:.0f} kB"
+
+
 def collect_garbage(layout: Path) -> int:
     """Deletes the blobs no image of the layout refers to (an image rebuilt under the same
     name leaves its old layers behind); returns the bytes freed."""
@@ -119,7 +127,7 @@ def main(argv: list[str]) -> int:
         return 0
     if command == "size" and len(argv) == 3:
         size = image_bytes(layout, argv[2])
-        print(f"{size / 1e9:.1f} GB" if size >= 1e9 else f"{size / 1e6:.0f} MB")
+        print(human(size))
         return 0
     if command == "tar" and len(argv) == 3:
         write_image_tar(layout, argv[2], sys.stdout.buffer)
