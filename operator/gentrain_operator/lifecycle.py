@@ -22,6 +22,8 @@ CONFIG_ERROR_EXIT, VOLUME_FULL_EXIT = 2, 3
 # A trainer pod the API server refused is sent again on a spec change at once, and
 # otherwise this often (what was missing, such as a PriorityClass, may be created).
 REJECTED_RETRY_SECONDS = 300.0
+# What the API server refused, in the message of a job whose Kueue Workload it refused.
+WORKLOAD_REFUSED = "the job's Kueue Workload"
 TERMINAL = batch.TERMINAL
 # (namespace, name) -> the pod as a dict, or None when it does not exist.
 PodReader = Callable[[str, str], Mapping[str, Any] | None]
@@ -122,6 +124,10 @@ def _reconcile(
 
     rejected = ready.get("reason") == "TrainerPodRejected" and ready.get("status") == "False"
     queued = queueing.queue_name(job) is not None
+    if rejected and not queued and WORKLOAD_REFUSED in (ready.get("message") or ""):
+        # Refused for its queue label ("install Kueue, or remove the label"), which is
+        # gone: not a spec change, but what was refused is no longer asked. Start now.
+        rejected = False
     if not queued and status.get("workload"):
         # Its queue label removed: Kueue no longer decides for it. A waiting job starts
         # now (below); a running one trains on, outside Kueue's quota.
@@ -159,7 +165,7 @@ def _reconcile(
         refused = "the trainer pod"
         try:
             if queued:  # started only once Kueue admits it, on the flavours it assigned
-                refused = "the job's Kueue Workload"
+                refused = WORKLOAD_REFUSED
                 where = kueue.admit(job, body)
                 if status.get("workload") != names.workload_name(name, meta["uid"]):
                     changes["workload"] = names.workload_name(name, meta["uid"])
