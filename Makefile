@@ -51,7 +51,7 @@ images:  ## both images from their Dockerfiles, by buildah on a Debian-built Pyt
 	@scripts/images.sh
 
 bench-images:  ## the disk `make images` needs from nothing, at its peak and at its end (into a fresh layout under /tmp; .images is not touched)
-	@dir=$$(mktemp -d); GENTRAIN_IMAGES_DIR=$$dir scripts/disk_peak.sh scripts/images.sh; rm -rf "$$dir"
+	@dir=$$(mktemp -d); GENTRAIN_IMAGES_DIR=$$dir scripts/disk_peak.sh scripts/images.sh; rc=$$?; rm -rf "$$dir"; exit $$rc
 
 gpu-check: setup  ## on a machine with NVIDIA GPUs: CUDA steps/s with and without bf16, NVML series, two ranks over NCCL (JSON under docs/gpu-check/)
 	$(PY) scripts/gpu_check.py
