@@ -85,7 +85,7 @@ up_to_date() { [[ "$(cat "$STAMPS/$1" 2>/dev/null)" == "$2" ]] && "${LAYOUT_TOOL
 # that tag), their layers compressed as they are written, never into buildah's storage:
 # storage would hold a second copy of each new layer, and a push from it a third
 # (uncompressed, in /var/tmp): `make images` from nothing needed 23.6 GB at its peak
-# that way, 12.3 GB this way (`make bench-images`).
+# that way, 12.0 GB this way (`make bench-images`).
 # `stored NAME STAMP`: then the blobs no image needs any more go, and the inputs' STAMP is kept.
 stored() {
   "${LAYOUT_TOOL[@]}" gc "$LAYOUT"
