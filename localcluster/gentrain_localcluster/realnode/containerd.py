@@ -139,9 +139,13 @@ def write_config(paths: Paths) -> None:
     (paths.cni_conf_dir / "10-gentrain.conflist").write_text(cni_conflist(paths))
 
 
+def _ctr_command(paths: Paths, *args: str) -> list[str]:
+    return ["ctr", "--address", str(paths.socket), "--namespace", NAMESPACE, *args]
+
+
 def ctr(paths: Paths, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        ["ctr", "--address", str(paths.socket), "--namespace", NAMESPACE, *args],
+        _ctr_command(paths, *args),
         capture_output=True,
         text=True,
         check=False,
@@ -163,15 +167,12 @@ def import_images(paths: Paths, images_dir: Path) -> list[str]:
     layout = images_dir / "oci"
     imported: list[str] = []
     for ref in IMAGES:
-        if oci_layout.manifest_of(layout, ref) is None:
+        manifest = oci_layout.manifest_of(layout, ref)
+        if manifest is None:
             continue
         name = image_name(ref)
         stamp_file = images_dir / "stamps" / name
-        stamp = (
-            stamp_file.read_text()
-            if stamp_file.exists()
-            else str(oci_layout.manifest_of(layout, ref))
-        )
+        stamp = stamp_file.read_text() if stamp_file.exists() else str(manifest)
         seen = paths.imported / name
         if seen.exists() and seen.read_text() == stamp:
             continue
@@ -182,9 +183,8 @@ def import_images(paths: Paths, images_dir: Path) -> list[str]:
 
 
 def _import(paths: Paths, layout: Path, ref: str) -> None:
-    command = ["ctr", "--address", str(paths.socket), "--namespace", NAMESPACE]
     with subprocess.Popen(
-        [*command, "images", "import", "-"],
+        _ctr_command(paths, "images", "import", "-"),
         stdin=subprocess.PIPE,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
