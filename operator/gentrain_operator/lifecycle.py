@@ -167,8 +167,9 @@ def _reconcile(
             if queued:  # started only once Kueue admits it, on the flavours it assigned
                 refused = WORKLOAD_REFUSED
                 where = kueue.admit(job, body)
-                if status.get("workload") != names.workload_name(name, meta["uid"]):
-                    changes["workload"] = names.workload_name(name, meta["uid"])
+                workload = names.workload_name(name, meta["uid"])
+                if status.get("workload") != workload:
+                    changes["workload"] = workload
                 if isinstance(where, str):
                     wait_for_admission(where)
                     return
