@@ -11,6 +11,10 @@ CONFIG_VARIABLE = "GENTRAIN_CONFIG"  # the configuration file (CONFIG_PATH)
 CHECKPOINT_DIR_VARIABLE = "GENTRAIN_CHECKPOINT_DIR"  # the job's checkpoint volume
 METRICS_PORT_VARIABLE = "GENTRAIN_METRICS_PORT"  # where the operator scrapes
 CPU_LIMIT_VARIABLE = "GENTRAIN_CPU_LIMIT"  # the container's CPU limit: torch's threads
+# The pod's own address, in a job of several pods: where its peers reach its ranks.
+POD_IP_VARIABLE = "GENTRAIN_POD_IP"
+# Where rank 0's pod listens for the others to join (torchrun's static rendezvous).
+RENDEZVOUS_PORT = 29500
 
 DEFAULT_METRICS_PORT = 9090
 CONFIG_PATH = "/etc/gentrain/config.yaml"  # the job's ConfigMap, mounted

@@ -21,13 +21,33 @@ TMP_SIZE_LIMIT = "1Gi"
 SHM_SIZE_LIMIT = "4Gi"
 
 
-def trainer_command(command: tuple[str, ...], gpus: int) -> list[str]:
-    """The trainer's command; with more than one GPU, under torchrun (one process per GPU,
-    run by the same interpreter as `python -m gentrain_trainer` would be)."""
-    if gpus <= 1 or list(command[-2:]) != ["-m", "gentrain_trainer"]:
+def trainer_command(command: tuple[str, ...], gpus: int, nodes: int = 1) -> list[str]:
+    """The trainer's command; with more than one GPU or pod, under torchrun (one process
+    per GPU, run by the same interpreter as `python -m gentrain_trainer` would be). Across
+    pods, torchrun takes the pod count, this pod's rank and rank 0's address from the
+    environment (gang_environment), as a user's own torchrun does."""
+    if (gpus <= 1 and nodes <= 1) or list(command[-2:]) != ["-m", "gentrain_trainer"]:
         return list(command)
-    launcher = ["-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={gpus}"]
+    if nodes > 1:
+        launcher = ["-m", "torch.distributed.run", f"--nproc-per-node={max(gpus, 1)}"]
+    else:
+        launcher = ["-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={gpus}"]
     return [*command[:-2], *launcher, "-m", "gentrain_trainer"]
+
+
+def gang_environment(nodes: int, node_rank: int, rendezvous: str | None) -> list[dict[str, Any]]:
+    """What a pod of a job of `nodes` pods tells torchrun (its PET_* variables, read as its
+    --nnodes, --node-rank, --master-addr and --master-port) and the trainer (its own
+    address, so that its ranks listen where the other pods reach them). `rendezvous`:
+    rank 0's pod IP; None on rank 0 itself, which listens at its own."""
+    pod_ip = {"valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}
+    return [
+        {"name": "PET_NNODES", "value": str(nodes)},
+        {"name": "PET_NODE_RANK", "value": str(node_rank)},
+        {"name": "PET_MASTER_ADDR", **({"value": rendezvous} if rendezvous else pod_ip)},
+        {"name": "PET_MASTER_PORT", "value": str(program.RENDEZVOUS_PORT)},
+        {"name": program.POD_IP_VARIABLE, **pod_ip},
+    ]
 
 
 def owner_reference(job: Mapping[str, Any]) -> dict[str, Any]:
@@ -66,7 +86,9 @@ def config_map(job: Mapping[str, Any], config: Mapping[str, Any]) -> dict[str, A
 def network_policy(job: Mapping[str, Any], settings: Settings) -> dict[str, Any] | None:
     """Ingress to the trainer pod: its metrics port, from the operator's pods and the
     configured scrapers (Prometheus) only. The trainer serves nothing else, and a single
-    pod's torchrun ranks talk over loopback, which no policy filters."""
+    pod's torchrun ranks talk over loopback, which no policy filters. The pods of a job of
+    several pods also take anything from each other: their ranks' collectives (gloo,
+    NCCL) connect on ports they pick at run time."""
     if not settings.network_policy or not settings.operator_namespace:
         return None
     name = job["metadata"]["name"]
@@ -93,7 +115,12 @@ def network_policy(job: Mapping[str, Any], settings: Settings) -> dict[str, Any]
                 {
                     "from": [operator, *settings.metrics_from],
                     "ports": [{"protocol": "TCP", "port": settings.trainer_metrics_port}],
-                }
+                },
+                *(
+                    [{"from": [{"podSelector": {"matchLabels": {"gentrain.io/job": name}}}]}]
+                    if names.nodes(job["spec"]) > 1
+                    else []
+                ),
             ],
         },
     }
@@ -126,6 +153,7 @@ def trainer_pod(
     cpu, memory = resources.get("cpu", "1"), resources.get("memory", "2Gi")
     limits: dict[str, Any] = {"cpu": cpu, "memory": memory}
     gpus = int(resources.get("gpus", 0))
+    nodes = names.nodes(spec)
     if with_gpus and gpus:
         limits["nvidia.com/gpu"] = str(gpus)
     checkpoints = spec.get("checkpoints") or {}
@@ -180,7 +208,7 @@ def trainer_pod(
         "command": (
             list(spec["command"])
             if custom
-            else trainer_command(settings.trainer_command, gpus if with_gpus else 0)
+            else trainer_command(settings.trainer_command, gpus if with_gpus else 0, nodes)
         ),
         "args": list(spec.get("args") or [])
         if custom
@@ -211,6 +239,7 @@ def trainer_pod(
             {"name": program.METRICS_PORT_VARIABLE, "value": str(port)},
             {"name": program.CONFIG_VARIABLE, "value": program.CONFIG_PATH},
             {"name": program.CHECKPOINT_DIR_VARIABLE, "value": program.CHECKPOINT_DIR},
+            *(gang_environment(nodes, 0, None) if nodes > 1 else []),
         ],
         "ports": [{"name": "metrics", "containerPort": port, "protocol": "TCP"}],
         "resources": {"requests": {"cpu": cpu, "memory": memory}, "limits": limits},
@@ -240,15 +269,77 @@ def trainer_pod(
     for key in ("nodeSelector", "tolerations", "affinity", "priorityClassName"):
         if scheduling.get(key):
             pod_spec[key] = scheduling[key]
+    if nodes > 1 and not scheduling.get("affinity"):
+        pod_spec["affinity"] = spread_over_nodes(job_name)
     if spec.get("imagePullSecrets"):
         pod_spec["imagePullSecrets"] = spec["imagePullSecrets"]
+    gang = {names.NODE_RANK_LABEL: "0"} if nodes > 1 else {}
     metadata = _metadata(
-        job, names.pod_name(job_name, attempt), {"gentrain.io/attempt": str(attempt)}
+        job, names.pod_name(job_name, attempt), {"gentrain.io/attempt": str(attempt), **gang}
     )
     labels, annotations = propagated_metadata(job)
     metadata["labels"] = {**labels, **metadata["labels"]}
     metadata["annotations"] = {**annotations, "gentrain.io/gpus": str(gpus if with_gpus else 0)}
     return {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": pod_spec}
+
+
+def spread_over_nodes(job_name: str) -> dict[str, Any]:
+    """A job's pods on different nodes where the cluster has room: the point of several
+    pods is several nodes' GPUs (one node may still take two when nothing else fits)."""
+    return {
+        "podAntiAffinity": {
+            "preferredDuringSchedulingIgnoredDuringExecution": [
+                {
+                    "weight": 100,
+                    "podAffinityTerm": {
+                        "labelSelector": {"matchLabels": {"gentrain.io/job": job_name}},
+                        "topologyKey": "kubernetes.io/hostname",
+                    },
+                }
+            ]
+        }
+    }
+
+
+def gang_pod(
+    job: Mapping[str, Any],
+    rank_zero: Mapping[str, Any],
+    node_rank: int,
+    with_gpus: bool,
+    settings: Settings,
+) -> dict[str, Any]:
+    """Pod `node_rank` (>= 1) of a job of several pods, made once rank 0's pod (the one
+    trainer_pod builds) has an address to join at. Owned by rank 0's pod, so that whatever
+    stops it (suspension, eviction, a relaunch) stops the whole gang. It holds no
+    checkpoint volume (rank 0 reads and hands on the checkpoints), serves no metrics, and
+    runs where Kueue and the scheduling rules put rank 0's (same selectors)."""
+    meta = rank_zero["metadata"]
+    attempt = int(meta["labels"]["gentrain.io/attempt"])
+    body = trainer_pod(job, attempt, with_gpus, settings)
+    job_name = job["metadata"]["name"]
+    body["metadata"]["name"] = names.gang_pod_name(job_name, attempt, node_rank)
+    body["metadata"]["labels"][names.NODE_RANK_LABEL] = str(node_rank)
+    body["metadata"]["ownerReferences"] = [
+        {"apiVersion": "v1", "kind": "Pod", "name": meta["name"], "uid": meta["uid"]}
+    ]
+    spec = body["spec"]
+    for key in ("nodeSelector", "tolerations", "affinity", "priorityClassName"):
+        if rank_zero["spec"].get(key):
+            spec[key] = rank_zero["spec"][key]
+    spec["volumes"] = [
+        {"name": "checkpoints", "emptyDir": {}} if volume["name"] == "checkpoints" else volume
+        for volume in spec["volumes"]
+    ]
+    container = spec["containers"][0]
+    container.pop("ports", None)
+    nodes = names.nodes(job["spec"])
+    container["env"] = [
+        variable for variable in container["env"] if not variable["name"].startswith("PET_")
+    ]
+    container["env"] = [
+        variable for variable in container["env"] if variable["name"] != program.POD_IP_VARIABLE
+    ] + gang_environment(nodes, node_rank, rank_zero["status"]["podIP"])
+    return body
 
 
 # Annotations that are not the user's to pass on: kubectl's copy of the whole manifest,

@@ -10,7 +10,7 @@ from typing import Any
 
 from kubernetes.client.exceptions import ApiException
 
-from . import batch, builders, kube, kueue, names, pod_status, queueing
+from . import batch, builders, gang, kube, kueue, names, pod_status, queueing
 from .conditions import get as get_condition
 from .conditions import now, set_condition, since
 from .settings import Settings
@@ -184,6 +184,8 @@ def _reconcile(
                 )
             if not spec_changed:
                 _ensure_children(job, settings)
+            if attempts and names.nodes(spec) > 1:
+                gang.stop_previous(job, attempts, read_pod)
             created = kube.create("Pod", namespace, body)
         except kube.RejectedError as error:
             fix = (
@@ -378,6 +380,12 @@ def _reconcile(
             conditions, "Ready", True, "TrainerRunning", "the trainer's node is back", generation
         )
         events.append(("Normal", "NodeRecovered", "the trainer's node is reporting again"))
+    if names.nodes(spec) > 1 and phase == "Running":
+        with_gpus = wants_gpus and not fallback
+        joined = gang.check(job, pod, attempts, read_pod, with_gpus, settings, events)
+        changes.update(joined)
+        if "gangStopping" in joined:
+            return changes
     unschedulable = pod_status.unschedulable(pod) if phase == "Pending" else None
     if unschedulable is not None and ready.get("reason") != "Unschedulable":
         message = (

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from gentrain_contract.metrics import OPERATOR_USER_AGENT
 
 GROUP, VERSION, PLURAL = "gentrain.io", "v1alpha1", "generativetrainingjobs"
@@ -24,6 +27,8 @@ INTENT_ANNOTATION = "gentrain.io/remediation-intent"
 QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
 PRIORITY_LABEL = "kueue.x-k8s.io/priority-class"
 JOB_ONLY_LABELS = (QUEUE_LABEL, PRIORITY_LABEL)
+# On every pod of a job of several pods: its node rank (0 speaks for the job).
+NODE_RANK_LABEL = "gentrain.io/node-rank"
 
 
 def configmap_name(job: str) -> str:
@@ -45,6 +50,17 @@ def workload_name(job: str, uid: str) -> str:
 
 def pod_name(job: str, attempt: int) -> str:
     return f"{job}-trainer-{attempt}"
+
+
+def gang_pod_name(job: str, attempt: int, node_rank: int) -> str:
+    """A pod of a job of several pods: rank 0's is pod_name's, the others carry their rank."""
+    base = pod_name(job, attempt)
+    return base if node_rank == 0 else f"{base}-node-{node_rank}"
+
+
+def nodes(spec: Mapping[str, Any]) -> int:
+    """How many pods train the job together (spec.resources.nodes, 1 when unset)."""
+    return int((spec.get("resources") or {}).get("nodes") or 1)
 
 
 def labels(job: str) -> dict[str, str]:

@@ -59,7 +59,7 @@ def workload(job: Mapping[str, Any], pod: Mapping[str, Any]) -> dict[str, Any]:
             "podSets": [
                 {
                     "name": POD_SET,
-                    "count": 1,
+                    "count": names.nodes(job["spec"]),  # a gang: admitted as one
                     "template": {
                         "metadata": {"labels": pod["metadata"].get("labels", {})},
                         "spec": {**template_spec, "restartPolicy": "Never"},

@@ -67,7 +67,7 @@ def apply(trainer: Trainer, command: CommandSpec, generation: int) -> None:
             )
         return
     assert command.step is not None
-    found = trainer.store.latest(at_most=command.step)
+    found = trainer.latest_checkpoint(at_most=command.step)
     if found is None:
         refuse(
             trainer,

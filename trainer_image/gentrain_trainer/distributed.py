@@ -10,8 +10,11 @@ same step. On CPU the same code runs over gloo, which is how the tests exercise 
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
+import socket
+import struct
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -19,6 +22,8 @@ from typing import Any, NoReturn, TypeVar
 
 import torch
 import torch.distributed as dist
+
+from gentrain_contract import program
 
 T = TypeVar("T")
 
@@ -40,8 +45,42 @@ def join() -> World:
     if size <= 1:
         return World()
     if not dist.is_initialized():
+        listen_at_pod_address()
         dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
     return current()
+
+
+def listen_at_pod_address() -> None:
+    """Ranks in several pods must connect to each other at their pods' addresses. gloo
+    (and NCCL's bootstrap) take the address from the host name, which in a pod may resolve
+    to nothing, or to loopback, which the other pods cannot reach: the interface holding
+    the pod's IP (given by the operator) is named for them, unless the user named one."""
+    address = os.environ.get(program.POD_IP_VARIABLE)
+    if not address:
+        return
+    interface = interface_with(address)
+    if interface is None:
+        logging.getLogger("gentrain.distributed").warning(
+            "no interface holds the pod address %s: gloo and NCCL choose their own", address
+        )
+        return
+    for variable in ("GLOO_SOCKET_IFNAME", "NCCL_SOCKET_IFNAME"):
+        os.environ.setdefault(variable, interface)
+
+
+def interface_with(address: str) -> str | None:
+    """The name of the network interface holding IPv4 `address`, or None."""
+    siocgifaddr = 0x8915  # Linux: an interface's IPv4 address
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        for _, name in socket.if_nameindex():
+            request = struct.pack("256s", name.encode()[:15])
+            try:
+                reply = fcntl.ioctl(probe.fileno(), siocgifaddr, request)
+            except OSError:  # no IPv4 address
+                continue
+            if socket.inet_ntoa(reply[20:24]) == address:
+                return name
+    return None
 
 
 def current() -> World:

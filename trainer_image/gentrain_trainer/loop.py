@@ -94,6 +94,8 @@ class Trainer:
             options.checkpoint_dir / program.APPLIED_COMMANDS_FILE,
             (command.id for command in self.config.commands),
         )
+        # Rank 0's, on every rank: the other pods of a job have no checkpoint volume.
+        self.applied.ids = distributed.from_main(self.applied.ids)
         self.refused: dict[str, str] = {}  # command id -> reason, exported at milestones
         self.step = 0
         self.data_index = 0
@@ -179,17 +181,23 @@ class Trainer:
         self.family.apply_hyperparameters(self.effective_hp(), self.step - self.origin)
         log.info("resumed from checkpoint step %d (data index %d)", step, self.data_index)
 
+    def latest_checkpoint(self, at_most: int | None = None) -> tuple[int, dict[str, Any]] | None:
+        """The newest loadable checkpoint (at or before `at_most`), as rank 0 reads it,
+        on every rank: with several pods, rank 0's alone holds the checkpoints (the others
+        have no volume of their own to read, and need none)."""
+        return distributed.from_main(self.store.latest(at_most) if self.world.main else None)
+
     def resume(self) -> None:
         wanted = self.options.resume
         if wanted == "none":
             return
         if wanted == "auto":
-            found = self.store.latest()
+            found = self.latest_checkpoint()
             if found is not None:
                 self.restore(*found)
             return
         step = int(wanted)
-        found = self.store.latest(at_most=step)
+        found = self.latest_checkpoint(at_most=step)
         if found is None:
             raise ValueError(f"--resume {step}: no loadable checkpoint at or before step {step}")
         self.restore(*found)

@@ -1,0 +1,157 @@
+"""A job of several pods (spec.resources.nodes): rank 0's pod is the job's trainer pod,
+launched, watched and relaunched as a single one is (lifecycle); this module makes the
+others once rank 0 has an address to join at, and stops the whole gang when one of them is
+lost, so that the next attempt starts them all again from the latest checkpoint. A gang
+whose ranks no longer all answer cannot train on: its collectives wait for the missing one.
+
+Status fields: `gangAttempt`, the attempt whose other pods were made (a pod of it missing
+after that is lost, not yet to be made); `gangStopping`, the attempt being stopped (one
+restart per loss); `gangRestarts`, how many times a lost pod restarted the gang."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from gentrain_contract import program
+
+from . import builders, kube, names, pod_status
+from .conditions import set_condition
+from .settings import Settings
+
+log = logging.getLogger("gentrain.gang")
+TERMINAL = ("Succeeded", "Failed")
+PodReader = Callable[[str, str], Mapping[str, Any] | None]
+
+
+def check(
+    job: Mapping[str, Any],
+    rank_zero: Mapping[str, Any],
+    attempt: int,
+    read_pod: PodReader,
+    with_gpus: bool,
+    settings: Settings,
+    events: list[tuple[str, str, str]],
+) -> dict[str, Any]:
+    """For a job of several pods whose rank 0 (`rank_zero`, of `attempt`) is running:
+    makes the others, or stops the gang when one is lost. Returns the status changes."""
+    meta, status = job["metadata"], job.get("status") or {}
+    namespace, job_name = meta["namespace"], meta["name"]
+    nodes = names.nodes(job["spec"])
+    if int(status.get("gangStopping") or 0) == attempt:
+        return {}  # stopping already: the relaunch follows once rank 0 is gone
+    peers = [names.gang_pod_name(job_name, attempt, rank) for rank in range(1, nodes)]
+    if int(status.get("gangAttempt") or 0) != attempt:
+        return _start(
+            job, rank_zero["metadata"]["name"], attempt, peers, with_gpus, settings, events
+        )
+    lost: list[str] = []
+    waiting: list[str] = []
+    for name in peers:
+        # An index may lag a pod made a moment ago: only the API server says it is gone.
+        peer = read_pod(namespace, name) or kube.read_pod(namespace, name)
+        if peer is None:
+            lost.append(f"{name} (deleted)")
+            continue
+        phase = (peer.get("status") or {}).get("phase")
+        if phase == "Failed":
+            ended = pod_status.terminated(peer)
+            lost.append(f"{name} (failed: exit code {ended.get('exitCode')})")
+        elif phase == "Pending":
+            why = pod_status.unschedulable(peer)
+            if why is not None:
+                waiting.append(f"{name} ({why})")
+    if lost:
+        return _restart(job, rank_zero["metadata"]["name"], attempt, lost, events)
+    if waiting:
+        return _waiting(job, rank_zero["metadata"]["name"], waiting, events)
+    return {}
+
+
+def _start(
+    job: Mapping[str, Any],
+    rank_zero_name: str,
+    attempt: int,
+    peers: list[str],
+    with_gpus: bool,
+    settings: Settings,
+    events: list[tuple[str, str, str]],
+) -> dict[str, Any]:
+    namespace = job["metadata"]["namespace"]
+    # The whole pod (the index keeps only its status): its uid owns the others, and they
+    # go where Kueue and the scheduling rules put it.
+    rank_zero = kube.read_pod(namespace, rank_zero_name)
+    if rank_zero is None or not (rank_zero.get("status") or {}).get("podIP"):
+        return {}
+    for rank in range(1, len(peers) + 1):
+        kube.create("Pod", namespace, builders.gang_pod(job, rank_zero, rank, with_gpus, settings))
+    address = f"{rank_zero['status']['podIP']}:{program.RENDEZVOUS_PORT}"
+    events.append(
+        (
+            "Normal",
+            "GangStarted",
+            f"started {', '.join(peers)}: they join {rank_zero_name} (rank 0) at {address}",
+        )
+    )
+    return {"gangAttempt": attempt}
+
+
+def _restart(
+    job: Mapping[str, Any],
+    rank_zero_name: str,
+    attempt: int,
+    lost: list[str],
+    events: list[tuple[str, str, str]],
+) -> dict[str, Any]:
+    meta, status = job["metadata"], job.get("status") or {}
+    nodes = names.nodes(job["spec"])
+    message = (
+        f"{', '.join(lost)} of the job's {nodes} pods lost: stopping {rank_zero_name} "
+        "(rank 0; the others go with it) to start all of them again from the latest checkpoint"
+    )
+    # SIGTERM: rank 0 saves a checkpoint if its collectives still answer; it is then
+    # gone, and the next check relaunches the gang as it relaunches a lost trainer pod.
+    kube.delete_pod(meta["namespace"], rank_zero_name)
+    events.append(("Warning", "GangRestart", message))
+    log.warning("%s/%s: %s", meta["namespace"], meta["name"], message)
+    return {
+        "gangStopping": attempt,
+        "gangRestarts": int(status.get("gangRestarts") or 0) + 1,
+        "message": message,
+    }
+
+
+def _waiting(
+    job: Mapping[str, Any],
+    rank_zero_name: str,
+    waiting: list[str],
+    events: list[tuple[str, str, str]],
+) -> dict[str, Any]:
+    meta, status = job["metadata"], job.get("status") or {}
+    message = (
+        f"{', '.join(waiting)} not started: the scheduler cannot place them, and "
+        f"{rank_zero_name} (rank 0) waits for them to join. Free room for them, or lower "
+        "spec.resources.nodes (or what each pod asks for)"
+    )
+    if status.get("message") == message:
+        return {}
+    generation = int(meta.get("generation", 1))
+    events.append(("Warning", "GangIncomplete", message))
+    return {
+        "message": message,
+        "conditions": set_condition(
+            status.get("conditions"), "Ready", False, "GangIncomplete", message, generation
+        ),
+    }
+
+
+def stop_previous(job: Mapping[str, Any], attempt: int, read_pod: PodReader) -> None:
+    """The other pods of `attempt` that still run (their rank 0 failed, and is kept for its
+    logs, so they are not collected with it): stopped before the next attempt's join."""
+    meta = job["metadata"]
+    for rank in range(1, names.nodes(job["spec"])):
+        name = names.gang_pod_name(meta["name"], attempt, rank)
+        peer = read_pod(meta["namespace"], name)
+        if peer is not None and (peer.get("status") or {}).get("phase") not in TERMINAL:
+            kube.delete_pod(meta["namespace"], name)
