@@ -23,6 +23,8 @@ from .settings import Settings
 log = logging.getLogger("gentrain.gang")
 TERMINAL = ("Succeeded", "Failed")
 PodReader = Callable[[str, str], Mapping[str, Any] | None]
+# How long rank 0 of a gang that lost a pod has to stop (see _restart).
+LOST_GRACE_SECONDS = 5
 
 
 def check(
@@ -110,9 +112,11 @@ def _restart(
         f"{', '.join(lost)} of the job's {nodes} pods lost: stopping {rank_zero_name} "
         "(rank 0; the others go with it) to start all of them again from the latest checkpoint"
     )
-    # SIGTERM: rank 0 saves a checkpoint if its collectives still answer; it is then
-    # gone, and the next check relaunches the gang as it relaunches a lost trainer pod.
-    kube.delete_pod(meta["namespace"], rank_zero_name)
+    # Briefly: a rank waiting on a lost peer's collective never reaches its SIGTERM
+    # checkpoint (a lost node's connections do not even close), and a checkpoint cut short
+    # is never used (written aside, then renamed). Rank 0 gone, the next check relaunches
+    # the gang as it relaunches a lost trainer pod.
+    kube.delete_pod(meta["namespace"], rank_zero_name, grace_seconds=LOST_GRACE_SECONDS)
     events.append(("Warning", "GangRestart", message))
     log.warning("%s/%s: %s", meta["namespace"], meta["name"], message)
     return {
