@@ -67,6 +67,9 @@ bench-operator: setup  ## one operator, 500 jobs with simulated trainers, on the
 bench-pods: setup  ## pod create -> Running on the local cluster's node (GENTRAIN_NODE=kubelet: the real node)
 	$(PY) -m bench.pod_start
 
+bench-gang: setup  ## a job's steps/s and samples/s on two pods (torchrun, gloo) against one
+	$(PY) -m bench.gang_pace
+
 bench-remediation: setup  ## the remediation efficacy study
 	$(PY) -m bench.efficacy
 
