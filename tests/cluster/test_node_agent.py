@@ -78,6 +78,28 @@ def test_pods_get_distinct_addresses_and_can_listen_on_the_same_port(
                 assert response.read().decode() == name
 
 
+def test_a_pod_resolves_its_own_name_to_its_address_as_a_kubelets_pods_do(
+    cluster: Cluster, namespace: str
+) -> None:
+    """A kubelet writes each pod's /etc/hosts with the pod's name at its IP. torchrun and
+    gloo resolve their host name to learn the address their peers reach: without that
+    entry the lookup went to a DNS server the pod network cannot reach, and failed after
+    10 s (twice at each join of a two-pod job: 40 s)."""
+    script = """
+        import socket
+        print("own", socket.gethostbyname(socket.gethostname()))
+    """
+    cluster.apply(pod("named", script), namespace)
+    final = wait_for(
+        lambda: status(cluster, namespace, "named"),
+        lambda s: s.phase in ("Succeeded", "Failed"),
+        "the pod to finish",
+    )
+    log = cluster.core.read_namespaced_pod_log("named", namespace)
+    assert final.phase == "Succeeded", log
+    assert f"own {final.pod_ip}" in log, log
+
+
 def test_failure_reports_exit_code_and_termination_message(
     cluster: Cluster, namespace: str
 ) -> None:

@@ -3,8 +3,48 @@
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 from .. import network
+
+# What a kubelet writes for a pod with its own network (pkg/kubelet/kubelet_pods.go).
+HOSTS_HEADER = "# Kubernetes-managed hosts file.\n"
+MANAGED_HOSTS = (
+    "127.0.0.1\tlocalhost\n"
+    "::1\tlocalhost ip6-localhost ip6-loopback\n"
+    "fe00::0\tip6-localnet\n"
+    "fe00::0\tip6-mcastprefix\n"
+    "fe00::1\tip6-allnodes\n"
+    "fe00::2\tip6-allrouters\n"
+)
+
+
+def hosts_file(pod_ip: str, hostname: str, subdomain: str | None, namespace: str) -> str:
+    """The pod's /etc/hosts as a kubelet writes it: its own name at its own address, so
+    that a program resolving its host name (torchrun, gloo) gets the address its peers
+    reach, at once, without asking any DNS server."""
+    names = [hostname]
+    if subdomain:
+        names.insert(0, f"{hostname}.{subdomain}.{namespace}.svc.cluster.local")
+    return HOSTS_HEADER + MANAGED_HOSTS + "\n" + "\t".join([pod_ip, *names]) + "\n"
+
+
+# This network has no DNS server and no route out: a pod's lookups go to the bridge's
+# gateway, where none listens, and fail at once (the host's resolver, unreachable from
+# here, made each lookup wait 10 s).
+RESOLV_CONF = f"nameserver {network.GATEWAY}\noptions timeout:1 attempts:1\n"
+
+
+def write_network_files(
+    directory: Path, pod_ip: str, hostname: str, subdomain: str | None, namespace: str
+) -> tuple[Path, Path]:
+    """The pod's hosts and resolv.conf, written into its directory; their paths."""
+    hosts, resolv = directory / "etc-hosts", directory / "resolv.conf"
+    hosts.write_text(hosts_file(pod_ip, hostname, subdomain, namespace))
+    resolv.write_text(RESOLV_CONF)
+    for path in (hosts, resolv):
+        path.chmod(0o644)
+    return hosts, resolv
 
 
 class PodNetwork:

@@ -16,7 +16,7 @@ from .containers import Container, LaunchSpec, now_rfc3339
 from .environment import ContainerConfigError, KeyReader, container_environment, expand
 from .probes import run_probe
 from .quantities import parse_quantity
-from .volumes import PodVolumes, VolumeError
+from .volumes import Mount, PodVolumes, VolumeError
 
 log = logging.getLogger("nodeagent.pod")
 
@@ -173,12 +173,27 @@ class PodRunner(threading.Thread):
         argv = [expand(a, env) for a in [*spec["command"], *(spec.get("args") or [])]]
         uid, gid, groups = _security(self.pod, spec)
         limit = ((spec.get("resources") or {}).get("limits") or {}).get("memory")
+        mounts = self.volumes.mounts(spec)
+        netns = self.context.pod_network.namespace_path(self.uid)
+        if netns is not None and self.pod_ip is not None:  # its own network: its own names
+            hosts, resolv = network_hooks.write_network_files(
+                self.directory,
+                self.pod_ip,
+                str(self.pod["spec"].get("hostname") or self.pod["metadata"]["name"]),
+                self.pod["spec"].get("subdomain"),
+                self.pod["metadata"]["namespace"],
+            )
+            mounts = [
+                *mounts,
+                Mount(hosts, "/etc/hosts", read_only=False),
+                Mount(resolv, "/etc/resolv.conf", read_only=False),
+            ]
         return LaunchSpec(
             argv=argv,
             env=env,
-            mounts=self.volumes.mounts(spec),
+            mounts=mounts,
             workdir=spec.get("workingDir"),
-            netns=self.context.pod_network.namespace_path(self.uid),
+            netns=netns,
             uid=uid,
             gid=gid,
             groups=groups,
