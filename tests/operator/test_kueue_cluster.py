@@ -333,3 +333,37 @@ def test_a_job_leaves_kueue_when_its_label_goes_and_a_relaunch_is_queued_for_wha
     assert requests["requests"]["memory"] == "1536Mi", requests
     (pod,) = [p for p in pods(cluster, namespace, "stayer") if p.metadata.name.endswith("-2")]
     assert pod.spec.containers[0].resources.requests["memory"] == "1536Mi"
+
+
+def test_kueue_admits_a_job_of_several_pods_as_one_and_never_half_of_one(
+    cluster: Cluster, namespace: str, operator: None, kueue: Path
+) -> None:
+    """A job of two pods fits the queue's quota only whole: Kueue admits its one Workload
+    (a pod set counting both), and both pods run. A job of three never fits: it waits,
+    with Kueue's reason, and not one of its pods is made (none holds what it asked for)."""
+    cluster.apply(kueue_manager.queue_objects(namespace, "gangs", {"cpu": "1", "memory": "2Gi"}))
+    pair = queued_gtj("pair", "gangs", max_steps=200_000)
+    pair["spec"]["resources"] = {"nodes": 2, "cpu": "500m", "memory": "1Gi"}
+    trio = queued_gtj("trio", "gangs", max_steps=200_000)
+    trio["spec"]["resources"] = {"nodes": 3, "cpu": "500m", "memory": "512Mi"}
+    cluster.apply(pair, namespace)
+    cluster.apply(trio, namespace)
+    running = wait_for(
+        lambda: {p.metadata.name: p.status.phase for p in pods(cluster, namespace, "pair")},
+        lambda phases: phases == {"pair-trainer-1": "Running", "pair-trainer-1-node-1": "Running"},
+        "both pods of the two-pod job running",
+        timeout=120,
+    )
+    admitted = workload(cluster, namespace, "pair")
+    assert admitted["spec"]["podSets"][0]["count"] == 2
+    assignment = admitted["status"]["admission"]["podSetAssignments"][0]
+    assert assignment["count"] == 2, assignment
+    waiting = wait_for(
+        lambda: status(cluster, namespace, "trio"),
+        lambda s: condition({"status": s}, "Ready").get("reason") == "QueuedByKueue",
+        "the three-pod job to wait for Kueue",
+        timeout=60,
+    )
+    assert not pods(cluster, namespace, "trio"), "no pod of a job Kueue has not admitted"
+    assert workload(cluster, namespace, "trio")["spec"]["podSets"][0]["count"] == 3
+    say(f"two-pod job admitted whole: {running}; three-pod job: {waiting.get('message')}")
