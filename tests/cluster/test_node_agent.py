@@ -3,9 +3,6 @@ pod networking, volumes, restarts, exit codes and messages, graceful deletion, G
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import textwrap
 import time
 import urllib.request
@@ -15,7 +12,8 @@ from typing import Any
 import pytest
 from kubernetes.client.rest import ApiException
 
-from tests.support.kube import REPO, Cluster
+from tests.support.kube import Cluster
+from tests.support.nodes import extra_node
 from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.cluster
@@ -255,54 +253,13 @@ def gpu_node(cluster: Cluster) -> Iterator[str]:
     """A second node agent that advertises two nvidia.com/gpu."""
     if not cluster.local:
         pytest.skip("starts a node agent of the local cluster")
-    name = "gentrain-gpu-node"
-    env = {
-        **os.environ,
-        "GENTRAIN_CLUSTER_DIR": str(REPO / ".cluster"),
-        "PATH": f"{REPO / '.venv' / 'bin'}:{os.environ['PATH']}",
-    }
-    from gentrain_localcluster.kubeconfig import write_kubeconfig
-    from gentrain_localcluster.layout import ClusterState, Layout
-    from gentrain_localcluster.pki import CertificateAuthority, node_identity
-
-    layout = Layout(REPO / ".cluster", REPO / ".tools" / "bin")
-    identity = node_identity(name)
-    ca = CertificateAuthority(layout.pki)
-    cert, key = ca.ensure_client(identity)
-    write_kubeconfig(
-        layout.component_kubeconfig(identity.file_stem),
-        ClusterState.load(layout.state_file).server,
-        ca.cert_path,
-        cert,
-        key,
-        identity.user,
-    )
-    log = (layout.state_dir / "logs" / f"{name}.log").open("ab")
-    agent = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gentrain_localcluster.nodeagent",
-            f"--node-name={name}",
-            "--gpus=2",
-            "--log-port=10251",
-        ],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
+    with extra_node(cluster, "gentrain-gpu-node", gpus=2) as name:
         wait_for(
             lambda: cluster.core.read_node(name).status.allocatable.get("nvidia.com/gpu"),
             lambda gpus: gpus == "2",
-            "the GPU node to register",
+            "the GPU node to offer its GPUs",
         )
         yield name
-    finally:
-        agent.terminate()
-        agent.wait(30)
-        log.close()
-        cluster.core.delete_node(name)
 
 
 def test_gpu_pods_are_scheduled_only_where_gpus_are_free(

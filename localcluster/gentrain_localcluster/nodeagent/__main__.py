@@ -41,6 +41,12 @@ def main() -> None:
         help="advertise this many nvidia.com/gpu (to test GPU scheduling)",
     )
     parser.add_argument("--log-port", type=int, default=10250)
+    parser.add_argument(
+        "--pod-subnet",
+        type=int,
+        default=0,
+        help="this node's pods get 10.244.<N>.x: a second node on the same bridge takes another",
+    )
     args = parser.parse_args()
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -66,6 +72,7 @@ def main() -> None:
         isolated_network=state.pod_network,
         gpus=args.gpus,
         log_port=args.log_port,
+        pod_subnet=args.pod_subnet,
         tls=(serving[0], serving[1], ca.cert_path),
         apiserver=(state.advertise_address, state.apiserver_port),
     )

@@ -44,6 +44,7 @@ class NodeAgent:
         log_port: int,
         tls: tuple[Path, Path, Path],
         apiserver: tuple[str, int],
+        pod_subnet: int = 0,
     ) -> None:
         self.api = api
         self.core = client.CoreV1Api(api)
@@ -74,7 +75,7 @@ class NodeAgent:
             read_keys=self._read_keys,
             make_volumes=self._make_volumes,
             patch_status=self._patch_status,
-            pod_network=PodNetwork(isolated_network, host_ip),
+            pod_network=PodNetwork(isolated_network, host_ip, pod_subnet),
             keep_visible=sorted(
                 {
                     sys.prefix,

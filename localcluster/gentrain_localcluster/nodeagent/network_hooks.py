@@ -48,11 +48,17 @@ def write_network_files(
 
 
 class PodNetwork:
-    def __init__(self, isolated: bool, host_ip: str) -> None:
+    """Addresses for one node's pods: 10.244.<subnet>.2 upwards, so that the pods of a
+    second node agent (another subnet, as each node of a cluster has its own pod CIDR) on
+    the same bridge never share an address with the first's."""
+
+    def __init__(self, isolated: bool, host_ip: str, subnet: int = 0) -> None:
+        if not 0 <= subnet < 256:
+            raise ValueError(f"pod subnet {subnet}: 0 to 255 (10.244.<subnet>.0/24)")
         self.isolated = isolated
         self.host_ip = host_ip
         self._lock = threading.Lock()
-        self._next = 2
+        self._next = subnet * 256 + (2 if subnet == 0 else 1)  # 10.244.0.1: the gateway
         self._free: list[int] = []
         self._by_pod: dict[str, int] = {}
 
