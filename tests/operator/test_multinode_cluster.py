@@ -12,11 +12,11 @@ import re
 import sys
 import time
 from collections.abc import Iterator
-from datetime import datetime
 from typing import Any
 
 import pytest
 
+from bench.gang_pace import MILESTONE, pace
 from tests.operator.test_operator_cluster import events, gtj, pods, status
 from tests.support.kube import Cluster
 from tests.support.nodes import extra_node
@@ -24,7 +24,6 @@ from tests.support.waiting import wait_for
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow, pytest.mark.multinode]
 FINGERPRINT = re.compile(r"rank (\d) of 2: weights fingerprint (\S+)")
-MILESTONE = re.compile(r"^(\S+ \S+) INFO gentrain.trainer: milestone \{\"step\": (\d+)", re.M)
 
 
 def logs(cluster: Cluster, namespace: str, pod: str) -> str:
@@ -104,18 +103,14 @@ def test_two_pods_train_as_one_roll_back_together_and_restart_together(
     second = [logs(cluster, namespace, f"gang-trainer-2{suffix}") for suffix in ("", "-node-1")]
     resumed = [re.findall(r"resumed from checkpoint step (\d+)", text) for text in second]
     assert resumed[0] == resumed[1] and int(resumed[0][0]) >= 500, resumed
-    milestones = [
-        (datetime.fromisoformat(when.replace(",", ".")), int(step))
-        for when, step in MILESTONE.findall(second[0])
-    ]
-    (t0, s0), (t1, s1) = milestones[0], milestones[-1]
-    pace = (s1 - s0) / (t1 - t0).total_seconds()
+    steps = [int(step) for _, step in MILESTONE.findall(second[0])]
+    rate = pace(second[0])
     prints = dict(match for text in second for match in FINGERPRINT.findall(text))
     assert set(prints) == {"0", "1"} and prints["0"] == prints["1"], prints
     print(
         f"gang of 2: milestone 1000 {joined:.1f} s after the job was made; pod 1 lost, "
         f"both pods running again {again:.1f} s later, resumed at step {resumed[0][0]}; "
         f"done {time.monotonic() - started:.1f} s after the job was made; "
-        f"events {sorted(set(reasons))}; {pace:.0f} steps/s from step {s0} to {s1}",
+        f"events {sorted(set(reasons))}; {rate:.0f} steps/s from step {steps[0]} to {steps[-1]}",
         file=sys.__stdout__,
     )
