@@ -333,12 +333,9 @@ def gang_pod(
     container = spec["containers"][0]
     container.pop("ports", None)
     nodes = names.nodes(job["spec"])
-    container["env"] = [
-        variable for variable in container["env"] if not variable["name"].startswith("PET_")
-    ]
-    container["env"] = [
-        variable for variable in container["env"] if variable["name"] != program.POD_IP_VARIABLE
-    ] + gang_environment(nodes, node_rank, rank_zero["status"]["podIP"])
+    own = gang_environment(nodes, node_rank, rank_zero["status"]["podIP"])
+    replaced = {variable["name"] for variable in own}
+    container["env"] = [v for v in container["env"] if v["name"] not in replaced] + own
     return body
 
 

@@ -16,12 +16,11 @@ from typing import Any
 
 from gentrain_contract import program
 
-from . import builders, kube, names, pod_status
+from . import batch, builders, kube, names, pod_status
 from .conditions import set_condition
 from .settings import Settings
 
 log = logging.getLogger("gentrain.gang")
-TERMINAL = ("Succeeded", "Failed")
 PodReader = Callable[[str, str], Mapping[str, Any] | None]
 # How long rank 0 of a gang that lost a pod has to stop (see _restart).
 LOST_GRACE_SECONDS = 5
@@ -51,8 +50,9 @@ def check(
     lost: list[str] = []
     waiting: list[str] = []
     for name in peers:
-        # An index may lag a pod made a moment ago: only the API server says it is gone.
-        peer = read_pod(namespace, name) or kube.read_pod(namespace, name)
+        # The operator's reader asks the API server when its index has no such pod: a
+        # pod made a moment ago is not taken for one deleted.
+        peer = read_pod(namespace, name)
         if peer is None:
             lost.append(f"{name} (deleted)")
             continue
@@ -157,5 +157,5 @@ def stop_previous(job: Mapping[str, Any], attempt: int, read_pod: PodReader) -> 
     for rank in range(1, names.nodes(job["spec"])):
         name = names.gang_pod_name(meta["name"], attempt, rank)
         peer = read_pod(meta["namespace"], name)
-        if peer is not None and (peer.get("status") or {}).get("phase") not in TERMINAL:
+        if peer is not None and (peer.get("status") or {}).get("phase") not in batch.TERMINAL:
             kube.delete_pod(meta["namespace"], name)
