@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from gentrain_contract import program
-from gentrain_operator import builders, kube, lifecycle, names, queueing
+from gentrain_operator import builders, gang, kube, lifecycle, names, queueing
 from gentrain_operator.settings import Settings
 
 SETTINGS = Settings(network_policy=True, operator_namespace="ops")
@@ -104,6 +104,7 @@ class Cluster:
         self.pods = pods
         self.created: list[str] = []
         self.deleted: list[str] = []
+        self.graces: dict[str, int | None] = {}
         monkeypatch.setattr(lifecycle, "_ensure_children", lambda job, settings: None)
         monkeypatch.setattr(kube, "create", self.create)
         monkeypatch.setattr(kube, "read_pod", lambda namespace, name: self.read(namespace, name))
@@ -122,6 +123,7 @@ class Cluster:
 
     def delete(self, namespace: str, name: str, grace_seconds: int | None = None) -> None:
         self.deleted.append(name)
+        self.graces[name] = grace_seconds
         self.pods.pop(name, None)
 
     def check(self, job: dict[str, Any], events: list[tuple[str, str, str]]) -> dict[str, Any]:
@@ -149,6 +151,9 @@ def test_the_others_are_made_once_and_a_lost_one_restarts_the_gang_once(
     del cluster.pods["j-trainer-1-node-2"]  # deleted mid-run
     cluster.check(job, events)
     assert cluster.deleted == ["j-trainer-1"]  # rank 0, and with it the others
+    # Briefly: it waits on the lost peer and never reaches its SIGTERM checkpoint (with
+    # its pod's 60 s of grace the gang ran again 52 s after the loss, not 18).
+    assert cluster.graces["j-trainer-1"] == gang.LOST_GRACE_SECONDS == 5
     assert job["status"]["gangRestarts"] == 1 and job["status"]["gangStopping"] == 1
     assert events[-1][1] == "GangRestart" and "j-trainer-1-node-2 (deleted)" in events[-1][2]
     # Rank 0 still terminating (as the index last saw it): not stopped or counted twice.
