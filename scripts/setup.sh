@@ -2,12 +2,14 @@
 # Sets up everything the project needs, from PyPI and the Go module proxy only:
 #   .venv/        Python environment (torch, kopf, ..., the three packages, editable)
 #   .tools/bin/   kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, etcd
-#                 (one binary, tools/k8s), helm (tools/helm), prometheus and promtool
-#                 (tools/prometheus), kueue and its CRDs (tools/kueue), all built from Go
-#                 modules; `setup.sh node` adds the real node (kubelet, kube-proxy) and the
-#                 monitoring tier (prometheus-operator).
+#                 (one binary, tools/k8s), coredns (tools/coredns), helm (tools/helm),
+#                 prometheus and promtool (tools/prometheus), kueue and jobset with their
+#                 CRDs (tools/kueue, tools/jobset), all built from Go modules; `setup.sh
+#                 node` adds the real node (kubelet, kube-proxy) and the monitoring tier
+#                 (prometheus-operator).
 #   .tools/mlflow/ the MLflow tracking server the tests write to (a Python environment of its own)
-# `setup.sh demo` builds only what `make demo` runs: the Python environment and tools/k8s.
+# `setup.sh demo` builds only what `make demo` runs: the Python environment, tools/k8s and
+# tools/coredns.
 # Each part is skipped when the inputs it was built from have not changed, so a second
 # run finishes in seconds.
 set -euo pipefail
@@ -84,6 +86,8 @@ MSG
   for component in kube-apiserver kube-controller-manager kube-scheduler kubectl etcd; do
     ln -sf k8s "$BIN/$component"
   done
+  # The cluster's DNS, with only the plugins it uses (tools/coredns/main.go).
+  CGO_ENABLED=0 build_go coredns coredns . "-s -w -X github.com/coredns/coredns/coremain.GitCommit=v1.14.7"
 }
 
 KUBE_LDFLAGS="-s -w \
@@ -130,6 +134,7 @@ setup_test_tools() {
   CGO_ENABLED=0 build_go prometheus promtool github.com/prometheus/prometheus/cmd/promtool "$prom_ld"
   CGO_ENABLED=0 build_go prometheus prometheus github.com/prometheus/prometheus/cmd/prometheus "$prom_ld"
   setup_kueue
+  setup_jobset
 }
 
 # Kueue, for the tests of queued jobs (marker `kueue`): its manager and its CRDs, from one
@@ -141,6 +146,17 @@ setup_kueue() {
   rm -rf .tools/kueue-crds
   mkdir -p .tools/kueue-crds
   cp "$module"/config/components/crd/bases/*.yaml .tools/kueue-crds/
+}
+
+# JobSet, the engine of a job of several pods where a cluster has it (marker `jobset`):
+# its controller and its CRD, from one module version (tools/jobset).
+setup_jobset() {
+  CGO_ENABLED=0 build_go jobset jobset sigs.k8s.io/jobset \
+    "-s -w -X sigs.k8s.io/jobset/pkg/version.GitVersion=v0.11.1"
+  local module; module=$(cd tools/jobset && go mod download -json sigs.k8s.io/jobset | sed -n 's/.*"Dir": "\(.*\)".*/\1/p')
+  rm -rf .tools/jobset-crds
+  mkdir -p .tools/jobset-crds
+  cp "$module"/config/components/crd/bases/*.yaml .tools/jobset-crds/
 }
 
 # The MLflow tracking server the tests write to, in its own environment (.tools/mlflow):
@@ -198,6 +214,7 @@ case "${1:-all}" in
   demo) together setup_python setup_go ;;
   node) setup_go; setup_node; setup_test_tools; setup_monitoring ;;
   kueue) setup_kueue ;;
+  jobset) setup_jobset ;;
   all) together setup_python setup_go setup_mlflow_server; setup_test_tools ;;
-  *) echo "usage: $0 [python|go|demo|node|kueue|all]" >&2; exit 2 ;;
+  *) echo "usage: $0 [python|go|demo|node|kueue|jobset|all]" >&2; exit 2 ;;
 esac

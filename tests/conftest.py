@@ -77,7 +77,11 @@ def operator(
     """The real operator (all its handlers) running inside the test via kopf's KopfRunner."""
     from kopf.testing import KopfRunner
 
+    from gentrain_operator import jobset
+
     kube.point_clients_at(cluster, monkeypatch)
+    # Whether the JobSet API is served is asked afresh: an earlier test's may be gone.
+    monkeypatch.setattr(jobset, "_served", None)
     with KopfRunner(
         ["run", "--all-namespaces", "--standalone", "-m", "gentrain_operator.handlers"]
     ) as runner:

@@ -13,7 +13,7 @@ from pathlib import Path
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 
-from . import controlplane, network
+from . import controlplane, dns, network
 from .kubeconfig import write_kubeconfig
 from .layout import NODE_NAME, ClusterState, Layout
 from .pki import CertificateAuthority, node_identity
@@ -52,10 +52,11 @@ def _kill_orphan_containers(layout: Layout) -> None:
 NODES = ("agent", "kubelet")
 
 
-def _components(node: str) -> tuple[str, ...]:
+def _components(node: str, pod_network: bool) -> tuple[str, ...]:
     """Every process the cluster runs with this kind of node."""
     node_side = realnode.COMPONENTS if node == "kubelet" else (AGENT,)
-    return (*controlplane.COMPONENTS, *node_side, PROVISIONER)
+    cluster_dns = (dns.COMPONENT,) if pod_network else ()
+    return (*controlplane.COMPONENTS, *cluster_dns, *node_side, PROVISIONER)
 
 
 def _wait_ready(
@@ -118,6 +119,8 @@ def up(layout: Layout, gpus: int = 0, fresh: bool = True, node: str = "agent") -
     started = time.monotonic()
     try:
         state = controlplane.start(layout, supervisor, node=node)
+        if state.pod_network:  # pods on their own network find each other by name
+            dns.start(layout, supervisor)
         ca = CertificateAuthority(layout.pki)
         identity = node_identity(NODE_NAME)
         cert, key = ca.ensure_client(identity)
@@ -144,7 +147,7 @@ def up(layout: Layout, gpus: int = 0, fresh: bool = True, node: str = "agent") -
         )
         api = config.new_client_from_config(str(layout.kubeconfig))
         try:
-            _wait_ready(api, supervisor, _components(node), timeout=120)
+            _wait_ready(api, supervisor, _components(node, state.pod_network), timeout=120)
         finally:
             api.close()
     except Exception:
@@ -160,6 +163,7 @@ def up(layout: Layout, gpus: int = 0, fresh: bool = True, node: str = "agent") -
 def down(layout: Layout, purge: bool = False) -> None:
     supervisor = Supervisor(layout.state_dir)
     supervisor.stop(PROVISIONER)
+    supervisor.stop(dns.COMPONENT)
     supervisor.stop(AGENT, grace_seconds=20)
     if _node_kind(layout) == "kubelet":  # never touch a host's own kubelet rules otherwise
         realnode.stop(layout, supervisor)
@@ -173,14 +177,21 @@ def down(layout: Layout, purge: bool = False) -> None:
         shutil.rmtree(layout.state_dir, ignore_errors=True)
 
 
+def _last_state(layout: Layout) -> ClusterState | None:
+    try:
+        return ClusterState.load(layout.state_file)
+    except (FileNotFoundError, ValueError, TypeError):
+        return None
+
+
 def _node_kind(layout: Layout) -> str:
     """The node the last `up` started ("agent" where no state says otherwise)."""
-    try:
-        return ClusterState.load(layout.state_file).node
-    except (FileNotFoundError, ValueError, TypeError):
-        return "agent"
+    state = _last_state(layout)
+    return state.node if state is not None else "agent"
 
 
 def status(layout: Layout) -> dict[str, int | None]:
     supervisor = Supervisor(layout.state_dir)
-    return {name: supervisor.pid(name) for name in _components(_node_kind(layout))}
+    state = _last_state(layout)
+    components = _components(_node_kind(layout), state is not None and state.pod_network)
+    return {name: supervisor.pid(name) for name in components}

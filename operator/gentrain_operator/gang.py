@@ -1,8 +1,10 @@
 """A job of several pods (spec.resources.nodes): rank 0's pod is the job's trainer pod,
-launched, watched and relaunched as a single one is (lifecycle); this module makes the
-others once rank 0 has an address to join at, and stops the whole gang when one of them is
-lost, so that the next attempt starts them all again from the latest checkpoint. A gang
-whose ranks no longer all answer cannot train on: its collectives wait for the missing one.
+launched, watched and relaunched as a single one is (lifecycle). Where the cluster serves
+the JobSet API, an attempt is a JobSet (see jobset) and this module watches it; elsewhere
+the operator makes the others itself once rank 0 has an address to join at. Either way it
+stops the whole gang when one pod is lost, so that the next attempt starts them all again
+from the latest checkpoint: a gang whose ranks no longer all answer cannot train on (its
+collectives wait for the missing one).
 
 Status fields: `gangAttempt`, the attempt whose other pods were made (a pod of it missing
 after that is lost, not yet to be made); `gangStopping`, the attempt being stopped (one
@@ -16,7 +18,7 @@ from typing import Any
 
 from gentrain_contract import program
 
-from . import batch, builders, kube, names, pod_status
+from . import batch, builders, jobset, kube, names, pod_status
 from .conditions import set_condition
 from .settings import Settings
 
@@ -69,6 +71,57 @@ def check(
     if waiting:
         return _waiting(job, rank_zero["metadata"]["name"], waiting, events)
     return {}
+
+
+def on_jobset(job_name: str, attempt: int, nodes: int) -> bool:
+    """Whether this attempt runs as a JobSet: where the API is served and every pod's host
+    name fits a DNS label (else as the operator's own pods, which need no names)."""
+    if not jobset.fits(job_name, attempt, nodes):
+        log.info(
+            "%s: attempt %d as pods: its JobSet's host names would be too long", job_name, attempt
+        )
+        return False
+    return jobset.served()
+
+
+def check_jobset(
+    job: Mapping[str, Any],
+    rank_zero: Mapping[str, Any],
+    attempt: int,
+    events: list[tuple[str, str, str]],
+) -> dict[str, Any]:
+    """For a job whose attempt is a JobSet and whose rank 0 runs: stops the attempt when
+    the JobSet failed (a pod of it lost), or says which pods the scheduler cannot place."""
+    meta, status = job["metadata"], job.get("status") or {}
+    namespace = meta["namespace"]
+    if int(status.get("gangStopping") or 0) == attempt:
+        return {}
+    name = jobset.jobset_of(rank_zero) or ""
+    found = jobset.read(namespace, name)
+    if found is None:
+        return {}  # deleted: rank 0 goes with it, and the lifecycle sees that
+    changes: dict[str, Any] = {}
+    if int(status.get("gangAttempt") or 0) != attempt:
+        changes["gangAttempt"] = attempt
+    ended = jobset.finished(found)
+    members = jobset.pods(namespace, name)
+    if ended is not None and ended[0] == "Failed":
+        lost = [
+            f"{pod['metadata']['name']} (failed: exit code "
+            f"{pod_status.terminated(pod).get('exitCode')})"
+            for pod in members
+            if (pod.get("status") or {}).get("phase") == "Failed"
+        ] or [f"a pod of JobSet {name} ({ended[1]})"]
+        return {**changes, **_restart(job, rank_zero["metadata"]["name"], attempt, lost, events)}
+    waiting = [
+        f"{pod['metadata']['name']} ({why})"
+        for pod in members
+        if (pod.get("status") or {}).get("phase") == "Pending"
+        and (why := pod_status.unschedulable(pod)) is not None
+    ]
+    if waiting:
+        return {**changes, **_waiting(job, rank_zero["metadata"]["name"], waiting, events)}
+    return changes
 
 
 def _start(
@@ -152,8 +205,16 @@ def _waiting(
 
 def stop_previous(job: Mapping[str, Any], attempt: int, read_pod: PodReader) -> None:
     """The other pods of `attempt` that still run (their rank 0 failed, and is kept for its
-    logs, so they are not collected with it): stopped before the next attempt's join."""
+    logs, so they are not collected with it): stopped before the next attempt's join. A
+    JobSet that ended has stopped its running pods itself, and keeps the failed ones."""
     meta = job["metadata"]
+    previous = names.pod_name(meta["name"], attempt)
+    if jobset.served():  # the attempt may have been a JobSet: stopped, unless it ended
+        found = jobset.read(meta["namespace"], previous)
+        if found is not None:
+            if jobset.finished(found) is None:
+                jobset.delete(meta["namespace"], previous)
+            return
     for rank in range(1, names.nodes(job["spec"])):
         name = names.gang_pod_name(meta["name"], attempt, rank)
         peer = read_pod(meta["namespace"], name)

@@ -11,7 +11,7 @@ from typing import Any
 
 import kopf
 
-from . import kube, lifecycle, metrics, names, peering
+from . import jobset, kube, lifecycle, metrics, names, peering
 from .monitor import JobMonitor
 from .settings import SETTINGS
 
@@ -54,6 +54,10 @@ async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
         settings.peering.standalone = True
 
 
+# What the lifecycle reads of a pod's labels: which attempt it stands for, and its JobSet.
+KEPT_LABELS = (names.ATTEMPT_POD_LABEL, jobset.JOBSET_NAME_LABEL)
+
+
 @kopf.index("pods", labels={"app.kubernetes.io/managed-by": "gentrain-operator"})
 def trainer_pods(
     namespace: str | None, name: str, body: kopf.Body, **_: Any
@@ -62,17 +66,24 @@ def trainer_pods(
     monitor read, instead of a GET per job every few seconds. Only the fields they read
     are kept (managedFields alone would double the operator's memory at 500 jobs)."""
     meta, status = body["metadata"], body.get("status") or {}
-    return {
-        (namespace, name): {
-            "metadata": {"name": name, "creationTimestamp": meta.get("creationTimestamp")},
-            "spec": {"nodeName": (body.get("spec") or {}).get("nodeName")},
-            "status": {
-                key: copy.deepcopy(status[key])
-                for key in ("phase", "podIP", "conditions", "containerStatuses")
-                if key in status
-            },
-        }
+    labels = meta.get("labels") or {}
+    pod = {
+        "metadata": {
+            "name": name,
+            "creationTimestamp": meta.get("creationTimestamp"),
+            "labels": {key: labels[key] for key in KEPT_LABELS if key in labels},
+        },
+        "spec": {"nodeName": (body.get("spec") or {}).get("nodeName")},
+        "status": {
+            key: copy.deepcopy(status[key])
+            for key in ("phase", "podIP", "conditions", "containerStatuses")
+            if key in status
+        },
     }
+    keys = [(namespace, name)]
+    if names.ATTEMPT_POD_LABEL in labels:  # rank 0 of a JobSet, read under its attempt's name
+        keys.append((namespace, labels[names.ATTEMPT_POD_LABEL]))
+    return dict.fromkeys(keys, pod)
 
 
 def pod_reader(index: kopf.Index[tuple[str | None, str], dict[str, Any]]) -> lifecycle.PodReader:
@@ -81,7 +92,7 @@ def pod_reader(index: kopf.Index[tuple[str | None, str], dict[str, Any]]) -> lif
             return pod
         # Not seen by the watch (yet): a pod created a moment ago, or one really gone.
         # Ask the API server rather than relaunch on a lagging index.
-        return kube.read_pod(namespace, name)
+        return kube.read_attempt_pod(namespace, name)
 
     return read
 
@@ -107,7 +118,7 @@ def _reconcile(body: kopf.Body, read_pod: lifecycle.PodReader, spec_changed: boo
 @kopf.on.resume(*RESOURCE)
 @kopf.on.update(*RESOURCE, field="spec")
 def reconcile(body: kopf.Body, **_: Any) -> None:
-    _reconcile(body, kube.read_pod, spec_changed=True)
+    _reconcile(body, kube.read_attempt_pod, spec_changed=True)
 
 
 @kopf.timer(*RESOURCE, interval=SETTINGS.pod_check_seconds, sharp=False)

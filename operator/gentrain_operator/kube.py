@@ -112,6 +112,24 @@ def read_pod(namespace: str, name: str) -> dict[str, Any] | None:
         raise
 
 
+def read_attempt_pod(namespace: str, name: str) -> dict[str, Any] | None:
+    """An attempt's trainer pod: the pod of that name, or else the one labelled as it
+    (rank 0 of a JobSet, named by the Job controller; the newest, should a replaced one
+    still be going)."""
+    pod = read_pod(namespace, name)
+    if pod is not None:
+        return pod
+    listed = (
+        core()
+        .list_namespaced_pod(namespace, label_selector=f"{names.ATTEMPT_POD_LABEL}={name}")
+        .items
+    )
+    if not listed:
+        return None
+    newest = max(listed, key=lambda p: p.metadata.creation_timestamp)
+    return to_dict(newest)
+
+
 def read_config_map(namespace: str, name: str) -> dict[str, Any] | None:
     try:
         return to_dict(core().read_namespaced_config_map(name, namespace))
@@ -138,15 +156,15 @@ def nudge_trainer(namespace: str, pod: str | None, config_version: str) -> None:
     without the permission (403, an older chart) the periodic sync still delivers it."""
     if not pod:
         return
+    patch = {"metadata": {"annotations": {names.CONFIG_VERSION_ANNOTATION: config_version}}}
     try:
-        core().patch_namespaced_pod(
-            pod,
-            namespace,
-            {"metadata": {"annotations": {names.CONFIG_VERSION_ANNOTATION: config_version}}},
-            field_manager=names.FIELD_MANAGER,
-        )
+        core().patch_namespaced_pod(pod, namespace, patch, field_manager=names.FIELD_MANAGER)
     except ApiException as error:
-        if error.status not in (403, 404):
+        if error.status == 404:  # rank 0 of a JobSet is named by the Job controller
+            found = read_attempt_pod(namespace, pod)
+            if found is not None and found["metadata"]["name"] != pod:
+                nudge_trainer(namespace, found["metadata"]["name"], config_version)
+        elif error.status != 403:
             raise
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from kubernetes.client.exceptions import ApiException
 
-from . import batch, builders, gang, kube, kueue, names, pod_status, queueing
+from . import batch, builders, gang, jobset, kube, kueue, names, pod_status, queueing
 from .conditions import get as get_condition
 from .conditions import now, set_condition, since
 from .settings import Settings
@@ -55,11 +55,23 @@ def _ensure_config(job: Mapping[str, Any]) -> None:
             kube.nudge_trainer(meta["namespace"], names.pod_name(meta["name"], attempts), version)
 
 
+def _stop(namespace: str, pod: Mapping[str, Any], grace_seconds: int | None = None) -> None:
+    """Stops an attempt: its trainer pod, or the JobSet whose rank 0 it is (the workers
+    with it; a rank 0 deleted alone would fail the JobSet, and the attempt, for nothing)."""
+    owner = jobset.jobset_of(pod)
+    if owner is not None:
+        jobset.delete(namespace, owner)
+    elif grace_seconds is None:  # the pod's own grace: SIGTERM, and time to save
+        kube.delete_pod(namespace, pod["metadata"]["name"])
+    else:
+        kube.delete_pod(namespace, pod["metadata"]["name"], grace_seconds=grace_seconds)
+
+
 def reconcile(
     job: Mapping[str, Any],
     settings: Settings,
     events: list[tuple[str, str, str]],
-    read_pod: PodReader = kube.read_pod,
+    read_pod: PodReader = kube.read_attempt_pod,
     spec_changed: bool = True,
 ) -> dict[str, Any]:
     """Brings the children in line with the job; returns status changes. `events` collects
@@ -184,14 +196,21 @@ def _reconcile(
                 )
             if not spec_changed:
                 _ensure_children(job, settings)
-            if attempts and names.nodes(spec) > 1:
+            nodes = names.nodes(spec)
+            if attempts and nodes > 1:
                 gang.stop_previous(job, attempts, read_pod)
-            created = kube.create("Pod", namespace, body)
+            if nodes > 1 and gang.on_jobset(name, attempts + 1, nodes):
+                refused = "the trainer's JobSet"
+                created = jobset.create(namespace, jobset.build(body, nodes))
+                started = f"JobSet {body['metadata']['name']} ({nodes} pods)"
+            else:
+                created = kube.create("Pod", namespace, body)
+                started = body["metadata"]["name"]
         except kube.RejectedError as error:
             fix = (
-                "Fix spec.scheduling or spec.resources (or create what it names); "
-                if refused == "the trainer pod"
-                else ""  # what to do about the Workload, the error says
+                ""  # what to do about the Workload, the error says
+                if refused == WORKLOAD_REFUSED
+                else "Fix spec.scheduling or spec.resources (or create what it names); "
             )
             message = (
                 f"the API server refused {refused}: {error}. {fix}the operator tries again on "
@@ -214,9 +233,7 @@ def _reconcile(
             }
         )
         if created:  # else a concurrent reconcile made it: the name is deterministic
-            events.append(
-                ("Normal", "TrainerStarted", f"started {body['metadata']['name']}: {reason}")
-            )
+            events.append(("Normal", "TrainerStarted", f"started {started}: {reason}"))
 
     def fail(reason: str, message: str) -> None:
         changes.update({"phase": "Failed", "message": message})
@@ -227,7 +244,7 @@ def _reconcile(
     if spec.get("suspend"):
         running = pod is not None and (pod.get("status") or {}).get("phase") not in TERMINAL
         if pod is not None and running:
-            kube.delete_pod(namespace, pod["metadata"]["name"])
+            _stop(namespace, pod)
             events.append(
                 ("Normal", "Suspended", "trainer stopped; it saves a checkpoint on SIGTERM")
             )
@@ -257,7 +274,7 @@ def _reconcile(
             events.append(("Warning", "SuspendedExhausted", message))
             return changes
         if pod is not None and pod_phase not in TERMINAL:
-            kube.delete_pod(namespace, pod["metadata"]["name"])  # SIGTERM: it saves, then exits
+            _stop(namespace, pod)  # SIGTERM: it saves, then exits
         fail("RemediationExhausted", message)
         events.append(("Warning", "FailedExhausted", message))
         return changes
@@ -269,7 +286,7 @@ def _reconcile(
         and since(status["startTime"]) > int(deadline)
     ):
         if pod is not None and pod_phase not in TERMINAL:
-            kube.delete_pod(namespace, pod["metadata"]["name"])  # SIGTERM: it saves, then exits
+            _stop(namespace, pod)  # SIGTERM: it saves, then exits
         message = (
             f"stopped at step {status.get('step', 0)}: the job trained longer than "
             f"spec.activeDeadlineSeconds ({int(deadline)} s); its checkpoints are kept"
@@ -290,7 +307,7 @@ def _reconcile(
     if queued and pod is not None and pod_phase not in TERMINAL:
         eviction = kueue.evicted(job)
         if eviction is not None:
-            kube.delete_pod(namespace, pod["metadata"]["name"])  # SIGTERM: it saves, then exits
+            _stop(namespace, pod)  # SIGTERM: it saves, then exits
             if ready.get("reason") != "EvictedByKueue":
                 message = (
                     f"evicted by Kueue ({eviction[0]}: {eviction[1]}); the trainer saves a "
@@ -349,7 +366,7 @@ def _reconcile(
                 f"no node could give {resources['gpus']} nvidia.com/gpu for {age:.0f} s; "
                 "running on CPU instead (allowCPUFallback)"
             )
-            kube.delete_pod(namespace, pod["metadata"]["name"], grace_seconds=0)
+            _stop(namespace, pod, grace_seconds=0)
             fallback = True
             changes["conditions"] = set_condition(
                 conditions, "GPUFallback", True, "NoGPUAvailable", message, generation
@@ -382,7 +399,11 @@ def _reconcile(
         events.append(("Normal", "NodeRecovered", "the trainer's node is reporting again"))
     if names.nodes(spec) > 1 and phase == "Running":
         with_gpus = wants_gpus and not fallback
-        joined = gang.check(job, pod, attempts, read_pod, with_gpus, settings, events)
+        joined = (
+            gang.check_jobset(job, pod, attempts, events)
+            if jobset.jobset_of(pod)
+            else gang.check(job, pod, attempts, read_pod, with_gpus, settings, events)
+        )
         changes.update(joined)
         if "gangStopping" in joined:
             return changes

@@ -29,6 +29,10 @@ PRIORITY_LABEL = "kueue.x-k8s.io/priority-class"
 JOB_ONLY_LABELS = (QUEUE_LABEL, PRIORITY_LABEL)
 # On every pod of a job of several pods: its node rank (0 speaks for the job).
 NODE_RANK_LABEL = "gentrain.io/node-rank"
+# On the pod the operator reads as an attempt's trainer pod under another name: rank 0 of
+# a JobSet (see jobset), whose pod the Job controller names; the value is the JobSet's
+# name, which is the attempt's pod_name.
+ATTEMPT_POD_LABEL = "gentrain.io/attempt-pod"
 
 
 def configmap_name(job: str) -> str:

@@ -31,3 +31,11 @@ def test_a_pods_hosts_file_names_it_at_its_address() -> None:
     assert hosts.startswith("# Kubernetes-managed hosts file.\n127.0.0.1\tlocalhost\n")
     assert hosts.endswith("10.244.1.7\tgang-1.peers.ns.svc.cluster.local\tgang-1\n")
     assert network_hooks.hosts_file("10.244.0.2", "p", None, "ns").endswith("10.244.0.2\tp\n")
+
+
+def test_the_resolv_conf_of_a_pod_follows_its_dns_policy() -> None:
+    cluster_first = network_hooks.resolv_conf(None, "team-a")
+    assert cluster_first.startswith("search team-a.svc.cluster.local svc.cluster.local ")
+    assert f"nameserver {network.GATEWAY}" in cluster_first
+    assert "options ndots:5" in cluster_first
+    assert network_hooks.resolv_conf("Default", "team-a") == network_hooks.HOST_RESOLV_CONF

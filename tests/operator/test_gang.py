@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from gentrain_contract import program
-from gentrain_operator import builders, gang, kube, lifecycle, names, queueing
+from gentrain_operator import builders, gang, jobset, kube, lifecycle, names, queueing
 from gentrain_operator.settings import Settings
 
 SETTINGS = Settings(network_policy=True, operator_namespace="ops")
@@ -109,6 +109,7 @@ class Cluster:
         monkeypatch.setattr(kube, "create", self.create)
         monkeypatch.setattr(kube, "read_pod", lambda namespace, name: self.read(namespace, name))
         monkeypatch.setattr(kube, "delete_pod", self.delete)
+        monkeypatch.setattr(jobset, "served", lambda: False)  # the operator's own pods
 
     def create(self, kind: str, namespace: str, body: dict[str, Any]) -> bool:
         self.created.append(body["metadata"]["name"])

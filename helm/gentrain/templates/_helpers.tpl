@@ -77,6 +77,11 @@ app.kubernetes.io/instance: {{ .Release.Name }}
   - apiGroups: [kueue.x-k8s.io]
     resources: [workloads/status]
     verbs: [patch]
+  # Application: a job of several pods as a JobSet where the cluster has JobSet (owned by
+  # the job; one per attempt; deleted to stop an attempt).
+  - apiGroups: [jobset.x-k8s.io]
+    resources: [jobsets]
+    verbs: [get, create, delete]
   {{- if .cluster }}
   # Application: the node labels and tolerations of the flavours Kueue admitted a job on.
   - apiGroups: [kueue.x-k8s.io]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from .. import network
+from .. import dns, network
 
 # What a kubelet writes for a pod with its own network (pkg/kubelet/kubelet_pods.go).
 HOSTS_HEADER = "# Kubernetes-managed hosts file.\n"
@@ -29,19 +29,32 @@ def hosts_file(pod_ip: str, hostname: str, subdomain: str | None, namespace: str
     return HOSTS_HEADER + MANAGED_HOSTS + "\n" + "\t".join([pod_ip, *names]) + "\n"
 
 
-# This network has no DNS server and no route out: a pod's lookups go to the bridge's
-# gateway, where none listens, and fail at once (the host's resolver, unreachable from
-# here, made each lookup wait 10 s).
-RESOLV_CONF = f"nameserver {network.GATEWAY}\noptions timeout:1 attempts:1\n"
+# A pod whose dnsPolicy is `Default` would get the host's resolver, which is unreachable
+# from this network (each lookup waited 10 s): it asks the gateway, which answers only for
+# the cluster's domain, and fails at once for anything else.
+HOST_RESOLV_CONF = f"nameserver {network.GATEWAY}\noptions timeout:1 attempts:1\n"
+
+
+def resolv_conf(dns_policy: str | None, namespace: str) -> str:
+    """ClusterFirst (the default) and ClusterFirstWithHostNet: the cluster's DNS, with the
+    kubelet's search path."""
+    if dns_policy in ("Default", "None"):
+        return HOST_RESOLV_CONF
+    return dns.resolv_conf(namespace)
 
 
 def write_network_files(
-    directory: Path, pod_ip: str, hostname: str, subdomain: str | None, namespace: str
+    directory: Path,
+    pod_ip: str,
+    hostname: str,
+    subdomain: str | None,
+    namespace: str,
+    dns_policy: str | None,
 ) -> tuple[Path, Path]:
     """The pod's hosts and resolv.conf, written into its directory; their paths."""
     hosts, resolv = directory / "etc-hosts", directory / "resolv.conf"
     hosts.write_text(hosts_file(pod_ip, hostname, subdomain, namespace))
-    resolv.write_text(RESOLV_CONF)
+    resolv.write_text(resolv_conf(dns_policy, namespace))
     for path in (hosts, resolv):
         path.chmod(0o644)
     return hosts, resolv

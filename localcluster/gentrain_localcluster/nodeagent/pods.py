@@ -167,7 +167,8 @@ class PodRunner(threading.Thread):
                 "so the command must be given in the pod spec"
             )
         base = dict(self.context.base_env)
-        base["HOSTNAME"] = self.pod["metadata"]["name"]
+        hostname = str(self.pod["spec"].get("hostname") or self.pod["metadata"]["name"])
+        base["HOSTNAME"] = hostname
         pod = {**self.pod, "status": {"podIP": self.pod_ip, "hostIP": self.context.host_ip}}
         env = container_environment(pod, spec, self.context.read_keys, base)
         argv = [expand(a, env) for a in [*spec["command"], *(spec.get("args") or [])]]
@@ -179,9 +180,10 @@ class PodRunner(threading.Thread):
             hosts, resolv = network_hooks.write_network_files(
                 self.directory,
                 self.pod_ip,
-                str(self.pod["spec"].get("hostname") or self.pod["metadata"]["name"]),
+                hostname,
                 self.pod["spec"].get("subdomain"),
                 self.pod["metadata"]["namespace"],
+                self.pod["spec"].get("dnsPolicy"),
             )
             mounts = [
                 *mounts,

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import yaml
 
+from .. import dns
 from ..layout import NODE_NAME
 from ..network import GATEWAY, POD_CIDR
 
@@ -59,6 +60,9 @@ def kubelet_config(files: KubeletFiles) -> dict[str, object]:
         "imageGCLowThresholdPercent": 99,
         "serializeImagePulls": False,
         "resolvConf": "/etc/resolv.conf",
+        # The cluster's DNS (dns.py): pods under ClusterFirst get it and its search path.
+        "clusterDNS": [dns.SERVER],
+        "clusterDomain": dns.CLUSTER_DOMAIN,
         "cgroupsPerQOS": True,
         "enforceNodeAllocatable": ["pods"],
         "maxPods": 110,

@@ -1,0 +1,140 @@
+"""A job of two pods on a cluster that runs JobSet (its controller and webhooks built from
+its Go module): each attempt is a JobSet, whose worker finds rank 0 by its name through
+cluster DNS. The two pods train to identical weights; a rollback a user asks for reaches
+both ranks; a worker lost mid-run (killed, no grace) fails the JobSet, and the operator
+starts the next attempt, a new JobSet, from the latest checkpoint."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes import client
+
+from bench.gang_pace import MILESTONE, pace
+from gentrain_operator import jobset
+from tests.operator.test_multinode_cluster import FINGERPRINT, gang_job, logs
+from tests.operator.test_operator_cluster import events, status
+from tests.support import jobset_controller
+from tests.support.kube import Cluster
+from tests.support.waiting import wait_for
+
+pytestmark = [pytest.mark.cluster, pytest.mark.slow, pytest.mark.multinode]
+
+
+@pytest.fixture(scope="module")
+def jobset_api(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    if not cluster.local:
+        pytest.skip("runs a JobSet controller of its own: on the local cluster only")
+    lacking = jobset_controller.missing()
+    if lacking:
+        pytest.skip(f"JobSet is not built here: {', '.join(lacking)}")
+    directory = tmp_path_factory.mktemp("jobset")
+    with jobset_controller.running(cluster, directory):
+        yield directory
+
+
+def members(cluster: Cluster, namespace: str, attempt_jobset: str) -> dict[str, Any]:
+    """The JobSet's pods by replicated job ("leader", "workers")."""
+    listed = cluster.core.list_namespaced_pod(
+        namespace, label_selector=f"{jobset.JOBSET_NAME_LABEL}={attempt_jobset}"
+    ).items
+    return {
+        pod.metadata.labels["jobset.sigs.k8s.io/replicatedjob-name"]: pod
+        for pod in listed
+        if pod.metadata.deletion_timestamp is None
+    }
+
+
+def read_jobset(cluster: Cluster, namespace: str, name: str) -> dict[str, Any]:
+    found: dict[str, Any] = client.CustomObjectsApi(cluster.api).get_namespaced_custom_object(
+        jobset.GROUP, jobset.VERSION, namespace, jobset.PLURAL, name
+    )
+    return found
+
+
+def test_two_pods_as_a_jobset_train_as_one_roll_back_together_and_restart_together(
+    cluster: Cluster, namespace: str, jobset_api: Path, operator: None
+) -> None:
+    started = time.monotonic()
+    cluster.apply(gang_job("gang"), namespace)
+    first = wait_for(
+        lambda: status(cluster, namespace, "gang"),
+        lambda s: int(s.get("checkpointStep") or 0) >= 1000,
+        "the gang's milestone at step 1000",
+        timeout=240,
+    )
+    joined = time.monotonic() - started
+    made = read_jobset(cluster, namespace, "gang-trainer-1")
+    assert made["metadata"]["ownerReferences"][0]["name"] == "gang"
+    # JobSet's own webhook defaulted nothing the operator did not say.
+    assert made["spec"]["failurePolicy"]["maxRestarts"] == 0
+    pods = members(cluster, namespace, "gang-trainer-1")
+    assert sorted(pods) == ["leader", "workers"], sorted(pods)
+    assert first["podName"] == "gang-trainer-1" and first["gangAttempt"] == 1
+    names = [pods["leader"].metadata.name, pods["workers"].metadata.name]
+    for name in names:
+        assert "training gan" in logs(cluster, namespace, name)
+    claims = [
+        [v.persistent_volume_claim.claim_name for v in pods[r].spec.volumes if v.persistent_volume_claim]
+        for r in ("leader", "workers")
+    ]  # fmt: skip
+    assert claims == [["gang-checkpoints"], []], claims
+
+    command = {"id": "user-rollback", "action": "rollback", "step": 500}
+    cluster.kubectl("patch", "generativetrainingjobs", "gang", "-n", namespace,
+                    "--type=merge", "-p", json.dumps({"spec": {"commands": [command]}}))  # fmt: skip
+    rolled = wait_for(
+        lambda: [logs(cluster, namespace, name) for name in names],
+        lambda texts: all("command user-rollback: rolled back to step 500" in t for t in texts),
+        "the rollback in both pods' logs",
+        timeout=120,
+    )
+    assert all(text.count("command user-rollback") == 1 for text in rolled)
+
+    # The worker lost mid-run (no grace): its Job fails, the JobSet with it, and the
+    # operator starts attempt 2, a new JobSet, from the latest checkpoint.
+    lost_at = time.monotonic()
+    cluster.core.delete_namespaced_pod(names[1], namespace, grace_period_seconds=0)
+    second = wait_for(
+        lambda: members(cluster, namespace, "gang-trainer-2"),
+        lambda found: (
+            sorted(found) == ["leader", "workers"]
+            and all(pod.status.phase == "Running" for pod in found.values())
+        ),
+        "the gang's second attempt (JobSet gang-trainer-2) running",
+        timeout=180,
+    )
+    again = time.monotonic() - lost_at
+    final = wait_for(
+        lambda: status(cluster, namespace, "gang"),
+        lambda s: s.get("phase") in ("Succeeded", "Failed"),
+        "the gang to finish",
+        timeout=420,
+    )
+    assert final["phase"] == "Succeeded", final.get("message")
+    assert final["attempts"] == 2 and final["checkpointStep"] == 5000
+    assert final["gangRestarts"] == 1, final
+    reasons = events(cluster, namespace, "gang")
+    assert "GangRestart" in reasons, reasons
+    texts = [logs(cluster, namespace, second[r].metadata.name) for r in ("leader", "workers")]
+    resumed = [re.findall(r"resumed from checkpoint step (\d+)", text) for text in texts]
+    assert resumed[0] == resumed[1] and int(resumed[0][0]) >= 500, resumed
+    prints = dict(match for text in texts for match in FINGERPRINT.findall(text))
+    assert set(prints) == {"0", "1"} and prints["0"] == prints["1"], prints
+    completed = read_jobset(cluster, namespace, "gang-trainer-2")
+    assert jobset.finished(completed) is not None and jobset.finished(completed)[0] == "Completed"
+    steps = [int(step) for _, step in MILESTONE.findall(texts[0])]
+    print(
+        f"gang of 2 as JobSets: milestone 1000 {joined:.1f} s after the job was made; worker "
+        f"lost, both pods of the next JobSet running {again:.1f} s later, resumed at step "
+        f"{resumed[0][0]}; done {time.monotonic() - started:.1f} s after the job was made; "
+        f"{pace(texts[0]):.0f} steps/s from step {steps[0]} to {steps[-1]}",
+        file=sys.__stdout__,
+    )
