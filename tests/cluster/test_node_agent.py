@@ -248,6 +248,44 @@ def test_a_container_ignoring_sigterm_is_killed_after_its_grace_period(
     assert 2 <= time.monotonic() - started < 15
 
 
+def test_a_second_deletion_with_a_shorter_grace_period_kills_sooner(
+    cluster: Cluster, namespace: str
+) -> None:
+    """As a kubelet does: a pod being deleted with 60 s of grace, deleted again with 1 s,
+    is killed after about 1 s. The operator relies on it when a JobSet's own deletion of
+    rank 0 (its full grace) is overtaken by the operator's (a gang that lost a pod)."""
+    cluster.apply(
+        pod(
+            "overtaken",
+            """
+        import signal, time
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        print("ignoring SIGTERM", flush=True)
+        while True:
+            time.sleep(0.1)
+    """,
+            terminationGracePeriodSeconds=60,
+        ),
+        namespace,
+    )
+    wait_for(
+        lambda: cluster.core.read_namespaced_pod_log("overtaken", namespace),
+        lambda log: "ignoring SIGTERM" in log,
+        "the process to ignore SIGTERM",
+    )
+    cluster.core.delete_namespaced_pod("overtaken", namespace)
+    time.sleep(2)  # the node agent is stopping it with 60 s of grace
+    started = time.monotonic()
+    cluster.core.delete_namespaced_pod("overtaken", namespace, grace_period_seconds=1)
+    wait_for(
+        lambda: gone(cluster, namespace, "overtaken"),
+        bool,
+        "the pod to be killed and deleted",
+        timeout=50,
+    )
+    assert time.monotonic() - started < 20
+
+
 @pytest.fixture
 def gpu_node(cluster: Cluster) -> Iterator[str]:
     """A second node agent that advertises two nvidia.com/gpu."""

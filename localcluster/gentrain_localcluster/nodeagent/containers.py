@@ -10,7 +10,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -148,10 +148,14 @@ class Container:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.process.pid, sig)
 
-    def stop(self, grace_seconds: float) -> None:
+    def stop(self, grace_seconds: float | Callable[[], float]) -> None:
+        """SIGTERM, then SIGKILL once the grace period is over. Given as a function, the
+        grace period is read again while it runs: a pod deleted again with a shorter one
+        (as a kubelet honours) is killed sooner."""
+        grace = grace_seconds if callable(grace_seconds) else (lambda: grace_seconds)
         self.signal(signal.SIGTERM)
-        deadline = time.monotonic() + grace_seconds
-        while self.running and time.monotonic() < deadline:
+        started = time.monotonic()
+        while self.running and time.monotonic() < started + grace():
             time.sleep(0.1)
         self.signal(signal.SIGKILL)
         if self.process is not None:

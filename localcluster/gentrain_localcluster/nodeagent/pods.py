@@ -91,9 +91,16 @@ class PodRunner(threading.Thread):
 
     # -- called by the agent -------------------------------------------------------
     def terminate(self, grace_seconds: float | None) -> None:
+        """Stops the pod with this grace period (the deletion's); a later deletion may
+        shorten it, never lengthen it (as a kubelet)."""
         if grace_seconds is not None:
+            if self._terminate.is_set():
+                grace_seconds = min(grace_seconds, self.grace_seconds)
             self.grace_seconds = grace_seconds
         self._terminate.set()
+
+    def _grace(self) -> float:
+        return self.grace_seconds
 
     def update(self, pod: Mapping[str, Any]) -> None:
         """Keeps labels and annotations current for downward-API volumes."""
@@ -228,7 +235,7 @@ class PodRunner(threading.Thread):
                 while container.running and not self._terminate.is_set():
                     time.sleep(0.2)
                 if self._terminate.is_set():
-                    container.stop(self.grace_seconds)
+                    container.stop(self._grace)
                     return False
                 code = container.reap()
                 if code == 0:
@@ -312,7 +319,7 @@ class PodRunner(threading.Thread):
     def _shut_down(self) -> None:
         for container in [*self.init_containers, *self.containers]:
             if container.running:
-                container.stop(self.grace_seconds)
+                container.stop(self._grace)
             container.reap()
         if self.phase not in ("Succeeded", "Failed"):
             codes = [c.state.get("terminated", {}).get("exitCode", 1) for c in self.containers]
