@@ -50,6 +50,20 @@ def gang_environment(nodes: int, node_rank: int, rendezvous: str | None) -> list
     ]
 
 
+def rendezvous_probe(command: tuple[str, ...]) -> dict[str, Any] | None:
+    """The readiness probe of a pod of several (the built-in trainer's): Ready while it
+    reaches rank 0's rendezvous from its own network (gentrain_trainer.rendezvous_probe,
+    run by the trainer's interpreter). A user's own program in its own image gets none."""
+    if list(command[-2:]) != ["-m", "gentrain_trainer"]:
+        return None
+    return {
+        "exec": {"command": [*command[:-2], "-m", "gentrain_trainer.rendezvous_probe"]},
+        "periodSeconds": 10,
+        "timeoutSeconds": 5,
+        "failureThreshold": 1,
+    }
+
+
 def owner_reference(job: Mapping[str, Any]) -> dict[str, Any]:
     meta = job["metadata"]
     return {
@@ -251,6 +265,9 @@ def trainer_pod(
             "capabilities": {"drop": ["ALL"]},
         },
     }
+    probe = rendezvous_probe(settings.trainer_command) if nodes > 1 and not custom else None
+    if probe is not None:
+        container["readinessProbe"] = probe
     scheduling = spec.get("scheduling") or {}
     pod_spec: dict[str, Any] = {
         "restartPolicy": "Never",  # the operator starts the next attempt, resuming from a checkpoint

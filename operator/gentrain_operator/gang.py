@@ -13,13 +13,13 @@ restart per loss); `gangRestarts`, how many times a lost pod restarted the gang.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from gentrain_contract import program
 
 from . import batch, builders, jobset, kube, names, pod_status
-from .conditions import set_condition
+from .conditions import set_condition, since
 from .settings import Settings
 
 log = logging.getLogger("gentrain.gang")
@@ -51,6 +51,7 @@ def check(
         )
     lost: list[str] = []
     waiting: list[str] = []
+    members: list[Mapping[str, Any]] = [rank_zero]
     for name in peers:
         # The operator's reader asks the API server when its index has no such pod: a
         # pod made a moment ago is not taken for one deleted.
@@ -58,6 +59,7 @@ def check(
         if peer is None:
             lost.append(f"{name} (deleted)")
             continue
+        members.append(peer)
         phase = (peer.get("status") or {}).get("phase")
         if phase == "Failed":
             ended = pod_status.terminated(peer)
@@ -70,7 +72,59 @@ def check(
         return _restart(job, rank_zero["metadata"]["name"], attempt, lost, events)
     if waiting:
         return _waiting(job, rank_zero["metadata"]["name"], waiting, events)
+    apart = not_joined(members, settings.rendezvous_seconds)
+    if apart:
+        return _apart(job, rank_zero["metadata"]["name"], attempt, apart, settings, events)
     return {}
+
+
+def not_joined(pods: Sequence[Mapping[str, Any]], window: float) -> list[str]:
+    """The running pods that have not reached rank 0's rendezvous (not Ready: see
+    builders.rendezvous_probe) for longer than `window` seconds."""
+    apart = []
+    for pod in pods:
+        status = pod.get("status") or {}
+        if status.get("phase") != "Running":
+            continue
+        ready = next((c for c in status.get("conditions") or [] if c.get("type") == "Ready"), None)
+        if (
+            ready is not None
+            and ready.get("status") == "False"
+            and since(ready.get("lastTransitionTime")) > window
+        ):
+            apart.append(str(pod["metadata"]["name"]))
+    return apart
+
+
+def _apart(
+    job: Mapping[str, Any],
+    rank_zero_name: str,
+    attempt: int,
+    apart: list[str],
+    settings: Settings,
+    events: list[tuple[str, str, str]],
+) -> dict[str, Any]:
+    """Stops a gang some of whose pods never reached rank 0, naming them: torchrun would
+    wait 600 s and then fail without saying which. The attempt counts as failed; the
+    next one starts them all again."""
+    meta, status = job["metadata"], job.get("status") or {}
+    message = (
+        f"{', '.join(apart)} could not reach the rendezvous of {rank_zero_name} (rank 0, "
+        f"port {program.RENDEZVOUS_PORT}) for {settings.rendezvous_seconds:.0f} s: stopping "
+        "the attempt. Check what lies between the job's pods: a NetworkPolicy (the pods of "
+        "a job must reach each other on any port), cluster DNS, routes between nodes"
+    )
+    kube.delete_pod(meta["namespace"], rank_zero_name, grace_seconds=LOST_GRACE_SECONDS)
+    events.append(("Warning", "RendezvousTimeout", message))
+    log.warning("%s/%s: %s", meta["namespace"], meta["name"], message)
+    generation = int(meta.get("generation", 1))
+    return {
+        "gangStopping": attempt,
+        "message": message,
+        "conditions": set_condition(
+            status.get("conditions"), "Ready", False, "RendezvousTimeout", message, generation
+        ),
+    }
 
 
 def on_jobset(job_name: str, attempt: int, nodes: int) -> bool:
@@ -88,6 +142,7 @@ def check_jobset(
     job: Mapping[str, Any],
     rank_zero: Mapping[str, Any],
     attempt: int,
+    settings: Settings,
     events: list[tuple[str, str, str]],
 ) -> dict[str, Any]:
     """For a job whose attempt is a JobSet and whose rank 0 runs: stops the attempt when
@@ -121,6 +176,10 @@ def check_jobset(
     ]
     if waiting:
         return {**changes, **_waiting(job, rank_zero["metadata"]["name"], waiting, events)}
+    apart = not_joined(members, settings.rendezvous_seconds)
+    if apart:
+        rank_zero_name = rank_zero["metadata"]["name"]
+        return {**changes, **_apart(job, rank_zero_name, attempt, apart, settings, events)}
     return changes
 
 

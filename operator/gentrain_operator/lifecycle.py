@@ -400,7 +400,7 @@ def _reconcile(
     if names.nodes(spec) > 1 and phase == "Running":
         with_gpus = wants_gpus and not fallback
         joined = (
-            gang.check_jobset(job, pod, attempts, events)
+            gang.check_jobset(job, pod, attempts, settings, events)
             if jobset.jobset_of(pod)
             else gang.check(job, pod, attempts, read_pod, with_gpus, settings, events)
         )

@@ -63,6 +63,12 @@ class Settings:
     )
     # A peering name makes several replicas elect one active operator (kopf peering).
     peering: str = field(default_factory=lambda: _env("PEERING", ""))
+    # How long a pod of a job of several pods may be unable to reach rank 0's rendezvous
+    # (not Ready, see builders.rendezvous_probe) before the operator stops the attempt and
+    # names it. Shorter than torchrun's own wait (600 s), which names no pod.
+    rendezvous_seconds: float = field(
+        default_factory=lambda: float(_env("RENDEZVOUS_SECONDS", "300"))
+    )
     # Remediation records kept in a job's status, and milestone summaries kept for diagnosis.
     status_history: int = field(default_factory=lambda: int(_env("STATUS_HISTORY", "20")))
 

@@ -5,6 +5,8 @@ once (counted, with an Event), from the latest checkpoint."""
 from __future__ import annotations
 
 import copy
+import time
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -208,3 +210,45 @@ def test_a_pod_that_cannot_be_placed_is_named_and_a_failed_one_restarts_the_gang
     cluster.check(job, events)
     assert cluster.deleted == ["j-trainer-1"]
     assert "j-trainer-1-node-1 (failed: exit code 1)" in events[-1][2]
+
+
+def ready_since(seconds_ago: float, ready: bool) -> dict[str, Any]:
+    stamp = datetime.fromtimestamp(time.time() - seconds_ago, UTC).isoformat()
+    status = "True" if ready else "False"
+    return {"type": "Ready", "status": status, "lastTransitionTime": stamp}
+
+
+def test_a_pod_that_never_reaches_rank_zero_is_named_and_the_attempt_stopped(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Each pod of the built-in trainer is Ready while it reaches rank 0's rendezvous (its
+    probe); one that has not for longer than the operator waits stops the attempt with a
+    condition that names it (torchrun would wait 600 s and name no pod)."""
+    gang_pod = builders.trainer_pod(gang_job(nodes=2), 1, with_gpus=False, settings=SETTINGS)
+    probe = gang_pod["spec"]["containers"][0]["readinessProbe"]
+    assert probe["exec"]["command"] == ["python", "-m", "gentrain_trainer.rendezvous_probe"]
+    single = builders.trainer_pod(gang_job(nodes=1), 1, with_gpus=False, settings=SETTINGS)
+    assert "readinessProbe" not in single["spec"]["containers"][0]
+
+    cluster = Cluster(monkeypatch, {"j-trainer-1": running(1)})
+    job = gang_job(nodes=2, status={"phase": "Running", "attempts": 1, "observedGeneration": 1})
+    events: list[tuple[str, str, str]] = []
+    cluster.check(job, events)
+    cluster.pods["j-trainer-1"]["status"]["conditions"] = [ready_since(400, True)]
+    peer = cluster.pods["j-trainer-1-node-1"]
+    peer["status"] = {"phase": "Running", "conditions": [ready_since(60, False)]}
+    cluster.check(job, events)  # not yet: the operator waits settings.rendezvous_seconds
+    assert not cluster.deleted and events[-1][1] == "GangStarted"
+
+    peer["status"]["conditions"] = [ready_since(SETTINGS.rendezvous_seconds + 1, False)]
+    cluster.check(job, events)
+    assert cluster.deleted == ["j-trainer-1"]
+    assert cluster.graces["j-trainer-1"] == gang.LOST_GRACE_SECONDS
+    assert events[-1][1] == "RendezvousTimeout"
+    assert events[-1][2].startswith("j-trainer-1-node-1 could not reach the rendezvous")
+    ready = next(c for c in job["status"]["conditions"] if c["type"] == "Ready")
+    assert ready["reason"] == "RendezvousTimeout" and "j-trainer-1-node-1" in ready["message"]
+    assert job["status"]["gangStopping"] == 1
+    cluster.pods["j-trainer-1"] = running(1)  # still terminating: stopped once
+    cluster.check(job, events)
+    assert cluster.deleted == ["j-trainer-1"]
