@@ -19,7 +19,7 @@ from kubernetes import client
 
 from bench.gang_pace import MILESTONE, pace
 from gentrain_operator import jobset
-from tests.operator.test_multinode_cluster import FINGERPRINT, gang_job, logs
+from tests.operator.test_multinode_cluster import FINGERPRINT, gang_job, logs, ready
 from tests.operator.test_operator_cluster import events, status
 from tests.support import jobset_controller
 from tests.support.kube import Cluster
@@ -81,6 +81,12 @@ def test_two_pods_as_a_jobset_train_as_one_roll_back_together_and_restart_togeth
     names = [pods["leader"].metadata.name, pods["workers"].metadata.name]
     for name in names:
         assert "training gan" in logs(cluster, namespace, name)
+    wait_for(
+        lambda: [ready(cluster, namespace, name) for name in names],
+        all,
+        "both pods Ready (their probes reach rank 0 by its name)",
+        timeout=30,
+    )
     claims = [
         [v.persistent_volume_claim.claim_name for v in pods[r].spec.volumes if v.persistent_volume_claim]
         for r in ("leader", "workers")

@@ -27,6 +27,11 @@ def logs(cluster: Cluster, namespace: str, pod: str) -> str:
     return str(cluster.core.read_namespaced_pod_log(pod, namespace))
 
 
+def ready(cluster: Cluster, namespace: str, pod: str) -> bool:
+    conditions = cluster.core.read_namespaced_pod(pod, namespace).status.conditions or []
+    return any(c.type == "Ready" and c.status == "True" for c in conditions)
+
+
 def gang_job(name: str) -> dict[str, Any]:
     body = gtj(name, max_steps=5000, interval=500, resources={"nodes": 2, "cpu": "500m"})
     body["spec"]["checkpoints"]["keep"] = 30
@@ -51,6 +56,13 @@ def test_two_pods_train_as_one_roll_back_together_and_restart_together(
     assert first["gangAttempt"] == 1 and "GangStarted" in events(cluster, namespace, "gang")
     for name in names:
         assert "training gan" in logs(cluster, namespace, name)
+    # Each pod's readiness probe reaches rank 0's rendezvous from its own network.
+    wait_for(
+        lambda: [ready(cluster, namespace, name) for name in names],
+        all,
+        "both pods Ready (their probes reach rank 0's rendezvous)",
+        timeout=30,
+    )
 
     # A rollback the user asks for: applied by both ranks at the same milestone.
     command = {"id": "user-rollback", "action": "rollback", "step": 500}
