@@ -1,15 +1,18 @@
 """A job of two pods as users run it: the chart's operator starts both from the trainer
 image, under the chart's security context, on the real node (kubelet, containerd, CNI
-bridge); the second joins rank 0's pod at its IP over the pod network, both train as one
-(gloo on CPU) to identical weights, and rank 0's pod alone holds the checkpoint claim."""
+bridge); the second joins rank 0's pod over the pod network (at its IP as the operator's
+own pods, by its name as a JobSet), both train as one (gloo on CPU) to identical weights,
+and rank 0's pod alone holds the checkpoint claim."""
 
 from __future__ import annotations
 
 import re
 import time
+from collections.abc import Iterator
 
 import pytest
 
+from gentrain_operator import jobset
 from tests.operator.test_operator_cluster import events
 from tests.realnode.conftest import TRAINER_IMAGE
 from tests.realnode.test_training_on_node import (
@@ -18,7 +21,7 @@ from tests.realnode.test_training_on_node import (
     print_trainer_logs,
     trainer_pods,
 )
-from tests.support import kube
+from tests.support import jobset_controller, kube
 
 pytestmark = [pytest.mark.realnode, pytest.mark.multinode, pytest.mark.cluster, pytest.mark.slow]
 FINGERPRINT = re.compile(r"rank (\d) of 2: weights fingerprint (\S+)")
@@ -52,3 +55,57 @@ def test_two_trainer_pods_from_the_image_train_as_one(
     assert volumes["checkpoints"].persistent_volume_claim is None  # rank 0's alone
     assert "GangStarted" in events(real_node, namespace, "gan-digits")
     print(f"two trainer pods on the real node: 400 steps, Succeeded {took:.0f} s after the job")
+
+
+@pytest.fixture
+def jobset_api(real_node: kube.Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """JobSet's controller and webhooks on this cluster for one test, installed before the
+    chart's operator starts (it asks whether the API is served at its first launch)."""
+    lacking = jobset_controller.missing()
+    if lacking:
+        pytest.skip(f"JobSet is not built here: {', '.join(lacking)}")
+    with jobset_controller.running(real_node, tmp_path_factory.mktemp("jobset")):
+        yield
+
+
+def test_two_trainer_pods_from_the_image_as_a_jobset_find_rank_zero_by_name(
+    real_node: kube.Cluster, namespace: str, jobset_api: None, release: str
+) -> None:
+    """The same job where the cluster runs JobSet: one JobSet, whose worker resolves rank
+    0's name through the cluster's DNS (the kubelet's clusterDNS), under the chart's RBAC."""
+    spec = {
+        "training": {"maxSteps": 400},
+        "checkpoints": {"interval": 200},
+        "resources": {"nodes": 2, "gpus": 0, "cpu": "500m", "memory": "1536Mi"},
+    }
+    started = time.monotonic()
+    real_node.apply(example("gan-digits", spec=spec), namespace)
+    final = finished(real_node, namespace, "gan-digits", timeout=600)
+    took = time.monotonic() - started
+    if final["phase"] != "Succeeded" or final.get("checkpointStep") != 400:
+        print_trainer_logs(real_node, namespace, "gan-digits", final)
+    assert final["phase"] == "Succeeded", final.get("message")
+    assert final["checkpointStep"] == 400 and final["attempts"] == 1
+    pods = {
+        p.metadata.labels["jobset.sigs.k8s.io/replicatedjob-name"]: p
+        for p in trainer_pods(real_node, namespace, "gan-digits")
+    }
+    assert sorted(pods) == ["leader", "workers"], sorted(pods)
+    assert all(
+        p.metadata.labels[jobset.JOBSET_NAME_LABEL] == "gan-digits-trainer-1" for p in pods.values()
+    )
+    logs = {
+        role: real_node.kubectl("logs", "-n", namespace, pod.metadata.name).stdout
+        for role, pod in pods.items()
+    }
+    prints = dict(match for log in logs.values() for match in FINGERPRINT.findall(log))
+    assert set(prints) == {"0", "1"} and prints["0"] == prints["1"], prints
+    worker = pods["workers"]
+    assert worker.spec.containers[0].image == TRAINER_IMAGE
+    assert worker.spec.security_context.run_as_non_root is True
+    assert (
+        worker.spec.dns_policy == "ClusterFirst" and worker.spec.subdomain == "gan-digits-trainer-1"
+    )
+    volumes = {v.name: v for v in worker.spec.volumes}
+    assert volumes["checkpoints"].persistent_volume_claim is None
+    print(f"two trainer pods as a JobSet on the real node: Succeeded {took:.0f} s after the job")
