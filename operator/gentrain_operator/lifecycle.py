@@ -10,49 +10,18 @@ from typing import Any
 
 from kubernetes.client.exceptions import ApiException
 
-from . import batch, builders, gang, jobset, kube, kueue, names, pod_status, queueing
+from . import batch, gang, jobset, kube, kueue, launching, names, pod_status, queueing
 from .conditions import get as get_condition
-from .conditions import now, set_condition, since
+from .conditions import set_condition, since
 from .settings import Settings
-from .trainer_config import render_job
 
 log = logging.getLogger("gentrain.lifecycle")
 # The trainer's exit codes that no retry can fix (gentrain_trainer.__main__).
 CONFIG_ERROR_EXIT, VOLUME_FULL_EXIT = 2, 3
-# A trainer pod the API server refused is sent again on a spec change at once, and
-# otherwise this often (what was missing, such as a PriorityClass, may be created).
-REJECTED_RETRY_SECONDS = 300.0
-# What the API server refused, in the message of a job whose Kueue Workload it refused.
-WORKLOAD_REFUSED = "the job's Kueue Workload"
+WORKLOAD_REFUSED = launching.WORKLOAD_REFUSED
 TERMINAL = batch.TERMINAL
 # (namespace, name) -> the pod as a dict, or None when it does not exist.
 PodReader = Callable[[str, str], Mapping[str, Any] | None]
-
-
-def _ensure_children(job: Mapping[str, Any], settings: Settings) -> None:
-    """The trainer's ConfigMap as the spec renders it, its checkpoint claim, and the
-    NetworkPolicy in front of its pod."""
-    _ensure_config(job)
-    namespace = job["metadata"]["namespace"]
-    claim = builders.checkpoint_claim(job)
-    if claim is not None:
-        kube.create("PersistentVolumeClaim", namespace, claim)
-    policy = builders.network_policy(job, settings)
-    if policy is not None:
-        kube.create("NetworkPolicy", namespace, policy)
-
-
-def _ensure_config(job: Mapping[str, Any]) -> None:
-    meta = job["metadata"]
-    wanted = builders.config_map(job, render_job(job))
-    existing = kube.read_config_map(meta["namespace"], wanted["metadata"]["name"])
-    if existing is None:
-        kube.create("ConfigMap", meta["namespace"], wanted)
-    elif existing.get("data") != wanted["data"]:
-        version = kube.replace_config_map(meta["namespace"], wanted["metadata"]["name"], wanted)
-        attempts = int((job.get("status") or {}).get("attempts", 0))
-        if attempts:  # the running trainer reads it now, not at its kubelet's next sync
-            kube.nudge_trainer(meta["namespace"], names.pod_name(meta["name"], attempts), version)
 
 
 def _stop(namespace: str, pod: Mapping[str, Any], grace_seconds: int | None = None) -> None:
@@ -121,7 +90,7 @@ def _reconcile(
         # would try, and a refused pod would be reported twice.
         return changes
     if spec_changed:
-        _ensure_children(job, settings)
+        launching.ensure_children(job, settings)
 
     attempts = int(status.get("attempts", 0))
     failures = int(status.get("failures", 0))
@@ -155,85 +124,11 @@ def _reconcile(
             )
         )
 
-    def wait_for_admission(why: str) -> None:
-        if status.get("phase") != "Pending" or status.get("message") != why:
-            changes.update({"phase": "Pending", "message": why})
-            changes["conditions"] = set_condition(
-                conditions, "Ready", False, "QueuedByKueue", why, generation
-            )
-            events.append(("Normal", "Queued", why))
+    starter = launching.Launcher(job, settings, events, changes, read_pod, spec_changed, rejected)
 
     def launch(reason: str) -> None:
         nonlocal attempts
-        if (
-            rejected
-            and not spec_changed
-            and since(status.get("rejectedAt")) < REJECTED_RETRY_SECONDS
-        ):
-            return  # refused as it is; wait for a spec change or the next retry
-        body = builders.trainer_pod(
-            job, attempts + 1, with_gpus=wants_gpus and not fallback, settings=settings
-        )
-        refused = "the trainer pod"
-        try:
-            if queued:  # started only once Kueue admits it, on the flavours it assigned
-                refused = WORKLOAD_REFUSED
-                where = kueue.admit(job, body)
-                workload = names.workload_name(name, meta["uid"])
-                if status.get("workload") != workload:
-                    changes["workload"] = workload
-                if isinstance(where, str):
-                    wait_for_admission(where)
-                    return
-                body, refused = queueing.placed(body, where), "the trainer pod"
-                events.append(
-                    (
-                        "Normal",
-                        "Admitted",
-                        f"admitted by Kueue: ClusterQueue {where.cluster_queue}, flavours "
-                        f"{', '.join(where.flavors) or 'none'}",
-                    )
-                )
-            if not spec_changed:
-                _ensure_children(job, settings)
-            nodes = names.nodes(spec)
-            if attempts and nodes > 1:
-                gang.stop_previous(job, attempts, read_pod)
-            if nodes > 1 and gang.on_jobset(name, attempts + 1, nodes):
-                refused = "the trainer's JobSet"
-                created = jobset.create(namespace, jobset.build(body, nodes))
-                started = f"JobSet {body['metadata']['name']} ({nodes} pods)"
-            else:
-                created = kube.create("Pod", namespace, body)
-                started = body["metadata"]["name"]
-        except kube.RejectedError as error:
-            fix = (
-                ""  # what to do about the Workload, the error says
-                if refused == WORKLOAD_REFUSED
-                else "Fix spec.scheduling or spec.resources (or create what it names); "
-            )
-            message = (
-                f"the API server refused {refused}: {error}. {fix}the operator tries again on "
-                f"a spec change and every {REJECTED_RETRY_SECONDS:.0f} s"
-            )
-            changes.update({"phase": "Pending", "message": message, "rejectedAt": now()})
-            changes["conditions"] = set_condition(
-                conditions, "Ready", False, "TrainerPodRejected", message, generation
-            )
-            if not rejected or ready.get("message") != message:
-                events.append(("Warning", "TrainerPodRejected", message))
-            return
-        attempts += 1
-        changes.update(
-            {
-                "attempts": attempts,
-                "podName": body["metadata"]["name"],
-                "phase": "Pending",
-                "message": reason,
-            }
-        )
-        if created:  # else a concurrent reconcile made it: the name is deterministic
-            events.append(("Normal", "TrainerStarted", f"started {started}: {reason}"))
+        attempts = starter.start(reason, attempts, with_gpus=wants_gpus and not fallback)
 
     def fail(reason: str, message: str) -> None:
         changes.update({"phase": "Failed", "message": message})

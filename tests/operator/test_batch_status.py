@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from gentrain_operator import batch, kube, lifecycle
+from gentrain_operator import batch, kube, launching, lifecycle
 from gentrain_operator.conditions import get
 from gentrain_operator.progress import human_duration, progress
 from gentrain_operator.settings import Settings
@@ -44,7 +44,7 @@ def reconcile(status: dict[str, Any], found: dict[str, Any] | None, **spec: Any)
 
 @pytest.fixture(autouse=True)
 def no_api(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(lifecycle, "_ensure_children", lambda job, settings: None)
+    monkeypatch.setattr(launching, "ensure_children", lambda job, settings: None)
     monkeypatch.setattr(kube, "create", lambda *a: True)
     monkeypatch.setattr(kube, "delete_pod", lambda *a, **k: None)
 

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from gentrain_contract import program
-from gentrain_operator import builders, gang, jobset, kube, lifecycle, names, queueing
+from gentrain_operator import builders, gang, jobset, kube, launching, lifecycle, names, queueing
 from gentrain_operator.settings import Settings
 
 SETTINGS = Settings(network_policy=True, operator_namespace="ops")
@@ -107,7 +107,7 @@ class Cluster:
         self.created: list[str] = []
         self.deleted: list[str] = []
         self.graces: dict[str, int | None] = {}
-        monkeypatch.setattr(lifecycle, "_ensure_children", lambda job, settings: None)
+        monkeypatch.setattr(launching, "ensure_children", lambda job, settings: None)
         monkeypatch.setattr(kube, "create", self.create)
         monkeypatch.setattr(kube, "read_pod", lambda namespace, name: self.read(namespace, name))
         monkeypatch.setattr(kube, "delete_pod", self.delete)

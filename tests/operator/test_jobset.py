@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from gentrain_operator import builders, gang, jobset, kube, lifecycle, names
+from gentrain_operator import builders, gang, jobset, kube, launching, lifecycle, names
 from gentrain_operator.settings import Settings
 from tests.operator.test_gang import SETTINGS, env, gang_job
 
@@ -77,7 +77,7 @@ class JobSetCluster:
         self.pods: dict[str, dict[str, Any]] = {}
         self.deleted_jobsets: list[str] = []
         self.deleted_pods: list[tuple[str, int | None]] = []
-        monkeypatch.setattr(lifecycle, "_ensure_children", lambda job, settings: None)
+        monkeypatch.setattr(launching, "ensure_children", lambda job, settings: None)
         monkeypatch.setattr(jobset, "served", lambda: True)
         monkeypatch.setattr(jobset, "create", self.create)
         monkeypatch.setattr(jobset, "read", lambda ns, name: self.jobsets.get(name))

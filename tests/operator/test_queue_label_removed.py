@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from gentrain_operator import kube, lifecycle
+from gentrain_operator import kube, launching, lifecycle
 from gentrain_operator.conditions import now
 from gentrain_operator.settings import Settings
 
@@ -48,7 +48,7 @@ def test_a_job_refused_for_its_queue_label_starts_once_the_label_is_gone(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     created: list[str] = []
-    monkeypatch.setattr(lifecycle, "_ensure_children", lambda job, settings: None)
+    monkeypatch.setattr(launching, "ensure_children", lambda job, settings: None)
     monkeypatch.setattr(kube, "create", lambda kind, ns, body: created.append(kind) or True)
 
     def check(job: dict[str, Any]) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from gentrain_operator import kube, lifecycle
+from gentrain_operator import kube, launching, lifecycle
 from gentrain_operator.settings import Settings
 
 MESSAGE = "checkpoint volume full: no room for step 600 in /checkpoints (0 MiB free); ..."
@@ -39,7 +39,7 @@ def test_a_full_volume_fails_once_and_a_spec_change_resumes(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     created: list[str] = []
-    monkeypatch.setattr(lifecycle, "_ensure_children", lambda job, settings: None)
+    monkeypatch.setattr(launching, "ensure_children", lambda job, settings: None)
     monkeypatch.setattr(
         kube, "create", lambda kind, ns, body: created.append(body["metadata"]["name"]) or True
     )
