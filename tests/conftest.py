@@ -96,3 +96,31 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
     with serving(tmp_path_factory.mktemp("mlflow")) as uri:
         yield uri
+
+
+@pytest.fixture
+def second_node(cluster: kube.Cluster) -> Iterator[str]:
+    """A second node of the local cluster (another node agent, its own pod subnet) for
+    one test; its name."""
+    from tests.support.nodes import extra_node
+
+    if not cluster.local:
+        pytest.skip("starts a node agent of the local cluster")
+    with extra_node(cluster, "gentrain-node-2") as name:
+        yield name
+
+
+@pytest.fixture
+def jobset_api(cluster: kube.Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """JobSet (its controller, CRD and webhooks: tests/support/jobset_controller) on the
+    local cluster for one test. Request it before `operator` (or a chart's release), so
+    that the operator's first look finds the API."""
+    from tests.support import jobset_controller
+
+    if not cluster.local:
+        pytest.skip("runs a JobSet controller of its own: on the local cluster only")
+    lacking = jobset_controller.missing()
+    if lacking:
+        pytest.skip(f"JobSet is not built here: {', '.join(lacking)}")
+    with jobset_controller.running(cluster, tmp_path_factory.mktemp("jobset")):
+        yield

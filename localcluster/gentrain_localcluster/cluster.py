@@ -24,7 +24,8 @@ AGENT = "node-agent"
 PROVISIONER = "volume-provisioner"
 
 
-def _agent_env(layout: Layout) -> dict[str, str]:
+def agent_env(layout: Layout) -> dict[str, str]:
+    """The environment of a node agent of this cluster (and of the volume provisioner)."""
     env = dict(os.environ)
     # Containers run `python`, `kubectl`, ... from the project's environment.
     env["PATH"] = os.pathsep.join(
@@ -138,12 +139,12 @@ def up(layout: Layout, gpus: int = 0, fresh: bool = True, node: str = "agent") -
             supervisor.start(
                 AGENT,
                 [sys.executable, "-m", "gentrain_localcluster.nodeagent", f"--gpus={gpus}"],
-                env=_agent_env(layout),
+                env=agent_env(layout),
             )
         supervisor.start(
             PROVISIONER,
             [sys.executable, "-m", "gentrain_localcluster.provisioner"],
-            env=_agent_env(layout),
+            env=agent_env(layout),
         )
         api = config.new_client_from_config(str(layout.kubeconfig))
         try:

@@ -114,17 +114,32 @@ def _apart(
         "the attempt. Check what lies between the job's pods: a NetworkPolicy (the pods of "
         "a job must reach each other on any port), cluster DNS, routes between nodes"
     )
-    kube.delete_pod(meta["namespace"], rank_zero_name, grace_seconds=LOST_GRACE_SECONDS)
-    events.append(("Warning", "RendezvousTimeout", message))
-    log.warning("%s/%s: %s", meta["namespace"], meta["name"], message)
     generation = int(meta.get("generation", 1))
     return {
-        "gangStopping": attempt,
-        "message": message,
+        **_stop(job, rank_zero_name, attempt, "RendezvousTimeout", message, events),
         "conditions": set_condition(
             status.get("conditions"), "Ready", False, "RendezvousTimeout", message, generation
         ),
     }
+
+
+def _stop(
+    job: Mapping[str, Any],
+    rank_zero_name: str,
+    attempt: int,
+    reason: str,
+    message: str,
+    events: list[tuple[str, str, str]],
+) -> dict[str, Any]:
+    """Stops the attempt through its rank 0, briefly: a rank waiting on a peer's
+    collective never reaches its SIGTERM checkpoint (a lost node's connections do not even
+    close), and a checkpoint cut short is never used (written aside, then renamed). Rank 0
+    gone, the next check relaunches the gang as it relaunches a lost trainer pod."""
+    meta = job["metadata"]
+    kube.delete_pod(meta["namespace"], rank_zero_name, grace_seconds=LOST_GRACE_SECONDS)
+    events.append(("Warning", reason, message))
+    log.warning("%s/%s: %s", meta["namespace"], meta["name"], message)
+    return {"gangStopping": attempt, "message": message}
 
 
 def on_jobset(job_name: str, attempt: int, nodes: int) -> bool:
@@ -218,23 +233,15 @@ def _restart(
     lost: list[str],
     events: list[tuple[str, str, str]],
 ) -> dict[str, Any]:
-    meta, status = job["metadata"], job.get("status") or {}
+    status = job.get("status") or {}
     nodes = names.nodes(job["spec"])
     message = (
         f"{', '.join(lost)} of the job's {nodes} pods lost: stopping {rank_zero_name} "
         "(rank 0; the others go with it) to start all of them again from the latest checkpoint"
     )
-    # Briefly: a rank waiting on a lost peer's collective never reaches its SIGTERM
-    # checkpoint (a lost node's connections do not even close), and a checkpoint cut short
-    # is never used (written aside, then renamed). Rank 0 gone, the next check relaunches
-    # the gang as it relaunches a lost trainer pod.
-    kube.delete_pod(meta["namespace"], rank_zero_name, grace_seconds=LOST_GRACE_SECONDS)
-    events.append(("Warning", "GangRestart", message))
-    log.warning("%s/%s: %s", meta["namespace"], meta["name"], message)
     return {
-        "gangStopping": attempt,
+        **_stop(job, rank_zero_name, attempt, "GangRestart", message, events),
         "gangRestarts": int(status.get("gangRestarts") or 0) + 1,
-        "message": message,
     }
 
 

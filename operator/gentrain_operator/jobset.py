@@ -189,15 +189,7 @@ def create(namespace: str, body: Mapping[str, Any]) -> bool:
 
 
 def read(namespace: str, name: str) -> dict[str, Any] | None:
-    try:
-        found: dict[str, Any] = kube.custom().get_namespaced_custom_object(
-            GROUP, VERSION, namespace, PLURAL, name
-        )
-    except ApiException as error:
-        if error.status == 404:
-            return None
-        raise
-    return found
+    return kube.read_custom(GROUP, VERSION, PLURAL, namespace, name)
 
 
 def delete(namespace: str, name: str) -> None:

@@ -112,6 +112,21 @@ def read_pod(namespace: str, name: str) -> dict[str, Any] | None:
         raise
 
 
+def read_custom(
+    group: str, version: str, plural: str, namespace: str, name: str
+) -> dict[str, Any] | None:
+    """A namespaced custom object (a Kueue Workload, a JobSet); None when it does not exist."""
+    try:
+        found: dict[str, Any] = custom().get_namespaced_custom_object(
+            group, version, namespace, plural, name
+        )
+    except ApiException as error:
+        if error.status == 404:
+            return None
+        raise
+    return found
+
+
 def read_attempt_pod(namespace: str, name: str) -> dict[str, Any] | None:
     """An attempt's trainer pod: the pod of that name, or else the one labelled as it
     (rank 0 of a JobSet, named by the Job controller; the newest, should a replaced one

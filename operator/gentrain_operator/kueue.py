@@ -25,15 +25,7 @@ def _name(job: Mapping[str, Any]) -> tuple[str, str]:
 
 def read(job: Mapping[str, Any]) -> dict[str, Any] | None:
     namespace, name = _name(job)
-    try:
-        found: dict[str, Any] = kube.custom().get_namespaced_custom_object(
-            GROUP, VERSION, namespace, PLURAL, name
-        )
-    except ApiException as error:
-        if error.status == 404:
-            return None
-        raise
-    return found
+    return kube.read_custom(GROUP, VERSION, PLURAL, namespace, name)
 
 
 def _create(namespace: str, body: Mapping[str, Any]) -> None:

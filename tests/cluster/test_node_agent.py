@@ -325,3 +325,26 @@ def test_gpu_pods_are_scheduled_only_where_gpus_are_free(
     )
     message = next(c.message for c in unschedulable if c.type == "PodScheduled")
     assert "Insufficient nvidia.com/gpu" in message
+
+
+def test_a_pod_on_a_second_node_runs_the_projects_programs(
+    cluster: Cluster, namespace: str, second_node: str
+) -> None:
+    """A second node agent gives its pods what the first's have: the checkout, wherever it
+    lives. Started with another environment, it hid a checkout under /tmp (a pod's own
+    /tmp covers it), and the trainer of a pod placed there could not be imported (a fresh
+    clone's job of two pods failed at every attempt)."""
+    script = """
+        import gentrain_trainer
+        print("imported", gentrain_trainer.__file__)
+    """
+    cluster.apply(pod("elsewhere", script, nodeName=second_node), namespace)
+    final = wait_for(
+        lambda: status(cluster, namespace, "elsewhere"),
+        lambda s: s.phase in ("Succeeded", "Failed"),
+        "the pod on the second node to finish",
+        timeout=60,
+    )
+    log = cluster.core.read_namespaced_pod_log("elsewhere", namespace)
+    assert final.phase == "Succeeded", log
+    assert "imported" in log, log

@@ -1,17 +1,15 @@
-"""A job of two pods on a cluster that runs JobSet (its controller and webhooks built from
-its Go module): each attempt is a JobSet, whose worker finds rank 0 by its name through
-cluster DNS. The two pods train to identical weights; a rollback a user asks for reaches
-both ranks; a worker lost mid-run (killed, no grace) fails the JobSet, and the operator
-starts the next attempt, a new JobSet, from the latest checkpoint."""
+"""A job of two pods on a cluster of two nodes that runs JobSet (its controller and
+webhooks built from its Go module): each attempt is a JobSet, spread over the two nodes,
+whose worker finds rank 0 by its name through cluster DNS. The two pods train to
+identical weights; a rollback a user asks for reaches both ranks; a worker lost mid-run
+(killed, no grace) fails the JobSet, and the operator starts the next attempt, a new
+JobSet, from the latest checkpoint."""
 
 from __future__ import annotations
 
-import json
 import re
 import sys
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,25 +17,18 @@ from kubernetes import client
 
 from bench.gang_pace import MILESTONE, pace
 from gentrain_operator import jobset
-from tests.operator.test_multinode_cluster import FINGERPRINT, gang_job, logs, ready
+from tests.operator.test_multinode_cluster import (
+    FINGERPRINT,
+    gang_job,
+    logs,
+    ready,
+    roll_back_both,
+)
 from tests.operator.test_operator_cluster import events, status
-from tests.support import jobset_controller
 from tests.support.kube import Cluster
 from tests.support.waiting import wait_for
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow, pytest.mark.multinode]
-
-
-@pytest.fixture(scope="module")
-def jobset_api(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    if not cluster.local:
-        pytest.skip("runs a JobSet controller of its own: on the local cluster only")
-    lacking = jobset_controller.missing()
-    if lacking:
-        pytest.skip(f"JobSet is not built here: {', '.join(lacking)}")
-    directory = tmp_path_factory.mktemp("jobset")
-    with jobset_controller.running(cluster, directory):
-        yield directory
 
 
 def members(cluster: Cluster, namespace: str, attempt_jobset: str) -> dict[str, Any]:
@@ -60,7 +51,7 @@ def read_jobset(cluster: Cluster, namespace: str, name: str) -> dict[str, Any]:
 
 
 def test_two_pods_as_a_jobset_train_as_one_roll_back_together_and_restart_together(
-    cluster: Cluster, namespace: str, jobset_api: Path, operator: None
+    cluster: Cluster, namespace: str, jobset_api: None, operator: None, second_node: str
 ) -> None:
     started = time.monotonic()
     cluster.apply(gang_job("gang"), namespace)
@@ -77,6 +68,8 @@ def test_two_pods_as_a_jobset_train_as_one_roll_back_together_and_restart_togeth
     assert made["spec"]["failurePolicy"]["maxRestarts"] == 0
     pods = members(cluster, namespace, "gang-trainer-1")
     assert sorted(pods) == ["leader", "workers"], sorted(pods)
+    placed = {pod.spec.node_name for pod in pods.values()}
+    assert len(placed) == 2 and second_node in placed, placed
     assert first["podName"] == "gang-trainer-1" and first["gangAttempt"] == 1
     names = [pods["leader"].metadata.name, pods["workers"].metadata.name]
     for name in names:
@@ -93,16 +86,7 @@ def test_two_pods_as_a_jobset_train_as_one_roll_back_together_and_restart_togeth
     ]  # fmt: skip
     assert claims == [["gang-checkpoints"], []], claims
 
-    command = {"id": "user-rollback", "action": "rollback", "step": 500}
-    cluster.kubectl("patch", "generativetrainingjobs", "gang", "-n", namespace,
-                    "--type=merge", "-p", json.dumps({"spec": {"commands": [command]}}))  # fmt: skip
-    rolled = wait_for(
-        lambda: [logs(cluster, namespace, name) for name in names],
-        lambda texts: all("command user-rollback: rolled back to step 500" in t for t in texts),
-        "the rollback in both pods' logs",
-        timeout=120,
-    )
-    assert all(text.count("command user-rollback") == 1 for text in rolled)
+    roll_back_both(cluster, namespace, names)
 
     # The worker lost mid-run (no grace): its Job fails, the JobSet with it, and the
     # operator starts attempt 2, a new JobSet, from the latest checkpoint.

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
+from gentrain_operator import jobset
 from tests.operator.test_operator_cluster import events, gtj, patch_spec, pods, status
 from tests.support import kueue_manager
 from tests.support.kube import Cluster
@@ -367,3 +368,38 @@ def test_kueue_admits_a_job_of_several_pods_as_one_and_never_half_of_one(
     assert not pods(cluster, namespace, "trio"), "no pod of a job Kueue has not admitted"
     assert workload(cluster, namespace, "trio")["spec"]["podSets"][0]["count"] == 3
     say(f"two-pod job admitted whole: {running}; three-pod job: {waiting.get('message')}")
+
+
+def test_a_job_of_several_pods_admitted_by_kueue_runs_as_a_jobset_where_it_places_it(
+    cluster: Cluster, namespace: str, kueue: Path, jobset_api: None, operator: None
+) -> None:
+    """On a cluster with JobSet: Kueue admits the job's one Workload (both pods), and only
+    then is the attempt's JobSet made, its pods placed on the flavour Kueue assigned; the
+    JobSet carries no queue name, so Kueue (whose JobSet integration a cluster may have
+    on) never queues the same pods a second time."""
+    cluster.apply(kueue_manager.queue_objects(namespace, "sets", {"cpu": "1", "memory": "2Gi"}))
+    pair = queued_gtj("pair", "sets", max_steps=200_000)
+    pair["spec"]["resources"] = {"nodes": 2, "cpu": "500m", "memory": "1Gi"}
+    made = time.monotonic()
+    cluster.apply(pair, namespace)
+    running = wait_for(
+        lambda: {
+            p.metadata.labels.get("jobset.sigs.k8s.io/replicatedjob-name"): p.status.phase
+            for p in pods(cluster, namespace, "pair")
+        },
+        lambda phases: phases == {"leader": "Running", "workers": "Running"},
+        "both pods of the JobSet running",
+        timeout=120,
+    )
+    took = time.monotonic() - made
+    admitted = workload(cluster, namespace, "pair")
+    assert admitted["status"]["admission"]["podSetAssignments"][0]["count"] == 2
+    made_set = client.CustomObjectsApi(cluster.api).get_namespaced_custom_object(
+        jobset.GROUP, jobset.VERSION, namespace, jobset.PLURAL, "pair-trainer-1"
+    )
+    assert "kueue.x-k8s.io/queue-name" not in made_set["metadata"].get("labels", {})
+    flavor = f"{namespace}-flavor"
+    assert admitted["status"]["admission"]["podSetAssignments"][0]["flavors"]["cpu"] == flavor
+    say(
+        f"two-pod job admitted by Kueue and running as a JobSet {took:.1f} s after it was made: {running}"
+    )

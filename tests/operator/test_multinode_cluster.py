@@ -1,5 +1,6 @@
-"""A job of two pods (spec.resources.nodes: 2) on the local cluster: two trainer pods, each
-with its own address, one rank each over gloo across the pod network. They train to
+"""A job of two pods (spec.resources.nodes: 2) on the local cluster with a second node: two
+trainer pods, on different nodes, each with its own address, one rank each over gloo
+across the pod network. They train to
 identical weights; a rollback a user asks for reaches both ranks at the same step; a pod
 lost mid-run (killed, no grace) restarts both from the latest checkpoint, and they resume
 in step. Rank 0's pod alone holds the checkpoint volume."""
@@ -32,6 +33,20 @@ def ready(cluster: Cluster, namespace: str, pod: str) -> bool:
     return any(c.type == "Ready" and c.status == "True" for c in conditions)
 
 
+def roll_back_both(cluster: Cluster, namespace: str, pods: list[str]) -> None:
+    """A rollback the user asks for (to step 500) carried out once by each pod's rank."""
+    command = {"id": "user-rollback", "action": "rollback", "step": 500}
+    cluster.kubectl("patch", "generativetrainingjobs", "gang", "-n", namespace,
+                    "--type=merge", "-p", json.dumps({"spec": {"commands": [command]}}))  # fmt: skip
+    rolled = wait_for(
+        lambda: [logs(cluster, namespace, name) for name in pods],
+        lambda texts: all("command user-rollback: rolled back to step 500" in t for t in texts),
+        "the rollback in both pods' logs",
+        timeout=120,
+    )
+    assert all(text.count("command user-rollback") == 1 for text in rolled)
+
+
 def gang_job(name: str) -> dict[str, Any]:
     body = gtj(name, max_steps=5000, interval=500, resources={"nodes": 2, "cpu": "500m"})
     body["spec"]["checkpoints"]["keep"] = 30
@@ -39,7 +54,7 @@ def gang_job(name: str) -> dict[str, Any]:
 
 
 def test_two_pods_train_as_one_roll_back_together_and_restart_together(
-    cluster: Cluster, namespace: str, operator: None
+    cluster: Cluster, namespace: str, operator: None, second_node: str
 ) -> None:
     started = time.monotonic()
     cluster.apply(gang_job("gang"), namespace)
@@ -53,6 +68,7 @@ def test_two_pods_train_as_one_roll_back_together_and_restart_together(
     placed = {p.metadata.name: p.spec.node_name for p in pods(cluster, namespace, "gang")}
     names = sorted(placed)
     assert names == ["gang-trainer-1", "gang-trainer-1-node-1"], names
+    assert len(set(placed.values())) == 2 and second_node in placed.values(), placed
     assert first["gangAttempt"] == 1 and "GangStarted" in events(cluster, namespace, "gang")
     for name in names:
         assert "training gan" in logs(cluster, namespace, name)
@@ -65,16 +81,7 @@ def test_two_pods_train_as_one_roll_back_together_and_restart_together(
     )
 
     # A rollback the user asks for: applied by both ranks at the same milestone.
-    command = {"id": "user-rollback", "action": "rollback", "step": 500}
-    cluster.kubectl("patch", "generativetrainingjobs", "gang", "-n", namespace,
-                    "--type=merge", "-p", json.dumps({"spec": {"commands": [command]}}))  # fmt: skip
-    rolled = wait_for(
-        lambda: [logs(cluster, namespace, name) for name in names],
-        lambda texts: all("command user-rollback: rolled back to step 500" in t for t in texts),
-        "the rollback in both pods' logs",
-        timeout=120,
-    )
-    assert all(text.count("command user-rollback") == 1 for text in rolled)
+    roll_back_both(cluster, namespace, names)
 
     # Pod 1 lost mid-run (no grace): the gang starts again, both from a checkpoint of the
     # timeline the rollback began (at step 500 or later).

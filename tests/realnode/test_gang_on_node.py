@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -21,15 +21,15 @@ from tests.realnode.test_training_on_node import (
     print_trainer_logs,
     trainer_pods,
 )
-from tests.support import jobset_controller, kube
+from tests.support import kube
 
 pytestmark = [pytest.mark.realnode, pytest.mark.multinode, pytest.mark.cluster, pytest.mark.slow]
 FINGERPRINT = re.compile(r"rank (\d) of 2: weights fingerprint (\S+)")
 
 
-def test_two_trainer_pods_from_the_image_train_as_one(
-    real_node: kube.Cluster, namespace: str, release: str
-) -> None:
+def train_two_pods(real_node: kube.Cluster, namespace: str) -> tuple[dict[str, Any], float]:
+    """The digits GAN on two pods for 400 steps, to its end: the job's final status, and
+    the seconds from the job made to the end seen."""
     spec = {
         "training": {"maxSteps": 400},
         "checkpoints": {"interval": 200},
@@ -43,29 +43,33 @@ def test_two_trainer_pods_from_the_image_train_as_one(
         print_trainer_logs(real_node, namespace, "gan-digits", final)
     assert final["phase"] == "Succeeded", final.get("message")
     assert final["checkpointStep"] == 400 and final["attempts"] == 1
+    return final, took
+
+
+def same_weights(real_node: kube.Cluster, namespace: str, pods: list[str]) -> None:
+    logs = [real_node.kubectl("logs", "-n", namespace, name).stdout for name in pods]
+    prints = dict(match for log in logs for match in FINGERPRINT.findall(log))
+    assert set(prints) == {"0", "1"} and prints["0"] == prints["1"], prints
+
+
+def without_the_claim(pod: Any) -> None:
+    """A pod other than rank 0: the trainer image, non-root, no checkpoint claim."""
+    assert pod.spec.containers[0].image == TRAINER_IMAGE
+    assert pod.spec.security_context.run_as_non_root is True
+    volumes = {v.name: v for v in pod.spec.volumes}
+    assert volumes["checkpoints"].persistent_volume_claim is None  # rank 0's alone
+
+
+def test_two_trainer_pods_from_the_image_train_as_one(
+    real_node: kube.Cluster, namespace: str, release: str
+) -> None:
+    _, took = train_two_pods(real_node, namespace)
     pods = {p.metadata.name: p for p in trainer_pods(real_node, namespace, "gan-digits")}
     assert sorted(pods) == ["gan-digits-trainer-1", "gan-digits-trainer-1-node-1"]
-    logs = {name: real_node.kubectl("logs", "-n", namespace, name).stdout for name in pods}
-    prints = dict(match for log in logs.values() for match in FINGERPRINT.findall(log))
-    assert set(prints) == {"0", "1"} and prints["0"] == prints["1"], prints
-    other = pods["gan-digits-trainer-1-node-1"]
-    assert other.spec.containers[0].image == TRAINER_IMAGE
-    assert other.spec.security_context.run_as_non_root is True
-    volumes = {v.name: v for v in other.spec.volumes}
-    assert volumes["checkpoints"].persistent_volume_claim is None  # rank 0's alone
+    same_weights(real_node, namespace, sorted(pods))
+    without_the_claim(pods["gan-digits-trainer-1-node-1"])
     assert "GangStarted" in events(real_node, namespace, "gan-digits")
     print(f"two trainer pods on the real node: 400 steps, Succeeded {took:.0f} s after the job")
-
-
-@pytest.fixture
-def jobset_api(real_node: kube.Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """JobSet's controller and webhooks on this cluster for one test, installed before the
-    chart's operator starts (it asks whether the API is served at its first launch)."""
-    lacking = jobset_controller.missing()
-    if lacking:
-        pytest.skip(f"JobSet is not built here: {', '.join(lacking)}")
-    with jobset_controller.running(real_node, tmp_path_factory.mktemp("jobset")):
-        yield
 
 
 def test_two_trainer_pods_from_the_image_as_a_jobset_find_rank_zero_by_name(
@@ -73,39 +77,18 @@ def test_two_trainer_pods_from_the_image_as_a_jobset_find_rank_zero_by_name(
 ) -> None:
     """The same job where the cluster runs JobSet: one JobSet, whose worker resolves rank
     0's name through the cluster's DNS (the kubelet's clusterDNS), under the chart's RBAC."""
-    spec = {
-        "training": {"maxSteps": 400},
-        "checkpoints": {"interval": 200},
-        "resources": {"nodes": 2, "gpus": 0, "cpu": "500m", "memory": "1536Mi"},
-    }
-    started = time.monotonic()
-    real_node.apply(example("gan-digits", spec=spec), namespace)
-    final = finished(real_node, namespace, "gan-digits", timeout=600)
-    took = time.monotonic() - started
-    if final["phase"] != "Succeeded" or final.get("checkpointStep") != 400:
-        print_trainer_logs(real_node, namespace, "gan-digits", final)
-    assert final["phase"] == "Succeeded", final.get("message")
-    assert final["checkpointStep"] == 400 and final["attempts"] == 1
+    _, took = train_two_pods(real_node, namespace)
     pods = {
         p.metadata.labels["jobset.sigs.k8s.io/replicatedjob-name"]: p
         for p in trainer_pods(real_node, namespace, "gan-digits")
     }
     assert sorted(pods) == ["leader", "workers"], sorted(pods)
-    assert all(
-        p.metadata.labels[jobset.JOBSET_NAME_LABEL] == "gan-digits-trainer-1" for p in pods.values()
-    )
-    logs = {
-        role: real_node.kubectl("logs", "-n", namespace, pod.metadata.name).stdout
-        for role, pod in pods.items()
+    assert {p.metadata.labels[jobset.JOBSET_NAME_LABEL] for p in pods.values()} == {
+        "gan-digits-trainer-1"
     }
-    prints = dict(match for log in logs.values() for match in FINGERPRINT.findall(log))
-    assert set(prints) == {"0", "1"} and prints["0"] == prints["1"], prints
+    same_weights(real_node, namespace, [p.metadata.name for p in pods.values()])
     worker = pods["workers"]
-    assert worker.spec.containers[0].image == TRAINER_IMAGE
-    assert worker.spec.security_context.run_as_non_root is True
-    assert (
-        worker.spec.dns_policy == "ClusterFirst" and worker.spec.subdomain == "gan-digits-trainer-1"
-    )
-    volumes = {v.name: v for v in worker.spec.volumes}
-    assert volumes["checkpoints"].persistent_volume_claim is None
+    without_the_claim(worker)
+    assert worker.spec.dns_policy == "ClusterFirst"
+    assert worker.spec.subdomain == "gan-digits-trainer-1"
     print(f"two trainer pods as a JobSet on the real node: Succeeded {took:.0f} s after the job")

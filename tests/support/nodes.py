@@ -4,7 +4,6 @@ its own pod CIDR)."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -20,16 +19,15 @@ def extra_node(
 ) -> Iterator[str]:
     """Runs the node agent `name` (advertising `gpus` nvidia.com/gpu) until the block
     ends; then stops it and deletes its Node."""
+    from gentrain_localcluster.cluster import agent_env
     from gentrain_localcluster.kubeconfig import write_kubeconfig
     from gentrain_localcluster.layout import ClusterState, Layout
     from gentrain_localcluster.pki import CertificateAuthority, node_identity
 
-    env = {
-        **os.environ,
-        "GENTRAIN_CLUSTER_DIR": str(REPO / ".cluster"),
-        "PATH": f"{REPO / '.venv' / 'bin'}:{os.environ['PATH']}",
-    }
     layout = Layout(REPO / ".cluster", REPO / ".tools" / "bin")
+    # The cluster's own node agent's: its pods must see the checkout wherever it lives
+    # (under /tmp, which a pod's own /tmp hides, the trainer could not be imported).
+    env = agent_env(layout)
     identity = node_identity(name)
     ca = CertificateAuthority(layout.pki)
     cert, key = ca.ensure_client(identity)
