@@ -277,6 +277,17 @@ def any_node_has_gpus() -> bool:
     return any(int((n.status.allocatable or {}).get("nvidia.com/gpu", "0")) > 0 for n in nodes)
 
 
+def list_nodes() -> list[dict[str, Any]] | None:
+    """Every node (labels, spec, allocatable); None when nodes may not be listed."""
+    try:
+        nodes = core().list_node().items
+    except ApiException as error:
+        if error.status == 403:
+            return None
+        raise
+    return [to_dict(node) for node in nodes]
+
+
 def node_readiness(name: str) -> tuple[str, str] | None:
     """(status, message) of a node's Ready condition; ("Gone", ...) when the Node object
     is deleted; None when nodes cannot be read. Uses `list` with a field selector: the

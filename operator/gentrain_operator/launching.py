@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from . import builders, gang, jobset, kube, kueue, names, queueing
+from . import builders, capacity, gang, jobset, kube, kueue, names, queueing
 from .conditions import get as get_condition
 from .conditions import now, set_condition, since
 from .settings import Settings
@@ -104,9 +104,11 @@ class Launcher:
                         f"{', '.join(where.flavors) or 'none'}",
                     )
                 )
+            nodes = names.nodes(spec)
+            if nodes > 1 and not self._can_ever_fit(body, nodes, with_gpus):
+                return attempts
             if not self.spec_changed:
                 ensure_children(job, self.settings)
-            nodes = names.nodes(spec)
             if attempts and nodes > 1:
                 gang.stop_previous(job, attempts, self.read_pod)
             if nodes > 1 and gang.on_jobset(name, attempts + 1, nodes):
@@ -130,6 +132,41 @@ class Launcher:
         if created:  # else a concurrent reconcile made it: the name is deterministic
             self.events.append(("Normal", "TrainerStarted", f"started {started}: {reason}"))
         return attempts + 1
+
+    def _can_ever_fit(self, body: Mapping[str, Any], nodes: int, with_gpus: bool) -> bool:
+        """False, with a condition that says so, when the cluster's nodes could never hold
+        all `nodes` pods: not one is made (none would hold what it asked for, waiting for
+        the others). Not asked of a job Kueue admitted (it admits a gang whole), nor of one
+        that may fall back to CPU (the fallback decides on its pending pod)."""
+        resources = self.job["spec"].get("resources") or {}
+        if queueing.queue_name(self.job) is not None or (
+            with_gpus and resources.get("allowCPUFallback")
+        ):
+            return True
+        cluster = kube.list_nodes()
+        if cluster is None:  # may not list nodes (a namespace-scoped install): cannot tell
+            return True
+        fits = capacity.pods_that_fit(cluster, body)
+        if fits >= nodes:
+            return True
+        message = (
+            f"the cluster's nodes could hold at most {fits} of the job's {nodes} pods "
+            f"({capacity.describe(body)} each), even with nothing else running: none is "
+            "started. Lower spec.resources.nodes or what each pod asks, or add nodes; the "
+            "operator looks again at every check"
+        )
+        if self.status.get("message") != message:
+            self.changes.update({"phase": "Pending", "message": message})
+            self.changes["conditions"] = set_condition(
+                self.status.get("conditions"),
+                "Ready",
+                False,
+                "GangCannotFit",
+                message,
+                self.generation,
+            )
+            self.events.append(("Warning", "GangCannotFit", message))
+        return False
 
     def _wait_for_admission(self, why: str) -> None:
         if self.status.get("phase") != "Pending" or self.status.get("message") != why:

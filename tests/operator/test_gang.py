@@ -112,6 +112,7 @@ class Cluster:
         monkeypatch.setattr(kube, "read_pod", lambda namespace, name: self.read(namespace, name))
         monkeypatch.setattr(kube, "delete_pod", self.delete)
         monkeypatch.setattr(jobset, "served", lambda: False)  # the operator's own pods
+        monkeypatch.setattr(kube, "list_nodes", lambda: None)  # cannot tell: start
 
     def create(self, kind: str, namespace: str, body: dict[str, Any]) -> bool:
         self.created.append(body["metadata"]["name"])

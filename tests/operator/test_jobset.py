@@ -79,6 +79,7 @@ class JobSetCluster:
         self.deleted_pods: list[tuple[str, int | None]] = []
         monkeypatch.setattr(launching, "ensure_children", lambda job, settings: None)
         monkeypatch.setattr(jobset, "served", lambda: True)
+        monkeypatch.setattr(kube, "list_nodes", lambda: None)  # cannot tell: start
         monkeypatch.setattr(jobset, "create", self.create)
         monkeypatch.setattr(jobset, "read", lambda ns, name: self.jobsets.get(name))
         monkeypatch.setattr(jobset, "delete", lambda ns, name: self.deleted_jobsets.append(name))
