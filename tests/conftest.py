@@ -115,10 +115,13 @@ def jobset_api(cluster: kube.Cluster, tmp_path_factory: pytest.TempPathFactory) 
     """JobSet (its controller, CRD and webhooks: tests/support/jobset_controller) on the
     local cluster for one test. Request it before `operator` (or a chart's release), so
     that the operator's first look finds the API."""
+    from gentrain_localcluster.layout import ClusterState
     from tests.support import jobset_controller
 
     if not cluster.local:
         pytest.skip("runs a JobSet controller of its own: on the local cluster only")
+    if not ClusterState.load(kube.REPO / ".cluster" / "state.json").pod_network:
+        pytest.skip("a JobSet's pods find rank 0 through cluster DNS: needs the pod network (root)")
     lacking = jobset_controller.missing()
     if lacking:
         pytest.skip(f"JobSet is not built here: {', '.join(lacking)}")
