@@ -348,3 +348,39 @@ def test_a_pod_on_a_second_node_runs_the_projects_programs(
     log = cluster.core.read_namespaced_pod_log("elsewhere", namespace)
     assert final.phase == "Succeeded", log
     assert "imported" in log, log
+
+
+def test_an_exec_probe_runs_inside_the_container_as_a_kubelets_does(
+    cluster: Cluster, namespace: str
+) -> None:
+    """With the container's environment, files (its own /etc/hosts) and user: the trainer's
+    rendezvous probe reads PET_MASTER_ADDR and resolves names the pod's way. Run from the
+    node's side with the node's environment, it never passed."""
+    check = (
+        "import os, sys; "
+        "ok = os.environ.get('WANTED') == 'yes' and 'probed' in open('/etc/hosts').read() "
+        "and os.getuid() == 1234; sys.exit(0 if ok else 1)"
+    )
+    cluster.apply(
+        pod(
+            "probed",
+            "import time; time.sleep(120)",
+            hostname="probed",
+            securityContext={"runAsUser": 1234, "runAsGroup": 1234},
+            container={
+                "env": [{"name": "WANTED", "value": "yes"}],
+                "readinessProbe": {
+                    "exec": {"command": ["python", "-c", check]},
+                    "periodSeconds": 1,
+                    "timeoutSeconds": 5,
+                },
+            },
+        ),
+        namespace,
+    )
+    wait_for(
+        lambda: status(cluster, namespace, "probed").conditions or [],
+        lambda conditions: any(c.type == "Ready" and c.status == "True" for c in conditions),
+        "the pod Ready by its exec probe",
+        timeout=40,
+    )

@@ -62,6 +62,8 @@ class Container:
     liveness: ProbeState = field(init=False)
     startup: ProbeState = field(init=False)
     cgroup: MemoryCgroup | None = None
+    # What the running process was started with: an exec probe runs with the same.
+    launch: LaunchSpec | None = None
 
     def __post_init__(self) -> None:
         self.readiness = ProbeState(self.spec.get("readinessProbe"), initially=False)
@@ -85,6 +87,7 @@ class Container:
         return self.process is not None and self.process.poll() is None
 
     def start(self, launch: LaunchSpec, expose: list[str], keep: list[str]) -> None:
+        self.launch = launch
         self.directory.mkdir(parents=True, exist_ok=True)
         self.termination_log.write_bytes(b"")
         self.termination_log.chmod(0o666)
@@ -142,6 +145,19 @@ class Container:
         self.readiness.passing = self.readiness.probe is None
         self.startup.passing = self.startup.probe is None
         self.state = {"running": {"startedAt": now_rfc3339()}}
+
+    def exec_context(self) -> tuple[list[str], dict[str, str]] | None:
+        """How to run a command inside the running container, as a kubelet's exec does:
+        its mount, network and host-name namespaces (its files, its /etc/hosts and
+        resolv.conf, its address), its user, its environment. None while it is not
+        running."""
+        if not self.running or self.process is None or self.launch is None:
+            return None
+        # --wd: the container's own working directory.
+        prefix = ["nsenter", "-t", str(self.process.pid), "-m", "-n", "-u", "--wd"]
+        if self.launch.uid is not None:
+            prefix += [f"--setuid={self.launch.uid}", f"--setgid={self.launch.gid or 0}"]
+        return prefix, dict(self.launch.env)
 
     def signal(self, sig: signal.Signals) -> None:
         if self.process is not None and self.process.poll() is None:

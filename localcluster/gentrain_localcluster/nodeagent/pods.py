@@ -295,7 +295,6 @@ class PodRunner(threading.Thread):
 
     def _probe(self, container: Container, now: float) -> None:
         assert self.pod_ip is not None
-        exec_prefix = ["nsenter", f"--net={self.context.pod_network.namespace_path(self.uid)}"]
         for probe in (container.startup, container.readiness, container.liveness):
             if probe is not container.startup and not container.startup.passing:
                 continue
@@ -303,7 +302,10 @@ class PodRunner(threading.Thread):
                 continue
             if probe.due(now):
                 assert probe.probe is not None
-                probe.record(run_probe(probe.probe, self.pod_ip, container.spec, exec_prefix), now)
+                probe.record(
+                    run_probe(probe.probe, self.pod_ip, container.spec, container.exec_context()),
+                    now,
+                )
         if not container.liveness.passing or (
             container.startup.probe is not None
             and not container.startup.passing

@@ -22,8 +22,10 @@ def run_probe(
     probe: Mapping[str, Any],
     pod_ip: str,
     container: Mapping[str, Any],
-    exec_prefix: Sequence[str],
+    exec_context: tuple[Sequence[str], Mapping[str, str]] | None,
 ) -> bool:
+    """One probe's answer. An exec probe runs in `exec_context` (the container's
+    namespaces and environment: Container.exec_context); it fails while there is none."""
     timeout = float(probe.get("timeoutSeconds", 1))
     try:
         if "httpGet" in probe:
@@ -48,11 +50,15 @@ def run_probe(
             ):
                 return True
         if "exec" in probe:
+            if exec_context is None:
+                return False
+            prefix, env = exec_context
             result = subprocess.run(
-                [*exec_prefix, *probe["exec"]["command"]],
+                [*prefix, *probe["exec"]["command"]],
                 capture_output=True,
                 timeout=timeout,
                 check=False,
+                env=dict(env),
             )
             return result.returncode == 0
     except (OSError, ValueError, subprocess.TimeoutExpired, http.client.HTTPException):
