@@ -50,7 +50,6 @@ def check(
             job, rank_zero["metadata"]["name"], attempt, peers, with_gpus, settings, events
         )
     lost: list[str] = []
-    waiting: list[str] = []
     members: list[Mapping[str, Any]] = [rank_zero]
     for name in peers:
         # The operator's reader asks the API server when its index has no such pod: a
@@ -60,21 +59,35 @@ def check(
             lost.append(f"{name} (deleted)")
             continue
         members.append(peer)
-        phase = (peer.get("status") or {}).get("phase")
-        if phase == "Failed":
+        if (peer.get("status") or {}).get("phase") == "Failed":
             ended = pod_status.terminated(peer)
             lost.append(f"{name} (failed: exit code {ended.get('exitCode')})")
-        elif phase == "Pending":
-            why = pod_status.unschedulable(peer)
-            if why is not None:
-                waiting.append(f"{name} ({why})")
     if lost:
         return _restart(job, rank_zero["metadata"]["name"], attempt, lost, events)
+    return _not_together(job, rank_zero["metadata"]["name"], attempt, members, settings, events)
+
+
+def _not_together(
+    job: Mapping[str, Any],
+    rank_zero_name: str,
+    attempt: int,
+    members: Sequence[Mapping[str, Any]],
+    settings: Settings,
+    events: list[tuple[str, str, str]],
+) -> dict[str, Any]:
+    """For a gang none of whose pods is lost: names the pods the scheduler cannot place,
+    or stops the attempt when some never reached rank 0."""
+    waiting = [
+        f"{pod['metadata']['name']} ({why})"
+        for pod in members
+        if (pod.get("status") or {}).get("phase") == "Pending"
+        and (why := pod_status.unschedulable(pod)) is not None
+    ]
     if waiting:
-        return _waiting(job, rank_zero["metadata"]["name"], waiting, events)
+        return _waiting(job, rank_zero_name, waiting, events)
     apart = not_joined(members, settings.rendezvous_seconds)
     if apart:
-        return _apart(job, rank_zero["metadata"]["name"], attempt, apart, settings, events)
+        return _apart(job, rank_zero_name, attempt, apart, settings, events)
     return {}
 
 
@@ -183,19 +196,8 @@ def check_jobset(
             if (pod.get("status") or {}).get("phase") == "Failed"
         ] or [f"a pod of JobSet {name} ({ended[1]})"]
         return {**changes, **_restart(job, rank_zero["metadata"]["name"], attempt, lost, events)}
-    waiting = [
-        f"{pod['metadata']['name']} ({why})"
-        for pod in members
-        if (pod.get("status") or {}).get("phase") == "Pending"
-        and (why := pod_status.unschedulable(pod)) is not None
-    ]
-    if waiting:
-        return {**changes, **_waiting(job, rank_zero["metadata"]["name"], waiting, events)}
-    apart = not_joined(members, settings.rendezvous_seconds)
-    if apart:
-        rank_zero_name = rank_zero["metadata"]["name"]
-        return {**changes, **_apart(job, rank_zero_name, attempt, apart, settings, events)}
-    return changes
+    rank_zero_name = rank_zero["metadata"]["name"]
+    return {**changes, **_not_together(job, rank_zero_name, attempt, members, settings, events)}
 
 
 def _start(

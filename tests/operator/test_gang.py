@@ -16,6 +16,18 @@ from gentrain_operator import builders, gang, jobset, kube, launching, lifecycle
 from gentrain_operator.settings import Settings
 
 SETTINGS = Settings(network_policy=True, operator_namespace="ops")
+# A pod the scheduler cannot place, as its status says.
+UNSCHEDULABLE = {
+    "phase": "Pending",
+    "conditions": [
+        {
+            "type": "PodScheduled",
+            "status": "False",
+            "reason": "Unschedulable",
+            "message": "0/1 nodes are available: 1 Insufficient cpu.",
+        }
+    ],
+}
 
 
 def gang_job(nodes: int = 3, status: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -185,17 +197,7 @@ def test_a_pod_that_cannot_be_placed_is_named_and_a_failed_one_restarts_the_gang
     job = gang_job(nodes=2, status={"phase": "Running", "attempts": 1, "observedGeneration": 1})
     events: list[tuple[str, str, str]] = []
     cluster.check(job, events)
-    cluster.pods["j-trainer-1-node-1"]["status"] = {
-        "phase": "Pending",
-        "conditions": [
-            {
-                "type": "PodScheduled",
-                "status": "False",
-                "reason": "Unschedulable",
-                "message": "0/1 nodes are available: 1 Insufficient cpu.",
-            }
-        ],
-    }
+    cluster.pods["j-trainer-1-node-1"]["status"] = UNSCHEDULABLE
     cluster.check(job, events)
     assert events[-1][1] == "GangIncomplete"
     assert "j-trainer-1-node-1 (" in events[-1][2] and "Insufficient cpu" in events[-1][2]

@@ -12,7 +12,7 @@ import pytest
 
 from gentrain_operator import builders, gang, jobset, kube, launching, lifecycle, names
 from gentrain_operator.settings import Settings
-from tests.operator.test_gang import SETTINGS, env, gang_job
+from tests.operator.test_gang import SETTINGS, UNSCHEDULABLE, env, gang_job
 
 
 def leader_pod(attempt: int = 1, nodes: int = 3) -> dict[str, Any]:
@@ -193,17 +193,7 @@ def test_a_worker_the_scheduler_cannot_place_is_named(monkeypatch: pytest.Monkey
     cluster.start("j-trainer-1")
     cluster.pods["j-trainer-1-workers-0-0-qwert"] = {
         "metadata": {"name": "j-trainer-1-workers-0-0-qwert", "labels": {}},
-        "status": {
-            "phase": "Pending",
-            "conditions": [
-                {
-                    "type": "PodScheduled",
-                    "status": "False",
-                    "reason": "Unschedulable",
-                    "message": "0/1 nodes are available: 1 Insufficient cpu.",
-                }
-            ],
-        },
+        "status": UNSCHEDULABLE,
     }
     cluster.check(job, events)
     assert events[-1][1] == "GangIncomplete"
