@@ -26,6 +26,9 @@ log = logging.getLogger("gentrain.gang")
 PodReader = Callable[[str, str], Mapping[str, Any] | None]
 # How long rank 0 of a gang that lost a pod has to stop (see _restart).
 LOST_GRACE_SECONDS = 5
+# How long a JobSet may go without rank 0's pod before the job says so (JobSet's and the
+# Job controller make it in seconds; none at all: no JobSet controller is running).
+JOBSET_START_SECONDS = 60.0
 
 
 def check(
@@ -198,6 +201,42 @@ def check_jobset(
         return {**changes, **_restart(job, rank_zero["metadata"]["name"], attempt, lost, events)}
     rank_zero_name = rank_zero["metadata"]["name"]
     return {**changes, **_not_together(job, rank_zero_name, attempt, members, settings, events)}
+
+
+def jobset_starting(
+    job: Mapping[str, Any], attempt: int, events: list[tuple[str, str, str]]
+) -> dict[str, Any] | None:
+    """For an attempt whose trainer pod does not exist: the status changes while its
+    JobSet is still to make it (empty, or once a condition when that takes longer than
+    JOBSET_START_SECONDS); None when the attempt is no live JobSet (its pod is lost)."""
+    meta, status = job["metadata"], job.get("status") or {}
+    if names.nodes(job["spec"]) <= 1 or not jobset.served():
+        return None
+    name = names.pod_name(meta["name"], attempt)
+    found = jobset.read(meta["namespace"], name)
+    if (
+        found is None
+        or found["metadata"].get("deletionTimestamp")
+        or jobset.finished(found) is not None
+    ):
+        return None
+    if since(found["metadata"].get("creationTimestamp")) < JOBSET_START_SECONDS:
+        return {}
+    message = (
+        f"JobSet {name} has made no pod in {JOBSET_START_SECONDS:.0f} s: is JobSet's "
+        "controller running? (its pods, in the namespace JobSet was installed in, usually "
+        "jobset-system). The job starts when it makes them"
+    )
+    if status.get("message") == message:
+        return {}
+    events.append(("Warning", "JobSetNotRunning", message))
+    generation = int(meta.get("generation", 1))
+    return {
+        "message": message,
+        "conditions": set_condition(
+            status.get("conditions"), "Ready", False, "JobSetNotRunning", message, generation
+        ),
+    }
 
 
 def _start(

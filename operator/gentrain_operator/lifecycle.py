@@ -228,6 +228,10 @@ def _reconcile(
         return changes
 
     if pod is None:
+        starting = gang.jobset_starting(job, attempts, events) if attempts else None
+        if starting is not None:  # its JobSet has not made rank 0's pod yet: not lost
+            changes.update(starting)
+            return changes
         if attempts and status.get("phase") not in ("Suspended", None, "Pending"):
             failures += 1
             changes["failures"] = failures

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from gentrain_operator import builders, gang, jobset, kube, launching, lifecycle, names
+from gentrain_operator.conditions import now
 from gentrain_operator.settings import Settings
 from tests.operator.test_gang import SETTINGS, UNSCHEDULABLE, env, gang_job
 
@@ -198,3 +199,32 @@ def test_a_worker_the_scheduler_cannot_place_is_named(monkeypatch: pytest.Monkey
     cluster.check(job, events)
     assert events[-1][1] == "GangIncomplete"
     assert "j-trainer-1-workers-0-0-qwert (0/1 nodes are available" in events[-1][2]
+
+
+def test_a_jobset_whose_pods_are_not_made_yet_is_waited_for_not_launched_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Between a JobSet made and its rank 0 pod made (JobSet's controller, then the Job
+    controller: seconds on a loaded cluster) the attempt has no pod: it is starting, not
+    lost. A JobSet that makes no pod at all (no controller running) is said, once."""
+    cluster = JobSetCluster(monkeypatch)
+    job = gang_job(status={"phase": "Pending", "attempts": 0})
+    events: list[tuple[str, str, str]] = []
+    cluster.check(job, events)
+    cluster.jobsets["j-trainer-1"]["metadata"]["creationTimestamp"] = now()
+    cluster.check(job, events)
+    cluster.check(job, events)
+    assert list(cluster.jobsets) == ["j-trainer-1"] and job["status"]["attempts"] == 1
+    assert not cluster.deleted_jobsets and "failures" not in job["status"]
+
+    cluster.jobsets["j-trainer-1"]["metadata"]["creationTimestamp"] = "2020-01-01T00:00:00Z"
+    cluster.check(job, events)
+    cluster.check(job, events)
+    assert list(cluster.jobsets) == ["j-trainer-1"]
+    assert [reason for _, reason, _ in events].count("JobSetNotRunning") == 1
+    ready = next(c for c in job["status"]["conditions"] if c["type"] == "Ready")
+    assert ready["reason"] == "JobSetNotRunning" and "JobSet's controller" in ready["message"]
+
+    cluster.start("j-trainer-1")  # the controller came: the attempt runs
+    cluster.check(job, events)
+    assert job["status"]["phase"] == "Running" and job["status"]["attempts"] == 1
