@@ -63,8 +63,7 @@ def check(
             continue
         members.append(peer)
         if (peer.get("status") or {}).get("phase") == "Failed":
-            ended = pod_status.terminated(peer)
-            lost.append(f"{name} (failed: exit code {ended.get('exitCode')})")
+            lost.append(_failed(peer))
     if lost:
         return _restart(job, rank_zero["metadata"]["name"], attempt, lost, events)
     return _not_together(job, rank_zero["metadata"]["name"], attempt, members, settings, events)
@@ -92,6 +91,12 @@ def _not_together(
     if apart:
         return _apart(job, rank_zero_name, attempt, apart, settings, events)
     return {}
+
+
+def _failed(pod: Mapping[str, Any]) -> str:
+    """A failed pod of the gang, as a lost one is named."""
+    exit_code = pod_status.terminated(pod).get("exitCode")
+    return f"{pod['metadata']['name']} (failed: exit code {exit_code})"
 
 
 def not_joined(pods: Sequence[Mapping[str, Any]], window: float) -> list[str]:
@@ -123,19 +128,15 @@ def _apart(
     """Stops a gang some of whose pods never reached rank 0, naming them: torchrun would
     wait 600 s and then fail without saying which. The attempt counts as failed; the
     next one starts them all again."""
-    meta, status = job["metadata"], job.get("status") or {}
     message = (
         f"{', '.join(apart)} could not reach the rendezvous of {rank_zero_name} (rank 0, "
         f"port {program.RENDEZVOUS_PORT}) for {settings.rendezvous_seconds:.0f} s: stopping "
         "the attempt. Check what lies between the job's pods: a NetworkPolicy (the pods of "
         "a job must reach each other on any port), cluster DNS, routes between nodes"
     )
-    generation = int(meta.get("generation", 1))
     return {
         **_stop(job, rank_zero_name, attempt, "RendezvousTimeout", message, events),
-        "conditions": set_condition(
-            status.get("conditions"), "Ready", False, "RendezvousTimeout", message, generation
-        ),
+        **_not_ready(job, "RendezvousTimeout", message),
     }
 
 
@@ -193,10 +194,7 @@ def check_jobset(
     members = jobset.pods(namespace, name)
     if ended is not None and ended[0] == "Failed":
         lost = [
-            f"{pod['metadata']['name']} (failed: exit code "
-            f"{pod_status.terminated(pod).get('exitCode')})"
-            for pod in members
-            if (pod.get("status") or {}).get("phase") == "Failed"
+            _failed(pod) for pod in members if (pod.get("status") or {}).get("phase") == "Failed"
         ] or [f"a pod of JobSet {name} ({ended[1]})"]
         return {**changes, **_restart(job, rank_zero["metadata"]["name"], attempt, lost, events)}
     rank_zero_name = rank_zero["metadata"]["name"]
@@ -230,13 +228,7 @@ def jobset_starting(
     if status.get("message") == message:
         return {}
     events.append(("Warning", "JobSetNotRunning", message))
-    generation = int(meta.get("generation", 1))
-    return {
-        "message": message,
-        "conditions": set_condition(
-            status.get("conditions"), "Ready", False, "JobSetNotRunning", message, generation
-        ),
-    }
+    return _not_ready(job, "JobSetNotRunning", message)
 
 
 def _start(
@@ -292,7 +284,7 @@ def _waiting(
     waiting: list[str],
     events: list[tuple[str, str, str]],
 ) -> dict[str, Any]:
-    meta, status = job["metadata"], job.get("status") or {}
+    status = job.get("status") or {}
     message = (
         f"{', '.join(waiting)} not started: the scheduler cannot place them, and "
         f"{rank_zero_name} (rank 0) waits for them to join. Free room for them, or lower "
@@ -300,14 +292,19 @@ def _waiting(
     )
     if status.get("message") == message:
         return {}
-    generation = int(meta.get("generation", 1))
     events.append(("Warning", "GangIncomplete", message))
-    return {
-        "message": message,
-        "conditions": set_condition(
-            status.get("conditions"), "Ready", False, "GangIncomplete", message, generation
-        ),
-    }
+    return _not_ready(job, "GangIncomplete", message)
+
+
+def _not_ready(job: Mapping[str, Any], reason: str, message: str) -> dict[str, Any]:
+    """The status changes that say why the job's gang is not training: its message, and
+    its Ready condition False for that reason."""
+    meta, status = job["metadata"], job.get("status") or {}
+    generation = int(meta.get("generation", 1))
+    conditions = set_condition(
+        status.get("conditions"), "Ready", False, reason, message, generation
+    )
+    return {"message": message, "conditions": conditions}
 
 
 def stop_previous(job: Mapping[str, Any], attempt: int, read_pod: PodReader) -> None:
