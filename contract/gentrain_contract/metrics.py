@@ -301,6 +301,12 @@ MILESTONE_VALIDATION_LOSS = _milestone(
     "gentrain_milestone_validation_loss", (), "Held-out cross-entropy, nats per token."
 )
 MILESTONE_PERPLEXITY = _milestone("gentrain_milestone_perplexity", (), "exp(validation loss).")
+MILESTONE_ATTENTION_ENTROPY_RATIO = _milestone(
+    "gentrain_milestone_attention_entropy_ratio",
+    (),
+    "Attention entropy over the most a causal attention could have (uniform: 1; every "
+    "query on one key: 0), the mean over layers on a validation batch.",
+)
 MILESTONE_TRAIN_LOSS = _milestone(
     "gentrain_milestone_train_loss", (), "Training cross-entropy over the window, nats per token."
 )
@@ -326,7 +332,7 @@ QUALITY_FIGURES = frozenset(
         "validation_loss", "perplexity", "train_loss", "fid", "fid_stderr", "kid",
         "precision", "recall", "inception_score", "modes_covered", "modes",
         "high_quality_ratio", "kl", "reconstruction_loss", "reconstruction_baseline",
-        "active_units", "latent_dims", "ema_init_weight",
+        "active_units", "latent_dims", "ema_init_weight", "attention_entropy_ratio",
     }
 )  # fmt: skip
 

@@ -74,6 +74,7 @@ class Milestone(TypedDict, total=False):
     # transformer
     validation_loss: float
     perplexity: float
+    attention_entropy_ratio: float
     # a program's own figures, by the names it reports them under (gentrain-sdk)
     figures: ByLabel
     supported_actions: list[str]  # absent: every action (the built-in trainer)

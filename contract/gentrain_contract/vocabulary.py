@@ -24,6 +24,7 @@ class FindingKind(StrEnum):
     LOSS_SPIKE = "LossSpike"
     DIVERGENCE = "Divergence"
     NOT_LEARNING = "NotLearning"
+    ATTENTION_COLLAPSE = "AttentionCollapse"
     MODE_COLLAPSE = "ModeCollapse"
     POSTERIOR_COLLAPSE = "PosteriorCollapse"
     EXPLODING_GRADIENTS = "ExplodingGradients"

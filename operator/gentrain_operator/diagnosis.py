@@ -82,6 +82,12 @@ THRESHOLDS: dict[str, float] = {
     "collapse_reconstruction_ratio": 0.95,
     # Overfitting: validation loss up this much from its best while training loss falls.
     "overfit_gap": 0.05,
+    # Attention entropy collapse: the mean over layers of attention entropy over uniform
+    # attention's below this. Calibration zoo, transformer at 10x its rate with warm-up
+    # and clipping: 0.07 at its first milestone, 0.02-0.04 after; at 25x without warm-up
+    # 0.15, then 0.03-0.04 (NotLearning finds it first); their healthy reference 0.88 at
+    # the first milestone, 0.62 at the fourth (docs/diagnosis-calibration.md).
+    "attention_entropy_ratio": 0.15,
     "gpu_underutilized": 0.3,
     "gpu_memory_pressure": 0.95,
 }
@@ -288,4 +294,5 @@ def diagnose(
         findings += quality_rules.ema(history, t)
     if family == "transformer":
         findings += quality_rules.overfitting(history, t)
+    findings += quality_rules.attention(history, t)  # any program that reports it
     return findings

@@ -14,6 +14,7 @@ PRIORITY = (
     "LossSpike",
     "Divergence",
     "NotLearning",
+    "AttentionCollapse",
     "ModeCollapse",
     "PosteriorCollapse",
     "ExplodingGradients",
@@ -53,6 +54,12 @@ LADDERS: dict[str, Ladder] = {
         ["reinitialize", "search_learning_rate", "enable_clipping", "enable_warmup"],
         ["reinitialize", "search_learning_rate"],
     ],
+    # Attention that collapsed under a rate far too high does not spread again at a lower
+    # one (Zhai et al., 2023: the run needs a fresh start): as for NotLearning.
+    "AttentionCollapse": [
+        ["reinitialize", "search_learning_rate", "enable_clipping", "enable_warmup"],
+        ["reinitialize", "search_learning_rate"],
+    ],
     # A program of the user's may not search a rate, or even start afresh (it says which
     # actions it supports; rungs it lacks are passed over): afresh at a tenth of its
     # rate, else a tenfold cut in place.
@@ -62,6 +69,10 @@ LADDERS: dict[str, Ladder] = {
         ["cut_lr"],
     ],
     # A GAN's losses rank no learning rate (they score a game, not a fit): tenfold cuts.
+    "AttentionCollapse/custom": [
+        ["reinitialize", "search_learning_rate", "enable_clipping"],
+        ["reinitialize", "cut_lr"],
+    ],
     "NotLearning/gan": [["reinitialize", "cut_lr", "enable_clipping"], ["reinitialize", "cut_lr"]],
     # Clipping hides a learning rate that is far too high; if the finding persists, cut
     # the rate tenfold rather than halving it (halving 50x too high leaves it 25x too high).

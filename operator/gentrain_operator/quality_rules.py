@@ -217,6 +217,29 @@ def vae(history: Sequence[Milestone], t: Mapping[str, float]) -> list[Finding]:
     ]
 
 
+def attention(history: Sequence[Milestone], t: Mapping[str, float]) -> list[Finding]:
+    """Attention entropy collapse: the heads of every layer one-hot on average (a
+    transformer's own figure, or a program's that reports it)."""
+    m = history[-1]
+    spread = m.get("attention_entropy_ratio")
+    if spread is None or spread >= t["attention_entropy_ratio"]:
+        return []
+    return [
+        Finding(
+            FindingKind.ATTENTION_COLLAPSE,
+            Severity.CRITICAL,
+            f"attention has collapsed at step {m['step']}: its entropy is {spread:.1%} of "
+            "uniform attention's (each query looks at about one key); the learning rate is "
+            "too high for this model, which trains on, far worse than it could",
+            {
+                "step": m["step"],
+                "attention_entropy_ratio": spread,
+                "validation_loss": m.get("validation_loss"),
+            },
+        )
+    ]
+
+
 def overfitting(history: Sequence[Milestone], t: Mapping[str, float]) -> list[Finding]:
     """Validation loss up twice in a row and above its best by the gap, while the
     training loss falls: a single noisy evaluation is not overfitting."""

@@ -154,6 +154,7 @@ def milestone(snapshot: Snapshot) -> Milestone | None:
         "ema_init_weight",
         "validation_loss",
         "perplexity",
+        "attention_entropy_ratio",
         "steps_per_second",
         "nonfinite_losses_since_start",
     ):

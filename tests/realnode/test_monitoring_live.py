@@ -37,7 +37,7 @@ VALUES = (
     "alerts.operatorDownFor=10s,grafanaAlerts.enabled=true",
 )
 # The findings TrainingDiverged reports.
-DIVERGED = {"NonFiniteLoss", "Divergence", "NotLearning"}
+DIVERGED = {"NonFiniteLoss", "Divergence", "NotLearning", "AttentionCollapse"}
 # GPU panels read series only a GPU trainer (or dcgm-exporter) exports.
 NEEDS_A_GPU = {"gentrain-gpu"}
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import math
 
 import pytest
+import torch
 
+from gentrain_trainer.families.transformer import attention_entropy_ratio
 from tests.trainer.conftest import MakeTrainer, tiny
 
 
@@ -87,6 +89,8 @@ def test_transformer_validation_loss_falls(make_trainer: MakeTrainer) -> None:
     baseline = trainer.family.baseline_loss()
     assert baseline is not None and 3.0 < baseline < 3.5  # pydoc text, nats per byte
     assert results[-1]["validation_loss"] < baseline
+    # A healthy run's attention is spread, not one-hot (AttentionCollapse's figure).
+    assert all(0.3 < r["attention_entropy_ratio"] <= 1.0 for r in results)
 
 
 @pytest.mark.slow
@@ -116,3 +120,14 @@ def test_a_raw_ema_decay_keeps_the_sampling_weights_near_their_initialisation(
     # ... and a resume carries it on.
     again = make_trainer(config, evaluate=False)
     assert again.family.ema_init_weight == pytest.approx(0.9999**100)
+
+
+def test_attention_entropy_ratio_is_one_for_uniform_and_zero_for_one_hot_attention() -> None:
+    t = 16
+    causal = torch.ones(t, t).tril()
+    uniform = (causal / causal.sum(-1, keepdim=True)).expand(2, 4, t, t)
+    assert attention_entropy_ratio(uniform) == pytest.approx(1.0, abs=1e-5)
+    one_hot = torch.eye(t).expand(2, 4, t, t)  # every query on itself
+    assert attention_entropy_ratio(one_hot) == pytest.approx(0.0, abs=1e-5)
+    half = 0.5 * uniform + 0.5 * one_hot
+    assert 0.0 < attention_entropy_ratio(half) < 1.0

@@ -5,11 +5,11 @@ from the same list, so the two can never disagree. */}}
 {{- $a := .Values.alerts }}
 {{- if include "gentrain.enabledAlert" (dict "root" . "name" "TrainingDiverged") | eq "true" }}
 - alert: TrainingDiverged
-  expr: sum by (namespace, gtj) ({{ include "gentrain.growth" (dict "series" `gentrain_operator_findings_total{finding=~"NonFiniteLoss|Divergence|NotLearning"}` "window" "15m") }}) > 0
+  expr: sum by (namespace, gtj) ({{ include "gentrain.growth" (dict "series" `gentrain_operator_findings_total{finding=~"NonFiniteLoss|Divergence|NotLearning|AttentionCollapse"}` "window" "15m") }}) > 0
   labels: {severity: critical}
   annotations:
-    summary: "Training of {{`{{ $labels.namespace }}/{{ $labels.gtj }}`}} diverged or learns nothing (NaN loss, runaway loss, or a loss still at what a model that learned nothing scores)."
-    description: "The operator raised NonFiniteLoss, Divergence or NotLearning on {{`{{ $labels.namespace }}/{{ $labels.gtj }}`}} at {{`{{ $value | humanize }}`}} milestones in the last 15 minutes. In mode auto it rolls back or starts afresh at a lower rate; `kubectl describe gtj` shows the evidence and what was done."
+    summary: "Training of {{`{{ $labels.namespace }}/{{ $labels.gtj }}`}} diverged or learns nothing (NaN loss, runaway loss, a loss still at what a model that learned nothing scores, or a transformer's attention collapsed)."
+    description: "The operator raised NonFiniteLoss, Divergence, NotLearning or AttentionCollapse on {{`{{ $labels.namespace }}/{{ $labels.gtj }}`}} at {{`{{ $value | humanize }}`}} milestones in the last 15 minutes. In mode auto it rolls back or starts afresh at a lower rate; `kubectl describe gtj` shows the evidence and what was done."
     runbook_url: {{ $a.runbookURL }}#trainingdiverged
 {{- end }}
 {{- if include "gentrain.enabledAlert" (dict "root" . "name" "ModeCollapseSuspected") | eq "true" }}

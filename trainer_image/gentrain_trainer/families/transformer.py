@@ -31,6 +31,20 @@ def learning_rate(step: int, peak: float, minimum: float, warmup: int, total: in
     return minimum + 0.5 * (1 + math.cos(math.pi * progress)) * (peak - minimum)
 
 
+def attention_entropy_ratio(attention: torch.Tensor) -> float:
+    """How spread a causal attention is: its rows' entropy over the most they could have
+    (uniform over the keys each query may see, log(i + 1) at position i), as a ratio of
+    sums over every row of `attention` (..., t, t). 1: uniform; near 0: every query looks
+    at a single key. Entropy collapse (Zhai et al., 2023) is this near 0 in every layer:
+    a rate far too high drives attention logits up until the heads are one-hot, and the
+    run trains on, badly, without a loss rule seeing a fault."""
+    t = attention.shape[-1]
+    spread = -(attention * attention.clamp_min(1e-12).log()).sum(-1)  # (..., t)
+    rows = spread.reshape(-1, t).mean(0)
+    most = torch.log(torch.arange(1, t + 1, dtype=rows.dtype, device=rows.device))
+    return float(rows.sum() / most.sum().clamp_min(1e-12))
+
+
 class Block(nn.Module):
     def __init__(self, width: int, heads: int, qk_norm: bool) -> None:
         super().__init__()
@@ -213,10 +227,30 @@ class Transformer(Family):
             self.model.train()
         return sum(losses) / len(losses)
 
+    @torch.no_grad()
+    def attention_spread(self) -> float:
+        """The mean over layers of `attention_entropy_ratio` on a validation batch."""
+        batch = self.dataset.validation_batches(self.config.batch_size, 1)[0].to(self.device)
+        self.model.eval()
+        try:
+            self.model(batch.x, keep_attention=True)
+        finally:
+            self.model.train()
+        ratios = []
+        for block in self.model.blocks:
+            assert isinstance(block, Block) and block.last_attention is not None
+            ratios.append(attention_entropy_ratio(block.last_attention))
+            block.last_attention = None  # (b, heads, t, t): not kept between milestones
+        return sum(ratios) / len(ratios)
+
     def evaluate(self, step: int) -> dict[str, Any]:
         validation = self.held_out_loss(step)
         assert validation is not None
-        return {"validation_loss": validation, "perplexity": math.exp(min(validation, 50.0))}
+        return {
+            "validation_loss": validation,
+            "perplexity": math.exp(min(validation, 50.0)),
+            "attention_entropy_ratio": self.attention_spread(),
+        }
 
     @torch.no_grad()
     def pictures(self, directory: Path, step: int) -> list[Path]:
