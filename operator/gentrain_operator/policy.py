@@ -38,7 +38,7 @@ RATE_CHECK_FAMILIES = ("transformer", "diffusion", "vae")
 RATE_CHECK_FROM = 0.2  # of the run done
 RATE_CHECK_UNTIL = 0.3  # of the run still to come: a new rate needs steps to pay off
 RATE_CHECKS = 2
-PROBE_CANDIDATES = 3  # the trainer's PROBE_FACTORS
+PROBE_CANDIDATES = 3  # the trainer's PROBE_FACTORS (a fourth, x100, only when x10 wins)
 RATE_CHECK_BUDGET = 0.05  # of the run's steps per check, all candidates together
 # The order in which switch_gan_loss moves away from a loss.
 NEXT_GAN_LOSS = {

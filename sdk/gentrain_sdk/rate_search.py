@@ -36,6 +36,23 @@ from typing import Any
 # step 100) is searched up, not cut (the calibration zoo's transformer-rate-40x-too-low).
 FACTORS = (10.0, 1.0, 0.3, 0.1, 0.03, 0.01, 0.003)
 STEP_UP = 0.10  # relative probe loss within which the next larger candidate is preferred
+# A range whose largest candidate wins has not bracketed the best rate: a rate a hundred
+# times too low is still ten times too low at x10 (calibration zoo: a transformer at a
+# fortieth of its rate, searched up to x10 and no further, ended at 1.92 against 1.43
+# healthy). The range is then extended above, once; a run whose x10 does not win pays
+# nothing for it.
+BEYOND = (30.0, 100.0)
+
+
+def beyond(
+    losses: dict[float, float], chosen: float, above: Sequence[float] = BEYOND
+) -> tuple[float, ...]:
+    """The factors to try next: `above`, when the largest candidate tried (and larger
+    than x1) was chosen; otherwise none."""
+    top = max(losses)
+    if chosen != top or top <= 1.0 or any(f in losses for f in above):
+        return ()
+    return tuple(f for f in above if f > top)
 
 
 @dataclass
@@ -107,10 +124,12 @@ def search_torch(
     # under inference mode): the candidates train, so gradients are on here.
     with torch.inference_mode(False), torch.enable_grad():
         try:
-            for factor in factors:
-                start.restore(rate_factor=factor)
-                seen = _train(model, optimizer, loss_of, batches, clip)
-                losses[float(factor)] = tail_mean(seen)
+            for round_of in (tuple(factors), None):
+                more = round_of if round_of is not None else beyond(losses, choose(losses))
+                for factor in more:
+                    start.restore(rate_factor=factor)
+                    seen = _train(model, optimizer, loss_of, batches, clip)
+                    losses[float(factor)] = tail_mean(seen)
         finally:
             start.restore()
     return SearchResult(losses, choose(losses), len(batches))

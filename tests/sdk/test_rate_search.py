@@ -54,6 +54,32 @@ def test_a_far_too_high_rate_is_searched_down_and_the_run_is_left_as_it_was() ->
     assert torch.equal(optimizer.state_dict()["state"][0]["exp_avg"], state["state"][0]["exp_avg"])
 
 
+def test_a_rate_a_hundred_times_too_low_is_searched_beyond_the_range() -> None:
+    """x10 wins, so the range had not bracketed the best rate: x30 and x100 are tried
+    too, and one of them is taken."""
+    model, optimizer, batches = regression(0.00003)  # Adam: 0.003 fits this well
+    result = rate_search.search_torch(model, optimizer, loss_of(model), batches)
+    assert list(result.losses) == [*rate_search.FACTORS, *rate_search.BEYOND]
+    assert result.factor in rate_search.BEYOND, result.losses
+    assert result.trained_steps == 25 * (len(rate_search.FACTORS) + len(rate_search.BEYOND))
+    assert optimizer.param_groups[0]["lr"] == 0.00003  # put back
+
+
+@pytest.mark.parametrize(
+    ("losses", "chosen", "extended"),
+    [
+        ({10.0: 1.0, 1.0: 2.0, 0.1: 3.0}, 10.0, (30.0, 100.0)),  # the top won
+        ({10.0: 2.0, 1.0: 1.0, 0.1: 3.0}, 1.0, ()),  # bracketed
+        ({10.0: 1.0, 30.0: 0.5, 100.0: 0.7}, 30.0, ()),  # extended once already
+        ({1.0: 1.0, 0.1: 2.0}, 1.0, ()),  # the top is x1: nothing above was asked
+    ],
+)
+def test_the_range_is_extended_only_when_its_largest_candidate_wins(
+    losses: dict[float, float], chosen: float, extended: tuple[float, ...]
+) -> None:
+    assert rate_search.beyond(losses, chosen) == extended
+
+
 def test_a_candidate_that_diverges_scores_infinite() -> None:
     assert rate_search.tail_mean([1.0, 2.0, math.nan]) == math.inf
     assert rate_search.tail_mean([4.0, 3.0, 2.0, 1.0, 1.0, 1.0]) == 1.0

@@ -15,13 +15,15 @@ from typing import Any
 
 import torch
 
-from gentrain_sdk.rate_search import FACTORS, SearchResult, choose, tail_mean
+from gentrain_sdk.rate_search import FACTORS, SearchResult, beyond, choose, tail_mean
 
 from .datasets import Batch
 from .families import Family
 
 # The rate check (`probe`): from the run's current weights, a tenfold step either way.
 PROBE_FACTORS = (10.0, 1.0, 0.1)
+# x10 winning the check clearly: the rate may be a hundred times too low (see BEYOND).
+PROBE_BEYOND = (100.0,)
 # A candidate must beat the rate in force on held-out data by this much (relative) to be
 # taken. Lower rates get a larger margin: a short probe favours them whatever the right
 # rate (a tenth of a healthy transformer's rate "won" by 2.6% at step 200 of 800, the
@@ -111,6 +113,8 @@ def search(
     if "warmup_steps" in fresh:
         fresh["warmup_steps"] = 0
     losses = _train_candidates(family, fresh, FACTORS, batch_at, seed_at, steps, 0, judged)
+    if more := beyond(losses, choose(losses)):
+        losses |= _train_candidates(family, fresh, more, batch_at, seed_at, steps, 0, judged)
     return SearchResult(losses, choose(losses), steps)
 
 
@@ -133,9 +137,14 @@ def probe(
         value = family.held_out_loss(at_step + steps)
         return value if value is not None and math.isfinite(value) else math.inf
 
-    losses = _train_candidates(
-        family, hyperparameters, PROBE_FACTORS, batch_at, seed_at, steps, at_step, held_out
-    )
+    def train(factors: tuple[float, ...]) -> dict[float, float]:
+        return _train_candidates(
+            family, hyperparameters, factors, batch_at, seed_at, steps, at_step, held_out
+        )
+
+    losses = train(PROBE_FACTORS)
+    if more := beyond(losses, choose_probe(losses), PROBE_BEYOND):
+        losses |= train(more)
     return SearchResult(losses, choose_probe(losses), steps)
 
 
