@@ -49,7 +49,7 @@ def probed(step: int, generation: int, factor: float) -> dict[str, Any]:
         step,
         generation,
         learning_rate_search={
-            "losses": {"10": 2.5, "1": 2.9, "0.1": 2.95},
+            "losses": {"10": 2.5, "1": 2.9},
             "factor": factor,
             "steps": 48,
         },
@@ -71,9 +71,9 @@ def test_a_run_is_probed_once_a_fifth_of_it_is_done() -> None:
     # Routine, not a fault: a Normal event of its own, and the run stays Healthy.
     assert [(kind, reason) for kind, reason, _ in due.events] == [("Normal", policy.RATE_CHECK)]
     assert due.status["health"] == "Healthy"
-    # 5% of the 1,000 steps over its three candidates.
+    # 5% of the 1,000 steps over its two candidates.
     assert j["spec"]["commands"] == [
-        {"id": "r1-0", "action": "probe_learning_rate", "searchSteps": 16}
+        {"id": "r1-0", "action": "probe_learning_rate", "searchSteps": 25}
     ]
 
 
