@@ -105,11 +105,23 @@ LADDERS: dict[str, Ladder] = {
     "ModeCollapse/collapsed": [["reset_discriminator"], ["rollback", "reset_discriminator"]],
     "FIDRegression": [["rollback", "lower_lr"], ["rollback", "cut_lr"]],
     "PosteriorCollapse": [["kl_annealing"], ["free_bits"]],
+    # Units asleep and a reconstruction no better than the mean image's, with the KL at
+    # its natural weight (1 or less): a rate far too low looks just like that — nothing
+    # learned yet — and easing the KL does not help it (calibration zoo: a VAE at 1/50 of
+    # its rate was read as collapse at step 500, annealed, given free bits, and rescued
+    # only by the scheduled rate check at 1,500, of 2,500). So the rate is checked first;
+    # with the KL weighted above 1, the cause is in the spec and is undone first.
+    "PosteriorCollapse/natural-weight": [["probe_learning_rate"], ["kl_annealing"], ["free_bits"]],
     # The EMA warm-up (decay (1 + t) / (10 + t) up to the target) forgets the random
     # initialisation within ~100 steps even when switched on late.
     "StaleEMA": [["ema_warmup"]],
     "Overfitting": [["lower_lr"]],
 }
+
+
+def _kl_weight(spec: Mapping[str, Any]) -> float:
+    hyperparameters = (spec.get("training") or {}).get("hyperparameters") or {}
+    return float(hyperparameters.get("klWeight", 1.0))
 
 
 def ladder(finding: Finding, spec: Mapping[str, Any]) -> Ladder | None:
@@ -120,4 +132,6 @@ def ladder(finding: Finding, spec: Mapping[str, Any]) -> Ladder | None:
         return [[a] for a in rules["actions"]]
     if finding.kind == "ModeCollapse" and finding.evidence.get("collapsed"):
         return LADDERS["ModeCollapse/collapsed"]
+    if finding.kind == "PosteriorCollapse" and _kl_weight(spec) <= 1.0:
+        return LADDERS["PosteriorCollapse/natural-weight"]
     return LADDERS.get(f"{finding.kind}/{spec['model']['family']}") or LADDERS.get(finding.kind)

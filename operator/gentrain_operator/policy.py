@@ -201,7 +201,8 @@ def _plan_actions(
             per_candidate = (
                 RATE_CHECK_BUDGET * float(context.get("max_steps", 0)) / PROBE_CANDIDATES
             )
-            ok = family in RATE_CHECK_FAMILIES
+            # A new rate needs steps to pay off.
+            ok = family in RATE_CHECK_FAMILIES and remaining >= RATE_CHECK_UNTIL
             commands.append(
                 {
                     "action": "probe_learning_rate",
@@ -358,7 +359,8 @@ def _rate_check(
     trained = int(milestone["step"]) - int(milestone.get("origin_step", 0))
     if trained < int(_hp(spec, "warmupSteps", family_defaults) or 0):
         return None  # still warming up: the rate in force is not the rate configured
-    checks = [r for r in records if r["finding"] == RATE_CHECK]
+    # A probe a ladder ran (PosteriorCollapse's first rung) counts as a check.
+    checks = [r for r in records if Action.PROBE_LEARNING_RATE in r.get("actions", [])]
     if len(checks) >= RATE_CHECKS or len(records) >= int(
         (spec.get("remediation") or {}).get("maxActions", 8)
     ):

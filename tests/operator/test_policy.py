@@ -265,6 +265,60 @@ def test_posterior_collapse_anneals_then_frees_bits() -> None:
     assert hp["klSchedule"] == "linear" and hp["freeBits"] == 0.25 and hp["klWeight"] == 1.0
 
 
+def test_posterior_collapse_at_the_natural_kl_weight_checks_the_rate_first() -> None:
+    """A VAE whose rate is far too low looks collapsed (units asleep, reconstruction at
+    the mean image's): with the KL at weight 1 the rate is probed first; a probe that
+    kept the rate moves the ladder on to annealing, and counts as the run's rate check."""
+    job = {
+        "metadata": {"name": "v", "namespace": "n", "generation": 1},
+        "spec": {
+            "model": {"family": "vae"},
+            "dataset": {"name": "digits"},
+            "training": {"maxSteps": 2500},
+            "checkpoints": {"interval": 250},
+        },
+        "status": {},
+    }
+
+    def vae(step: int, generation: int, **more: Any) -> dict[str, Any]:
+        return {
+            "step": step,
+            "time": float(step),
+            "generation": generation,
+            "nonfinite": 0,
+            "loss_mean": {"total": 30.0},
+            "active_units": 0,
+            "latent_dims": 16,
+            "kl": 0.1,
+            "reconstruction_loss": 27.0,
+            "reconstruction_baseline": 27.5,
+            **more,
+        }
+
+    kept = {"learning_rate_search": {"losses": {"10": 26.0, "1": 26.1}, "factor": 1.0, "steps": 62}}
+    job, outcomes = run_milestones(
+        job,
+        [
+            vae(250, 1),
+            vae(500, 1),
+            vae(750, 2, **kept),
+            vae(1000, 3),
+            # Awake: no finding, 40% and 30% of the run to come (a scheduled check's window).
+            vae(1250, 3, active_units=12, reconstruction_loss=22.0),
+            vae(1500, 3, active_units=12, reconstruction_loss=21.5),
+        ],
+    )
+    assert outcomes[1].record is not None
+    assert outcomes[1].record["finding"] == "PosteriorCollapse"
+    assert outcomes[1].record["actions"] == ["probe_learning_rate"]
+    annealed = next(o.record for o in outcomes[2:] if o.record is not None)
+    assert annealed["actions"] == ["kl_annealing"]
+    probes = [
+        o.record for o in outcomes if o.record and "probe_learning_rate" in o.record["actions"]
+    ]
+    assert len(probes) == 1, "the kept probe was the run's rate check: no scheduled one"
+
+
 def test_the_api_accepts_every_action_and_command_the_operator_and_trainer_know() -> None:
     crd = yaml.safe_load(
         (
