@@ -45,6 +45,14 @@ THRESHOLDS: dict[str, float] = {
     # healthy run covers 6 modes at 0.004; one at a tenth of the healthy LR, slow but
     # learning, also covers none yet, at 0.0013 — a rate too low is not a rate too high.
     "gan_update_ratio": 0.01,
+    # ... "no sample near any mode" as a share of the samples (the high-quality ratio),
+    # not a count of modes: at 1,000 steps the 10x run above sat on 1 mode with 2.8% of
+    # its samples near one on another CPU (Intel Xeon, session 21), and was missed; the
+    # healthy run then has 20%. Judged from 1,000 steps trained on, in steps rather than
+    # milestones: a healthy run's weights still move ~1% per step at 500 (its first
+    # window), so with short intervals a second milestone comes too early.
+    "gan_near_data": 0.05,
+    "gan_not_learning_steps": 1000,
     # Plateau: relative improvement of the primary loss over the last three milestones.
     "plateau_improvement": 0.005,
     # GAN: the discriminator classifies this fraction of real and fake samples correctly.

@@ -38,22 +38,25 @@ def gan(history: Sequence[Milestone], t: Mapping[str, float]) -> list[Finding]:
             )
         )
     moving = max((m.get("update_ratio") or {}).values(), default=0.0)
+    trained = int(m["step"]) - int(m.get("origin_step", 0))
+    near = float(m.get("high_quality_ratio", 1.0))
     if (
         not first_window(history)
-        and m.get("modes_covered") == 0
-        and float(m.get("high_quality_ratio", 1.0)) < 0.01
+        and trained >= t["gan_not_learning_steps"]
+        and near < t["gan_near_data"]
         and moving >= t["gan_update_ratio"]
     ):
         findings.append(
             Finding(
                 FindingKind.NOT_LEARNING,
                 Severity.CRITICAL,
-                f"no sample near any of the {m.get('modes')} modes at milestone {m['step']} while "
-                f"the weights move {moving:.1%} per step: the learning rate is far too high",
+                f"{near:.1%} of the samples near any of the {m.get('modes')} modes "
+                f"{trained} steps in, while the weights move {moving:.1%} per step: the "
+                "learning rate is far too high",
                 {
                     "step": m["step"],
-                    "modes_covered": 0,
-                    "high_quality_ratio": m.get("high_quality_ratio"),
+                    "modes_covered": m.get("modes_covered"),
+                    "high_quality_ratio": near,
                     "update_ratio": m.get("update_ratio"),
                 },
             )

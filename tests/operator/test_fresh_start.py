@@ -17,7 +17,9 @@ from tests.operator.test_policy import gan_job, ring
     ("covered", "quality", "moving", "origin", "fires"),
     [
         (0, 0.0, 0.0218, 0, True),  # both LRs 10x too high, step 1,000
+        (1, 0.028, 0.020, 0, True),  # ... on another CPU: one mode, 2.8% of the samples
         (6, 0.29, 0.0059, 0, False),  # healthy
+        (4, 0.20, 0.0059, 0, False),  # ... on that CPU
         (0, 0.002, 0.0015, 0, False),  # a tenth of the healthy LR: slow, but learning
         (0, 0.0, 0.0218, 500, False),  # the first window after a restart
     ],
@@ -37,6 +39,18 @@ def test_a_gan_whose_samples_are_nowhere_near_the_data_is_not_learning(
     ]
     kinds = [f.kind for f in diagnose(history, "gan")]
     assert ("NotLearning" in kinds) == fires
+
+
+def test_a_gan_is_judged_after_enough_steps_not_after_enough_milestones() -> None:
+    """Checkpoints every 200 steps: the second milestone, at 400, comes while a healthy
+    run's weights still move ~1% per step and few samples are near a mode yet."""
+    early = [
+        ring(200, 0, high_quality_ratio=0.0),
+        ring(400, 0, high_quality_ratio=0.01, update_ratio={"discriminator": 0.011}),
+    ]
+    assert "NotLearning" not in [f.kind for f in diagnose(early, "gan")]
+    later = [*early, ring(1000, 0, high_quality_ratio=0.01, update_ratio={"discriminator": 0.02})]
+    assert "NotLearning" in [f.kind for f in diagnose(later, "gan")]
 
 
 def text(step: int, loss: float, origin: int = 0) -> dict[str, Any]:
