@@ -185,6 +185,10 @@ def job() -> dict[str, Any]:
                     (f"gentrain_milestone_high_quality_ratio{JOB}", "high-quality ratio"),
                     (f"gentrain_milestone_recall{JOB}", "recall"),
                     (f"gentrain_milestone_active_units{JOB}", "active units"),
+                    (
+                        f"gentrain_milestone_attention_entropy_ratio{JOB}",
+                        "attention entropy / uniform",
+                    ),
                 ],
                 12,
                 8,
