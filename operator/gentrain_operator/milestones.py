@@ -13,7 +13,7 @@ from typing import Any
 
 from gentrain_contract.milestone import Milestone, compact, from_status
 
-from . import names, policy
+from . import actions, names, policy
 from .conditions import set_condition
 from .diagnosis import Finding, diagnose
 from .json_values import json_safe
@@ -132,7 +132,7 @@ def _adopt_search(
     if record["generation"] != generation:  # the job changed since: the search is moot
         ordering["search"]["superseded"] = True
         return None, None
-    new, changes = policy.adopt_search(spec, factor, FAMILY_DEFAULTS[spec["model"]["family"]])
+    new, changes = actions.adopt_search(spec, factor, FAMILY_DEFAULTS[spec["model"]["family"]])
     ordering.setdefault("changes", []).extend(
         {"field": c.field, "from": c.old, "to": c.new} for c in changes
     )

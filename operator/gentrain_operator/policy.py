@@ -11,7 +11,6 @@ is `exhausted`: the operator reports Healthy=False, RemediationExhausted.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,45 +18,33 @@ from typing import Any
 from gentrain_contract.milestone import Milestone
 from gentrain_contract.vocabulary import Action, FindingKind, Severity
 
+from .actions import (
+    RATE_CHECK_FAMILIES,
+    RATE_CHECK_UNTIL,
+    Change,
+    apply_changes,
+    hp,
+    plan_actions,
+)
 from .diagnosis import Finding
 from .ladders import LADDERS, PRIORITY, Ladder, ladder
 
 __all__ = ["LADDERS", "PRIORITY", "Ladder", "apply_to_spec", "decide", "ladder"]
 
-LR_FLOOR = 1e-6
 # The rate check: a probe from the run's weights (the trainer's `probe_learning_rate`:
 # the rates in force and ten times them — a hundred times where ten times wins — each
 # trained a few steps and judged on held-out data; a rate is adopted only if it wins
 # clearly). A run whose rate is far too low learns, slowly, and shows in no loss rule, so
 # every run of a family with a held-out objective is checked once a fifth of it is done
 # (past its warm-up), and once more if the first check moved the rate. Measured on the
-# calibration zoo: it finds rates far too low (a VAE at 1/50 of its rate rescued; a DDPM
-# at 1/30 from FID 250 to 70). It does not look down: a short probe favours a lower rate
-# on healthy runs too (the trainer's PROBE_FACTORS); a rate too high that still learns
-# shows as AttentionCollapse on a transformer.
-RATE_CHECK_FAMILIES = ("transformer", "diffusion", "vae")
+# calibration zoo: it finds rates far too low (a VAE at 1/50 of its rate and a DDPM at
+# 1/30 rescued: FID 249 left alone, 34.0 with x100, 32.2 healthy). It does not look
+# down: a short probe favours a lower rate on healthy runs too (the trainer's
+# PROBE_FACTORS); a rate too high that still learns shows as AttentionCollapse on a
+# transformer.
 RATE_CHECK_FROM = 0.2  # of the run done
-RATE_CHECK_UNTIL = 0.3  # of the run still to come: a new rate needs steps to pay off
 RATE_CHECKS = 2
-PROBE_CANDIDATES = 2  # the trainer's PROBE_FACTORS (a third, x100, only when x10 wins)
-RATE_CHECK_BUDGET = 0.05  # of the run's steps per check, all candidates together
-# The order in which switch_gan_loss moves away from a loss.
-NEXT_GAN_LOSS = {
-    "minimax": "non_saturating",
-    "non_saturating": "hinge",
-    "least_squares": "hinge",
-    "hinge": "wgan_gp",
-    "wgan_gp": None,
-}
-HP = "training.hyperparameters."
 RATE_CHECK = FindingKind.LEARNING_RATE_CHECK  # what a scheduled rate check is recorded under
-
-
-@dataclass
-class Change:
-    field: str
-    old: Any
-    new: Any
 
 
 @dataclass
@@ -75,180 +62,6 @@ class Decision:
     outcomes: dict[str, str] = field(default_factory=dict)  # record id -> resolved | persisting
     exhausted: str | None = None  # why no action is left
     waiting: str | None = None  # why nothing was done now
-
-
-def _get(spec: Mapping[str, Any], path: str) -> Any:
-    node: Any = spec
-    for part in path.split("."):
-        if not isinstance(node, Mapping) or part not in node:
-            return None
-        node = node[part]
-    return node
-
-
-DEFAULTS = {"gradientClip": 0.0, "ganLoss": "non_saturating", "klSchedule": "none", "freeBits": 0.0}
-
-
-def _hp(spec: Mapping[str, Any], name: str, family_defaults: Mapping[str, Any]) -> Any:
-    value = _get(spec, HP + name)
-    return value if value is not None else family_defaults.get(name, DEFAULTS.get(name))
-
-
-def learning_rate_fields(family: str) -> list[str]:
-    return (
-        ["generatorLearningRate", "discriminatorLearningRate"]
-        if family == "gan"
-        else ["learningRate"]
-    )
-
-
-def adopt_search(
-    spec: Mapping[str, Any], factor: float, family_defaults: Mapping[str, Any]
-) -> tuple[dict[str, Any], list[Change]]:
-    """The spec with the rates a trainer's learning-rate search chose (the configured
-    rates times `factor`, computed as the trainer computes them), and the changes."""
-    changes = [
-        Change(HP + name, old, old * factor)
-        for name in learning_rate_fields(spec["model"]["family"])
-        if (old := _hp(spec, name, family_defaults)) is not None and factor != 1.0
-    ]
-    return apply_changes(spec, changes), changes
-
-
-def _plan_actions(
-    actions: list[str],
-    spec: Mapping[str, Any],
-    family_defaults: Mapping[str, Any],
-    context: Mapping[str, Any],
-    forbidden: set[tuple[str, Any]],
-) -> tuple[list[Change], list[dict[str, Any]]] | None:
-    """The changes and commands of one rung, or None if a guard forbids it."""
-    family = spec["model"]["family"]
-    changes: list[Change] = []
-    commands: list[dict[str, Any]] = []
-
-    def change(name: str, new: Any) -> bool:
-        old = _hp(spec, name, family_defaults)
-        if old == new:
-            return True
-        if (HP + name, new) in forbidden:
-            return False
-        changes.append(Change(HP + name, old, new))
-        return True
-
-    def scale(name: str, factor: float) -> bool:
-        old = _hp(spec, name, family_defaults)
-        if old is None or old * factor < LR_FLOOR:
-            return False
-        return change(name, old * factor)
-
-    def halve(name: str) -> bool:
-        return scale(name, 0.5)
-
-    def learning_rates() -> list[str]:
-        return learning_rate_fields(family)
-
-    # Rolling back or resetting needs room to recover: not in the last fifth of the run;
-    # starting afresh needs at least half of it.
-    remaining = float(context.get("remaining_fraction", 1.0))
-    room = remaining >= 0.2
-
-    for action in actions:
-        ok = True
-        if action == "lower_lr":
-            ok = all(halve(n) for n in learning_rates())
-        elif action == "cut_lr":
-            ok = all(scale(n, 0.1) for n in learning_rates())
-        elif action == "lower_discriminator_lr":
-            ok = family == "gan" and halve("discriminatorLearningRate")
-        elif action == "one_discriminator_step":
-            # Several critic steps are WGAN's recipe; with any other loss they hand the
-            # discriminator the game.
-            steps = int(_hp(spec, "discriminatorSteps", family_defaults) or 1)
-            loss = _hp(spec, "ganLoss", family_defaults)
-            ok = family == "gan" and steps > 1 and loss != "wgan_gp"
-            ok = ok and change("discriminatorSteps", 1)
-        elif action == "balance_learning_rates":
-            # A generator learning slower than its discriminator gets the same rate.
-            g = _hp(spec, "generatorLearningRate", family_defaults)
-            d = _hp(spec, "discriminatorLearningRate", family_defaults)
-            ok = family == "gan" and g < d and change("generatorLearningRate", d)
-        elif action == "enable_clipping":
-            clip = float(_hp(spec, "gradientClip", family_defaults) or 0)
-            ok = change("gradientClip", 1.0 if clip <= 0 else clip / 2)
-        elif action == "switch_gan_loss":
-            following = NEXT_GAN_LOSS.get(str(_hp(spec, "ganLoss", family_defaults)))
-            ok = family == "gan" and following is not None and change("ganLoss", following)
-        elif action == "reset_discriminator":
-            if family != "gan" or not room:
-                ok = False
-            else:
-                g = _hp(spec, "generatorLearningRate", family_defaults)
-                d = _hp(spec, "discriminatorLearningRate", family_defaults)
-                ok = change("ganLoss", "non_saturating") and (
-                    d <= g or change("discriminatorLearningRate", g)
-                )
-                commands.append({"action": "reset_discriminator"})
-        elif action == "reinitialize":
-            ok = remaining >= 0.5
-            commands.append({"action": "reinitialize"})
-        elif action == "search_learning_rate":
-            # Probe steps per candidate: a quarter of a milestone interval, 10 to 50.
-            probe = min(50, max(10, int(context.get("interval", 100)) // 4))
-            ok = family != "gan"
-            commands.append({"action": "search_learning_rate", "searchSteps": probe})
-        elif action == "probe_learning_rate":
-            per_candidate = (
-                RATE_CHECK_BUDGET * float(context.get("max_steps", 0)) / PROBE_CANDIDATES
-            )
-            # A new rate needs steps to pay off.
-            ok = family in RATE_CHECK_FAMILIES and remaining >= RATE_CHECK_UNTIL
-            commands.append(
-                {
-                    "action": "probe_learning_rate",
-                    "searchSteps": min(50, max(5, int(per_candidate))),
-                }
-            )
-        elif action in ("rollback", "rollback_skip_batches"):
-            target = context.get("last_healthy_checkpoint")
-            if target is None or not room:
-                ok = False
-            else:
-                skip = int(context.get("interval", 0)) if action == "rollback_skip_batches" else 0
-                commands.insert(0, {"action": "rollback", "step": int(target), "skipBatches": skip})
-        elif action == "kl_annealing":
-            ok = (
-                family == "vae"
-                and change("klSchedule", "linear")
-                and change("klAnnealSteps", max(1, 4 * int(context.get("interval", 250))))
-            )
-        elif action == "enable_warmup":
-            # A linear warm-up over at least 5% of the steps left (from where the change
-            # takes effect, a fresh start's step 0).
-            left = float(context.get("max_steps", 0)) * remaining
-            ok = family == "transformer" and change(
-                "warmupSteps",
-                max(int(_hp(spec, "warmupSteps", family_defaults) or 0), max(10, int(0.05 * left))),
-            )
-        elif action == "ema_warmup":
-            ok = family == "diffusion" and change(
-                "emaWarmupSteps", max(int(_hp(spec, "emaWarmupSteps", family_defaults) or 0), 200)
-            )
-        elif action == "free_bits":
-            ok = (
-                family == "vae"
-                and change("freeBits", 0.25)
-                and change(
-                    "klWeight", min(1.0, float(_hp(spec, "klWeight", family_defaults) or 1.0))
-                )
-            )
-        else:
-            ok = False
-        if not ok:
-            return None
-    if not changes and not commands:
-        return None
-    return changes, commands
 
 
 def judge(
@@ -326,7 +139,7 @@ def decide(
             )
             continue
         for rung in fitting:
-            planned = _plan_actions(steps[rung], spec, family_defaults, context, forbidden)
+            planned = plan_actions(steps[rung], spec, family_defaults, context, forbidden)
             if planned is not None:
                 changes, commands = planned
                 decision.plan = Plan(finding, rung, steps[rung], changes, commands)
@@ -357,7 +170,7 @@ def _rate_check(
     if remaining > 1 - RATE_CHECK_FROM or remaining < RATE_CHECK_UNTIL:
         return None
     trained = int(milestone["step"]) - int(milestone.get("origin_step", 0))
-    if trained < int(_hp(spec, "warmupSteps", family_defaults) or 0):
+    if trained < int(hp(spec, "warmupSteps", family_defaults) or 0):
         return None  # still warming up: the rate in force is not the rate configured
     # A probe a ladder ran (PosteriorCollapse's first rung) counts as a check.
     checks = [r for r in records if Action.PROBE_LEARNING_RATE in r.get("actions", [])]
@@ -369,7 +182,7 @@ def _rate_check(
         return None  # the last check kept the rate (or has not reported yet)
     if Action.PROBE_LEARNING_RATE not in _supported(milestone):
         return None
-    planned = _plan_actions(["probe_learning_rate"], spec, family_defaults, context, set())
+    planned = plan_actions(["probe_learning_rate"], spec, family_defaults, context, set())
     if planned is None:
         return None
     finding = Finding(
@@ -380,18 +193,6 @@ def _rate_check(
         {"step": milestone["step"], "check": len(checks) + 1},
     )
     return Plan(finding, 0, ["probe_learning_rate"], *planned)
-
-
-def apply_changes(spec: Mapping[str, Any], changes: Sequence[Change]) -> dict[str, Any]:
-    """The spec with `changes` applied (a new dict)."""
-    new = copy.deepcopy(dict(spec))
-    for change in changes:
-        node = new
-        *parents, leaf = change.field.split(".")
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = change.new
-    return new
 
 
 def command_ids(spec: Mapping[str, Any], record_id: str, count: int) -> list[str]:
