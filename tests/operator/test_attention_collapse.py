@@ -49,21 +49,22 @@ def test_collapsed_attention_is_found(spread: float | None, fires: bool) -> None
     assert "NotLearning" not in kinds  # it learns: 78% of the unigram loss
 
 
-def test_a_collapsed_run_starts_afresh_at_a_searched_rate_with_a_warm_up() -> None:
-    job: dict[str, Any] = {
+def transformer_job(**hyperparameters: Any) -> dict[str, Any]:
+    return {
         "metadata": {"name": "t", "namespace": "n", "generation": 1},
         "spec": {
             "model": {"family": "transformer"},
             "dataset": {"name": "pydoc"},
-            "training": {
-                "maxSteps": 800,
-                "hyperparameters": {"learningRate": 0.02, "gradientClip": 1.0, "warmupSteps": 10},
-            },
+            "training": {"maxSteps": 800, "hyperparameters": hyperparameters},
             "checkpoints": {"interval": 100},
             "remediation": {"mode": "auto"},
         },
         "status": {},
     }
+
+
+def test_a_collapsed_run_starts_afresh_at_a_searched_rate_with_a_warm_up() -> None:
+    job = transformer_job(learningRate=0.02, gradientClip=1.0, warmupSteps=10)
     outcome = process(milestone(100, 2.54, 0.07), job, now=0.0)
     assert [f.kind for f in outcome.findings] == ["AttentionCollapse"]
     assert outcome.record is not None
@@ -84,18 +85,7 @@ def test_a_collapsed_run_starts_afresh_at_a_searched_rate_with_a_warm_up() -> No
 
 def test_late_in_the_run_it_is_reported_and_nothing_is_done() -> None:
     """A fresh start needs half the run; later, no rung is safe: recommend only."""
-    job: dict[str, Any] = {
-        "metadata": {"name": "t", "namespace": "n", "generation": 1},
-        "spec": {
-            "model": {"family": "transformer"},
-            "dataset": {"name": "pydoc"},
-            "training": {"maxSteps": 800, "hyperparameters": {"learningRate": 0.02}},
-            "checkpoints": {"interval": 100},
-            "remediation": {"mode": "auto"},
-        },
-        "status": {},
-    }
-    outcome = process(milestone(500, 2.27, 0.03), job, now=0.0)
+    outcome = process(milestone(500, 2.27, 0.03), transformer_job(learningRate=0.02), now=0.0)
     assert [f.kind for f in outcome.findings] == ["AttentionCollapse"]
     assert outcome.record is None
     assert outcome.spec is None
