@@ -118,8 +118,16 @@ def test_two_pods_as_a_jobset_train_as_one_roll_back_together_and_restart_togeth
     assert resumed[0] == resumed[1] and int(resumed[0][0]) >= 500, resumed
     prints = dict(match for text in texts for match in FINGERPRINT.findall(text))
     assert set(prints) == {"0", "1"} and prints["0"] == prints["1"], prints
-    completed = read_jobset(cluster, namespace, "gang-trainer-2")
-    assert jobset.finished(completed) is not None and jobset.finished(completed)[0] == "Completed"
+    # The job is Succeeded once rank 0 is; the JobSet once its Jobs are, a moment later
+    # (in a fresh-clone run it was not yet when the job was read as Succeeded).
+    completed = wait_for(
+        lambda: read_jobset(cluster, namespace, "gang-trainer-2"),
+        lambda found: jobset.finished(found) is not None,
+        "JobSet gang-trainer-2 to finish",
+        timeout=60,
+    )
+    ended = jobset.finished(completed)
+    assert ended is not None and ended[0] == "Completed", ended
     steps = [int(step) for _, step in MILESTONE.findall(texts[0])]
     print(
         f"gang of 2 as JobSets: milestone 1000 {joined:.1f} s after the job was made; worker "
