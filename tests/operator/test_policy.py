@@ -231,32 +231,36 @@ def test_learning_rates_never_drop_below_the_floor(lr: float, possible: bool) ->
     assert (decision.plan is not None) is possible
 
 
-def test_posterior_collapse_anneals_then_frees_bits() -> None:
-    job = {
+def vae_job(max_steps: int, **hyperparameters: Any) -> dict[str, Any]:
+    return {
         "metadata": {"name": "v", "namespace": "n", "generation": 1},
         "spec": {
             "model": {"family": "vae"},
             "dataset": {"name": "digits"},
-            "training": {"maxSteps": 2000, "hyperparameters": {"klWeight": 20.0}},
+            "training": {"maxSteps": max_steps, "hyperparameters": hyperparameters},
             "checkpoints": {"interval": 250},
         },
         "status": {},
     }
 
-    def vae(step: int, active: int, generation: int) -> dict[str, Any]:
-        return {
-            "step": step,
-            "time": float(step),
-            "generation": generation,
-            "nonfinite": 0,
-            "loss_mean": {"total": 30.0},
-            "active_units": active,
-            "latent_dims": 16,
-            "kl": 0.1,
-        }
 
+def vae(step: int, generation: int, active: int = 0, **more: Any) -> dict[str, Any]:
+    return {
+        "step": step,
+        "time": float(step),
+        "generation": generation,
+        "nonfinite": 0,
+        "loss_mean": {"total": 30.0},
+        "active_units": active,
+        "latent_dims": 16,
+        "kl": 0.1,
+        **more,
+    }
+
+
+def test_posterior_collapse_anneals_then_frees_bits() -> None:
     job, outcomes = run_milestones(
-        job, [vae(250, 0, 1), vae(500, 0, 1), vae(750, 0, 2), vae(1000, 0, 2)]
+        vae_job(2000, klWeight=20.0), [vae(250, 1), vae(500, 1), vae(750, 2), vae(1000, 2)]
     )
     assert outcomes[0].record is None, "the first window is not judged"
     assert outcomes[1].record is not None and outcomes[1].record["actions"] == ["kl_annealing"]
@@ -269,43 +273,19 @@ def test_posterior_collapse_at_the_natural_kl_weight_checks_the_rate_first() -> 
     """A VAE whose rate is far too low looks collapsed (units asleep, reconstruction at
     the mean image's): with the KL at weight 1 the rate is probed first; a probe that
     kept the rate moves the ladder on to annealing, and counts as the run's rate check."""
-    job = {
-        "metadata": {"name": "v", "namespace": "n", "generation": 1},
-        "spec": {
-            "model": {"family": "vae"},
-            "dataset": {"name": "digits"},
-            "training": {"maxSteps": 2500},
-            "checkpoints": {"interval": 250},
-        },
-        "status": {},
-    }
-
-    def vae(step: int, generation: int, **more: Any) -> dict[str, Any]:
-        return {
-            "step": step,
-            "time": float(step),
-            "generation": generation,
-            "nonfinite": 0,
-            "loss_mean": {"total": 30.0},
-            "active_units": 0,
-            "latent_dims": 16,
-            "kl": 0.1,
-            "reconstruction_loss": 27.0,
-            "reconstruction_baseline": 27.5,
-            **more,
-        }
-
+    unused = {"reconstruction_loss": 27.0, "reconstruction_baseline": 27.5}
+    awake = {"active": 12, "reconstruction_baseline": 27.5}
     kept = {"learning_rate_search": {"losses": {"10": 26.0, "1": 26.1}, "factor": 1.0, "steps": 62}}
-    job, outcomes = run_milestones(
-        job,
+    _, outcomes = run_milestones(
+        vae_job(2500),
         [
-            vae(250, 1),
-            vae(500, 1),
-            vae(750, 2, **kept),
-            vae(1000, 3),
+            vae(250, 1, **unused),
+            vae(500, 1, **unused),
+            vae(750, 2, **unused, **kept),
+            vae(1000, 3, **unused),
             # Awake: no finding, 40% and 30% of the run to come (a scheduled check's window).
-            vae(1250, 3, active_units=12, reconstruction_loss=22.0),
-            vae(1500, 3, active_units=12, reconstruction_loss=21.5),
+            vae(1250, 3, reconstruction_loss=22.0, **awake),
+            vae(1500, 3, reconstruction_loss=21.5, **awake),
         ],
     )
     assert outcomes[1].record is not None
