@@ -26,6 +26,13 @@ PRIORITY = (
 
 Ladder = list[list[str]]
 
+# Afresh at a searched rate with clipping, then again from the rate the search chose; a
+# transformer also gets a warm-up (see NotLearning below).
+FRESH_START_WITH_WARMUP: Ladder = [
+    ["reinitialize", "search_learning_rate", "enable_clipping", "enable_warmup"],
+    ["reinitialize", "search_learning_rate"],
+]
+
 LADDERS: dict[str, Ladder] = {
     "NonFiniteLoss": [["rollback", "lower_lr", "enable_clipping"], ["rollback", "lower_lr"]],
     "LossSpike": [
@@ -50,16 +57,10 @@ LADDERS: dict[str, Ladder] = {
     # A transformer starts afresh with a warm-up, too: Adam's early steps need it (Liu et
     # al., 2020), and the rates the search finds pay off only with it (measured on the
     # zoo: 0.005 fresh for 600 steps ends at validation loss 2.08 without, 1.45 with 30).
-    "NotLearning/transformer": [
-        ["reinitialize", "search_learning_rate", "enable_clipping", "enable_warmup"],
-        ["reinitialize", "search_learning_rate"],
-    ],
+    "NotLearning/transformer": FRESH_START_WITH_WARMUP,
     # Attention that collapsed under a rate far too high does not spread again at a lower
     # one (Zhai et al., 2023: the run needs a fresh start): as for NotLearning.
-    "AttentionCollapse": [
-        ["reinitialize", "search_learning_rate", "enable_clipping", "enable_warmup"],
-        ["reinitialize", "search_learning_rate"],
-    ],
+    "AttentionCollapse": FRESH_START_WITH_WARMUP,
     # A program of the user's may not search a rate, or even start afresh (it says which
     # actions it supports; rungs it lacks are passed over): afresh at a tenth of its
     # rate, else a tenfold cut in place.
@@ -68,11 +69,11 @@ LADDERS: dict[str, Ladder] = {
         ["reinitialize", "cut_lr"],
         ["cut_lr"],
     ],
-    # A GAN's losses rank no learning rate (they score a game, not a fit): tenfold cuts.
     "AttentionCollapse/custom": [
         ["reinitialize", "search_learning_rate", "enable_clipping"],
         ["reinitialize", "cut_lr"],
     ],
+    # A GAN's losses rank no learning rate (they score a game, not a fit): tenfold cuts.
     "NotLearning/gan": [["reinitialize", "cut_lr", "enable_clipping"], ["reinitialize", "cut_lr"]],
     # Clipping hides a learning rate that is far too high; if the finding persists, cut
     # the rate tenfold rather than halving it (halving 50x too high leaves it 25x too high).

@@ -120,16 +120,18 @@ def search_torch(
         raise ValueError("search: no batches to train the candidates on")
     start = _Start(model, optimizer)
     losses: dict[float, float] = {}
+
+    def train(candidates: Sequence[float]) -> None:
+        for factor in candidates:
+            start.restore(rate_factor=factor)
+            losses[float(factor)] = tail_mean(_train(model, optimizer, loss_of, batches, clip))
+
     # A milestone may be taken inside the framework's evaluation (Lightning validates
     # under inference mode): the candidates train, so gradients are on here.
     with torch.inference_mode(False), torch.enable_grad():
         try:
-            for round_of in (tuple(factors), None):
-                more = round_of if round_of is not None else beyond(losses, choose(losses))
-                for factor in more:
-                    start.restore(rate_factor=factor)
-                    seen = _train(model, optimizer, loss_of, batches, clip)
-                    losses[float(factor)] = tail_mean(seen)
+            train(factors)
+            train(beyond(losses, choose(losses)))
         finally:
             start.restore()
     return SearchResult(losses, choose(losses), len(batches))
