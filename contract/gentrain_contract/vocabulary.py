@@ -60,6 +60,7 @@ class Action(StrEnum):
     SEARCH_LEARNING_RATE = "search_learning_rate"
     PROBE_LEARNING_RATE = "probe_learning_rate"
     ENABLE_WARMUP = "enable_warmup"
+    LOWER_BETA2 = "lower_beta2"
     ROLLBACK = "rollback"
     ROLLBACK_SKIP_BATCHES = "rollback_skip_batches"
     KL_ANNEALING = "kl_annealing"

@@ -27,6 +27,7 @@ NEXT_GAN_LOSS = {
     "wgan_gp": None,
 }
 HP = "training.hyperparameters."
+TRANSFORMER_BETA2 = 0.95  # the largest beta2 lower_beta2 leaves (GPT-3's and PaLM-era value)
 
 
 @dataclass
@@ -202,6 +203,16 @@ def plan_actions(
             ok = family == "transformer" and change(
                 "warmupSteps",
                 max(int(hp(spec, "warmupSteps", family_defaults) or 0), max(10, int(0.05 * left))),
+            )
+        elif action == "lower_beta2":
+            # Adam's second moments averaged over ~1,000 steps (beta2 0.999) lag a
+            # transformer's fast-changing gradients: updates blow up at a rate that suits
+            # it (Molybog et al., 2023). A fresh start undoes that cause where the spec set
+            # it: beta2 down to TRANSFORMER_BETA2, the family's default (nothing where it
+            # is at or below).
+            beta2 = float(hp(spec, "beta2", family_defaults) or TRANSFORMER_BETA2)
+            ok = family == "transformer" and (
+                beta2 <= TRANSFORMER_BETA2 or change("beta2", TRANSFORMER_BETA2)
             )
         elif action == "ema_warmup":
             ok = family == "diffusion" and change(

@@ -73,6 +73,7 @@ def test_a_collapsed_run_starts_afresh_at_a_searched_rate_with_a_warm_up() -> No
         "search_learning_rate",
         "enable_clipping",
         "enable_warmup",
+        "lower_beta2",
     ]
     hyperparameters = outcome.spec["training"]["hyperparameters"]
     assert hyperparameters["gradientClip"] == 0.5  # already on: halved

@@ -52,7 +52,13 @@ def test_a_transformer_that_learns_nothing_starts_afresh_on_the_cluster_as_in_pr
     # start came a whole interval late.
     in_process = run(spec)
     expected = decisions(in_process.remediations)
-    fresh_start = ["reinitialize", "search_learning_rate", "enable_clipping", "enable_warmup"]
+    fresh_start = [
+        "reinitialize",
+        "search_learning_rate",
+        "enable_clipping",
+        "enable_warmup",
+        "lower_beta2",
+    ]
     assert expected == [("NotLearning", fresh_start, 100)]
 
     assert final["phase"] == "Succeeded"
