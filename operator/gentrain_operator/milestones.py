@@ -17,6 +17,7 @@ from . import actions, names, policy
 from .conditions import set_condition
 from .diagnosis import Finding, diagnose
 from .json_values import json_safe
+from .ladders import PRIORITY
 from .refusals import mark_refused
 from .trainer_config import FAMILY_DEFAULTS
 
@@ -234,9 +235,13 @@ def process(
     adopted, searched_event = _adopt_search(record, records, spec, generation)
     if adopted is not None:
         spec = adopted
+    # A checkpoint is a rollback target only if no rule suspects its window: neither a
+    # finding acted on nor one reported until the next window confirms it (a first loss
+    # spike, a first FID rise) — a rollback for a confirmed one goes back before it.
     serious = [f for f in findings if f.severity != "info"]
+    suspect = [f for f in findings if f.kind in PRIORITY]
     last_healthy = status.get("lastHealthyCheckpoint")
-    if not serious:
+    if not suspect:
         last_healthy = record["step"]
     max_steps = int(spec["training"]["maxSteps"])
     context = {

@@ -74,7 +74,11 @@ def test_units_not_yet_awake_in_the_first_window_are_not_a_collapse() -> None:
 def test_a_too_high_diffusion_learning_rate() -> None:
     found = findings_per_milestone("diffusion-high-lr")
     assert "ExplodingGradients" in found[0]
-    assert "FIDRegression" in found[-1]
+    # FID 536, 618, then 780 (1.46x its best) at the recording's last milestone: reported,
+    # acted on if the next milestone confirms it (tests/operator/test_confirmed_findings.py).
+    data = json.loads((RECORDINGS / "diffusion-high-lr.json").read_text())
+    last = {f.kind: f.severity for f in diagnose(data["milestones"], "diffusion")}
+    assert last.get("FIDRegression") == "info"
 
 
 def test_a_transformer_stuck_at_a_high_learning_rate_plateaus() -> None:

@@ -23,11 +23,11 @@ from the same list, so the two can never disagree. */}}
 {{- end }}
 {{- if include "gentrain.enabledAlert" (dict "root" . "name" "FIDRegressing") | eq "true" }}
 - alert: FIDRegressing
-  expr: sum by (namespace, gtj) ({{ include "gentrain.growth" (dict "series" `gentrain_operator_findings_total{finding="FIDRegression"}` "window" "1h") }}) > 0
+  expr: sum by (namespace, gtj) ({{ include "gentrain.growth" (dict "series" `gentrain_operator_findings_total{finding="FIDRegression",severity!="info"}` "window" "1h") }}) > 0
   labels: {severity: warning}
   annotations:
     summary: "FID of {{`{{ $labels.namespace }}/{{ $labels.gtj }}`}} rose above its best."
-    description: "FIDRegression was found on {{`{{ $labels.namespace }}/{{ $labels.gtj }}`}}: the sample quality (FID) rose above its best by more than its measurement noise."
+    description: "FIDRegression was found on {{`{{ $labels.namespace }}/{{ $labels.gtj }}`}}: the sample quality (FID) rose above its best by more than its measurement noise at two milestones in a row."
     runbook_url: {{ $a.runbookURL }}#fidregressing
 {{- end }}
 {{- if include "gentrain.enabledAlert" (dict "root" . "name" "RemediationExhausted") | eq "true" }}
