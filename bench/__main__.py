@@ -21,6 +21,7 @@ import yaml
 
 from bench.machine import line as machine_line
 from bench.recorder import CONFIGS, merged
+from gentrain_trainer import run_state
 from gentrain_trainer.datasets import make_dataset
 from gentrain_trainer.evaluation import extractors, image_quality
 from gentrain_trainer.loop import Options, Trainer
@@ -68,7 +69,7 @@ def checkpoint_times() -> None:
             for i in range(5):
                 run.step = 1000 + i
                 started = time.perf_counter()
-                run.save()
+                run_state.save(run)
                 saves.append(time.perf_counter() - started)
                 started = time.perf_counter()
                 run.store.load(run.step)

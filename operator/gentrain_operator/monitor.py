@@ -21,10 +21,11 @@ from kubernetes.client.exceptions import ApiException
 from gentrain_contract import metrics as trainer_metrics
 
 from . import kube, metrics, names
+from .announce import announce
 from .conditions import get as get_condition
 from .conditions import set_condition
 from .lifecycle import PodReader
-from .milestones import Outcome, intent_annotation, process, unrecorded_intent
+from .milestones import intent_annotation, process, unrecorded_intent
 from .progress import progress
 from .scraping import (
     ScrapeError,
@@ -57,15 +58,6 @@ def _already_recorded(record: Mapping[str, Any], status: Mapping[str, Any]) -> b
         record["step"],
         record["time"],
     )
-
-
-def _described(outcome: Outcome) -> str:
-    """The remediation a milestone's log line names: decided now, or applied before and
-    only recorded now (which read like a second decision in the log)."""
-    if outcome.record is None:
-        return ""
-    when = "applied earlier, recorded now" if outcome.replayed else outcome.record["mode"]
-    return f"; {outcome.record['actions']} ({when})"
 
 
 class JobMonitor:
@@ -363,48 +355,7 @@ class JobMonitor:
             self.step_patched = time.monotonic()
         self.written_step = record["step"]
         self.recorded = (record["step"], record["time"])
-        for finding in outcome.findings:
-            metrics.FINDINGS.labels(self.namespace, self.name, finding.kind, finding.severity).inc()
-        if outcome.record is not None and not outcome.replayed:
-            for action in outcome.record["actions"]:
-                metrics.REMEDIATIONS.labels(
-                    self.namespace,
-                    self.name,
-                    outcome.record["finding"],
-                    action,
-                    outcome.record["mode"],
-                ).inc()
-        metrics.JOB_HEALTH.labels(self.namespace, self.name).set(
-            1 if outcome.status["health"] == "Healthy" else 0
-        )
-        metrics.JOB_EXHAUSTED.labels(self.namespace, self.name).set(
-            1 if outcome.status["health"] == "Exhausted" else 0
-        )
-        # The verdict reaches the trainer's rotation now, not at the next spec change: it
-        # keeps every checkpoint newer than the last milestone judged until it knows
-        # whether that one is the next healthy checkpoint, which a rollback would need.
-        healthy = outcome.status["lastHealthyCheckpoint"]
-        retention = await asyncio.to_thread(
-            kube.write_retention,
-            self.namespace,
-            self.name,
-            [healthy] if healthy is not None else [],
-            record["step"],
-        )
-        if retention:
-            pod = (job.get("status") or {}).get("podName")
-            await asyncio.to_thread(kube.nudge_trainer, self.namespace, pod, retention)
-        metrics.MILESTONE_LATENCY.observe(max(0.0, time.time() - record["time"]))
-        for kind, reason, message in outcome.events:
-            self.post_event(kind, reason, message)
-        log.info(
-            "%s/%s milestone %d: %s%s",
-            self.namespace,
-            self.name,
-            record["step"],
-            ", ".join(f.kind for f in outcome.findings) or "healthy",
-            _described(outcome),
-        )
+        await announce(self.namespace, self.name, record, outcome, job, self.post_event)
         return True
 
     async def _record_lost_intent(self) -> None:

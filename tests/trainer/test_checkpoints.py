@@ -7,7 +7,7 @@ import yaml
 
 from bench.recorder import RecordingTrainer
 from gentrain_contract.commands import CommandSpec as Command
-from gentrain_trainer import commands
+from gentrain_trainer import commands, run_state
 from gentrain_trainer.checkpoints import CheckpointStore
 from gentrain_trainer.config import Retention
 from gentrain_trainer.loop import Options, Trainer
@@ -125,7 +125,7 @@ def test_a_restart_after_a_rollback_resumes_on_the_timeline_it_chose(
     assert sorted(p.name for p in aside.iterdir()) == ["step-500", "step-600"]  # not deleted
     for _ in range(50):
         run.train_one()
-    run.save()  # what SIGTERM does
+    run_state.save(run)  # what SIGTERM does
     resumed = make_trainer(config, name="rolled", evaluate=False)
     assert resumed.step == 450
     assert resumed.applied.ids == {"r1-0"}

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 
 from gentrain_contract import metrics
+from gentrain_trainer import run_state
 from tests.trainer.conftest import MakeTrainer, tiny
 
 
@@ -45,7 +46,7 @@ def final_milestone_after_dying_at_the_end(
     def dies_at_the_end() -> None:
         if first.step >= first.max_steps:
             if save_first:
-                first.save()  # as commands.search_learning_rate does after its search
+                run_state.save(first)  # as commands.search_learning_rate does after its search
             raise Killed
         take_up()
 

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from gentrain_contract import metrics
 from gentrain_contract.commands import CommandSpec
 
-from . import distributed, learning_rate_search
+from . import distributed, learning_rate_search, run_state
 from .datasets import Batch
 
 if TYPE_CHECKING:
@@ -46,7 +46,7 @@ def apply(trainer: Trainer, command: CommandSpec, generation: int) -> None:
         trainer.smoothed.clear()
         # The checkpoint at this step now holds the fresh weights: a restart before the
         # next milestone resumes them, not the ones this command threw away.
-        trainer.save()
+        run_state.save(trainer)
         log.info(
             "command %s: model re-initialised at step %d; %d steps remain",
             command.id,
@@ -67,7 +67,7 @@ def apply(trainer: Trainer, command: CommandSpec, generation: int) -> None:
             )
         return
     assert command.step is not None
-    found = trainer.latest_checkpoint(at_most=command.step)
+    found = run_state.latest(trainer, at_most=command.step)
     if found is None:
         refuse(
             trainer,
@@ -77,7 +77,7 @@ def apply(trainer: Trainer, command: CommandSpec, generation: int) -> None:
         )
         return
     step, state = found
-    trainer.restore(step, state)
+    run_state.restore(trainer, step, state)
     trainer.data_index += command.skip_batches
     trainer.window.reset()
     trainer.smoothed.clear()
@@ -148,7 +148,7 @@ def search_learning_rate(trainer: Trainer, command: CommandSpec, generation: int
     trainer.rate_factor = (factor, generation) if factor != 1.0 else None
     trainer.searched = result
     trainer.family.apply_hyperparameters(trainer.effective_hp(), trainer.step - trainer.origin)
-    trainer.save()  # a restart before the operator writes the choice keeps it
+    run_state.save(trainer)  # a restart before the operator writes the choice keeps it
     log.info(
         "command %s: learning-rate search at step %d, %d steps per candidate: %s; chose x%g",
         command.id,

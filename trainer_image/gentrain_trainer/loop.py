@@ -21,7 +21,7 @@ from gentrain_sdk.applied import AppliedCommands
 from gentrain_sdk.gpu import NVML
 from gentrain_sdk.history import History
 from gentrain_sdk.rate_search import SearchResult
-from gentrain_sdk.smoothing import Smoothed, smoothed
+from gentrain_sdk.smoothing import Smoothed
 from gentrain_sdk.window import SinceStart, Window
 
 from . import (
@@ -30,7 +30,9 @@ from . import (
     final_milestone,
     learning_rate_search,
     live_config,
+    live_metrics,
     resources,
+    run_state,
     update_ratio,
 )
 from .checkpoints import CheckpointStore
@@ -151,83 +153,9 @@ class Trainer:
             return dict(self.hp)
         return learning_rate_search.scaled(self.hp, self.rate_factor[0])
 
-    # -- state ----------------------------------------------------------------------
-    def state(self) -> dict[str, Any]:
-        return {
-            "family": self.family.state_dict(),
-            "origin": self.origin,
-            "step": self.step,
-            "data_index": self.data_index,
-            "samples": self.samples,
-            "generation": self.generation,
-            "hyperparameters": self.hp,
-            "rate_factor": list(self.rate_factor) if self.rate_factor else None,
-        }
-
-    def restore(self, step: int, state: dict[str, Any]) -> None:
-        origin = int(state.get("origin", 0))
-        if origin != self.origin:  # the checkpoint's weights began at another step
-            self.origin, self.family = origin, self.build_family(origin)
-        self.family.load_state_dict(state["family"])
-        self.step, self.data_index = int(state["step"]), int(state["data_index"])
-        self.samples = int(state.get("samples", 0))
-        saved_factor = state.get("rate_factor")
-        if saved_factor and int(saved_factor[1]) == self.generation:
-            # A search made under the configuration still in force (a restart before the
-            # operator wrote its choice into the job) still holds.
-            self.rate_factor = (float(saved_factor[0]), int(saved_factor[1]))
-        # The configuration in force now wins over the one saved: a rollback usually
-        # comes together with new hyperparameters, and a restart must honour edits.
-        self.family.apply_hyperparameters(self.effective_hp(), self.step - self.origin)
-        log.info("resumed from checkpoint step %d (data index %d)", step, self.data_index)
-
-    def latest_checkpoint(self, at_most: int | None = None) -> tuple[int, dict[str, Any]] | None:
-        """The newest loadable checkpoint (at or before `at_most`), as rank 0 reads it,
-        on every rank: with several pods, rank 0's alone holds the checkpoints (the others
-        have no volume of their own to read, and need none)."""
-        return distributed.from_main(self.store.latest(at_most) if self.world.main else None)
-
     def resume(self) -> None:
-        wanted = self.options.resume
-        if wanted == "none":
-            return
-        if wanted == "auto":
-            found = self.latest_checkpoint()
-            if found is not None:
-                self.restore(*found)
-            return
-        step = int(wanted)
-        found = self.latest_checkpoint(at_most=step)
-        if found is None:
-            raise ValueError(f"--resume {step}: no loadable checkpoint at or before step {step}")
-        self.restore(*found)
-
-    def save(
-        self, pictures: list[Path] | None = None, final: final_milestone.Series | None = None
-    ) -> None:
-        """A checkpoint of this step; `final`: the final milestone's series, kept inside
-        it (written before the checkpoint appears, so no checkpoint of the last step lacks
-        it: see final_milestone)."""
-        if self.world.main:  # one writer per pod; the other ranks hold the same state
-            if final is None and self.step >= self.max_steps:
-                # The final step saved again (a rate probe's choice, a command): its
-                # final milestone goes with it, or a pod lost before publishing it is
-                # replaced by one with nothing to publish (s34).
-                final = final_milestone.read(self.store.path(self.step))
-            self.store.save(
-                self.step,
-                self.state(),
-                {
-                    "generation": self.generation,
-                    "family": self.config.family,
-                    "data_index": self.data_index,
-                },
-                pictures or [],
-                {final_milestone.FILE: final_milestone.text(final)} if final else {},
-            )
-            self.retention = live_config.retention(self.options.config_path) or self.retention
-            self.store.rotate(self.retention)
-        self.last_saved_step = self.step
+        """Continues from a checkpoint as the options say (see run_state.resume)."""
+        run_state.resume(self)
 
     # -- one step -------------------------------------------------------------------
     def _next_batch(self) -> Batch:
@@ -273,47 +201,9 @@ class Trainer:
             ratios,
         )
         self.smoothed.add(result.losses)
-        self._publish_live(result.grad_norms, result.learning_rates, total, self._data_seconds)
-
-    def _publish_live(
-        self, norms: dict[str, float], lrs: dict[str, float], total: float, data: float
-    ) -> None:
-        previous = self.collector.live.get(metrics.STEP_SECONDS.name, {}).get(())
-        live: dict[str, dict[tuple[str, ...], float]] = {
-            metrics.STEP.name: {(): float(self.step)},
-            metrics.SAMPLES_TOTAL.name: {(): float(self.samples)},
-            metrics.STEP_SECONDS.name: {(): smoothed(previous, total)},
-            metrics.STEP_DATA_SECONDS.name: {(): data},
-            metrics.STEP_COMPUTE_SECONDS.name: {(): total - data},
-            metrics.LOSS.name: {(k,): v for k, v in self.smoothed.values.items()},
-            metrics.GRAD_NORM.name: {(k,): v for k, v in norms.items()},
-            metrics.LEARNING_RATE.name: {(k,): v for k, v in lrs.items()},
-            **self._configuration_series(),
-            metrics.CHECKPOINTS_DAMAGED_TOTAL.name: {(): float(self.store.damaged)},
-            metrics.DEVICE_INFO.name: {(self.device.type, resources.device_name(self.device)): 1.0},
-            metrics.TORCH_THREADS.name: {(): float(self.threads)},
-            metrics.MAX_STEPS.name: {(): float(self.max_steps)},
-            **(
-                {metrics.BASELINE_LOSS.name: {(): self.baseline}}
-                if self.baseline is not None
-                else {}
-            ),
-            **self.counters,
-        }
-        self.collector.live = live
-
-    def _configuration_series(self) -> dict[str, dict[tuple[str, ...], float]]:
-        """The configuration in force: its generation and every hyperparameter, always
-        exported together (a scrape once read a new generation with the old rates)."""
-        return {
-            metrics.HYPERPARAMETER.name: {
-                (k,): float(v) for k, v in self.effective_hp().items() if not isinstance(v, str)
-            },
-            metrics.HYPERPARAMETER_INFO.name: {
-                (k, v): 1.0 for k, v in self.hp.items() if isinstance(v, str)
-            },
-            metrics.CONFIG_GENERATION.name: {(): float(self.generation)},
-        }
+        live_metrics.publish(
+            self, result.grad_norms, result.learning_rates, total, self._data_seconds
+        )
 
     # -- milestones -----------------------------------------------------------------
     def milestone(self) -> None:
@@ -349,7 +239,7 @@ class Trainer:
                 self.refused,
             )
 
-        self.save(pictures, series() if step >= self.max_steps else None)
+        run_state.save(self, pictures, series() if step >= self.max_steps else None)
         if self.world.main:
             for leftover in directory.iterdir():
                 leftover.unlink()
@@ -382,7 +272,7 @@ class Trainer:
         self.apply_config()
         self.collector.live = {
             **self.collector.live,
-            **self._configuration_series(),
+            **live_metrics.configuration(self),
             **self.counters,
         }
         self.collector.milestone = series()
@@ -459,7 +349,7 @@ class Trainer:
             if kept is not None:
                 self.collector.milestone = kept
                 log.info("resumed at the end: the final milestone of step %d again", self.step)
-        self._publish_live({}, {}, 0.0, 0.0)
+        live_metrics.publish(self, {}, {}, 0.0, 0.0)
         log.info(
             "training %s on %s (%d threads) from step %d to %d",
             self.config.family,
@@ -479,7 +369,7 @@ class Trainer:
         if self.stop_requested:
             if self.step != self.last_saved_step:
                 log.info("SIGTERM: saving step %d before exiting", self.step)
-                self.save()
+                run_state.save(self)
             self.outcome = (
                 f"stopped by SIGTERM at step {self.step} of {self.max_steps}; checkpoint saved"
             )
