@@ -10,11 +10,10 @@ from gentrain_contract import metrics
 from gentrain_sdk.smoothing import smoothed
 
 from . import resources
+from .final_milestone import Series
 
 if TYPE_CHECKING:
     from .loop import Trainer
-
-Series = dict[str, dict[tuple[str, ...], float]]
 
 
 def publish(
