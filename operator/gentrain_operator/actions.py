@@ -188,7 +188,11 @@ def plan_actions(
             if target is None or not room:
                 ok = False
             else:
-                skip = int(context.get("interval", 0)) if action == "rollback_skip_batches" else 0
+                # PaLM's remedy: back to before the spikes, past every batch seen since
+                # (one per step): the bad stretch is not fed to the model again.
+                since = int(context.get("step", 0)) - int(target)
+                interval = int(context.get("interval", 0))
+                skip = max(interval, since) if action == "rollback_skip_batches" else 0
                 commands.insert(0, {"action": "rollback", "step": int(target), "skipBatches": skip})
         elif action == "kl_annealing":
             ok = (

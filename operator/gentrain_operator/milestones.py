@@ -246,6 +246,7 @@ def process(
     max_steps = int(spec["training"]["maxSteps"])
     context = {
         "last_healthy_checkpoint": last_healthy,
+        "step": record["step"],
         "interval": (spec.get("checkpoints") or {}).get("interval", 200),
         # Rolling back or resetting needs room: the policy does neither near the end.
         "remaining_fraction": max(0.0, (max_steps - record["step"]) / max_steps),

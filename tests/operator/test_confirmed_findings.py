@@ -89,3 +89,16 @@ def test_a_suspect_milestone_is_neither_acted_on_nor_a_rollback_target() -> None
     assert confirmed.spec is not None
     (rollback,) = [c for c in confirmed.spec["commands"] if c["action"] == "rollback"]
     assert rollback["step"] == 1000  # before the first spike, not the window that had it
+
+
+def test_the_rollback_skips_every_batch_seen_since_its_target() -> None:
+    """PaLM's remedy: restart before the spikes and skip the batches seen before and
+    during them. A confirmed spike rolls back two windows, so skipping one window's
+    batches (as before) fed the second window's bad stretch to the model again."""
+    job = vae_job()
+    for step, spikes in ((1000, 0), (1250, 1)):
+        job["status"] = process(vae_milestone(step, spikes), job, now=0.0).status
+    confirmed = process(vae_milestone(1500, 1), job, now=0.0)
+    assert confirmed.spec is not None
+    (rollback,) = [c for c in confirmed.spec["commands"] if c["action"] == "rollback"]
+    assert (rollback["step"], rollback["skipBatches"]) == (1000, 500)
