@@ -60,7 +60,7 @@ def render(
         data["path"] = dataset["path"]
     if "blockSize" in dataset:
         data["block_size"] = dataset["blockSize"]
-    for key in ("radius", "spacing", "sigma"):
+    for key in ("radius", "spacing", "sigma", "order"):
         if key in dataset:
             data[key] = dataset[key]
     training = spec["training"]

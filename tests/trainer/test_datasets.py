@@ -78,3 +78,27 @@ def test_a_damaged_torchvision_folder_names_the_path(tmp_path: Path) -> None:
 def test_bad_data_gets_an_error_naming_the_field(tmp_path: Path, make, message: str) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(DatasetError, match=f"data.path: .*{message}"):
         load(make(tmp_path))
+
+
+def test_sequential_text_reads_the_file_in_order_and_skipping_skips_it(tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_bytes(bytes(range(256)) * 40)
+    data = make_dataset(
+        {"name": "text", "path": str(corpus), "block_size": 8, "order": "sequential"}, 0
+    )
+    first, second = data.batch(0, 4), data.batch(1, 4)
+    # Batch i holds blocks 4i .. 4i+3 of the file, each followed by its next byte.
+    assert first.x[:, 0].tolist() == [0, 8, 16, 24]
+    assert second.x[:, 0].tolist() == [32, 40, 48, 56]
+    assert first.labels is not None and first.labels[0].tolist() == list(range(1, 9))
+    # Skipping K batches (a rollback past bad data) starts K batches further into the file.
+    assert data.batch(5, 4).x[0, 0].item() == (5 * 4 * 8) % 256
+
+
+def test_an_unknown_text_order_names_the_field(tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_bytes(b"x" * 4096)
+    with pytest.raises(
+        DatasetError, match=r"data\.order: 'shuffled' is not one of random, sequential"
+    ):
+        make_dataset({"name": "text", "path": str(corpus), "order": "shuffled"}, 0)

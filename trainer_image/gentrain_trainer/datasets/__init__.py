@@ -41,7 +41,10 @@ def make_dataset(data: dict[str, Any], seed: int) -> Dataset:
         return load_image_dataset(name, Path(path) if path else None, seed)
     if name in ("pydoc", "text"):
         return load_text_dataset(
-            Path(path) if path else None, seed, int(data.get("block_size", 64))
+            Path(path) if path else None,
+            seed,
+            int(data.get("block_size", 64)),
+            str(data.get("order", "random")),
         )
     raise DatasetError(
         f"data.name: {name!r} is not one of ring8, grid25, digits, images (with data.path), "

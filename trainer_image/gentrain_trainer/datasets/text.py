@@ -1,5 +1,10 @@
 """Byte-level text: CPython's own documentation (`pydoc_data`, always installed) or any
-text file from a mounted volume. The last 10% is held out for validation."""
+text file from a mounted volume. The last 10% is held out for validation.
+
+Batches are random windows by default. `sequential` reads the file in its own order, as
+a pretraining loader streams pre-shuffled shards once: batch i holds the i-th run of
+blocks, so a bad stretch of the corpus arrives as consecutive batches (PaLM's loss
+spikes) and skipping K batches skips that stretch of the file."""
 
 from __future__ import annotations
 
@@ -11,6 +16,7 @@ import torch
 from .base import Batch, DatasetError, generator
 
 VOCAB = 256  # bytes
+ORDERS = ("random", "sequential")
 
 
 @dataclass
@@ -19,6 +25,7 @@ class TextDataset:
     validation: torch.Tensor
     block_size: int
     seed: int
+    order: str = "random"
     kind: str = "text"
     vocab_size: int = VOCAB
 
@@ -28,8 +35,14 @@ class TextDataset:
         return Batch(chunk[:, :-1], chunk[:, 1:])
 
     def batch(self, index: int, batch_size: int) -> Batch:
-        g = generator(self.seed, index)
-        starts = torch.randint(len(self.train) - self.block_size - 1, (batch_size,), generator=g)
+        if self.order == "sequential":  # wraps around at the end of the file
+            blocks = (len(self.train) - 1) // self.block_size
+            first = index * batch_size
+            starts = (torch.arange(first, first + batch_size) % blocks) * self.block_size
+        else:
+            g = generator(self.seed, index)
+            span = len(self.train) - self.block_size - 1
+            starts = torch.randint(span, (batch_size,), generator=g)
         return self._windows(self.train, starts)
 
     def validation_batches(self, batch_size: int, count: int) -> list[Batch]:
@@ -45,7 +58,11 @@ def _pydoc_text() -> bytes:
     return "\n\n".join(topics[k] for k in sorted(topics)).encode()
 
 
-def load_text_dataset(path: Path | None, seed: int, block_size: int) -> TextDataset:
+def load_text_dataset(
+    path: Path | None, seed: int, block_size: int, order: str = "random"
+) -> TextDataset:
+    if order not in ORDERS:
+        raise DatasetError(f"data.order: {order!r} is not one of {', '.join(ORDERS)}")
     if path is None:
         raw = _pydoc_text()
     elif not path.is_file():
@@ -58,4 +75,4 @@ def load_text_dataset(path: Path | None, seed: int, block_size: int) -> TextData
             f"data.path: the text has {len(tokens)} bytes; at least {20 * (block_size + 1)} are needed"
         )
     cut = int(len(tokens) * 0.9)
-    return TextDataset(tokens[:cut].clone(), tokens[cut:].clone(), block_size, seed)
+    return TextDataset(tokens[:cut].clone(), tokens[cut:].clone(), block_size, seed, order)
