@@ -35,7 +35,7 @@ from typing import Any
 
 import yaml
 
-from bench import efficacy_report, machine
+from bench import corpus, efficacy_report, machine
 from bench.closed_loop import LoopResult, run
 from bench.recorder import merged
 
@@ -165,12 +165,23 @@ def cases(which: str, names: list[str]) -> list[tuple[str, Path]]:
     return [(s, p) for s, p in found if not names or p.stem in names]
 
 
+def corpora(case: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A loss-spike case's text files: the healthy reference reads its corpus clean, the
+    broken runs with its corrupt stretches (bench.corpus)."""
+    if "corpus" not in case:
+        return {}, {}
+    folder = OUT / "corpora"
+    clean, broken = (corpus.write(case["corpus"], folder, clean=c) for c in (True, False))
+    return {"dataset": {"path": str(clean)}}, {"dataset": {"path": str(broken)}}
+
+
 def measure(set_name: str, path: Path, seed: int) -> dict[str, Any]:
     case = yaml.safe_load(path.read_text())
     metric, better = case["quality"]["metric"], case["quality"]["better"]
     over_last = int(case["quality"].get("over_last", 1))
     base = merged(case["base"], {"training": {"seed": seed}})
-    spec = merged(base, {**case["healthy"], "remediation": {"mode": "auto"}})
+    healthy_data, broken_data = corpora(case)
+    spec = merged(merged(base, healthy_data), {**case["healthy"], "remediation": {"mode": "auto"}})
     healthy = complete(run(spec), spec)
     reference = final(healthy, metric, over_last)
     row: dict[str, Any] = {
@@ -194,7 +205,7 @@ def measure(set_name: str, path: Path, seed: int) -> dict[str, Any]:
     if "broken" not in case:
         return row
     for mode in ("off", "auto"):
-        spec = merged(base, {**case["broken"], "remediation": {"mode": mode}})
+        spec = merged(merged(base, broken_data), {**case["broken"], "remediation": {"mode": mode}})
         result = complete(run(spec), spec)
         row[mode] = final(result, metric, over_last)
         row[f"{mode}_seconds"] = round(result.seconds, 1)

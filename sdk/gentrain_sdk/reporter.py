@@ -30,13 +30,16 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 from gentrain_contract import metrics, program
 from gentrain_contract.hyperparameters import Value
-from gentrain_contract.vocabulary import Action
+from gentrain_contract.vocabulary import Action, Command
 
 from . import configuration, exporter, tensorboard
 from .commands import CommandRunner, Handler
 from .history import History
 from .smoothing import Smoothed, smoothed
 from .window import SinceStart, Window
+
+# Commands after which the losses before say nothing about the next ones.
+NEW_WEIGHTS = frozenset({Command.ROLLBACK, Command.REINITIALIZE})
 
 # What the operator keeps of one series per milestone (its parser's bounds): more would be
 # dropped there, so it is refused here, where the program can be told.
@@ -302,8 +305,10 @@ class Reporter:
         # published, so a scrape reads the milestone beside the generation now in force.
         origin = self.commands.origin_step  # of the weights that trained this window
         self._reload(step)
+        new_weights = False
         for command, refused in self.commands.run(self.configuration.commands, step):
             self.history.command(step, command.id, command.action, refused)
+            new_weights |= refused is None and command.action in NEW_WEIGHTS
         self.collector.live = {**self.collector.live, **self._configuration_series()}
         known: dict[str, float | str] = {
             k: v for k, v in checked.items() if k in metrics.QUALITY_FIGURES
@@ -328,7 +333,10 @@ class Reporter:
         self.collector.milestone = series
         self.history.milestone(step, series)
         self.history.pictures(step, [Path(p) for p in pictures])
-        self.window.reset()
+        if new_weights:  # the next losses are the rolled-back or fresh weights'
+            self.window.forget()
+        else:
+            self.window.reset()
         self.last_milestone = step
 
     def finish(self, timeout: float = program.FINAL_SCRAPE_WAIT_SECONDS) -> bool:

@@ -15,24 +15,43 @@ SPIKE_Z = 6.0  # robust z-score above which a loss counts as a spike
 SPIKE_CONTEXT = 50  # steps before a loss that it is compared with
 
 
-def _robust_spikes(values: list[float]) -> int:
-    """Losses far above the median of the steps just before them (a robust z-score over
-    a trailing window, so that a loss still falling fast early in training is no spike)."""
+def _robust_spikes(earlier: list[float], values: list[float]) -> int:
+    """Losses in `values` far above the median of the steps just before them (a robust
+    z-score over a trailing window, so that a loss still falling fast early in training
+    is no spike). `earlier`: the losses before the window's first, its context."""
+    series = earlier + values
     spikes = 0
-    for index in range(SPIKE_CONTEXT, len(values)):
-        context = values[index - SPIKE_CONTEXT : index]
+    for index in range(max(SPIKE_CONTEXT, len(earlier)), len(series)):
+        context = series[index - SPIKE_CONTEXT : index]
         median = statistics.median(context)
         scale = 1.4826 * statistics.median(abs(v - median) for v in context)
-        if scale > 1e-12 and (values[index] - median) / scale > SPIKE_Z:
+        if scale > 1e-12 and (series[index] - median) / scale > SPIKE_Z:
             spikes += 1
     return spikes
 
 
 class Window:
     def __init__(self) -> None:
+        # The last SPIKE_CONTEXT finite losses before this window, per component: a step
+        # early in a window is compared with the previous window's last steps.
+        self.context: dict[str, list[float]] = {}
+        self.losses: dict[str, list[float]] = defaultdict(list)
         self.reset()
 
     def reset(self) -> None:
+        """A new window (at a milestone); the losses just before it stay as context."""
+        for name, values in self.losses.items():
+            finite = [v for v in values if math.isfinite(v)]
+            self.context[name] = (self.context.get(name, []) + finite)[-SPIKE_CONTEXT:]
+        self._clear()
+
+    def forget(self) -> None:
+        """A new window after new weights (a fresh start, a rollback): the losses before
+        say nothing about the next ones."""
+        self.context = {}
+        self._clear()
+
+    def _clear(self) -> None:
         self.steps = 0
         self.losses: dict[str, list[float]] = defaultdict(list)
         self.grad_norms: dict[str, list[float]] = defaultdict(list)
@@ -80,7 +99,7 @@ class Window:
                 "loss_max": max(finite) if finite else math.nan,
                 "loss_first": statistics.fmean(finite[:tenth]) if finite else math.nan,
                 "loss_last": statistics.fmean(finite[-tenth:]) if finite else math.nan,
-                "loss_spikes": float(_robust_spikes(finite)),
+                "loss_spikes": float(_robust_spikes(self.context.get(name, []), finite)),
             }
         for name, values in self.grad_norms.items():
             finite = [v for v in values if math.isfinite(v)]

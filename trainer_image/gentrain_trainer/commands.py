@@ -42,7 +42,7 @@ def apply(trainer: Trainer, command: CommandSpec, generation: int) -> None:
     if command.action == "reinitialize":
         trainer.origin, trainer.family = trainer.step, trainer.build_family(trainer.step)
         trainer.family.apply_hyperparameters(trainer.effective_hp(), 0)
-        trainer.window.reset()
+        trainer.window.forget()
         trainer.smoothed.clear()
         # The checkpoint at this step now holds the fresh weights: a restart before the
         # next milestone resumes them, not the ones this command threw away.
@@ -79,7 +79,7 @@ def apply(trainer: Trainer, command: CommandSpec, generation: int) -> None:
     step, state = found
     run_state.restore(trainer, step, state)
     trainer.data_index += command.skip_batches
-    trainer.window.reset()
+    trainer.window.forget()
     trainer.smoothed.clear()
     # Loaded: now the later timeline goes aside, so that a restart from here on resumes
     # at or after `step`, never on the checkpoints this rollback left behind.
