@@ -31,7 +31,9 @@ class CommandSpec:
     id: str
     action: str  # a vocabulary.Command
     step: int | None = None  # rollback: the checkpoint step to return to
-    skip_batches: int = 0  # rollback: batches to skip after it (past a bad stretch)
+    # rollback: batches to skip after it (past a bad stretch); the built-in trainer also
+    # never reads again a batch it read since that checkpoint
+    skip_batches: int = 0
     search_steps: int = DEFAULT_SEARCH_STEPS  # search/probe_learning_rate: per candidate
 
 

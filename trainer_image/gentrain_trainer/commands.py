@@ -77,8 +77,13 @@ def apply(trainer: Trainer, command: CommandSpec, generation: int) -> None:
         )
         return
     step, state = found
+    read = trainer.data_index  # every batch read so far
     run_state.restore(trainer, step, state)
-    trainer.data_index += command.skip_batches
+    if command.skip_batches:
+        # Past a bad stretch (PaLM's remedy): no batch read since the checkpoint is read
+        # again, however many rollbacks to it skipped before (the data then moved further
+        # than the steps the operator counts).
+        trainer.data_index = max(trainer.data_index + command.skip_batches, read)
     trainer.window.forget()
     trainer.smoothed.clear()
     # Loaded: now the later timeline goes aside, so that a restart from here on resumes
