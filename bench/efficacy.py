@@ -104,6 +104,14 @@ def probes(result: LoopResult) -> list[dict[str, Any]]:
     ]
 
 
+def most_spikes(result: LoopResult) -> int:
+    """The most loss spikes one window of the run had (any component): what the
+    LossSpike rule's burst threshold is fitted against on healthy runs."""
+    return max(
+        (int(n) for m in result.milestones for n in (m.get("spikes") or {}).values()), default=0
+    )
+
+
 def _commit() -> str:
     """The code a row was measured with (rows of several runs can be merged)."""
     root = Path(__file__).resolve().parents[1]
@@ -165,12 +173,13 @@ def cases(which: str, names: list[str]) -> list[tuple[str, Path]]:
     return [(s, p) for s, p in found if not names or p.stem in names]
 
 
-def corpora(case: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+def corpora(
+    case: dict[str, Any], folder: Path = OUT / "corpora"
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """A loss-spike case's text files: the healthy reference reads its corpus clean, the
     broken runs with its corrupt stretches (bench.corpus)."""
     if "corpus" not in case:
         return {}, {}
-    folder = OUT / "corpora"
     clean, broken = (corpus.write(case["corpus"], folder, clean=c) for c in (True, False))
     return {"dataset": {"path": str(clean)}}, {"dataset": {"path": str(broken)}}
 
@@ -198,6 +207,7 @@ def measure(set_name: str, path: Path, seed: int) -> dict[str, Any]:
         "healthy_search_steps": search_steps(healthy),
         "healthy_probes": probes(healthy),
         "healthy_seconds": round(healthy.seconds, 1),
+        "healthy_spikes": most_spikes(healthy),
         "pathological": "broken" in case,
         "commit": COMMIT,
         "machine": {**MACHINE, "threads": healthy.threads},
@@ -209,6 +219,7 @@ def measure(set_name: str, path: Path, seed: int) -> dict[str, Any]:
         result = complete(run(spec), spec)
         row[mode] = final(result, metric, over_last)
         row[f"{mode}_seconds"] = round(result.seconds, 1)
+        row[f"{mode}_spikes"] = most_spikes(result)
         if mode == "auto":
             row["rescued"] = reference is not None and within(row["auto"], reference, better)
             row["worse_than_off"] = worse_than(row["auto"], row["off"], better)

@@ -25,6 +25,9 @@ __all__ = ["THRESHOLDS", "Finding", "diagnose"]
 THRESHOLDS: dict[str, float] = {
     # A window whose largest loss exceeds its robust z-score of 6 at least this many times.
     "spike_count": 1,
+    # ... acted on at once when one window has this many (a bad stretch of data, not one
+    # heavy-tailed step); fewer wait for the next window to spike too.
+    "spike_burst": 3,
     # Divergence: the window's last tenth above this multiple of the best loss so far.
     "divergence_ratio": 1.5,
     # Exploding gradients: a window's largest norm over this multiple of its median.
@@ -134,22 +137,32 @@ def _spikes(history: Sequence[Milestone], t: Mapping[str, float], family: str) -
         return []
     previous = history[-2].get("spikes", {}) if len(history) > 1 else {}
     repeated = any(previous.get(c, 0) >= t["spike_count"] for c in spiking)
+    burst = max(spiking.values()) >= t["spike_burst"]
     # One window with a spike is reported, not acted on: a healthy VAE's batch losses are
     # heavy-tailed enough for one step in ~2,000 to pass the z-score (the evaluation
     # zoo's VAE reference, at 1,250, drew a rollback for it). Spikes that recur in the
-    # next window — PaLM's case — are a fault; a spike that derails the run is also
-    # Divergence's or NonFiniteLoss's at once.
+    # next window — PaLM's case — or come in a burst in one (a bad stretch of data read
+    # in order) are a fault; a spike that derails the run is also Divergence's or
+    # NonFiniteLoss's at once.
+    confirmed = repeated or burst
     return [
         Finding(
             FindingKind.LOSS_SPIKE,
-            Severity.CRITICAL if repeated else Severity.INFO,
+            Severity.CRITICAL if confirmed else Severity.INFO,
             f"loss spikes in {', '.join(spiking)} before milestone {m['step']}"
-            + (" (again)" if repeated else " (acted on if the next window spikes too)"),
+            + (
+                " (again)"
+                if repeated
+                else " (a burst)"
+                if burst
+                else " (acted on if the next window spikes too)"
+            ),
             {
                 "step": m["step"],
                 "spikes": spiking,
                 "loss_max": m.get("loss_max"),
                 "repeated": repeated,
+                "burst": burst,
             },
         )
     ]

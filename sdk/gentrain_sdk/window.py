@@ -53,7 +53,7 @@ class Window:
 
     def _clear(self) -> None:
         self.steps = 0
-        self.losses: dict[str, list[float]] = defaultdict(list)
+        self.losses = defaultdict(list)
         self.grad_norms: dict[str, list[float]] = defaultdict(list)
         self.clipped: dict[str, int] = defaultdict(int)
         self.extras: dict[str, list[float]] = defaultdict(list)

@@ -102,3 +102,15 @@ def test_the_rollback_skips_every_batch_seen_since_its_target() -> None:
     assert confirmed.spec is not None
     (rollback,) = [c for c in confirmed.spec["commands"] if c["action"] == "rollback"]
     assert (rollback["step"], rollback["skipBatches"]) == (1000, 500)
+
+
+def test_a_burst_of_spikes_in_one_window_is_a_fault_at_once() -> None:
+    """A bad stretch of data read in order (bench/zoo/calibration/transformer-corrupt-
+    stretches.yaml: 13 spikes in the window that met it, none in the next, the model by
+    then used to the garbage) is not waited on; one or two spikes still are."""
+    assert severities([vae_milestone(1000, 0), vae_milestone(1250, 2)], "vae", "LossSpike") == [
+        "info"
+    ]
+    assert severities([vae_milestone(1000, 0), vae_milestone(1250, 13)], "vae", "LossSpike") == [
+        "critical"
+    ]
