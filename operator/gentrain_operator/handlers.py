@@ -11,7 +11,7 @@ from typing import Any
 
 import kopf
 
-from . import jobset, kube, lifecycle, metrics, names, peering
+from . import job_object, jobset, kube, lifecycle, metrics, names, peering
 from .monitor import JobMonitor
 from .settings import SETTINGS
 
@@ -104,9 +104,9 @@ def _reconcile(body: kopf.Body, read_pod: lifecycle.PodReader, spec_changed: boo
     meta = body["metadata"]
     if changes:
         # Written now, the phase before the conditions that say the same (see
-        # kube.write_job_status), and the conditions type by type, never as kopf's merge
-        # patch of the whole list (see kube.apply_conditions).
-        kube.write_job_status(meta["namespace"], meta["name"], changes, body.get("status"))
+        # job_object.write_job_status), and the conditions type by type, never as kopf's merge
+        # patch of the whole list (see job_object.apply_conditions).
+        job_object.write_job_status(meta["namespace"], meta["name"], changes, body.get("status"))
     metrics.record_phase(
         meta["namespace"], meta["name"], changes.get("phase") or body.get("status", {}).get("phase")
     )

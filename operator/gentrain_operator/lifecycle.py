@@ -10,7 +10,7 @@ from typing import Any
 
 from kubernetes.client.exceptions import ApiException
 
-from . import batch, gang, jobset, kube, kueue, launching, names, pod_status, queueing
+from . import batch, gang, job_object, jobset, kube, kueue, launching, names, pod_status, queueing
 from .conditions import get as get_condition
 from .conditions import set_condition, since
 from .settings import Settings
@@ -161,7 +161,9 @@ def _reconcile(
             # Through the spec, where the user sees it and turns it back (the generation
             # then moves on, and this exhaustion no longer counts).
             try:
-                kube.patch_job_spec(namespace, name, {"suspend": True}, meta["resourceVersion"])
+                job_object.patch_job_spec(
+                    namespace, name, {"suspend": True}, meta["resourceVersion"]
+                )
             except ApiException as error:
                 if error.status != 409:
                     raise

@@ -20,7 +20,7 @@ from kubernetes.client.exceptions import ApiException
 
 from gentrain_contract import metrics as trainer_metrics
 
-from . import kube, metrics, names
+from . import job_object, metrics, names
 from .announce import announce
 from .conditions import get as get_condition
 from .conditions import set_condition
@@ -289,7 +289,7 @@ class JobMonitor:
         # yet) and, in a daemon started while the operator stopped, stayed frozen at the
         # event of a spec PATCH before the status PATCH of the same milestone. Decided on
         # it, a milestone wrote `[300, 900]` over `[300, 600]`. One read per milestone.
-        fresh = await asyncio.to_thread(kube.read_job, self.namespace, self.name)
+        fresh = await asyncio.to_thread(job_object.read_job, self.namespace, self.name)
         if fresh is None:
             return True  # deleted
         if _already_recorded(record, fresh.get("status") or {}):
@@ -317,7 +317,12 @@ class JobMonitor:
             )
             try:
                 patched = await asyncio.to_thread(
-                    kube.patch_job_spec, self.namespace, self.name, patch, version, annotations
+                    job_object.patch_job_spec,
+                    self.namespace,
+                    self.name,
+                    patch,
+                    version,
+                    annotations,
                 )
             except ApiException as error:
                 if error.status != 409:
@@ -333,7 +338,7 @@ class JobMonitor:
             version = patched["metadata"]["resourceVersion"]
         try:
             await asyncio.to_thread(
-                kube.record_milestone,
+                job_object.record_milestone,
                 self.namespace,
                 self.name,
                 {**outcome.status, **updates},
@@ -361,13 +366,13 @@ class JobMonitor:
     async def _record_lost_intent(self) -> None:
         """Records the remediation applied just before the job ended whose record was lost,
         read from the job as the API server has it, only if it did not change since."""
-        fresh = await asyncio.to_thread(kube.read_job, self.namespace, self.name)
+        fresh = await asyncio.to_thread(job_object.read_job, self.namespace, self.name)
         lost = unrecorded_intent(fresh) if fresh is not None else None
         if fresh is None or lost is None:
             return
         try:
             await asyncio.to_thread(
-                kube.record_milestone,
+                job_object.record_milestone,
                 self.namespace,
                 self.name,
                 lost,
@@ -380,8 +385,10 @@ class JobMonitor:
     async def _patch_status(
         self, updates: Mapping[str, Any], read: Mapping[str, Any] | None
     ) -> None:
-        """`read`: the status these updates were computed from (see kube.write_job_status)."""
-        await asyncio.to_thread(kube.write_job_status, self.namespace, self.name, updates, read)
+        """`read`: the status these updates were computed from (see job_object.write_job_status)."""
+        await asyncio.to_thread(
+            job_object.write_job_status, self.namespace, self.name, updates, read
+        )
         if "step" in updates:
             self.step_patched = time.monotonic()
 

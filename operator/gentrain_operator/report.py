@@ -227,9 +227,9 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("gentrain-report"))
     args = parser.parse_args()
     namespace, _, name = args.job.rpartition("/")
-    from . import kube
+    from . import job_object
 
-    job = kube.read_job(namespace or "default", name)
+    job = job_object.read_job(namespace or "default", name)
     if job is None:
         raise SystemExit(f"no GenerativeTrainingJob {args.job}")
     write(job, args.out)

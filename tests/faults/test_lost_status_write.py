@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from kubernetes.client.rest import ApiException
 
-from gentrain_operator import kube as operator_kube
+from gentrain_operator import job_object as operator_job_object
 from gentrain_operator import names
 from tests.operator.test_families_cluster import zoo
 from tests.operator.test_operator_cluster import events, gtj, job, status
@@ -33,7 +33,10 @@ class FailStatusAfterSpec:
         self.armed = False
         self.injected = 0
         self.spec_patches: list[dict[str, Any]] = []
-        real_spec, real_record = operator_kube.patch_job_spec, operator_kube.record_milestone
+        real_spec, real_record = (
+            operator_job_object.patch_job_spec,
+            operator_job_object.record_milestone,
+        )
 
         def patch_spec(namespace: str, name: str, patch: Any, *args: Any) -> dict[str, Any]:
             result = real_spec(namespace, name, patch, *args)
@@ -56,8 +59,8 @@ class FailStatusAfterSpec:
                 raise ApiException(status=503, reason="Service Unavailable (injected)")
             real_record(namespace, name, body, version)
 
-        monkeypatch.setattr(operator_kube, "patch_job_spec", patch_spec)
-        monkeypatch.setattr(operator_kube, "record_milestone", record)
+        monkeypatch.setattr(operator_job_object, "patch_job_spec", patch_spec)
+        monkeypatch.setattr(operator_job_object, "record_milestone", record)
 
 
 @pytest.fixture

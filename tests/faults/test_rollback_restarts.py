@@ -24,7 +24,7 @@ import pytest
 from kubernetes import client
 
 from gentrain_operator import handlers, names
-from gentrain_operator import kube as operator_kube
+from gentrain_operator import job_object as operator_job_object
 from tests.operator.test_operator_cluster import events, gtj, job, status
 from tests.support.kube import Cluster
 from tests.support.waiting import wait_for
@@ -56,7 +56,7 @@ def hold_rollbacks_until_two_later_saves(
 ) -> None:
     """The operator's spec PATCH that carries a rollback to step P waits until the
     trainer has saved two checkpoints after P (a slow operator, a busy API server)."""
-    real = operator_kube.patch_job_spec
+    real = operator_job_object.patch_job_spec
 
     def patch_spec(ns: str, name: str, patch: Any, *args: Any) -> dict[str, Any]:
         rollbacks = [c for c in patch.get("commands") or [] if c.get("action") == "rollback"]
@@ -72,7 +72,7 @@ def hold_rollbacks_until_two_later_saves(
         result: dict[str, Any] = real(ns, name, patch, *args)
         return result
 
-    monkeypatch.setattr(operator_kube, "patch_job_spec", patch_spec)
+    monkeypatch.setattr(operator_job_object, "patch_job_spec", patch_spec)
 
 
 def trainer_log(cluster: Cluster, namespace: str, pod: str, needle: str) -> str:

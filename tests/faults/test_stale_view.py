@@ -20,7 +20,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from gentrain_operator import kube, monitor
+from gentrain_operator import job_object, kube, monitor
 from gentrain_operator.settings import Settings
 from gentrain_operator.snapshot import Snapshot, parse
 from tests.operator.test_operator_cluster import gtj, status
@@ -74,11 +74,13 @@ def test_a_milestone_decided_on_a_stale_view_loses_no_earlier_milestone(
     cluster.apply(
         gtj("stale", max_steps=100_000, interval=300, remediation={"mode": "off"}), namespace
     )
-    kube.patch_job_status(namespace, "stale", {"phase": "Running", "podName": "stale-trainer-1"})
+    job_object.patch_job_status(
+        namespace, "stale", {"phase": "Running", "podName": "stale-trainer-1"}
+    )
     exposition = gan_first_milestone(tmp_path)
 
     def live() -> Mapping[str, Any]:
-        job = kube.read_job(namespace, "stale")
+        job = job_object.read_job(namespace, "stale")
         assert job is not None
         return job
 

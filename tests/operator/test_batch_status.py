@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from gentrain_operator import batch, kube, launching, lifecycle
+from gentrain_operator import batch, job_object, kube, launching, lifecycle
 from gentrain_operator.conditions import get
 from gentrain_operator.progress import human_duration, progress
 from gentrain_operator.settings import Settings
@@ -219,7 +219,9 @@ def test_an_exhausted_job_is_suspended_through_its_spec_when_told(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     patched: list[dict[str, Any]] = []
-    monkeypatch.setattr(kube, "patch_job_spec", lambda ns, name, spec, rv: patched.append(spec))
+    monkeypatch.setattr(
+        job_object, "patch_job_spec", lambda ns, name, spec, rv: patched.append(spec)
+    )
     manifest = job(exhausted(1), remediation={"onExhausted": "Suspend"})
     manifest["metadata"]["resourceVersion"] = "42"
     events: list[tuple[str, str, str]] = []
@@ -239,10 +241,10 @@ def test_the_phase_is_written_between_the_reason_and_the_batch_condition(
         status = body["status"]
         writes.append(status["conditions"][0]["type"] if "conditions" in status else "fields")
 
-    monkeypatch.setattr(kube, "_patch_status_subresource", write)
+    monkeypatch.setattr(job_object, "_patch_status_subresource", write)
     failed = reconcile(
         {"phase": "Running", "attempts": 1}, pod("Failed", exitCode=1, message="boom"),
         backoffLimit=0,
     )  # fmt: skip
-    kube.write_job_status("n", "j", failed, {"phase": "Running"})
+    job_object.write_job_status("n", "j", failed, {"phase": "Running"})
     assert writes == ["Ready", "fields", "Failed"]

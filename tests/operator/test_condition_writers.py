@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from gentrain_operator import kube
+from gentrain_operator import job_object
 from gentrain_operator.conditions import get, set_condition
 from tests.operator.test_operator_cluster import gtj, job, status
 from tests.support.kube import Cluster, point_clients_at
@@ -32,14 +32,14 @@ def test_writers_that_read_at_different_moments_keep_each_others_conditions(
     point_clients_at(cluster, monkeypatch)
     cluster.apply(gtj("two-writers"), namespace)
     starting: dict[str, Any] = condition({}, "Ready", False, "TrainerStarting")
-    kube.write_job_status(namespace, "two-writers", {**starting, "phase": "Pending"}, {})
+    job_object.write_job_status(namespace, "two-writers", {**starting, "phase": "Pending"}, {})
     stale = status(cluster, namespace, "two-writers")  # the monitor reads here ...
 
     running = condition(stale, "Ready", True, "TrainerRunning")  # ... the pod starts
-    kube.write_job_status(namespace, "two-writers", {**running, "phase": "Running"}, stale)
+    job_object.write_job_status(namespace, "two-writers", {**running, "phase": "Running"}, stale)
     # The monitor's milestone, computed from its stale read.
     unhealthy = condition(stale, "Healthy", False, "NonFiniteLoss")
-    kube.write_job_status(namespace, "two-writers", unhealthy, stale)
+    job_object.write_job_status(namespace, "two-writers", unhealthy, stale)
 
     after = status(cluster, namespace, "two-writers")
     assert (get(after["conditions"], "Ready") or {}).get("reason") == "TrainerRunning", after
@@ -49,7 +49,7 @@ def test_writers_that_read_at_different_moments_keep_each_others_conditions(
     # And the other way round: the lifecycle handler, reading before that milestone,
     # sets GPUFallback; Healthy stays False.
     fallback = condition(stale, "GPUFallback", True, "NoGPUAvailable")
-    kube.write_job_status(namespace, "two-writers", fallback, stale)
+    job_object.write_job_status(namespace, "two-writers", fallback, stale)
     final = status(cluster, namespace, "two-writers")["conditions"]
     assert [c["type"] for c in final] == ["Ready", "Healthy", "GPUFallback"]
     assert [c["reason"] for c in final] == ["TrainerRunning", "NonFiniteLoss", "NoGPUAvailable"]

@@ -11,7 +11,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from gentrain_operator import kube, metrics, monitor
+from gentrain_operator import job_object, metrics, monitor
 from tests.operator.test_unwritten_milestone import running_gan_monitor
 
 
@@ -25,7 +25,7 @@ def test_a_trainer_never_read_has_metrics_as_old_as_the_first_failed_scrape(
 
     monkeypatch.setattr(monitor, "scrape_pod", unreachable)
     monkeypatch.setattr(monitor.time, "time", lambda: now[0])
-    monkeypatch.setattr(kube, "apply_conditions", lambda *_: None)
+    monkeypatch.setattr(job_object, "apply_conditions", lambda *_: None)
     watcher = running_gan_monitor("never-read")
 
     async def scrapes() -> None:

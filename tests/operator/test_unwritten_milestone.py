@@ -14,7 +14,7 @@ import aiohttp
 import pytest
 from kubernetes.client.rest import ApiException
 
-from gentrain_operator import kube, monitor
+from gentrain_operator import job_object, kube, monitor
 from gentrain_operator.settings import Settings
 from gentrain_operator.snapshot import Snapshot, parse
 from tests.operator.test_nonfinite import gan_job
@@ -50,12 +50,12 @@ def test_the_final_milestone_is_written_after_its_trainer_exited(
         written.append(status)
 
     monkeypatch.setattr(monitor, "scrape_pod", scrape)
-    monkeypatch.setattr(kube, "record_milestone", record)
-    monkeypatch.setattr(kube, "patch_job_status", lambda *args: written.append(args[2]))
-    monkeypatch.setattr(kube, "apply_conditions", lambda *_: None)
+    monkeypatch.setattr(job_object, "record_milestone", record)
+    monkeypatch.setattr(job_object, "patch_job_status", lambda *args: written.append(args[2]))
+    monkeypatch.setattr(job_object, "apply_conditions", lambda *_: None)
     monkeypatch.setattr(kube, "write_retention", lambda *_: False)
     watcher = running_gan_monitor("g")
-    monkeypatch.setattr(kube, "read_job", lambda *_: watcher.live_job())
+    monkeypatch.setattr(job_object, "read_job", lambda *_: watcher.live_job())
 
     async def two_steps() -> None:
         async with aiohttp.ClientSession() as session:
