@@ -196,9 +196,10 @@ class Reporter:
         enabled = self.commands.register(action, handler)
         self.supports = sorted({*self.supports, *(str(a) for a in enabled)})
 
-    def _reload(self, step: int = 0) -> None:
+    def _reload(self, step: int = 0) -> bool:
+        """Takes up the configuration file; whether its hyperparameters changed."""
         if self.config_path is None:
-            return
+            return False
         read = configuration.read(self.config_path, self.configuration)
         for field in read.refused:
             self.refusals[field] = self.refusals.get(field, 0.0) + 1
@@ -211,6 +212,7 @@ class Reporter:
             for callback in self._callbacks:
                 callback(dict(read.hyperparameters))
             self.history.configuration(step, read.generation, read.hyperparameters)
+        return changed
 
     def _configuration_series(self) -> dict[str, Series]:
         hp = self.configuration.hyperparameters
@@ -304,11 +306,12 @@ class Reporter:
         # As the built-in trainer: the configuration is taken up before the milestone is
         # published, so a scrape reads the milestone beside the generation now in force.
         origin = self.commands.origin_step  # of the weights that trained this window
-        self._reload(step)
-        new_weights = False
+        # New hyperparameters may put the loss at another level (a KL weight, free bits)
+        # and new weights start it afresh: either way the losses before are no context.
+        new_level = self._reload(step)
         for command, refused in self.commands.run(self.configuration.commands, step):
             self.history.command(step, command.id, command.action, refused)
-            new_weights |= refused is None and command.action in NEW_WEIGHTS
+            new_level |= refused is None and command.action in NEW_WEIGHTS
         self.collector.live = {**self.collector.live, **self._configuration_series()}
         known: dict[str, float | str] = {
             k: v for k, v in checked.items() if k in metrics.QUALITY_FIGURES
@@ -333,7 +336,7 @@ class Reporter:
         self.collector.milestone = series
         self.history.milestone(step, series)
         self.history.pictures(step, [Path(p) for p in pictures])
-        if new_weights:  # the next losses are the rolled-back or fresh weights'
+        if new_level:
             self.window.forget()
         else:
             self.window.reset()

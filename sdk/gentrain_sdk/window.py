@@ -46,8 +46,9 @@ class Window:
         self._clear()
 
     def forget(self) -> None:
-        """A new window after new weights (a fresh start, a rollback): the losses before
-        say nothing about the next ones."""
+        """A new window after new weights (a fresh start, a rollback) or new
+        hyperparameters (the loss may sit at another level): the losses before say
+        nothing about the next ones."""
         self.context = {}
         self._clear()
 

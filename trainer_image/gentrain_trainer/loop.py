@@ -314,6 +314,9 @@ class Trainer:
             )
             self.hp = change.hyperparameters
             self.family.apply_hyperparameters(self.effective_hp(), self.step - self.origin)
+            # The loss may now sit at another level (free bits, a KL weight, another GAN
+            # loss): the losses before are no context for spikes in the ones after.
+            self.window.forget()
         self.history.configuration(self.step, generation, self.effective_hp())
         if change.retention is not None:
             self.retention = change.retention
