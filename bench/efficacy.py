@@ -37,13 +37,13 @@ import yaml
 
 from bench import corpus, efficacy_report, machine
 from bench.closed_loop import LoopResult, run
+from bench.efficacy_report import TOLERANCE, within
 from bench.recorder import merged
 
 ZOO = Path(__file__).with_name("zoo")
 SETS = ("calibration", "evaluation")
 OUT = Path(__file__).resolve().parents[1] / "bench-output"
 ROWS = OUT / "efficacy.jsonl"
-TOLERANCE = 0.10  # rescued: final quality within 10% of the healthy reference's
 
 
 def final(result: LoopResult, metric: str, over_last: int = 1) -> float | None:
@@ -132,16 +132,6 @@ def _commit() -> str:
 
 COMMIT = _commit()
 MACHINE = machine.describe()
-
-
-def within(value: float | None, reference: float, better: str) -> bool:
-    if value is None:
-        return False
-    return (
-        value >= (1 - TOLERANCE) * reference
-        if better == "higher"
-        else value <= (1 + TOLERANCE) * reference
-    )
 
 
 def worse_than(value: float | None, other: float | None, better: str) -> bool:

@@ -12,6 +12,19 @@ from typing import Any
 
 from bench import machine
 
+TOLERANCE = 0.10  # rescued: final quality within 10% of the healthy reference's
+
+
+def within(value: float | None, reference: float | None, better: str) -> bool:
+    if value is None or reference is None:
+        return False
+    return (
+        value >= (1 - TOLERANCE) * reference
+        if better == "higher"
+        else value <= (1 + TOLERANCE) * reference
+    )
+
+
 GOAL = {
     "evaluation": "goal: >= 80% rescued, no family below 60%, auto never >10% worse than off, "
     "<= 1 action in 50 healthy runs",
@@ -64,6 +77,16 @@ def set_section(name: str, rows: list[dict[str, Any]]) -> list[str]:
             lines.append(f"| {family} | {share(sum(r['rescued'] for r in subset), len(subset))} |")
         rescued = [r for r in broken if r["rescued"]]
         lines += ["", f"Rescued: {share(len(rescued), len(broken))}."]
+        # A fault that did not hurt at that seed: its rescue is no evidence either way.
+        unhurt = [r for r in broken if within(r["off"], r["healthy"], r["better"])]
+        if unhurt:
+            names = ", ".join(f"{r['case']} ({r['seed']})" for r in unhurt)
+            hurt_rescued = len([r for r in rescued if r not in unhurt])
+            lines.append(
+                f"Of these, `off` too ended within 10% of healthy (no harm to undo at that "
+                f"seed): {names}; without them, rescued: "
+                f"{share(hurt_rescued, len(broken) - len(unhurt))}."
+            )
         harmed = [f"{r['case']} ({r['seed']})" for r in broken if r["worse_than_off"]]
         lines.append(f"`auto` worse than `off` by more than 10%: {', '.join(harmed) or 'none'}.")
         if rescued:

@@ -109,3 +109,15 @@ def test_a_run_cut_short_writes_no_row() -> None:
     assert efficacy.complete(LoopResult(steps=1200), spec).steps == 1200
     with pytest.raises(efficacy.InterruptedRunError, match="step 150 of 1200"):
         efficacy.complete(LoopResult(steps=150), spec)
+
+
+def test_the_report_names_the_runs_the_fault_did_not_hurt(tmp_path: Path) -> None:
+    """A rescue where `off` also ended within 10% of healthy is no evidence: said so, and
+    the rescued share given without those runs too."""
+    rows = [fake_row("evaluation", Path("b.yaml"), n) for n in (0, 1)]
+    rows.append({**fake_row("evaluation", Path("c.yaml"), 0), "off": 7.5})
+    efficacy_report.write(rows, tmp_path, efficacy.COMMIT)
+    text = (tmp_path / "efficacy.md").read_text()
+    assert "Rescued: 2 of 3" in text
+    assert "`off` too ended within 10% of healthy (no harm to undo at that seed): c (0)" in text
+    assert "without them, rescued: 1 of 2" in text
