@@ -189,7 +189,8 @@ def plan_actions(
                 ok = False
             else:
                 # PaLM's remedy: back to before the spikes, past every batch seen since
-                # (one per step): the bad stretch is not fed to the model again.
+                # (one per step): the bad stretch is not fed to the model again. (The
+                # built-in trainer also skips what it read after this milestone.)
                 since = int(context.get("step", 0)) - int(target)
                 interval = int(context.get("interval", 0))
                 skip = max(interval, since) if action == "rollback_skip_batches" else 0

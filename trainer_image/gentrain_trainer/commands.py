@@ -81,8 +81,9 @@ def apply(trainer: Trainer, command: CommandSpec, generation: int) -> None:
     run_state.restore(trainer, step, state)
     if command.skip_batches:
         # Past a bad stretch (PaLM's remedy): no batch read since the checkpoint is read
-        # again, however many rollbacks to it skipped before (the data then moved further
-        # than the steps the operator counts).
+        # again. The operator counts the steps up to the milestone it decided at; the
+        # command arrives a window later, and after an earlier rollback that skipped the
+        # data has moved further than the steps.
         trainer.data_index = max(trainer.data_index + command.skip_batches, read)
     trainer.window.forget()
     trainer.smoothed.clear()
