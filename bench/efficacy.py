@@ -30,6 +30,7 @@ import json
 import logging
 import statistics
 import subprocess
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -88,6 +89,18 @@ def changed_something(record: dict[str, Any]) -> bool:
     if record["finding"] != "LearningRateCheck":
         return True
     return float((record.get("search") or {}).get("factor", 1.0)) != 1.0
+
+
+def discarded_steps(result: LoopResult, interval: int) -> int:
+    """Compute thrown away: the steps trained before the last fresh start, and every
+    rollback's, from its target to the milestone where the trainer took it up (the first
+    milestone after one is its target's next: a step count that goes back)."""
+    fresh = max((int(m.get("origin_step", 0)) for m in result.milestones), default=0)
+    steps = [int(m["step"]) for m in result.milestones]
+    rolled_back = sum(
+        before - (after - interval) for before, after in pairwise(steps) if after <= before
+    )
+    return fresh + rolled_back
 
 
 def search_steps(result: LoopResult) -> int:
@@ -216,10 +229,7 @@ def measure(set_name: str, path: Path, seed: int) -> dict[str, Any]:
             row["recovered_at"] = recovered_at(result)
             row["actions"] = [describe(r) for r in result.remediations]
             row["steps"] = result.steps
-            # Compute thrown away: the steps trained before the last fresh start.
-            row["discarded_steps"] = max(
-                (int(m.get("origin_step", 0)) for m in result.milestones), default=0
-            )
+            row["discarded_steps"] = discarded_steps(result, int(spec["checkpoints"]["interval"]))
             # Compute spent outside the run's steps: learning-rate searches and probes.
             row["search_steps"] = search_steps(result)
             row["probes"] = probes(result)

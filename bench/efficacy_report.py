@@ -94,7 +94,7 @@ def set_section(name: str, rows: list[dict[str, Any]]) -> list[str]:
                 (r["discarded_steps"] + r["search_steps"]) / max(1, r["steps"]) for r in rescued
             ]
             lines.append(
-                "Compute per rescue (steps discarded by fresh starts + steps of learning-rate "
+                "Compute per rescue (steps discarded by fresh starts and rollbacks + steps of learning-rate "
                 f"searches, over the run's steps): mean {statistics.mean(extra):.0%}, "
                 f"most {max(extra):.0%}."
             )

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from bench import efficacy, efficacy_report
+from bench.closed_loop import LoopResult
 
 
 def fake_row(set_name: str, path: Path, seed: int) -> dict[str, Any]:
@@ -121,3 +122,12 @@ def test_the_report_names_the_runs_the_fault_did_not_hurt(tmp_path: Path) -> Non
     assert "Rescued: 2 of 3" in text
     assert "`off` too ended within 10% of healthy (no harm to undo at that seed): c (0)" in text
     assert "without them, rescued: 1 of 2" in text
+
+
+def test_a_rollbacks_steps_count_as_discarded() -> None:
+    """PaLM's case at seed 0: spikes confirmed at 400, the trainer took the rollback to 300
+    up at 500 — 200 steps thrown away, which the count of fresh starts alone missed."""
+    result = LoopResult(milestones=[{"step": s} for s in (100, 200, 300, 400, 500, 400, 500)])
+    assert efficacy.discarded_steps(result, 100) == 200
+    restarted = LoopResult(milestones=[{"step": 100}, {"step": 200, "origin_step": 100}])
+    assert efficacy.discarded_steps(restarted, 100) == 100
