@@ -104,7 +104,18 @@ def decide(
         # milestone its record could not be replayed if the status write after it failed.
         decision.waiting = "the run has reached its last step"
         return decision
-    pending = [r for r in records if resolved.get(r["id"]) == "pending"]
+    # A rate check that has run is routine, not a remedy whose effect needs judging: it
+    # does not hold back a confirmed loss spike, whose cause — a bad stretch of data — is
+    # past by the next window (PaLM's case on prose waited and never rolled back). Other
+    # findings persist and can wait a window, as for any pending action.
+    spiking = any(
+        f.kind == FindingKind.LOSS_SPIKE and f.severity != Severity.INFO for f in findings
+    )
+    pending = [
+        r
+        for r in records
+        if resolved.get(r["id"]) == "pending" and not (spiking and _rate_check_run(r))
+    ]
     if pending:
         decision.waiting = f"waiting for the outcome of {pending[-1]['id']}"
         return decision
@@ -146,6 +157,10 @@ def decide(
                 return decision
         decision.exhausted = f"every action for {finding.kind} has been tried or is not possible"
     return decision
+
+
+def _rate_check_run(record: Mapping[str, Any]) -> bool:
+    return record["finding"] == RATE_CHECK and record.get("appliedAtStep") is not None
 
 
 def _supported(milestone: Milestone) -> set[str]:

@@ -108,9 +108,51 @@ def test_a_burst_of_spikes_in_one_window_is_a_fault_at_once() -> None:
     """A bad stretch of data read in order (bench/zoo/calibration/transformer-corrupt-
     stretches.yaml: 13 spikes in the window that met it, none in the next, the model by
     then used to the garbage) is not waited on; one or two spikes still are."""
-    assert severities([vae_milestone(1000, 0), vae_milestone(1250, 2)], "vae", "LossSpike") == [
+    # Clean code read in order spikes up to 3 times in a window (the calibration case's
+    # healthy reference, seed 1); the bad region 19-20.
+    assert severities([vae_milestone(1000, 0), vae_milestone(1250, 3)], "vae", "LossSpike") == [
         "info"
     ]
     assert severities([vae_milestone(1000, 0), vae_milestone(1250, 13)], "vae", "LossSpike") == [
         "critical"
     ]
+
+
+def test_a_rate_check_that_has_run_does_not_hold_back_a_critical_finding() -> None:
+    """PaLM's case on prose at seed 2: a rate check decided at 300 ran at 400, where the
+    window had met the bad stretch (15 spikes); the policy waited for the check's outcome,
+    and by 500 the spikes were over — the rollback never came (validation loss 2.43
+    against 2.17 healthy). A check is routine, not a remedy whose effect needs judging."""
+    from gentrain_contract.vocabulary import FindingKind, Severity
+    from gentrain_operator.findings import Finding
+    from gentrain_operator.policy import decide
+
+    spec = {
+        "model": {"family": "transformer"},
+        "training": {"maxSteps": 800, "hyperparameters": {"learningRate": 0.003}},
+        "checkpoints": {"interval": 100},
+        "remediation": {"mode": "auto"},
+    }
+    check = {
+        "id": "r2",
+        "finding": "LearningRateCheck",
+        "step": 300,
+        "outcome": "pending",
+        "appliedAtStep": 400,
+        "actions": ["probe_learning_rate"],
+        "search": {"factor": 1.0},
+    }
+    spikes = Finding(FindingKind.LOSS_SPIKE, Severity.CRITICAL, "a burst", {"step": 400})
+    context = {
+        "last_healthy_checkpoint": 300,
+        "step": 400,
+        "interval": 100,
+        "remaining_fraction": 0.5,
+        "max_steps": 800,
+    }
+    decision = decide([spikes], [check], spec, {"step": 400}, {"learningRate": 0.001}, context)
+    assert decision.plan is not None and decision.plan.finding.kind == "LossSpike"
+    # A check not run yet still holds it (its probe would run on rolled-back weights).
+    unapplied = {**check, "appliedAtStep": None}
+    decision = decide([spikes], [unapplied], spec, {"step": 400}, {"learningRate": 0.001}, context)
+    assert decision.plan is None and decision.waiting == "waiting for the outcome of r2"
