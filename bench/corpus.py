@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-TRAINING_PART = 0.9  # gentrain_trainer.datasets.text holds out the rest
+from gentrain_trainer.datasets.text import TRAINING_PART, pydoc_text
+
 KINDS = ("random", "repeat")
 REPEATED = b"<div class='ad'></div>\n"
 
@@ -28,13 +29,6 @@ class Stretch:
     at: float  # where it starts, as a fraction of the corpus
     length: int  # bytes
     kind: str
-
-
-def pydoc_text() -> bytes:
-    """CPython's documentation, as the trainer's `pydoc` dataset reads it."""
-    from pydoc_data.topics import topics
-
-    return "\n\n".join(topics[k] for k in sorted(topics)).encode()
 
 
 def stdlib_source(limit: int) -> bytes:

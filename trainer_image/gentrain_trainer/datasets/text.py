@@ -17,6 +17,7 @@ from .base import Batch, DatasetError, generator
 
 VOCAB = 256  # bytes
 ORDERS = ("random", "sequential")
+TRAINING_PART = 0.9  # the rest, the end of the file, is held out for validation
 
 
 @dataclass
@@ -52,7 +53,7 @@ class TextDataset:
         return [self._windows(self.validation, s) for s in starts.split(batch_size)]
 
 
-def _pydoc_text() -> bytes:
+def pydoc_text() -> bytes:
     from pydoc_data.topics import topics
 
     return "\n\n".join(topics[k] for k in sorted(topics)).encode()
@@ -64,7 +65,7 @@ def load_text_dataset(
     if order not in ORDERS:
         raise DatasetError(f"data.order: {order!r} is not one of {', '.join(ORDERS)}")
     if path is None:
-        raw = _pydoc_text()
+        raw = pydoc_text()
     elif not path.is_file():
         raise DatasetError(f"data.path: {path} is not a file (is the volume mounted?)")
     else:
@@ -74,5 +75,5 @@ def load_text_dataset(
         raise DatasetError(
             f"data.path: the text has {len(tokens)} bytes; at least {20 * (block_size + 1)} are needed"
         )
-    cut = int(len(tokens) * 0.9)
+    cut = int(len(tokens) * TRAINING_PART)
     return TextDataset(tokens[:cut].clone(), tokens[cut:].clone(), block_size, seed, order)
