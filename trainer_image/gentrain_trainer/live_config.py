@@ -1,20 +1,26 @@
-"""Re-reading the configuration at a milestone: what changed, what was refused."""
+"""Re-reading the configuration at a milestone: what changed, what was refused, and
+taking it up."""
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from gentrain_contract import commands, hyperparameters
+from gentrain_contract import commands, hyperparameters, metrics
 from gentrain_contract.commands import CommandSpec
 
+from . import distributed
 from .config import Retention
 
+if TYPE_CHECKING:
+    from .loop import Trainer
+
 log = logging.getLogger(__name__)
+trainer_log = logging.getLogger("gentrain.trainer")  # what the trainer did, as the loop says it
 
 
 @dataclass
@@ -96,3 +102,48 @@ def retention(path: Path) -> Retention | None:
     except (OSError, ValueError, yaml.YAMLError):  # ValueError: not UTF-8
         return None
     return _retention_in(raw) if isinstance(raw, dict) else None
+
+
+def take_up(trainer: Trainer) -> None:
+    """The configuration as it is now, at a milestone: refused fields counted, changed
+    hyperparameters applied, a search's rate factor dropped when its generation is
+    superseded, retention and max steps updated, new commands run."""
+    change = distributed.from_main(
+        reload(trainer.options.config_path, trainer.config.family, trainer.hp)
+        if trainer.world.main
+        else None
+    )
+    assert change is not None
+    for refused in change.refused:
+        trainer.count(metrics.CONFIG_REJECTED_TOTAL.name, refused)
+    generation = trainer.generation if change.generation is None else change.generation
+    stale_factor = trainer.rate_factor is not None and trainer.rate_factor[1] != generation
+    if trainer.rate_factor is not None and stale_factor:
+        trainer_log.info(
+            "learning-rate factor %g dropped: generation %d", trainer.rate_factor[0], generation
+        )
+        trainer.rate_factor = None
+    if change.hyperparameters != trainer.hp or stale_factor:
+        trainer_log.info(
+            "hyperparameters changed at step %d: %s",
+            trainer.step,
+            {
+                k: (trainer.hp.get(k), v)
+                for k, v in change.hyperparameters.items()
+                if trainer.hp.get(k) != v
+            },
+        )
+        trainer.hp = change.hyperparameters
+        trainer.family.apply_hyperparameters(trainer.effective_hp(), trainer.step - trainer.origin)
+        # The loss may now sit at another level (free bits, a KL weight, another GAN
+        # loss): the losses before are no context for spikes in the ones after.
+        trainer.window.forget()
+    trainer.history.configuration(trainer.step, generation, trainer.effective_hp())
+    if change.retention is not None:
+        trainer.retention = change.retention
+    if change.max_steps is not None and trainer.options.max_steps is None:
+        trainer.max_steps = change.max_steps
+    for command in change.commands:
+        if command.id not in trainer.applied:
+            trainer.run_command(command, generation)
+    trainer.generation = generation

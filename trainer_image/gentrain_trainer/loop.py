@@ -287,45 +287,8 @@ class Trainer:
         self.counters[counter] = series
 
     def apply_config(self) -> None:
-        change = distributed.from_main(
-            live_config.reload(self.options.config_path, self.config.family, self.hp)
-            if self.world.main
-            else None
-        )
-        assert change is not None
-        for field in change.refused:
-            self.count(metrics.CONFIG_REJECTED_TOTAL.name, field)
-        generation = self.generation if change.generation is None else change.generation
-        stale_factor = self.rate_factor is not None and self.rate_factor[1] != generation
-        if self.rate_factor is not None and stale_factor:
-            log.info(
-                "learning-rate factor %g dropped: generation %d", self.rate_factor[0], generation
-            )
-            self.rate_factor = None
-        if change.hyperparameters != self.hp or stale_factor:
-            log.info(
-                "hyperparameters changed at step %d: %s",
-                self.step,
-                {
-                    k: (self.hp.get(k), v)
-                    for k, v in change.hyperparameters.items()
-                    if self.hp.get(k) != v
-                },
-            )
-            self.hp = change.hyperparameters
-            self.family.apply_hyperparameters(self.effective_hp(), self.step - self.origin)
-            # The loss may now sit at another level (free bits, a KL weight, another GAN
-            # loss): the losses before are no context for spikes in the ones after.
-            self.window.forget()
-        self.history.configuration(self.step, generation, self.effective_hp())
-        if change.retention is not None:
-            self.retention = change.retention
-        if change.max_steps is not None and self.options.max_steps is None:
-            self.max_steps = change.max_steps
-        for command in change.commands:
-            if command.id not in self.applied:
-                self.run_command(command, generation)
-        self.generation = generation
+        """Takes up the configuration file as it is now (see live_config.take_up)."""
+        live_config.take_up(self)
 
     def run_command(self, command: CommandSpec, generation: int) -> None:
         commands.run(self, command, generation)
