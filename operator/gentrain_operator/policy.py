@@ -78,7 +78,9 @@ def judge(
         if record.get("outcome") != "pending":
             continue
         applied_at = record.get("appliedAtStep")
-        if applied_at is None or milestone["step"] <= applied_at:
+        if applied_at is None or milestone["step"] < applied_at:
+            continue
+        if milestone["step"] == applied_at and not _kept_rate(record):
             continue
         outcomes[record["id"]] = "persisting" if record["finding"] in present else "resolved"
     return outcomes
@@ -157,6 +159,16 @@ def decide(
                 return decision
         decision.exhausted = f"every action for {finding.kind} has been tried or is not possible"
     return decision
+
+
+def _kept_rate(record: Mapping[str, Any]) -> bool:
+    """A probe that kept the rate in force changed nothing (it leaves the weights as they
+    were): the milestone it ran at already shows the run without it, so it is judged
+    there, a window sooner than a change is."""
+    search = record.get("search") or {}
+    return set(record.get("actions", [])) == {Action.PROBE_LEARNING_RATE} and (
+        search.get("factor") == 1.0 and not search.get("superseded")
+    )
 
 
 def _rate_check_run(record: Mapping[str, Any]) -> bool:

@@ -269,34 +269,54 @@ def test_posterior_collapse_anneals_then_frees_bits() -> None:
     assert hp["klSchedule"] == "linear" and hp["freeBits"] == 0.25 and hp["klWeight"] == 1.0
 
 
-def test_posterior_collapse_at_the_natural_kl_weight_checks_the_rate_first() -> None:
+def test_posterior_collapse_at_the_natural_kl_weight_checks_the_rate_then_starts_afresh() -> None:
     """A VAE whose rate is far too low looks collapsed (units asleep, reconstruction at
-    the mean image's): with the KL at weight 1 the rate is probed first; a probe that
-    kept the rate moves the ladder on to annealing, and counts as the run's rate check."""
+    the mean image's), and so does one whose rate is far too high (its units died in the
+    first window and do not wake at a lower rate). With the KL at weight 1 the rate is
+    probed first; a probe that kept the rate changed nothing, so it is judged at the
+    milestone it ran at, and the run starts afresh at a tenth of the rate there; then
+    annealing. The kept probe counts as the run's rate check."""
     unused = {"reconstruction_loss": 27.0, "reconstruction_baseline": 27.5}
     awake = {"active": 12, "reconstruction_baseline": 27.5}
-    kept = {"learning_rate_search": {"losses": {"10": 26.0, "1": 26.1}, "factor": 1.0, "steps": 62}}
-    _, outcomes = run_milestones(
-        vae_job(2500),
+    kept = {"learning_rate_search": {"losses": {"10": 28.0, "1": 27.1}, "factor": 1.0, "steps": 62}}
+    job, outcomes = run_milestones(
+        vae_job(2500, learningRate=0.02),
         [
             vae(250, 1, **unused),
             vae(500, 1, **unused),
             vae(750, 2, **unused, **kept),
             vae(1000, 3, **unused),
+            vae(1250, 3, **unused),
             # Awake: no finding, 40% and 30% of the run to come (a scheduled check's window).
-            vae(1250, 3, reconstruction_loss=22.0, **awake),
-            vae(1500, 3, reconstruction_loss=21.5, **awake),
+            vae(1500, 4, reconstruction_loss=22.0, **awake),
+            vae(1750, 4, reconstruction_loss=21.5, **awake),
         ],
     )
     assert outcomes[1].record is not None
     assert outcomes[1].record["finding"] == "PosteriorCollapse"
     assert outcomes[1].record["actions"] == ["probe_learning_rate"]
-    annealed = next(o.record for o in outcomes[2:] if o.record is not None)
+    assert outcomes[2].record is not None, "the kept probe is judged where it ran"
+    assert outcomes[2].record["actions"] == ["reinitialize", "cut_lr", "enable_clipping"]
+    assert job["spec"]["training"]["hyperparameters"]["learningRate"] == pytest.approx(0.002)
+    annealed = next(o.record for o in outcomes[3:] if o.record is not None)
     assert annealed["actions"] == ["kl_annealing"]
     probes = [
         o.record for o in outcomes if o.record and "probe_learning_rate" in o.record["actions"]
     ]
     assert len(probes) == 1, "the kept probe was the run's rate check: no scheduled one"
+
+
+def test_a_probe_that_kept_the_rate_is_judged_where_it_ran_and_one_that_moved_it_is_not() -> None:
+    finding = Finding("PosteriorCollapse", "critical", "", {})
+    probe = {"id": "r1", "finding": "PosteriorCollapse", "actions": ["probe_learning_rate"]}
+    kept = {**probe, "outcome": "pending", "appliedAtStep": 750, "search": {"factor": 1.0}}
+    moved = {**kept, "search": {"factor": 10.0}}
+    at_750 = {"step": 750}
+    assert policy.judge([kept], [finding], at_750) == {"r1": "persisting"}
+    assert policy.judge([moved], [finding], at_750) == {}
+    assert policy.judge([moved], [finding], {"step": 1000}) == {"r1": "persisting"}
+    changed = {**kept, "actions": ["probe_learning_rate", "enable_clipping"]}
+    assert policy.judge([changed], [finding], at_750) == {}
 
 
 def test_the_api_accepts_every_action_and_command_the_operator_and_trainer_know() -> None:
