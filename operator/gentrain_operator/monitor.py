@@ -22,7 +22,8 @@ from gentrain_contract import metrics as trainer_metrics
 
 from . import job_object, metrics, names
 from .announce import announce
-from .conditions import get as get_condition
+from .availability import CONDITION as AVAILABILITY_CONDITION
+from .availability import already_says, availability
 from .conditions import set_condition
 from .lifecycle import PodReader
 from .milestones import intent_annotation, process, unrecorded_intent
@@ -214,40 +215,31 @@ class JobMonitor:
         return self.pod[1]
 
     async def _availability(self, job: dict[str, Any], interval: float, problem: str) -> None:
-        stale_after = interval * self.settings.stale_after_intervals
-        fresh = self.last_good is not None and time.time() - self.last_good <= stale_after
-        newest = self.last_good if self.last_good is not None else self.unread_since
-        if newest is not None:
-            metrics.METRICS_AGE.labels(self.namespace, self.name).set(time.time() - newest)
-        reason, message = (
-            ("Scraped", "the trainer's metrics are fresh")
-            if fresh
-            else ("Stale", problem or f"no successful scrape for {stale_after:.0f} s")
+        state = availability(
+            time.time(),
+            self.last_good,
+            self.unread_since,
+            interval * self.settings.stale_after_intervals,
+            problem,
         )
-        # Written when the status or the reason it gives changes (a pod that was not up
-        # yet, then answers with an exposition over the limit, must say the second).
-        if (fresh, message) == self.metrics_available:
-            return
-        current = get_condition((job.get("status") or {}).get("conditions"), "MetricsAvailable")
-        if current is not None and (current.get("status"), current.get("message")) == (
-            "True" if fresh else "False",
-            message,
-        ):
-            self.metrics_available = (fresh, message)
-            return
+        if state.age is not None:
+            metrics.METRICS_AGE.labels(self.namespace, self.name).set(state.age)
         read = job.get("status") or {}
-        conditions = set_condition(
-            read.get("conditions"),
-            "MetricsAvailable",
-            fresh,
-            reason,
-            message,
-            int(job["metadata"].get("generation", 1)),
-        )
-        await self._patch_status({"conditions": conditions}, read)
-        self.metrics_available = (fresh, message)
-        # The milestone step that follows patches conditions too: it must start from these.
-        job.setdefault("status", {})["conditions"] = conditions
+        if (state.fresh, state.message) == self.metrics_available:
+            return
+        if not already_says(read.get("conditions"), state):
+            conditions = set_condition(
+                read.get("conditions"),
+                AVAILABILITY_CONDITION,
+                state.fresh,
+                state.reason,
+                state.message,
+                int(job["metadata"].get("generation", 1)),
+            )
+            await self._patch_status({"conditions": conditions}, read)
+            # The milestone step that follows patches conditions too: it must start from these.
+            job.setdefault("status", {})["conditions"] = conditions
+        self.metrics_available = (state.fresh, state.message)
 
     @staticmethod
     def _progress(job: Mapping[str, Any], step: int, snapshot: Snapshot) -> dict[str, Any]:
