@@ -17,8 +17,12 @@ PRIORITY = (
     "AttentionCollapse",
     "ModeCollapse",
     "PosteriorCollapse",
-    "ExplodingGradients",
+    # Before the gradients: a discriminator right nearly every time has all but stopped
+    # learning, so its median gradient vanishes and the window's largest reads as an
+    # explosion against it (evaluation zoo's image GAN, first milestone: accuracy 0.99,
+    # largest/median 150-300x); clipping treats that symptom and the game stays lost.
     "DiscriminatorOverpowering",
+    "ExplodingGradients",
     "FIDRegression",
     "StaleEMA",
     "Overfitting",
