@@ -11,7 +11,7 @@ import yaml
 
 from gentrain_contract.commands import ACTIONS as COMMAND_ACTIONS
 from gentrain_operator import policy
-from gentrain_operator.diagnosis import Finding
+from gentrain_operator.diagnosis import Finding, diagnose
 from gentrain_operator.milestones import process
 from gentrain_operator.trainer_config import FAMILY_DEFAULTS
 
@@ -439,8 +439,6 @@ def test_a_discriminator_that_wins_outright_is_remedied_before_the_gradients_it_
     # its typical gradient has all but vanished (median 0.41 against 1.1 in the healthy
     # run) and the largest one in the window is 150x that median — read as exploding
     # gradients, clipped, and the discriminator's finding was gone before its turn came.
-    from gentrain_operator.diagnosis import diagnose
-
     first = {
         "step": 300,
         "time": 300.0,
