@@ -21,6 +21,13 @@ Rows measured at another commit are kept unless `--fresh`, and the report names 
 commit its rows come from. Writes bench-output/efficacy.md (and efficacy.png).
 
     python -m bench.efficacy [--set calibration|evaluation|all] [--seeds 3] [--only NAME ...]
+                             [--again EARLIER.jsonl]
+
+`--again` is for a change that can alter a run only once the operator has acted on it
+(when or how a remedy is applied): it measures again only the runs that acted in the
+earlier rows and takes the others' figures (every `off`, each run without an action), so
+a study of such a change costs a third of a full one; each row names the commit of what
+it took (`taken_from`), and the report counts them.
 """
 
 from __future__ import annotations
@@ -187,15 +194,57 @@ def corpora(
     return {"dataset": {"path": str(clean)}}, {"dataset": {"path": str(broken)}}
 
 
-def measure(set_name: str, path: Path, seed: int) -> dict[str, Any]:
+# The fields each run of a row writes (`--again` takes a run's from an earlier row).
+HEALTHY_FIELDS = (
+    "healthy",
+    "healthy_steps",
+    "healthy_actions",
+    "healthy_checks",
+    "healthy_search_steps",
+    "healthy_probes",
+    "healthy_seconds",
+    "healthy_spikes",
+)
+OFF_FIELDS = ("off", "off_seconds", "off_spikes")
+AUTO_FIELDS = (
+    "auto",
+    "auto_seconds",
+    "auto_spikes",
+    "recovered_at",
+    "actions",
+    "steps",
+    "discarded_steps",
+    "search_steps",
+    "probes",
+)
+
+
+def unaltered(earlier: dict[str, Any] | None) -> set[str]:
+    """The runs of an earlier row that a change to what happens once the operator acts
+    cannot alter: `off` never acts, and a run (healthy or `auto`) that drew no action and
+    no check trained exactly as it would now. Their figures are taken, not measured."""
+    if earlier is None:
+        return set()
+    kept = {"off"}
+    if not earlier["healthy_actions"] and not earlier.get("healthy_checks"):
+        kept.add("healthy")
+    if earlier.get("pathological") and not earlier.get("actions"):
+        kept.add("auto")
+    return kept
+
+
+def measure(
+    set_name: str, path: Path, seed: int, earlier: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """One row: the healthy reference, and for a pathological case the broken spec with
+    remediation `off` and `auto`. With `earlier` (the row of another commit), the runs
+    `unaltered` names are taken from it and the row says so (`taken_from`)."""
     case = yaml.safe_load(path.read_text())
     metric, better = case["quality"]["metric"], case["quality"]["better"]
     over_last = int(case["quality"].get("over_last", 1))
     base = merged(case["base"], {"training": {"seed": seed}})
     healthy_data, broken_data = corpora(case)
-    spec = merged(merged(base, healthy_data), {**case["healthy"], "remediation": {"mode": "auto"}})
-    healthy = complete(run(spec), spec)
-    reference = final(healthy, metric, over_last)
+    kept = unaltered(earlier)
     row: dict[str, Any] = {
         "set": set_name,
         "case": path.stem,
@@ -203,29 +252,52 @@ def measure(set_name: str, path: Path, seed: int) -> dict[str, Any]:
         "seed": seed,
         "metric": metric,
         "better": better,
-        "healthy": reference,
-        "healthy_steps": healthy.steps,
-        "healthy_actions": [describe(r) for r in healthy.remediations if changed_something(r)],
-        "healthy_checks": [describe(r) for r in healthy.remediations if not changed_something(r)],
-        "healthy_search_steps": search_steps(healthy),
-        "healthy_probes": probes(healthy),
-        "healthy_seconds": round(healthy.seconds, 1),
-        "healthy_spikes": most_spikes(healthy),
         "pathological": "broken" in case,
         "commit": COMMIT,
-        "machine": {**MACHINE, "threads": healthy.threads},
+        "machine": dict(MACHINE),
     }
+    if earlier is not None:
+        taken_before = earlier.get("taken_from") or {}  # what that row itself took
+        row["taken_from"] = {run: taken_before.get(run, earlier["commit"]) for run in sorted(kept)}
+    if "healthy" in kept:
+        assert earlier is not None
+        row.update({field: earlier.get(field) for field in HEALTHY_FIELDS})
+    else:
+        spec = merged(
+            merged(base, healthy_data), {**case["healthy"], "remediation": {"mode": "auto"}}
+        )
+        healthy = complete(run(spec), spec)
+        row.update(
+            {
+                "healthy": final(healthy, metric, over_last),
+                "healthy_steps": healthy.steps,
+                "healthy_actions": [
+                    describe(r) for r in healthy.remediations if changed_something(r)
+                ],
+                "healthy_checks": [
+                    describe(r) for r in healthy.remediations if not changed_something(r)
+                ],
+                "healthy_search_steps": search_steps(healthy),
+                "healthy_probes": probes(healthy),
+                "healthy_seconds": round(healthy.seconds, 1),
+                "healthy_spikes": most_spikes(healthy),
+            }
+        )
+        row["machine"]["threads"] = healthy.threads
     if "broken" not in case:
         return row
     for mode in ("off", "auto"):
+        if mode in kept:
+            assert earlier is not None
+            row.update({f: earlier.get(f) for f in (OFF_FIELDS if mode == "off" else AUTO_FIELDS)})
+            continue
         spec = merged(merged(base, broken_data), {**case["broken"], "remediation": {"mode": mode}})
         result = complete(run(spec), spec)
         row[mode] = final(result, metric, over_last)
         row[f"{mode}_seconds"] = round(result.seconds, 1)
         row[f"{mode}_spikes"] = most_spikes(result)
+        row["machine"]["threads"] = result.threads
         if mode == "auto":
-            row["rescued"] = reference is not None and within(row["auto"], reference, better)
-            row["worse_than_off"] = worse_than(row["auto"], row["off"], better)
             row["recovered_at"] = recovered_at(result)
             row["actions"] = [describe(r) for r in result.remediations]
             row["steps"] = result.steps
@@ -233,6 +305,9 @@ def measure(set_name: str, path: Path, seed: int) -> dict[str, Any]:
             # Compute spent outside the run's steps: learning-rate searches and probes.
             row["search_steps"] = search_steps(result)
             row["probes"] = probes(result)
+    reference = row["healthy"]
+    row["rescued"] = reference is not None and within(row["auto"], reference, better)
+    row["worse_than_off"] = worse_than(row["auto"], row["off"], better)
     return row
 
 
@@ -246,17 +321,29 @@ def key(row: dict[str, Any]) -> tuple[str, str, int]:
     return row["set"], row["case"], int(row["seed"])
 
 
-def study(which: str, names: list[str], seeds: int, fresh: bool) -> list[dict[str, Any]]:
+def study(
+    which: str,
+    names: list[str],
+    seeds: int,
+    fresh: bool,
+    again: dict[tuple[str, str, int], dict[str, Any]] | None = None,
+) -> list[dict[str, Any]]:
     """Measures every (set, case, seed) not in efficacy.jsonl yet (with `fresh`: not yet
-    at this commit), appending each row as soon as it is measured."""
+    at this commit), appending each row as soon as it is measured. With `again` (rows of
+    another commit), only its rows are measured, each taking the runs it `unaltered` from
+    that row: for a change that can alter a run only once the operator has acted on it."""
     rows = {key(r): r for r in load_rows()}
     OUT.mkdir(exist_ok=True)
     for set_name, path in cases(which, names):
         for seed in range(seeds):
             done = rows.get((set_name, path.stem, seed))
-            if done is not None and (not fresh or done["commit"] == COMMIT):
+            fresh_only = fresh or again is not None
+            if done is not None and (not fresh_only or done["commit"] == COMMIT):
                 continue
-            row = measure(set_name, path, seed)
+            if again is not None and (set_name, path.stem, seed) not in again:
+                continue
+            earlier = None if again is None else again[(set_name, path.stem, seed)]
+            row = measure(set_name, path, seed, earlier)
             rows[key(row)] = row
             with ROWS.open("a") as out:
                 out.write(json.dumps(row) + "\n")
@@ -276,6 +363,14 @@ def main() -> None:
         "--fresh", action="store_true", help="measure again the rows of other commits"
     )
     parser.add_argument(
+        "--again",
+        type=Path,
+        metavar="ROWS",
+        help="measure again the rows of ROWS (a .jsonl of another commit), running only what "
+        "a change to what happens after an action can alter: each healthy or auto run that "
+        "acted; the rest is taken from ROWS, and each row names what it took",
+    )
+    parser.add_argument(
         "--report-only", action="store_true", help="rewrite the report from efficacy.jsonl"
     )
     args = parser.parse_args()
@@ -285,7 +380,11 @@ def main() -> None:
         latest = {key(r): r for r in load_rows()}  # a case measured again replaces its row
         rows = sorted((r for r in latest.values() if (r["set"], r["case"]) in wanted), key=key)
     else:
-        rows = study(args.set, args.only, args.seeds, args.fresh)
+        again = None
+        if args.again is not None:
+            earlier = [json.loads(line) for line in args.again.read_text().splitlines() if line]
+            again = {key(r): r for r in earlier}
+        rows = study(args.set, args.only, args.seeds, args.fresh, again)
     efficacy_report.write(rows, OUT, COMMIT)
     print((OUT / "efficacy.md").read_text())
 

@@ -124,6 +124,16 @@ def write(rows: list[dict[str, Any]], out: Path, commit: str) -> None:
             f"**Warning: these rows come from {len(commits)} commit(s), and the code now is "
             f"{commit}**: rerun with `--fresh` to measure them all at one commit."
         )
+    taken = Counter(
+        (run, source) for r in rows for run, source in (r.get("taken_from") or {}).items()
+    )
+    if taken:
+        lines.append(
+            "Runs taken from earlier rows, not measured again (`--again`: runs without an "
+            "action, which a change to what happens after one cannot alter): "
+            + ", ".join(f"{run} of {n} rows from {c}" for (run, c), n in sorted(taken.items()))
+            + "."
+        )
     machines = sorted({machine.line(r["machine"]) for r in rows if "machine" in r})
     lines += ["", "Measured on: " + "; ".join(machines) + "."]
     (out / "efficacy.md").write_text("\n".join(lines) + "\n")

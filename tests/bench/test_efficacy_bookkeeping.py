@@ -47,7 +47,9 @@ def zoo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, Path
     monkeypatch.setattr(efficacy, "ROWS", tmp_path / "out" / "efficacy.jsonl")
     measured: list[tuple[str, Path, int]] = []
 
-    def measure(set_name: str, path: Path, seed: int) -> dict[str, Any]:
+    def measure(
+        set_name: str, path: Path, seed: int, earlier: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
         measured.append((set_name, path, seed))
         return fake_row(set_name, path, seed)
 
@@ -72,6 +74,13 @@ def test_an_interrupted_study_resumes_without_measuring_a_row_twice(
         ("evaluation", "b", 0),
         ("evaluation", "b", 1),
     ]
+    # --again measures only its rows, each once at this commit.
+    again = {("evaluation", "b", 1): fake_row("evaluation", Path("b.yaml"), 1)}
+    monkeypatch.setattr(efficacy, "COMMIT", "again")
+    efficacy.study("all", [], seeds=2, fresh=False, again=again)
+    efficacy.study("all", [], seeds=2, fresh=False, again=again)
+    assert [(s, p.stem, n) for s, p, n in zoo[4:]] == [("evaluation", "b", 1)]
+    del zoo[4:]
     # Rows of another commit are kept, unless --fresh measures them again.
     monkeypatch.setattr(efficacy, "COMMIT", "other")
     efficacy.study("evaluation", [], seeds=2, fresh=False)
@@ -131,3 +140,45 @@ def test_a_rollbacks_steps_count_as_discarded() -> None:
     assert efficacy.discarded_steps(result, 100) == 200
     restarted = LoopResult(milestones=[{"step": 100}, {"step": 200, "origin_step": 100}])
     assert efficacy.discarded_steps(restarted, 100) == 100
+
+
+def test_again_measures_only_the_runs_an_action_could_alter(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--again`: the `off` run and every run without an action are taken from the earlier
+    row (and named so); a run that acted is measured again, and the verdicts follow the
+    new figures."""
+    case = tmp_path / "b.yaml"
+    case.write_text(
+        "base: {model: {family: gan}, training: {maxSteps: 10}, checkpoints: {interval: 5}}\n"
+        "healthy: {}\nbroken: {training: {learningRate: 1.0}}\n"
+        "quality: {metric: modes_covered, better: higher}\n"
+    )
+    modes: list[str] = []
+
+    def run(spec: dict[str, Any]) -> LoopResult:
+        modes.append(spec["remediation"]["mode"])
+        return LoopResult(milestones=[{"step": 10, "modes_covered": 8.0}], steps=10, threads=1)
+
+    monkeypatch.setattr(efficacy, "run", run)
+    earlier = {**fake_row("evaluation", case, 1), "commit": "abc1234", "healthy_checks": []}
+    row = efficacy.measure("evaluation", case, 1, earlier)
+    assert modes == ["auto"]  # only the broken spec under `auto`, which had acted
+    assert row["taken_from"] == {"healthy": "abc1234", "off": "abc1234"}
+    assert (row["healthy"], row["off"], row["auto"]) == (8.0, 2.0, 8.0)
+    assert row["rescued"] and row["actions"] == [] and row["commit"] == efficacy.COMMIT
+
+    # A run that drew no action is not measured again at all; what a row took keeps the
+    # commit it was measured at.
+    modes.clear()
+    assert efficacy.measure("evaluation", case, 1, row)["taken_from"] == {
+        "auto": efficacy.COMMIT,
+        "healthy": "abc1234",
+        "off": "abc1234",
+    }
+    assert modes == []
+    efficacy_report.write([row], tmp_path, efficacy.COMMIT)
+    assert (
+        "healthy of 1 rows from abc1234, off of 1 rows from abc1234"
+        in (tmp_path / "efficacy.md").read_text()
+    )
