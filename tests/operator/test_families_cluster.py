@@ -73,7 +73,14 @@ def test_a_healthy_run_of_every_family_draws_no_action(
         assert final["health"] == "Healthy", (family, final.get("findings"))
         # Diagnosed more than once (a fast GAN can pass a milestone between two scrapes;
         # its NaN and spike counts still reach the next one) and to the end.
-        assert len(final["milestones"]) >= 2, family
+        # (A fresh clone once saw the VAE's final milestone alone, cause unknown: the
+        # failure shows what the monitor said of its scrapes.)
+        assert len(final["milestones"]) >= 2, (
+            family,
+            [m.get("step") for m in final["milestones"]],
+            final.get("conditions"),
+            events(cluster, namespace, family),
+        )
         assert final["checkpointStep"] == HEALTHY[family][1], family
         assert "Remediating" not in events(cluster, namespace, family), family
 
