@@ -16,6 +16,7 @@ from kubernetes.client.rest import ApiException
 from . import controlplane, dns, network
 from .kubeconfig import write_kubeconfig
 from .layout import NODE_NAME, ClusterState, Layout
+from .nodeagent import memory
 from .pki import CertificateAuthority, node_identity
 from .processes import ComponentError, Supervisor, port_in_use
 from .realnode import node as realnode
@@ -46,6 +47,8 @@ def _kill_orphan_containers(layout: Layout) -> None:
     for pid_file in layout.pods_dir.glob("*/containers/*/pid"):
         with contextlib.suppress(ValueError, ProcessLookupError, PermissionError):
             os.killpg(int(pid_file.read_text()), signal.SIGKILL)
+    if layout.pods_dir.is_dir():  # and what they started in sessions of their own
+        memory.end_leftovers(p.name for p in layout.pods_dir.iterdir())
     for namespace in network.leftover_namespaces():
         network.delete_pod_network(namespace.removeprefix("gtpod-"))
 

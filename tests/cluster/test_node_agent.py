@@ -7,11 +7,13 @@ import textwrap
 import time
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from kubernetes.client.rest import ApiException
 
+from gentrain_localcluster.nodeagent import memory
 from tests.support.kube import Cluster
 from tests.support.nodes import extra_node
 from tests.support.waiting import wait_for
@@ -246,6 +248,54 @@ def test_a_container_ignoring_sigterm_is_killed_after_its_grace_period(
         timeout=30,
     )
     assert 2 <= time.monotonic() - started < 15
+
+
+def test_a_process_in_a_session_of_its_own_ends_with_its_container(
+    cluster: Cluster, namespace: str
+) -> None:
+    """torchrun starts each rank in a session of its own: when the agent killed torchrun's
+    process group, a rank blocked in a collective (deaf to SIGTERM) lived on with parent 1,
+    two of them after a whole test run. A container's processes end with it, as they do
+    under a runtime (its PID namespace goes): every process left in its cgroup is killed."""
+    if not cluster.local:
+        pytest.skip("the node agent's containers; a runtime's PID namespace does this")
+    if not memory.available():
+        pytest.skip("no writable cgroup v1 memory controller: the agent makes no cgroups")
+    cluster.apply(
+        pod(
+            "spawner",
+            """
+        import signal, subprocess, sys, time
+        deaf = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(600)"
+        child = subprocess.Popen([sys.executable, "-c", deaf], start_new_session=True)
+        print(f"child {child.pid}", flush=True)
+        time.sleep(2)
+    """,
+            container={"resources": {"limits": {"memory": "256Mi"}}},
+        ),
+        namespace,
+    )
+    log = wait_for(
+        lambda: cluster.core.read_namespaced_pod_log("spawner", namespace),
+        lambda text: "child " in text,
+        "the container to start its child",
+    )
+    child = int(log.split("child ", 1)[1].split()[0])
+    wait_for(
+        lambda: status(cluster, namespace, "spawner").phase,
+        lambda phase: phase == "Succeeded",
+        "the container to exit",
+    )
+    wait_for(lambda: running(child), lambda alive: not alive, "its child to end with it", 15)
+
+
+def running(pid: int) -> bool:
+    """Whether a process of this host runs (a zombie nobody reaped has ended)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 def test_a_second_deletion_with_a_shorter_grace_period_kills_sooner(

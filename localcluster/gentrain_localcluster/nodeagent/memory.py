@@ -11,6 +11,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import signal
+import time
+from collections.abc import Iterable
 from functools import cache
 from pathlib import Path
 
@@ -73,6 +76,40 @@ class MemoryCgroup:
             return None
 
     def remove(self) -> None:
-        # Fails while a stray process of the container lives on; `down` clears what is left.
+        """The container has exited: what it left running goes with it (see
+        `end_every_process`), then the cgroup."""
+        end_every_process(self.path)
         with contextlib.suppress(OSError):
             self.path.rmdir()
+
+
+def end_every_process(cgroup: Path, wait_seconds: float = 5.0) -> None:
+    """Kills every process left in a container's cgroup, as a runtime does when the
+    container ends (its PID namespace goes with it). A process group is not enough:
+    torchrun starts each rank in a session of its own, and a rank blocked in a collective
+    (deaf to SIGTERM) outlived its pod with parent 1 when the agent killed torchrun."""
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        try:
+            pids = [int(line) for line in (cgroup / "cgroup.procs").read_text().split()]
+        except (OSError, ValueError):
+            return
+        if not pids or time.monotonic() > deadline:
+            return
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+        time.sleep(0.05)
+
+
+def end_leftovers(pod_uids: Iterable[str]) -> None:
+    """`down`: the cgroups (and their processes) of these pods' containers that a killed
+    agent left behind. Other clusters' containers on this host are not touched."""
+    root = parent()
+    if root is None or not root.is_dir():
+        return
+    for uid in pod_uids:
+        for cgroup in root.glob(f"{uid}-*"):
+            end_every_process(cgroup)
+            with contextlib.suppress(OSError):
+                cgroup.rmdir()
