@@ -245,6 +245,10 @@ def measure(
     base = merged(case["base"], {"training": {"seed": seed}})
     healthy_data, broken_data = corpora(case)
     kept = unaltered(earlier)
+    if earlier is not None and kept >= (
+        {"healthy", "off", "auto"} if "broken" in case else {"healthy"}
+    ):
+        return earlier  # nothing to measure: the row as it was, its commit and machine too
     row: dict[str, Any] = {
         "set": set_name,
         "case": path.stem,

@@ -168,15 +168,15 @@ def test_again_measures_only_the_runs_an_action_could_alter(
     assert (row["healthy"], row["off"], row["auto"]) == (8.0, 2.0, 8.0)
     assert row["rescued"] and row["actions"] == [] and row["commit"] == efficacy.COMMIT
 
-    # A run that drew no action is not measured again at all; what a row took keeps the
-    # commit it was measured at.
+    # A row with no run that acted is not measured again at all: it stays as it was (its
+    # commit, its machine); a row measured again names the commit of what it took.
     modes.clear()
-    assert efficacy.measure("evaluation", case, 1, row)["taken_from"] == {
-        "auto": efficacy.COMMIT,
-        "healthy": "abc1234",
-        "off": "abc1234",
-    }
+    assert efficacy.measure("evaluation", case, 1, row) is row
     assert modes == []
+    acted = {**row, "actions": ["NotLearning:cut_lr@5"], "commit": "def5678"}
+    again = efficacy.measure("evaluation", case, 1, acted)
+    assert again["taken_from"] == {"healthy": "abc1234", "off": "abc1234"}
+    assert modes == ["auto"]
     efficacy_report.write([row], tmp_path, efficacy.COMMIT)
     assert (
         "healthy of 1 rows from abc1234, off of 1 rows from abc1234"
