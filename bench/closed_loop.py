@@ -1,7 +1,8 @@
 """The closed loop in-process: the real trainer, and at each of its milestones the
 operator's own `milestones.process` (diagnosis + policy), whose spec changes are rendered
 into the trainer's config file exactly as the operator renders its ConfigMap. The trainer
-takes them up at its next milestone, as it does in a pod. No cluster: fast enough to run
+takes them up as soon as the file changes, as it does in a pod (there seconds later: the
+scrape, the patch and the ConfigMap's sync). No cluster: fast enough to run
 the efficacy study over many seeds.
 """
 

@@ -1,6 +1,7 @@
 """The one-shot commands of a job's spec (`spec.commands`), as the operator writes them
 into a program's configuration file: roll back, re-initialise, search the learning rate.
-Each is applied once, by id, at the program's next milestone.
+Each is applied once, by id: by the built-in trainer as soon as its file changes, by a
+program on the SDK at its next milestone.
 
     commands:
       - {id: rb-1, action: rollback, step: 400, skip_batches: 50}

@@ -69,8 +69,8 @@ class Action(StrEnum):
 
 
 class Command(StrEnum):
-    """A one-shot command the trainer applies once, at its next milestone
-    (spec.commands[].action)."""
+    """A one-shot command the trainer applies once, when it next takes up its
+    configuration (spec.commands[].action)."""
 
     ROLLBACK = "rollback"
     RESET_DISCRIMINATOR = "reset_discriminator"

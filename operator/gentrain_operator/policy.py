@@ -69,8 +69,10 @@ def judge(
 ) -> dict[str, str]:
     """Outcomes of pending actions whose effect this milestone shows.
 
-    An action's change reaches the trainer at the milestone after it was made (the trainer
-    re-reads its configuration there), so its effect shows one milestone later still.
+    The operator reads a trainer's configuration generation with its milestones, so an
+    action's change shows first at the milestone after it was made (the built-in trainer
+    takes it up as soon as its file changes, a program on the SDK at its next milestone);
+    the first window wholly under the change ends one milestone later still.
     """
     present = {f.kind for f in findings}
     outcomes = {}

@@ -109,8 +109,8 @@ def test_every_family_trains_in_the_trainer_image_and_a_lost_pod_resumes(
 def test_a_rollback_a_user_asks_for_runs_once_in_the_trainer_container(
     real_node: kube.Cluster, namespace: str, release: str
 ) -> None:
-    # The command reaches the trainer at its next milestone after the operator has seen the
-    # change, so the run must outlast that on a quick machine: CI's trained 1,000 of these
+    # The command reaches the trainer once the operator has seen the change and the kubelet
+    # has synced the ConfigMap, so the run must outlast that on a quick machine: CI's trained 1,000 of these
     # steps in 15 s, between two of the default 15 s scrapes, and finished before the
     # command was sent. Scraped every second and long enough here (every checkpoint kept).
     steps, target = 2500, 200

@@ -1,6 +1,7 @@
 """The one-shot commands the operator (or a user) puts in the job: roll back to a
 checkpoint, re-initialise a GAN's discriminator or the whole model, search the learning
-rate. Each is applied once, at a milestone, by id."""
+rate. Each is applied once, by id, when the trainer takes the configuration up (at a
+milestone, or as soon as the file changes between two)."""
 
 from __future__ import annotations
 
@@ -82,8 +83,8 @@ def apply(trainer: Trainer, command: CommandSpec, generation: int) -> None:
     if command.skip_batches:
         # Past a bad stretch (PaLM's remedy): no batch read since the checkpoint is read
         # again. The operator counts the steps up to the milestone it decided at; the
-        # command arrives a window later, and after an earlier rollback that skipped the
-        # data has moved further than the steps.
+        # command may arrive later (a program on the SDK takes it up a window later), and
+        # after an earlier rollback that skipped the data has moved further than the steps.
         trainer.data_index = max(trainer.data_index + command.skip_batches, read)
     trainer.window.forget()
     trainer.smoothed.clear()

@@ -151,6 +151,15 @@ def any_rank(flag: bool) -> bool:
     return bool(value.item() > 0)
 
 
+def any_rank_each(*flags: bool) -> tuple[bool, ...]:
+    """Each flag true on every rank if it is true on any, in one collective."""
+    if not _active():
+        return flags
+    value = torch.tensor([1.0 if flag else 0.0 for flag in flags])
+    dist.all_reduce(value, op=dist.ReduceOp.MAX)
+    return tuple(bool(v > 0) for v in value.tolist())
+
+
 def fingerprint(modules: Iterable[torch.nn.Module]) -> float:
     """The sum of every weight: equal on ranks that stayed identical."""
     with torch.no_grad():

@@ -1,5 +1,5 @@
-"""Re-reading the configuration at a milestone: what changed, what was refused, and
-taking it up."""
+"""Re-reading the configuration (at a milestone, or as soon as the file changes): what
+changed, what was refused, and taking it up."""
 
 from __future__ import annotations
 
@@ -31,6 +31,9 @@ class Reload:
     commands: tuple[CommandSpec, ...] = ()
     retention: Retention | None = None
     max_steps: int | None = None
+    # Whether the file changed since it was last taken up: its refusals are counted once
+    # per version, not again at every milestone that reads it unchanged.
+    new_version: bool = True
 
 
 def reload(path: Path, family: str, current: dict[str, Any]) -> Reload:
@@ -104,18 +107,35 @@ def retention(path: Path) -> Retention | None:
     return _retention_in(raw) if isinstance(raw, dict) else None
 
 
+Stamp = tuple[int, int, int]
+
+
+def stamp(path: Path) -> Stamp | None:
+    """What tells that the file changed: its inode (a ConfigMap volume swaps a new file
+    in), modification time and size. None when it cannot be read."""
+    try:
+        status = path.stat()
+    except OSError:
+        return None
+    return (status.st_ino, status.st_mtime_ns, status.st_size)
+
+
 def take_up(trainer: Trainer) -> None:
-    """The configuration as it is now, at a milestone: refused fields counted, changed
-    hyperparameters applied, a search's rate factor dropped when its generation is
-    superseded, retention and max steps updated, new commands run."""
-    change = distributed.from_main(
-        reload(trainer.options.config_path, trainer.config.family, trainer.hp)
-        if trainer.world.main
-        else None
-    )
+    """The configuration as it is now, at a milestone or as soon as the file changes
+    between two: refused fields counted, changed hyperparameters applied, a search's rate
+    factor dropped when its generation is superseded, retention and max steps updated, new
+    commands run."""
+    read = None
+    if trainer.world.main:
+        # Stamped before reading: a write that lands while we read is a change next step.
+        previous, trainer.config_stamp = trainer.config_stamp, stamp(trainer.options.config_path)
+        read = reload(trainer.options.config_path, trainer.config.family, trainer.hp)
+        read.new_version = trainer.config_stamp is None or trainer.config_stamp != previous
+    change = distributed.from_main(read)
     assert change is not None
-    for refused in change.refused:
-        trainer.count(metrics.CONFIG_REJECTED_TOTAL.name, refused)
+    if change.new_version:
+        for refused in change.refused:
+            trainer.count(metrics.CONFIG_REJECTED_TOTAL.name, refused)
     generation = trainer.generation if change.generation is None else change.generation
     stale_factor = trainer.rate_factor is not None and trainer.rate_factor[1] != generation
     if trainer.rate_factor is not None and stale_factor:

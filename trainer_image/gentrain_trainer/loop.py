@@ -85,6 +85,10 @@ class Trainer:
         self.family: Family = self.build_family(0)
         self.hp: dict[str, Any] = dict(self.config.hyperparameters)
         self.generation = self.config.generation
+        # The configuration file as last taken up (rank 0 only): the loop takes it up again
+        # as soon as it changes, not at the next milestone — a remedy that waited for the
+        # milestone lost a whole window (see docs/diagnosis-calibration.md, session 25).
+        self.config_stamp: live_config.Stamp | None = None
         # A learning-rate search's choice: (factor, the configuration generation it was
         # made under). It scales the configured rates until that generation changes — the
         # operator writes the chosen rates into the job, which makes the next generation.
@@ -290,6 +294,20 @@ class Trainer:
         """Takes up the configuration file as it is now (see live_config.take_up)."""
         live_config.take_up(self)
 
+    def take_up_between_milestones(self) -> None:
+        """The file changed since the last milestone: its changes take effect from this
+        step (the live series show them from the next scrape). The operator reads the
+        generation with each milestone, so it sees the change arrive at the next one, and
+        judges it on the window after, as before."""
+        before = self.generation
+        self.apply_config()
+        if self.generation != before:
+            log.info(
+                "configuration generation %d taken up at step %d, between milestones",
+                self.generation,
+                self.step,
+            )
+
     def run_command(self, command: CommandSpec, generation: int) -> None:
         commands.run(self, command, generation)
 
@@ -325,10 +343,17 @@ class Trainer:
             self.max_steps,
         )
         while self.step < self.max_steps:
-            if self.world.size > 1:
-                self.stop_requested = distributed.any_rank(self.stop_requested)
+            changed = self.world.main and (
+                live_config.stamp(self.options.config_path) != self.config_stamp
+            )
+            if self.world.size > 1:  # one collective for both: every rank acts at this step
+                self.stop_requested, changed = distributed.any_rank_each(
+                    self.stop_requested, changed
+                )
             if self.stop_requested:
                 break
+            if changed:
+                self.take_up_between_milestones()
             self.train_one()
             if self.step % self.config.checkpoint_interval == 0 or self.step == self.max_steps:
                 self.milestone()
