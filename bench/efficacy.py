@@ -341,12 +341,12 @@ def study(
     for set_name, path in cases(which, names):
         for seed in range(seeds):
             done = rows.get((set_name, path.stem, seed))
-            fresh_only = fresh or again is not None
-            if done is not None and (not fresh_only or done["commit"] == COMMIT):
-                continue
-            if again is not None and (set_name, path.stem, seed) not in again:
-                continue
-            earlier = None if again is None else again[(set_name, path.stem, seed)]
+            earlier = None if again is None else again.get((set_name, path.stem, seed))
+            if again is None:
+                if done is not None and (not fresh or done["commit"] == COMMIT):
+                    continue
+            elif earlier is None or done == earlier or (done or {}).get("commit") == COMMIT:
+                continue  # not asked for, kept as it was already, or measured again already
             row = measure(set_name, path, seed, earlier)
             rows[key(row)] = row
             with ROWS.open("a") as out:

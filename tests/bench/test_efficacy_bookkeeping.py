@@ -75,7 +75,7 @@ def test_an_interrupted_study_resumes_without_measuring_a_row_twice(
         ("evaluation", "b", 1),
     ]
     # --again measures only its rows, each once at this commit.
-    again = {("evaluation", "b", 1): fake_row("evaluation", Path("b.yaml"), 1)}
+    again = {("evaluation", "b", 1): {**fake_row("evaluation", Path("b.yaml"), 1), "commit": "x"}}
     monkeypatch.setattr(efficacy, "COMMIT", "again")
     efficacy.study("all", [], seeds=2, fresh=False, again=again)
     efficacy.study("all", [], seeds=2, fresh=False, again=again)
