@@ -110,9 +110,15 @@ def test_two_pods_as_a_jobset_train_as_one_roll_back_together_and_restart_togeth
     )
     assert final["phase"] == "Succeeded", final.get("message")
     assert final["attempts"] == 2 and final["checkpointStep"] == 5000
-    assert final["gangRestarts"] == 1, final
+    # Which side ends the attempt is a race, as on a real node: the operator seeing the
+    # failed JobSet (GangRestart), rank 0 failing first when its collective loses the
+    # worker's ranks (TrainerFailed), or the JobSet controller removing rank 0's pod as
+    # the JobSet fails (TrainerLost). The node agent used to leave the lost worker's ranks
+    # running (torchrun starts them in sessions of their own), which kept rank 0 waiting
+    # and made GangRestart the only outcome here; they now end with their container.
     reasons = events(cluster, namespace, "gang")
-    assert "GangRestart" in reasons, reasons
+    assert final.get("gangRestarts", 0) == reasons.count("GangRestart") <= 1, (final, reasons)
+    assert {"GangRestart", "TrainerFailed", "TrainerLost"} & set(reasons), reasons
     texts = [logs(cluster, namespace, second[r].metadata.name) for r in ("leader", "workers")]
     resumed = [re.findall(r"resumed from checkpoint step (\d+)", text) for text in texts]
     assert resumed[0] == resumed[1] and int(resumed[0][0]) >= 500, resumed
