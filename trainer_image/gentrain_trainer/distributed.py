@@ -141,18 +141,10 @@ def from_main(value: T) -> T:
     return box[0]  # type: ignore[no-any-return]
 
 
-def any_rank(flag: bool) -> bool:
-    """True on every rank if it is true on any (a SIGTERM seen by one rank stops all at
-    the same step, so no rank waits forever in a collective the others left)."""
-    if not _active():
-        return flag
-    value = torch.tensor([1.0 if flag else 0.0])
-    dist.all_reduce(value, op=dist.ReduceOp.MAX)
-    return bool(value.item() > 0)
-
-
 def any_rank_each(*flags: bool) -> tuple[bool, ...]:
-    """Each flag true on every rank if it is true on any, in one collective."""
+    """Each flag true on every rank if it is true on any, in one collective (a SIGTERM
+    seen by one rank stops all at the same step, so no rank waits forever in a collective
+    the others left; a configuration rank 0 saw change is taken up by all at one step)."""
     if not _active():
         return flags
     value = torch.tensor([1.0 if flag else 0.0 for flag in flags])
