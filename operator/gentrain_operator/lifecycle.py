@@ -237,9 +237,13 @@ def _reconcile(
         if attempts and status.get("phase") not in ("Suspended", None, "Pending"):
             failures += 1
             changes["failures"] = failures
-            events.append(
-                ("Warning", "TrainerLost", f"trainer pod {names.pod_name(name, attempts)} is gone")
-            )
+            rank_zero_name = names.pod_name(name, attempts)
+            lost = gang.lost_first(job, None, attempts, read_pod)
+            if lost:
+                how = "was removed"  # with its failed JobSet
+                changes.update(gang.restarted_by_loss(job, lost, rank_zero_name, how, events))
+            else:
+                events.append(("Warning", "TrainerLost", f"trainer pod {rank_zero_name} is gone"))
         if failures > backoff_limit:
             fail(
                 "BackoffLimitExceeded",
@@ -369,6 +373,9 @@ def _reconcile(
             )
             events.append(("Warning", "CheckpointVolumeFull", changes["message"]))
             return changes
+        lost = gang.lost_first(job, pod, attempts, read_pod)
+        if lost is None:
+            return changes  # its JobSet has still to say which pod failed first
         failures += 1
         changes["failures"] = failures
         if terminated.get("reason") == "OOMKilled":
@@ -381,6 +388,9 @@ def _reconcile(
                 conditions, "Ready", False, "OOMKilled", message, generation
             )
             events.append(("Warning", "OOMKilled", message))
+        elif lost:
+            how = f"exited with code {code}"
+            changes.update(gang.restarted_by_loss(job, lost, pod["metadata"]["name"], how, events))
         else:
             events.append(("Warning", "TrainerFailed", f"exit code {code}: {message[-300:]}"))
         if failures > backoff_limit:

@@ -255,3 +255,50 @@ def test_a_pod_that_never_reaches_rank_zero_is_named_and_the_attempt_stopped(
     cluster.pods["j-trainer-1"] = running(1)  # still terminating: stopped once
     cluster.check(job, events)
     assert cluster.deleted == ["j-trainer-1"]
+
+
+def ended(exit_code: int, at: str) -> dict[str, Any]:
+    """A pod's status once its container ended `at` (RFC 3339, to the second)."""
+    terminated = {"exitCode": exit_code, "finishedAt": at, "message": "connection reset"}
+    return {"phase": "Failed", "containerStatuses": [{"state": {"terminated": terminated}}]}
+
+
+def test_a_rank_zero_that_a_lost_peer_ended_first_names_the_peer(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Rank 0's collective loses a deleted peer's ranks at once, and rank 0 may exit before
+    the operator sees the loss: the attempt is a GangRestart naming the peer, not a trainer
+    failure that says only "exit code 1"."""
+    cluster = Cluster(monkeypatch, {"j-trainer-1": running(1)})
+    job = gang_job(status={"phase": "Running", "attempts": 1, "observedGeneration": 1})
+    events: list[tuple[str, str, str]] = []
+    cluster.check(job, events)
+    for name in ("j-trainer-1-node-1", "j-trainer-1-node-2"):
+        cluster.pods[name]["status"] = {"phase": "Running", "podIP": "10.244.0.10"}
+    del cluster.pods["j-trainer-1-node-2"]
+    cluster.pods["j-trainer-1-node-1"]["status"] = ended(1, "2026-12-05T03:40:07Z")
+    cluster.pods["j-trainer-1"]["status"] = ended(1, "2026-12-05T03:40:07Z")
+    cluster.check(job, events)
+    restart = events[-2]  # then the relaunch's TrainerStarted
+    assert restart[1] == "GangRestart", events
+    assert "j-trainer-1-node-2 (deleted) of the job's 3 pods lost" in restart[2]
+    assert "rank 0 (j-trainer-1) exited with code 1" in restart[2]
+    assert "node-1" not in restart[2]  # it ended with rank 0, not before it
+    assert job["status"]["gangRestarts"] == 1 and job["status"]["failures"] == 1
+    assert job["status"]["attempts"] == 2
+
+
+def test_a_rank_zero_that_failed_on_its_own_is_a_trainer_failure(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    cluster = Cluster(monkeypatch, {"j-trainer-1": running(1)})
+    job = gang_job(nodes=2, status={"phase": "Running", "attempts": 1, "observedGeneration": 1})
+    events: list[tuple[str, str, str]] = []
+    cluster.check(job, events)
+    # Its peer lost rank 0's rendezvous a second after rank 0 failed.
+    cluster.pods["j-trainer-1-node-1"]["status"] = ended(1, "2026-12-05T03:40:08Z")
+    cluster.pods["j-trainer-1"]["status"] = ended(1, "2026-12-05T03:40:07Z")
+    cluster.check(job, events)
+    assert "TrainerFailed" in [reason for _, reason, _ in events]
+    assert "GangRestart" not in [reason for _, reason, _ in events]
+    assert "gangRestarts" not in job["status"] and job["status"]["failures"] == 1

@@ -228,3 +228,83 @@ def test_a_jobset_whose_pods_are_not_made_yet_is_waited_for_not_launched_again(
     cluster.start("j-trainer-1")  # the controller came: the attempt runs
     cluster.check(job, events)
     assert job["status"]["phase"] == "Running" and job["status"]["attempts"] == 1
+
+
+def failed_jobset(first_failed_job: str) -> dict[str, Any]:
+    """A JobSet's status as its controller fails it (failurePolicy.maxRestarts 0)."""
+    message = (
+        "jobset failed due to reaching max number of restarts "
+        f"(first failed job: {first_failed_job})"
+    )
+    return {"conditions": [{"type": "Failed", "status": "True", "message": message}]}
+
+
+@pytest.mark.parametrize(
+    ("first_failed_job", "rank_zero", "said"),
+    [
+        # A worker lost: rank 0's collective loses its ranks and rank 0 exits first...
+        ("j-trainer-1-workers-0", "failed", "GangRestart"),
+        # ...or the JobSet controller removes rank 0 as the worker fails the JobSet.
+        ("j-trainer-1-workers-0", "gone", "GangRestart"),
+        # Rank 0 failed first, on its own.
+        ("j-trainer-1-leader-0", "failed", "TrainerFailed"),
+        ("j-trainer-1-leader-0", "gone", "TrainerLost"),
+    ],
+)
+def test_an_attempt_a_lost_worker_ended_through_rank_zero_names_the_worker(
+    monkeypatch: pytest.MonkeyPatch, first_failed_job: str, rank_zero: str, said: str
+) -> None:
+    """The JobSet names the first of its Jobs to fail: what rank 0's own end (exit code 1,
+    or its pod removed) does not say."""
+    cluster = JobSetCluster(monkeypatch)
+    job = gang_job(status={"phase": "Pending", "attempts": 0})
+    events: list[tuple[str, str, str]] = []
+    cluster.check(job, events)
+    cluster.start("j-trainer-1")
+    cluster.check(job, events)
+    leader = "j-trainer-1-leader-0-0-x7k2p"
+    if rank_zero == "gone":
+        del cluster.pods[leader]
+    else:
+        terminated = {"exitCode": 1, "finishedAt": now(), "message": "connection reset"}
+        cluster.pods[leader]["status"] = {
+            "phase": "Failed",
+            "containerStatuses": [{"state": {"terminated": terminated}}],
+        }
+    cluster.jobsets["j-trainer-1"]["status"] = failed_jobset(first_failed_job)
+    cluster.check(job, events)
+    endings = [
+        reason
+        for _, reason, _ in events
+        if reason in ("GangRestart", "TrainerFailed", "TrainerLost")
+    ]
+    assert endings == [said], events
+    if said == "GangRestart":
+        message = next(text for _, reason, text in events if reason == said)
+        assert "the pod of Job j-trainer-1-workers-0 (the first of JobSet j-trainer-1's" in message
+        assert job["status"]["gangRestarts"] == 1
+    else:
+        assert "gangRestarts" not in job["status"]
+    assert job["status"]["failures"] == 1 and list(cluster.jobsets)[-1] == "j-trainer-2"
+
+
+def test_a_failed_rank_zero_waits_a_moment_for_its_jobset_to_say_which_job_failed_first(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    cluster = JobSetCluster(monkeypatch)
+    job = gang_job(status={"phase": "Pending", "attempts": 0})
+    events: list[tuple[str, str, str]] = []
+    cluster.check(job, events)
+    cluster.start("j-trainer-1")
+    cluster.check(job, events)
+    pod = cluster.pods["j-trainer-1-leader-0-0-x7k2p"]
+    terminated = {"exitCode": 1, "finishedAt": now()}
+    pod["status"] = {
+        "phase": "Failed",
+        "containerStatuses": [{"state": {"terminated": terminated}}],
+    }
+    cluster.check(job, events)  # the JobSet has not failed yet: the next check decides
+    assert "failures" not in job["status"] and list(cluster.jobsets) == ["j-trainer-1"]
+    terminated["finishedAt"] = "2020-01-01T00:00:00Z"  # no JobSet controller says so
+    cluster.check(job, events)
+    assert events[-2][1] == "TrainerFailed" and job["status"]["failures"] == 1

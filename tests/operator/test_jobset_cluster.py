@@ -111,11 +111,11 @@ def test_two_pods_as_a_jobset_train_as_one_roll_back_together_and_restart_togeth
     assert final["phase"] == "Succeeded", final.get("message")
     assert final["attempts"] == 2 and final["checkpointStep"] == 5000
     # Which side ends the attempt is a race, as on a real node: the operator seeing the
-    # failed JobSet (GangRestart), rank 0 failing first when its collective loses the
-    # worker's ranks (TrainerFailed), or the JobSet controller removing rank 0's pod as
-    # the JobSet fails (TrainerLost). The node agent used to leave the lost worker's ranks
-    # running (torchrun starts them in sessions of their own), which kept rank 0 waiting
-    # and made GangRestart the only outcome here; they now end with their container.
+    # failed JobSet, rank 0 failing first when its collective loses the worker's ranks, or
+    # the JobSet controller removing rank 0's pod as the JobSet fails. Each is a GangRestart
+    # when the JobSet names the worker's Job as its first to fail; the Job controller's
+    # times are to the second, and when the worker's and rank 0's Jobs fail in the same one
+    # the JobSet may name rank 0's (TrainerFailed, TrainerLost).
     reasons = events(cluster, namespace, "gang")
     assert final.get("gangRestarts", 0) == reasons.count("GangRestart") <= 1, (final, reasons)
     assert {"GangRestart", "TrainerFailed", "TrainerLost"} & set(reasons), reasons

@@ -106,7 +106,10 @@ def test_two_pods_train_as_one_roll_back_together_and_restart_together(
     assert final["phase"] == "Succeeded", final.get("message")
     assert final["attempts"] == 2 and final["checkpointStep"] == 5000
     reasons = events(cluster, namespace, "gang")
-    assert "GangRestart" in reasons or "TrainerFailed" in reasons, reasons
+    # One GangRestart, whichever side saw the loss first: the operator (the peer gone), or
+    # rank 0, whose collective lost the peer's ranks (then the operator names the peer).
+    assert reasons.count("GangRestart") == final.get("gangRestarts") == 1, (final, reasons)
+    assert "TrainerFailed" not in reasons, reasons
     second = [logs(cluster, namespace, f"gang-trainer-2{suffix}") for suffix in ("", "-node-1")]
     resumed = [re.findall(r"resumed from checkpoint step (\d+)", text) for text in second]
     assert resumed[0] == resumed[1] and int(resumed[0][0]) >= 500, resumed
