@@ -148,6 +148,17 @@ class Cluster:
         return changes
 
 
+def started_pair(
+    monkeypatch: pytest.MonkeyPatch,
+) -> tuple[Cluster, dict[str, Any], list[tuple[str, str, str]]]:
+    """A job of two pods whose rank 0 runs and whose other pod was just made."""
+    cluster = Cluster(monkeypatch, {"j-trainer-1": running(1)})
+    job = gang_job(nodes=2, status={"phase": "Running", "attempts": 1, "observedGeneration": 1})
+    events: list[tuple[str, str, str]] = []
+    cluster.check(job, events)
+    return cluster, job, events
+
+
 def test_the_others_are_made_once_and_a_lost_one_restarts_the_gang_once(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -193,10 +204,7 @@ def test_the_others_are_made_once_and_a_lost_one_restarts_the_gang_once(
 def test_a_pod_that_cannot_be_placed_is_named_and_a_failed_one_restarts_the_gang(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    cluster = Cluster(monkeypatch, {"j-trainer-1": running(1)})
-    job = gang_job(nodes=2, status={"phase": "Running", "attempts": 1, "observedGeneration": 1})
-    events: list[tuple[str, str, str]] = []
-    cluster.check(job, events)
+    cluster, job, events = started_pair(monkeypatch)
     cluster.pods["j-trainer-1-node-1"]["status"] = UNSCHEDULABLE
     cluster.check(job, events)
     assert events[-1][1] == "GangIncomplete"
@@ -233,10 +241,7 @@ def test_a_pod_that_never_reaches_rank_zero_is_named_and_the_attempt_stopped(
     single = builders.trainer_pod(gang_job(nodes=1), 1, with_gpus=False, settings=SETTINGS)
     assert "readinessProbe" not in single["spec"]["containers"][0]
 
-    cluster = Cluster(monkeypatch, {"j-trainer-1": running(1)})
-    job = gang_job(nodes=2, status={"phase": "Running", "attempts": 1, "observedGeneration": 1})
-    events: list[tuple[str, str, str]] = []
-    cluster.check(job, events)
+    cluster, job, events = started_pair(monkeypatch)
     cluster.pods["j-trainer-1"]["status"]["conditions"] = [ready_since(400, True)]
     peer = cluster.pods["j-trainer-1-node-1"]
     peer["status"] = {"phase": "Running", "conditions": [ready_since(60, False)]}
@@ -291,10 +296,7 @@ def test_a_rank_zero_that_a_lost_peer_ended_first_names_the_peer(
 def test_a_rank_zero_that_failed_on_its_own_is_a_trainer_failure(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    cluster = Cluster(monkeypatch, {"j-trainer-1": running(1)})
-    job = gang_job(nodes=2, status={"phase": "Running", "attempts": 1, "observedGeneration": 1})
-    events: list[tuple[str, str, str]] = []
-    cluster.check(job, events)
+    cluster, job, events = started_pair(monkeypatch)
     # Its peer lost rank 0's rendezvous a second after rank 0 failed.
     cluster.pods["j-trainer-1-node-1"]["status"] = ended(1, "2026-12-05T03:40:08Z")
     cluster.pods["j-trainer-1"]["status"] = ended(1, "2026-12-05T03:40:07Z")

@@ -123,6 +123,19 @@ class JobSetCluster:
         return changes
 
 
+def running_jobset(
+    monkeypatch: pytest.MonkeyPatch,
+) -> tuple[JobSetCluster, dict[str, Any], list[tuple[str, str, str]]]:
+    """A gang job whose first attempt's JobSet has made rank 0, running."""
+    cluster = JobSetCluster(monkeypatch)
+    job = gang_job(status={"phase": "Pending", "attempts": 0})
+    events: list[tuple[str, str, str]] = []
+    cluster.check(job, events)
+    cluster.start("j-trainer-1")
+    cluster.check(job, events)
+    return cluster, job, events
+
+
 def test_an_attempt_is_a_jobset_and_a_failed_one_restarts_the_gang_once(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -173,12 +186,7 @@ def test_an_attempt_is_a_jobset_and_a_failed_one_restarts_the_gang_once(
 def test_stopping_an_attempt_deletes_its_jobset_not_rank_zero(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    cluster = JobSetCluster(monkeypatch)
-    job = gang_job(status={"phase": "Pending", "attempts": 0})
-    events: list[tuple[str, str, str]] = []
-    cluster.check(job, events)
-    cluster.start("j-trainer-1")
-    cluster.check(job, events)
+    cluster, job, events = running_jobset(monkeypatch)
     job["spec"]["suspend"] = True
     cluster.check(job, events)
     assert cluster.deleted_jobsets == ["j-trainer-1"]
@@ -187,11 +195,7 @@ def test_stopping_an_attempt_deletes_its_jobset_not_rank_zero(
 
 
 def test_a_worker_the_scheduler_cannot_place_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
-    cluster = JobSetCluster(monkeypatch)
-    job = gang_job(status={"phase": "Pending", "attempts": 0})
-    events: list[tuple[str, str, str]] = []
-    cluster.check(job, events)
-    cluster.start("j-trainer-1")
+    cluster, job, events = running_jobset(monkeypatch)
     cluster.pods["j-trainer-1-workers-0-0-qwert"] = {
         "metadata": {"name": "j-trainer-1-workers-0-0-qwert", "labels": {}},
         "status": UNSCHEDULABLE,
@@ -256,12 +260,7 @@ def test_an_attempt_a_lost_worker_ended_through_rank_zero_names_the_worker(
 ) -> None:
     """The JobSet names the first of its Jobs to fail: what rank 0's own end (exit code 1,
     or its pod removed) does not say."""
-    cluster = JobSetCluster(monkeypatch)
-    job = gang_job(status={"phase": "Pending", "attempts": 0})
-    events: list[tuple[str, str, str]] = []
-    cluster.check(job, events)
-    cluster.start("j-trainer-1")
-    cluster.check(job, events)
+    cluster, job, events = running_jobset(monkeypatch)
     leader = "j-trainer-1-leader-0-0-x7k2p"
     if rank_zero == "gone":
         del cluster.pods[leader]
@@ -291,12 +290,7 @@ def test_an_attempt_a_lost_worker_ended_through_rank_zero_names_the_worker(
 def test_a_failed_rank_zero_waits_a_moment_for_its_jobset_to_say_which_job_failed_first(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    cluster = JobSetCluster(monkeypatch)
-    job = gang_job(status={"phase": "Pending", "attempts": 0})
-    events: list[tuple[str, str, str]] = []
-    cluster.check(job, events)
-    cluster.start("j-trainer-1")
-    cluster.check(job, events)
+    cluster, job, events = running_jobset(monkeypatch)
     pod = cluster.pods["j-trainer-1-leader-0-0-x7k2p"]
     terminated = {"exitCode": 1, "finishedAt": now()}
     pod["status"] = {
