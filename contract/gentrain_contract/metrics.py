@@ -72,6 +72,16 @@ HYPERPARAMETER_INFO = _live(
 CONFIG_GENERATION = _live(
     "gentrain_config_generation", "gauge", (), "Generation of the configuration last applied."
 )
+CONFIG_GENERATION_STEP = _live(
+    "gentrain_config_generation_step",
+    "gauge",
+    (),
+    (
+        "Step from which the configuration generation in force applies: the trainer's step "
+        "when it took that generation up (or resumed under it). Optional: absent, a change "
+        "is taken as arriving at the milestone that first shows its generation."
+    ),
+)
 CONFIG_REJECTED_TOTAL = _live(
     "gentrain_config_rejected_total",
     "counter",

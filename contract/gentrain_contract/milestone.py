@@ -26,6 +26,8 @@ class Milestone(TypedDict, total=False):
     step: int
     time: float
     generation: int
+    # the step from which that generation applies (absent: from this milestone on)
+    generation_step: int
     origin_step: int  # where the weights this window trained were initialised
     trainer_started: float
     # the window's losses and gradients, per component
@@ -100,6 +102,7 @@ TRANSIENT = frozenset(
         "steps_per_second",
         "inception_score",
         "supported_actions",
+        "generation_step",  # becomes the remediation record's appliedFromStep
     }
 )
 KEPT = FIELDS - TRANSIENT

@@ -231,6 +231,8 @@ def process(
             and record["generation"] >= r.get("generation", 1 << 62)
         ):
             r["appliedAtStep"] = record["step"]
+            if "generation_step" in record:
+                r["appliedFromStep"] = record["generation_step"]
     refusals = mark_refused(record, records)
     adopted, searched_event = _adopt_search(record, records, spec, generation)
     if adopted is not None:

@@ -64,15 +64,36 @@ class Decision:
     waiting: str | None = None  # why nothing was done now
 
 
+# A change that set the weights the next window trains from (a fresh start, a rollback),
+# in force for at least this share of the window that ends at the milestone showing it,
+# is judged on that window: the built-in trainer takes a change up as soon as its file
+# changes, so the window is the change's own; only a late arrival (a slow ConfigMap sync)
+# leaves it too few steps to judge by. A change made in place is not: the weights carry
+# the old setting into that window (a discriminator trained five steps to one still wins
+# through it; judged there, the ring GAN's ladder climbed a rung every window and ended
+# worse than left alone: docs/diagnosis-calibration.md, session 27).
+JUDGED_ON_ITS_FIRST_WINDOW = 0.9
+RESTARTS_THE_WEIGHTS = frozenset(
+    {Action.REINITIALIZE, Action.ROLLBACK, Action.ROLLBACK_SKIP_BATCHES}
+)
+
+
 def judge(
-    records: Sequence[Mapping[str, Any]], findings: Sequence[Finding], milestone: Milestone
+    records: Sequence[Mapping[str, Any]],
+    findings: Sequence[Finding],
+    milestone: Milestone,
+    interval: int | None = None,
 ) -> dict[str, str]:
     """Outcomes of pending actions whose effect this milestone shows.
 
-    The operator reads a trainer's configuration generation with its milestones, so an
-    action's change shows first at the milestone after it was made (the built-in trainer
-    takes it up as soon as its file changes, a program on the SDK at its next milestone);
-    the first window wholly under the change ends one milestone later still.
+    The operator reads a trainer's configuration generation with its milestones, so a
+    change shows first at the milestone after it was made (`appliedAtStep`). Where the
+    trainer says from which step it applied (`appliedFromStep`: the built-in trainer takes
+    a change up between milestones), the change set the weights the window trained from,
+    and it covers nearly the whole window (see JUDGED_ON_ITS_FIRST_WINDOW; `interval`: the
+    steps between milestones), it is judged there; otherwise (a change made in place, or a
+    program on the SDK, which takes changes up at its milestones) on the window after, the
+    first one wholly under it.
     """
     present = {f.kind for f in findings}
     outcomes = {}
@@ -82,10 +103,21 @@ def judge(
         applied_at = record.get("appliedAtStep")
         if applied_at is None or milestone["step"] < applied_at:
             continue
-        if milestone["step"] == applied_at and not _kept_rate(record):
+        if milestone["step"] == applied_at and not (
+            _kept_rate(record) or _in_force_for_the_window(record, interval)
+        ):
             continue
         outcomes[record["id"]] = "persisting" if record["finding"] in present else "resolved"
     return outcomes
+
+
+def _in_force_for_the_window(record: Mapping[str, Any], interval: int | None) -> bool:
+    applied_from = record.get("appliedFromStep")
+    if applied_from is None or not interval:
+        return False
+    if not RESTARTS_THE_WEIGHTS & set(record.get("actions", [])):
+        return False
+    return int(record["appliedAtStep"]) - int(applied_from) >= JUDGED_ON_ITS_FIRST_WINDOW * interval
 
 
 def decide(
@@ -98,7 +130,8 @@ def decide(
 ) -> Decision:
     """What to do at this milestone. `records`: earlier remediations, oldest first."""
     remediation = spec.get("remediation") or {}
-    decision = Decision(outcomes=judge(records, findings, milestone))
+    interval = int(context.get("interval", 0)) or None
+    decision = Decision(outcomes=judge(records, findings, milestone, interval))
     resolved = {**{r["id"]: r.get("outcome") for r in records}, **decision.outcomes}
     if remediation.get("mode", "auto") == "off":
         decision.waiting = "remediation is off"
@@ -124,8 +157,11 @@ def decide(
         decision.waiting = f"waiting for the outcome of {pending[-1]['id']}"
         return decision
     cooldown = int(remediation.get("cooldownMilestones", 1))
-    interval = int(context.get("interval", 1)) or 1
-    if records and cooldown and milestone["step"] - int(records[-1]["step"]) < cooldown * interval:
+    if (
+        records
+        and cooldown
+        and milestone["step"] - int(records[-1]["step"]) < cooldown * (interval or 1)
+    ):
         decision.waiting = f"cooling down after {records[-1]['id']}"
         return decision
     actionable = sorted(

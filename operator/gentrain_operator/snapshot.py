@@ -161,6 +161,9 @@ def milestone(snapshot: Snapshot) -> Milestone | None:
         value = snapshot.get(metrics.milestone_metric(name).name)
         if value is not None:
             figures[name] = value
+    since = snapshot.get(metrics.CONFIG_GENERATION_STEP.name)
+    if since is not None and _countable(since) and 0 <= since <= step:  # else: not said
+        record["generation_step"] = int(since)
     supported = snapshot.by(metrics.SUPPORTED_ACTION_INFO.name, "action")
     if supported:
         record["supported_actions"] = sorted(a for a in supported if a in ACTIONS)

@@ -99,3 +99,34 @@ def test_late_in_the_run_it_changes_the_game_in_place() -> None:
     assert outcome.record is not None
     assert outcome.record["actions"] == ["switch_gan_loss", "balance_learning_rates"]
     assert "commands" not in outcome.spec
+
+
+def test_a_change_taken_up_at_once_is_judged_on_the_window_that_shows_it() -> None:
+    """The overpowering remedy decided at 500 (generation 5), taken up at step 500 by the
+    built-in trainer: the 750 milestone shows it and covers its whole window, so 750
+    judges it — and, the discriminator still winning, the next rung is decided there, a
+    window sooner than when 1,000 had to judge it."""
+    from tests.operator.test_policy import run_milestones
+
+    job, outcomes = run_milestones(
+        gan_job(), [overpowered(500), {**ring(750, 3, generation=5), "generation_step": 500}]
+    )
+    first = job["status"]["remediations"][0]
+    assert (first["appliedAtStep"], first["appliedFromStep"]) == (750, 500)
+    assert first["outcome"] == "resolved"  # 750's figures: 3 of 8 modes, no overpowering
+
+    job, outcomes = run_milestones(
+        gan_job(),
+        [
+            overpowered(500),
+            {
+                **overpowered(750),
+                "generation": 5,
+                "generation_step": 500,
+                "origin_step": 500,
+            },
+        ],
+    )
+    first = job["status"]["remediations"][0]
+    assert first["outcome"] == "persisting"
+    assert outcomes[1].record is not None, "the next rung, at 750"

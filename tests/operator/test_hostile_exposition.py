@@ -134,3 +134,16 @@ def test_a_prometheus_url_cannot_probe_the_network_for_its_owner() -> None:
     # One message, whatever happened: it tells an open port from a closed one no more.
     assert messages == {"the Prometheus query failed"}
     assert followed == []
+
+
+@pytest.mark.parametrize(
+    ("sent", "read"), [("100", 100), ("0", 0), ("-5", None), ("250", None), ("NaN", None)]
+)
+def test_the_step_a_configuration_applies_from_is_read_only_when_it_can_be_true(
+    sent: str, read: int | None
+) -> None:
+    # A step after the milestone, or before the run, would have a change judged on a
+    # window it did not train (policy.judge): such a figure is as good as unsaid.
+    record = milestone(parse(hostile(1) + f"gentrain_config_generation_step {sent}\n", 0.0))
+    assert record is not None
+    assert record.get("generation_step") == read

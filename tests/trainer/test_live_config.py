@@ -66,5 +66,7 @@ def test_a_configuration_written_between_milestones_takes_effect_at_the_next_ste
     assert seen[99] == 1 and seen[100] == 2 and seen[299] == 2
     assert trainer.hp["lr_d"] == 0.0004 and trainer.hp["lr_g"] == config["hyperparameters"]["lr_g"]
     assert trainer.counters["gentrain_config_rejected_total"] == {("lr_g",): 1.0}
-    # What the scrapes read of the configuration changes at the milestone after, whole.
+    # Exported with the step it applies from: the window 100-200 was wholly its own, and
+    # the operator judges the change on it (policy.judge).
     assert trainer.collector.live["gentrain_config_generation"] == {(): 2.0}
+    assert trainer.collector.live["gentrain_config_generation_step"] == {(): 100.0}

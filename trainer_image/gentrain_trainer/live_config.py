@@ -166,4 +166,6 @@ def take_up(trainer: Trainer) -> None:
     for command in change.commands:
         if command.id not in trainer.applied:
             trainer.run_command(command, generation)
+    if generation != trainer.generation:  # after the commands: a rollback moves the step
+        trainer.generation_step = trainer.step
     trainer.generation = generation

@@ -59,4 +59,5 @@ def configuration(trainer: Trainer) -> Series:
             (k, v): 1.0 for k, v in trainer.hp.items() if isinstance(v, str)
         },
         metrics.CONFIG_GENERATION.name: {(): float(trainer.generation)},
+        metrics.CONFIG_GENERATION_STEP.name: {(): float(trainer.generation_step)},
     }

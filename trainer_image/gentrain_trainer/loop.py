@@ -85,6 +85,10 @@ class Trainer:
         self.family: Family = self.build_family(0)
         self.hp: dict[str, Any] = dict(self.config.hyperparameters)
         self.generation = self.config.generation
+        # The step from which that generation applies (exported with it): the operator
+        # judges a change on the first window trained wholly under it — the one ending at
+        # the milestone that shows it, when it was taken up at that window's start.
+        self.generation_step = 0
         # The configuration file as last taken up (rank 0 only): the loop takes it up again
         # as soon as it changes, not at the next milestone — a remedy that waited for the
         # milestone lost a whole window (see docs/diagnosis-calibration.md, session 25).
@@ -296,9 +300,10 @@ class Trainer:
 
     def take_up_between_milestones(self) -> None:
         """The file changed since the last milestone: its changes take effect from this
-        step (the live series show them from the next scrape). The operator reads the
-        generation with each milestone, so it sees the change arrive at the next one, and
-        judges it on the window after, as before."""
+        step, exported (from the next scrape) with the step they apply from. The operator
+        reads the generation with each milestone, so it sees the change arrive at the next
+        one; it judges the change on that window when the change held for nearly all of it
+        (policy.judge)."""
         before = self.generation
         self.apply_config()
         if self.generation != before:

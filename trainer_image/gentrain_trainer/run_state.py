@@ -44,6 +44,8 @@ def restore(trainer: Trainer, step: int, saved: dict[str, Any]) -> None:
     # The configuration in force now wins over the one saved: a rollback usually comes
     # together with new hyperparameters, and a restart must honour edits.
     trainer.family.apply_hyperparameters(trainer.effective_hp(), trainer.step - trainer.origin)
+    # Every step from here trains under the configuration in force.
+    trainer.generation_step = trainer.step
     log.info("resumed from checkpoint step %d (data index %d)", step, trainer.data_index)
 
 
