@@ -164,3 +164,39 @@ def test_a_wide_latent_that_prunes_its_units_is_not_a_collapse() -> None:
         {k: v for k, v in m.items() if k != "reconstruction_baseline"} for m in vae(9, 20.1)
     ]
     assert collapsed(without_baseline), "an older trainer: the unit count alone decides"
+
+
+def window(step: int, largest: float, median: float, clip: float) -> dict[str, object]:
+    return {
+        "step": step,
+        "grad_norm_max": {"model": largest},
+        "grad_norm_median": {"model": median},
+        "hyperparameters": {"grad_clip": clip, "lr": 0.002},
+    }
+
+
+@pytest.mark.parametrize(
+    ("history", "severity"),
+    [
+        # A 150x spike the clip of 1.0 cut to 3x the median: reported, not acted on.
+        ([window(100, 60.0, 0.4, 1.0)], "info"),
+        # ... unless the window before exploded too: a spike that recurs is acted on.
+        ([window(100, 60.0, 0.4, 1.0), window(200, 60.0, 0.4, 1.0)], "warning"),
+        # No clip in force (0): the whole spike reached the weights.
+        ([window(100, 60.0, 0.4, 0.0)], "warning"),
+        # A clip too loose to matter (100 against a median of 0.4) held nothing.
+        ([window(100, 60.0, 0.4, 100.0)], "warning"),
+    ],
+)
+def test_a_gradient_spike_the_clip_held_is_reported_not_acted_on(
+    history: list[dict[str, object]], severity: str
+) -> None:
+    [finding] = [f for f in diagnose(history, "transformer") if f.kind == "ExplodingGradients"]
+    assert finding.severity == severity
+
+
+def test_a_program_s_clip_is_read_under_its_api_name() -> None:
+    spiking = window(100, 60.0, 0.4, 0.0)
+    spiking["hyperparameters"] = {"gradientClip": "1.0"}
+    [finding] = [f for f in diagnose([spiking], "custom") if f.kind == "ExplodingGradients"]
+    assert finding.severity == "info"
