@@ -42,6 +42,7 @@ class Milestone(TypedDict, total=False):
     grad_norm_max: ByLabel
     grad_norm_median: ByLabel
     clip_ratio: ByLabel
+    grad_clip: float  # the gradient-norm clip in force (0: none)
     update_ratio: ByLabel
     baseline_loss: float
     data_wait_ratio: float | None

@@ -226,14 +226,8 @@ def _not_learning(history: Sequence[Milestone], t: Mapping[str, float]) -> list[
 
 
 def _clip_in_force(m: Milestone) -> float:
-    """The gradient-norm clip the window trained under (0: none), as the trainer reports
-    its hyperparameters in force (the built-in trainer's name, or a program's API name)."""
-    hyperparameters = m.get("hyperparameters") or {}
-    value = hyperparameters.get("grad_clip", hyperparameters.get("gradientClip", 0.0))
-    try:
-        clip = float(value)
-    except (TypeError, ValueError):
-        return 0.0
+    """The gradient-norm clip the window trained under (0: none, or not reported)."""
+    clip = float(m.get("grad_clip", 0.0))
     return clip if math.isfinite(clip) and clip > 0 else 0.0
 
 

@@ -139,6 +139,11 @@ def milestone(snapshot: Snapshot) -> Milestone | None:
         "data_wait_ratio": snapshot.get(metrics.MILESTONE_DATA_WAIT_RATIO.name),
         "hyperparameters": hyperparameters,
     }
+    # The clip in force, under the built-in trainer's name or a program's API name: kept
+    # in status (the hyperparameters are not), as the diagnosis of a spike reads it.
+    clip = hyperparameters.get("grad_clip", hyperparameters.get("gradientClip"))
+    if isinstance(clip, float):
+        record["grad_clip"] = clip
     figures: dict[str, float] = {}  # the figures a family may or may not have
     for name in (
         "modes_covered",
