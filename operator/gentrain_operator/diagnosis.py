@@ -32,7 +32,8 @@ THRESHOLDS: dict[str, float] = {
     "spike_burst": 8,
     # Divergence: the window's last tenth above this multiple of the best loss so far.
     "divergence_ratio": 1.5,
-    # Exploding gradients: a window's largest norm over this multiple of its median.
+    # Exploding gradients: a window's largest norm over this multiple of its median (acted
+    # on at once unless the clip in force cut it back within this multiple: see _gradients).
     "gradient_explosion_ratio": 50.0,
     # Not learning: the window's last tenth still at this fraction of the loss a predictor
     # that learned nothing scores (the trainer exports it: unigram entropy for text, the
