@@ -17,6 +17,7 @@ import pytest
 from gentrain_contract import metrics
 from gentrain_operator.milestones import process
 from gentrain_operator.snapshot import milestone, parse
+from tests.operator import test_not_learning as not_learning
 
 
 def exposition(step: int, largest: float, clip_name: str, clip: float) -> str:
@@ -34,20 +35,14 @@ def exposition(step: int, largest: float, clip_name: str, clip: float) -> str:
 
 
 def transformer_job() -> dict[str, Any]:
-    return {
-        "metadata": {"name": "t", "namespace": "n", "generation": 1, "resourceVersion": "1"},
-        "spec": {
-            "model": {"family": "transformer"},
-            "dataset": {"name": "pydoc"},
-            "training": {
-                "maxSteps": 800,
-                "hyperparameters": {"learningRate": 0.003, "warmupSteps": 40, "gradientClip": 1.0},
-            },
-            "checkpoints": {"interval": 100},
-            "remediation": {"mode": "auto"},
-        },
-        "status": {},
+    """The evaluation zoo's healthy transformer settings: a warm-up and clip 1.0."""
+    job = not_learning.transformer_job(mode="auto")
+    job["spec"]["training"]["hyperparameters"] = {
+        "learningRate": 0.003,
+        "warmupSteps": 40,
+        "gradientClip": 1.0,
     }
+    return job
 
 
 @pytest.mark.parametrize("clip_name", ["grad_clip", "gradientClip"])
