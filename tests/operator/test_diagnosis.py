@@ -178,7 +178,7 @@ def window(step: int, largest: float, median: float, clip: float) -> dict[str, o
 @pytest.mark.parametrize(
     ("history", "severity"),
     [
-        # A 150x spike the clip of 1.0 cut to 3x the median: reported, not acted on.
+        # A 150x spike the clip of 1.0 cut to 2.5x the median: reported, not acted on.
         ([window(100, 60.0, 0.4, 1.0)], "info"),
         # ... unless the window before exploded too: a spike that recurs is acted on.
         ([window(100, 60.0, 0.4, 1.0), window(200, 60.0, 0.4, 1.0)], "warning"),
