@@ -232,31 +232,28 @@ def _clip_in_force(m: Milestone) -> float:
     return clip if math.isfinite(clip) and clip > 0 else 0.0
 
 
-def _exploded(m: Milestone, t: Mapping[str, float]) -> bool:
-    return any(
-        largest > t["gradient_explosion_ratio"] * median
-        for component, largest in (m.get("grad_norm_max") or {}).items()
-        if (median := (m.get("grad_norm_median") or {}).get(component)) and median > 0
-    )
+def _exploding(m: Milestone, ratio: float) -> dict[str, dict[str, Any]]:
+    """The components whose largest gradient norm of the window is over `ratio` times its
+    median (finite norms only)."""
+    exploding: dict[str, dict[str, Any]] = {}
+    for component, largest in (m.get("grad_norm_max") or {}).items():
+        median = (m.get("grad_norm_median") or {}).get(component)
+        if median and median > 0 and largest > ratio * median:
+            exploding[component] = {"max": largest, "median": median}
+    return exploding
 
 
 def _gradients(history: Sequence[Milestone], t: Mapping[str, float]) -> list[Finding]:
     m = history[-1]
     ratio = t["gradient_explosion_ratio"]
     clip = _clip_in_force(m)
-    exploding: dict[str, dict[str, Any]] = {}
-    for component, largest in (m.get("grad_norm_max") or {}).items():
-        median = (m.get("grad_norm_median") or {}).get(component)
-        if median and median > 0 and largest > ratio * median:
-            exploding[component] = {"max": largest, "median": median}
+    exploding = _exploding(m, ratio)
     # A norm that overflowed reaches us named, not as a number (status is JSON).
-    overflowed = False
     for figure in m.get("nonfinite_figures") or []:
         field, _, component = figure.partition("/")
         if field == "grad_norm_max" and component:
             median = (m.get("grad_norm_median") or {}).get(component)
             exploding[component] = {"max": None, "nonfinite": True, "median": median}
-            overflowed = True
     if not exploding:
         return []
     # The step the optimiser took was the clipped gradient: where the clip in force held
@@ -265,10 +262,11 @@ def _gradients(history: Sequence[Milestone], t: Mapping[str, float]) -> list[Fin
     # evaluation zoo's healthy transformer, seed 2: a 151x spike at step 30 of its warm-up,
     # clip 1.0, drew that halving: a false positive). Reported; acted on when the next
     # window explodes too, as for any spike that recurs. Not fitted: the same ratio.
-    bounded = not overflowed and all(
-        clip > 0 and min(e["max"], clip) <= ratio * e["median"] for e in exploding.values()
+    bounded = clip > 0 and all(
+        e["max"] is not None and min(e["max"], clip) <= ratio * e["median"]
+        for e in exploding.values()
     )
-    repeated = len(history) > 1 and _exploded(history[-2], t)
+    repeated = len(history) > 1 and bool(_exploding(history[-2], ratio))
     held = bounded and not repeated
     return [
         Finding(
