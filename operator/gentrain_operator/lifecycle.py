@@ -13,6 +13,7 @@ from kubernetes.client.exceptions import ApiException
 from . import batch, gang, job_object, jobset, kube, kueue, launching, names, pod_status, queueing
 from .conditions import get as get_condition
 from .conditions import set_condition, since
+from .gang_loss import lost_first, restarted_by_loss
 from .settings import Settings
 
 log = logging.getLogger("gentrain.lifecycle")
@@ -238,10 +239,10 @@ def _reconcile(
             failures += 1
             changes["failures"] = failures
             rank_zero_name = names.pod_name(name, attempts)
-            lost = gang.lost_first(job, None, attempts, read_pod)
+            lost = lost_first(job, None, attempts, read_pod)
             if lost:
                 how = "was removed"  # with its failed JobSet
-                changes.update(gang.restarted_by_loss(job, lost, rank_zero_name, how, events))
+                changes.update(restarted_by_loss(job, lost, rank_zero_name, how, events))
             else:
                 events.append(("Warning", "TrainerLost", f"trainer pod {rank_zero_name} is gone"))
         if failures > backoff_limit:
@@ -373,7 +374,7 @@ def _reconcile(
             )
             events.append(("Warning", "CheckpointVolumeFull", changes["message"]))
             return changes
-        lost = gang.lost_first(job, pod, attempts, read_pod)
+        lost = lost_first(job, pod, attempts, read_pod)
         if lost is None:
             return changes  # its JobSet has still to say which pod failed first
         failures += 1
@@ -390,7 +391,7 @@ def _reconcile(
             events.append(("Warning", "OOMKilled", message))
         elif lost:
             how = f"exited with code {code}"
-            changes.update(gang.restarted_by_loss(job, lost, pod["metadata"]["name"], how, events))
+            changes.update(restarted_by_loss(job, lost, pod["metadata"]["name"], how, events))
         else:
             events.append(("Warning", "TrainerFailed", f"exit code {code}: {message[-300:]}"))
         if failures > backoff_limit:
