@@ -211,6 +211,11 @@ MILESTONE_UPDATE_RATIO = _milestone(
     ("component",),
     "Median over the window of |weight update| / |weight| of one step (largest matrices).",
 )
+MILESTONE_WEIGHT_GROWTH = _milestone(
+    "gentrain_milestone_weight_growth",
+    ("component",),
+    "Weight norm 100 steps past warm-up over the norm at initialisation (from then on).",
+)
 MILESTONE_GRAD_NORM_MEDIAN = _milestone(
     "gentrain_milestone_grad_norm_median", ("component",), "Median gradient norm over the window."
 )

@@ -44,6 +44,7 @@ class Milestone(TypedDict, total=False):
     clip_ratio: ByLabel
     grad_clip: float  # the gradient-norm clip in force (0: none)
     update_ratio: ByLabel
+    weight_growth: ByLabel  # the built-in trainer's; a program's may have none
     baseline_loss: float
     data_wait_ratio: float | None
     steps_per_second: float

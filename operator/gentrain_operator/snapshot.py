@@ -136,6 +136,7 @@ def milestone(snapshot: Snapshot) -> Milestone | None:
         "grad_norm_median": snapshot.by(metrics.MILESTONE_GRAD_NORM_MEDIAN.name, "component"),
         "clip_ratio": snapshot.by(metrics.MILESTONE_GRAD_CLIP_RATIO.name, "component"),
         "update_ratio": snapshot.by(metrics.MILESTONE_UPDATE_RATIO.name, "component"),
+        "weight_growth": snapshot.by(metrics.MILESTONE_WEIGHT_GROWTH.name, "component"),
         "data_wait_ratio": snapshot.get(metrics.MILESTONE_DATA_WAIT_RATIO.name),
         "hyperparameters": hyperparameters,
     }

@@ -58,6 +58,9 @@ def apply(trainer: Trainer, command: CommandSpec, generation: int) -> None:
         return
     if command.action == "reset_discriminator":
         if trainer.family.reset_discriminator(trainer.step):
+            trainer.weight_growth.begin(
+                trainer.family.components(), trainer.step, only={"discriminator"}
+            )
             log.info(
                 "command %s: discriminator re-initialised at step %d", command.id, trainer.step
             )

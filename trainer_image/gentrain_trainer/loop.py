@@ -39,6 +39,7 @@ from .checkpoints import CheckpointStore
 from .config import Config, load
 from .datasets import Batch, make_dataset
 from .families import Family, make_family
+from .weight_growth import WeightGrowth
 
 log = logging.getLogger("gentrain.trainer")
 
@@ -82,6 +83,7 @@ class Trainer:
         # `reinitialize` command started afresh. Families see steps counted from here, so
         # warm-up, LR decay, EMA warm-up and KL annealing restart with the weights.
         self.origin = 0
+        self.weight_growth = WeightGrowth()  # measured from each initialisation on
         self.family: Family = self.build_family(0)
         self.hp: dict[str, Any] = dict(self.config.hyperparameters)
         self.generation = self.config.generation
@@ -153,7 +155,9 @@ class Trainer:
                 max_steps=max(1, self.max_steps - origin),
                 hyperparameters=self.effective_hp(),
             )
-        return make_family(config, self.dataset, self.device)
+        family = make_family(config, self.dataset, self.device)
+        self.weight_growth.begin(family.components(), origin)
+        return family
 
     def effective_hp(self) -> dict[str, Any]:
         """The hyperparameters in force: the configured ones, with a searched rate factor."""
@@ -199,6 +203,8 @@ class Trainer:
         total = time.perf_counter() - started
         if not self.options.monitoring:
             return
+        warmup = int(self.hp.get("warmup_steps", 0) or 0)
+        self.weight_growth.observe(self.family.components(), self.step, warmup)
         self.window.add(
             result.losses,
             result.grad_norms,
@@ -219,6 +225,8 @@ class Trainer:
         evaluation_seconds = 0.0
         summary = self.window.summary()
         self.since_start.add(summary)
+        for component, growth in self.weight_growth.growth.items():
+            summary["components"].setdefault(component, {})["weight_growth"] = growth
         directory = self.options.checkpoint_dir / f".pictures-{self.step}"
         pictures: list[Path] = []
         if self.world.main:  # evaluation, pictures and the checkpoint: rank 0's alone

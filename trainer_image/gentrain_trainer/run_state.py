@@ -26,6 +26,7 @@ def state(trainer: Trainer) -> dict[str, Any]:
         "generation": trainer.generation,
         "hyperparameters": trainer.hp,
         "rate_factor": list(trainer.rate_factor) if trainer.rate_factor else None,
+        "weight_growth": trainer.weight_growth.state(),
     }
 
 
@@ -34,6 +35,7 @@ def restore(trainer: Trainer, step: int, saved: dict[str, Any]) -> None:
     if origin != trainer.origin:  # the checkpoint's weights began at another step
         trainer.origin, trainer.family = origin, trainer.build_family(origin)
     trainer.family.load_state_dict(saved["family"])
+    trainer.weight_growth.load(saved.get("weight_growth"))
     trainer.step, trainer.data_index = int(saved["step"]), int(saved["data_index"])
     trainer.samples = int(saved.get("samples", 0))
     saved_factor = saved.get("rate_factor")
