@@ -132,6 +132,16 @@ def most_spikes(result: LoopResult) -> int:
     )
 
 
+def first_growth(result: LoopResult) -> float | None:
+    """The run's weight growth in its first 100 steps at the full rate (the largest over
+    its components), as first exported: what the WeightGrowth threshold is fitted on."""
+    for m in result.milestones:
+        growth = m.get("weight_growth") or {}
+        if growth:
+            return round(max(growth.values()), 4)
+    return None
+
+
 def _commit() -> str:
     """The code a row was measured with (rows of several runs can be merged)."""
     root = Path(__file__).resolve().parents[1]
@@ -204,12 +214,14 @@ HEALTHY_FIELDS = (
     "healthy_probes",
     "healthy_seconds",
     "healthy_spikes",
+    "healthy_growth",
 )
-OFF_FIELDS = ("off", "off_seconds", "off_spikes")
+OFF_FIELDS = ("off", "off_seconds", "off_spikes", "off_growth")
 AUTO_FIELDS = (
     "auto",
     "auto_seconds",
     "auto_spikes",
+    "auto_growth",
     "recovered_at",
     "actions",
     "steps",
@@ -285,6 +297,7 @@ def measure(
                 "healthy_probes": probes(healthy),
                 "healthy_seconds": round(healthy.seconds, 1),
                 "healthy_spikes": most_spikes(healthy),
+                "healthy_growth": first_growth(healthy),
             }
         )
         row["machine"]["threads"] = healthy.threads
@@ -300,6 +313,7 @@ def measure(
         row[mode] = final(result, metric, over_last)
         row[f"{mode}_seconds"] = round(result.seconds, 1)
         row[f"{mode}_spikes"] = most_spikes(result)
+        row[f"{mode}_growth"] = first_growth(result)
         row["machine"]["threads"] = result.threads
         if mode == "auto":
             row["recovered_at"] = recovered_at(result)
