@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bench import corpus
+from bench import corpus, weight_growth
 from bench.efficacy import SETS, ZOO, corpora
 from bench.recorder import merged
 from gentrain_operator import trainer_config
@@ -61,3 +61,18 @@ def test_a_stretch_in_the_validation_part_is_refused(tmp_path: Path) -> None:
     spec = {"source": "pydoc", "corrupt": [{"at": 0.89, "bytes": 50000}]}
     with pytest.raises(ValueError, match=r"corpus\.corrupt: the stretch at 0\.89 runs into"):
         corpus.write(spec, tmp_path, clean=False)
+
+
+def test_the_weight_growth_table_measures_a_case_as_the_trainer_does() -> None:
+    """bench.weight_growth stops each run once the trainer has measured the figure: the
+    calibration VAE at 20x its rate grows far more than its healthy reference."""
+    case = yaml.safe_load((ZOO / "calibration" / "vae-rate-20x-too-high.yaml").read_text())
+    figures = {
+        variant: weight_growth.growth(
+            merged(case["base"], {**case[variant], "remediation": {"mode": "off"}})
+        )
+        for variant in ("healthy", "broken")
+    }
+    assert list(figures["healthy"]) == ["total"]
+    healthy, broken = figures["healthy"]["total"], figures["broken"]["total"]
+    assert broken - 1 > 10 * (healthy - 1) > 0
