@@ -5,8 +5,9 @@ Adam moves every weight by about the learning rate at each step, whatever the gr
 scale, so the growth over the first steps says how large the rate is against the scale
 the weights were initialised at. A rate too high for the model shows there at once, even
 where the run then learns, badly, and no loss-based rule sees anything wrong: on the
-calibration zoo (seeds 0-2) the healthy runs grew 1.02-1.11x in those 100 steps, and every
-run at a rate 10-50x too high 1.27-5.8x (docs/diagnosis-calibration.md, session 29).
+calibration zoo (seeds 0-2) the healthy runs grew 1.02-1.20x (transformers the most, their
+warm-up's growth included), and every run at a rate 10-50x too high 1.27-5.8x
+(`python -m bench.weight_growth`; docs/diagnosis-calibration.md, session 29).
 
 A fixed number of steps, not a milestone window: the window is the user's checkpoint
 interval, and weights keep growing as a healthy run trains. Measured once per
