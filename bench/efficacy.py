@@ -193,6 +193,15 @@ def cases(which: str, names: list[str]) -> list[tuple[str, Path]]:
     return [(s, p) for s, p in found if not names or p.stem in names]
 
 
+def variant_spec(
+    case: dict[str, Any], variant: str, seed: int, data: dict[str, Any], mode: str
+) -> dict[str, Any]:
+    """A case's healthy or broken job spec at `seed`, its corpus (`data`, see corpora)
+    and remediation `mode`."""
+    base = merged(merged(case["base"], {"training": {"seed": seed}}), data)
+    return merged(base, {**case[variant], "remediation": {"mode": mode}})
+
+
 def corpora(
     case: dict[str, Any], folder: Path = OUT / "corpora"
 ) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -254,7 +263,6 @@ def measure(
     case = yaml.safe_load(path.read_text())
     metric, better = case["quality"]["metric"], case["quality"]["better"]
     over_last = int(case["quality"].get("over_last", 1))
-    base = merged(case["base"], {"training": {"seed": seed}})
     healthy_data, broken_data = corpora(case)
     kept = unaltered(earlier)
     if earlier is not None and kept >= (
@@ -264,7 +272,7 @@ def measure(
     row: dict[str, Any] = {
         "set": set_name,
         "case": path.stem,
-        "family": base["model"]["family"],
+        "family": case["base"]["model"]["family"],
         "seed": seed,
         "metric": metric,
         "better": better,
@@ -279,9 +287,7 @@ def measure(
         assert earlier is not None
         row.update({field: earlier.get(field) for field in HEALTHY_FIELDS})
     else:
-        spec = merged(
-            merged(base, healthy_data), {**case["healthy"], "remediation": {"mode": "auto"}}
-        )
+        spec = variant_spec(case, "healthy", seed, healthy_data, "auto")
         healthy = complete(run(spec), spec)
         row.update(
             {
@@ -308,7 +314,7 @@ def measure(
             assert earlier is not None
             row.update({f: earlier.get(f) for f in (OFF_FIELDS if mode == "off" else AUTO_FIELDS)})
             continue
-        spec = merged(merged(base, broken_data), {**case["broken"], "remediation": {"mode": mode}})
+        spec = variant_spec(case, "broken", seed, broken_data, mode)
         result = complete(run(spec), spec)
         row[mode] = final(result, metric, over_last)
         row[f"{mode}_seconds"] = round(result.seconds, 1)

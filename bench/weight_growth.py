@@ -19,8 +19,7 @@ from pathlib import Path
 
 import yaml
 
-from bench.efficacy import OUT, cases, corpora
-from bench.recorder import merged
+from bench.efficacy import OUT, cases, corpora, variant_spec
 from gentrain_operator import trainer_config
 from gentrain_trainer.loop import Options, Trainer
 from gentrain_trainer.weight_growth import GROWTH_STEPS
@@ -63,10 +62,7 @@ def main() -> None:
             if variant not in case:
                 continue
             for seed in range(args.seeds):
-                spec = merged(
-                    merged(merged(case["base"], {"training": {"seed": seed}}), data[variant]),
-                    {**case[variant], "remediation": {"mode": "off"}},
-                )
+                spec = variant_spec(case, variant, seed, data[variant], "off")
                 figures = ", ".join(f"{c} {g:.3f}" for c, g in sorted(growth(spec).items()))
                 line = f"| {set_name} | {path.stem} | {variant} | {seed} | {figures} |"
                 lines.append(line)
