@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from bench import efficacy, efficacy_report
+from bench import efficacy, efficacy_report, run_figures
 from bench.closed_loop import LoopResult
 
 
@@ -137,9 +137,9 @@ def test_a_rollbacks_steps_count_as_discarded() -> None:
     """PaLM's case at seed 0: spikes confirmed at 400, the trainer took the rollback to 300
     up at 500 — 200 steps thrown away, which the count of fresh starts alone missed."""
     result = LoopResult(milestones=[{"step": s} for s in (100, 200, 300, 400, 500, 400, 500)])
-    assert efficacy.discarded_steps(result, 100) == 200
+    assert run_figures.discarded_steps(result, 100) == 200
     restarted = LoopResult(milestones=[{"step": 100}, {"step": 200, "origin_step": 100}])
-    assert efficacy.discarded_steps(restarted, 100) == 100
+    assert run_figures.discarded_steps(restarted, 100) == 100
 
 
 def test_again_measures_only_the_runs_an_action_could_alter(
