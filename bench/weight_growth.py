@@ -50,7 +50,7 @@ def main() -> None:
     args = parser.parse_args()
     logging.disable(logging.WARNING)
     lines = [
-        f"# Weight growth in the first {GROWTH_STEPS} steps at the full rate",
+        f"# Weight growth in the first {GROWTH_STEPS} updates at the full rate",
         "",
         "| set | case | variant | seed | growth (per component) |",
         "|---|---|---|---|---|",

@@ -106,3 +106,27 @@ def test_a_rate_far_too_high_grows_the_weights_far_more(make_trainer: MakeTraine
         trainer.run()
         (grown[lr],) = trainer.weight_growth.growth.values()
     assert grown[0.02] > 1.5 * grown[0.001]
+
+
+def test_a_component_updated_k_times_per_step_is_measured_after_its_own_updates() -> None:
+    # A discriminator at five steps per generator step makes GROWTH_STEPS updates in a
+    # fifth of the trainer steps; measured at 100 trainer steps it read 500 updates at a
+    # healthy rate as a rate too high (evaluation zoo's ring GAN, 1.23-1.32).
+    generator, discriminator = linear(1.0), linear(1.0)
+    components = {"generator": generator, "discriminator": discriminator}
+    growth = WeightGrowth()
+    growth.begin(components, step=0)
+    with torch.no_grad():
+        discriminator.weight.mul_(1.1)
+    growth.observe(components, GROWTH_STEPS // 5, warmup=0, updates_per_step={"discriminator": 5})
+    assert growth.growth == {"discriminator": pytest.approx(1.1)}
+    with torch.no_grad():
+        discriminator.weight.mul_(2.0)
+    growth.observe(components, GROWTH_STEPS, warmup=0, updates_per_step={"discriminator": 5})
+    assert growth.growth == {"discriminator": pytest.approx(1.1), "generator": 1.0}
+
+
+def test_the_gan_reports_its_discriminator_steps(make_trainer: MakeTrainer) -> None:
+    config = tiny("gan-ring", hyperparameters={"d_steps": 5})
+    trainer = make_trainer(config, name="gan5", evaluate=False)
+    assert trainer.family.updates_per_step() == {"discriminator": 5}

@@ -204,7 +204,9 @@ class Trainer:
         if not self.options.monitoring:
             return
         warmup = int(self.hp.get("warmup_steps", 0) or 0)
-        self.weight_growth.observe(self.family.components(), self.step, warmup)
+        self.weight_growth.observe(
+            self.family.components(), self.step, warmup, self.family.updates_per_step()
+        )
         self.window.add(
             result.losses,
             result.grad_norms,

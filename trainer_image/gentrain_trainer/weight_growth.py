@@ -9,7 +9,13 @@ calibration zoo (seeds 0-2) the healthy runs grew 1.02-1.20x (transformers the m
 warm-up's growth included), and every run at a rate 10-50x too high 1.27-5.8x
 (`python -m bench.weight_growth`; docs/diagnosis-calibration.md, session 29).
 
-A fixed number of steps, not a milestone window: the window is the user's checkpoint
+Counted in the component's own updates: a discriminator that takes k steps per generator
+step is measured after GROWTH_STEPS of its own, ceil(GROWTH_STEPS / k) trainer steps (at
+100 trainer steps a discriminator at five steps each grew 1.23-1.32 on the evaluation
+zoo's ring: 500 updates at a healthy rate, read as a rate too high — prompted by that
+set, so said so).
+
+A fixed number of updates, not a milestone window: the window is the user's checkpoint
 interval, and weights keep growing as a healthy run trains. Measured once per
 initialisation (the run's, a fresh start's, a reset discriminator's), two passes over
 the weights in all; kept in the checkpoint, so a restart neither loses nor repeats it.
@@ -49,11 +55,19 @@ class WeightGrowth:
                 self.started[name] = (step, weight_norm(module))
                 self.growth.pop(name, None)
 
-    def observe(self, components: Mapping[str, torch.nn.Module], step: int, warmup: int) -> None:
-        """After a step: measures each component that has just trained GROWTH_STEPS steps
-        past its warm-up (a run resumed later than that has no figure)."""
+    def observe(
+        self,
+        components: Mapping[str, torch.nn.Module],
+        step: int,
+        warmup: int,
+        updates_per_step: Mapping[str, int] | None = None,
+    ) -> None:
+        """After a step: measures each component that has just made GROWTH_STEPS updates
+        past its warm-up (`updates_per_step`: a component updated more than once per
+        trainer step; a run resumed later than that has no figure)."""
         for name, (since, initial) in self.started.items():
-            if step - since != warmup + GROWTH_STEPS or name in self.growth:
+            updates = max(1, int((updates_per_step or {}).get(name, 1)))
+            if step - since != warmup + math.ceil(GROWTH_STEPS / updates) or name in self.growth:
                 continue
             if name in components and initial > 0:
                 self.growth[name] = weight_norm(components[name]) / initial

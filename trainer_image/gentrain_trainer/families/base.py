@@ -77,6 +77,10 @@ class Family:
         """The trained networks, named as in the step's grad norms."""
         return {}
 
+    def updates_per_step(self) -> dict[str, int]:
+        """Components the optimizer steps more than once per trainer step (none: one)."""
+        return {}
+
     def baseline_loss(self) -> float | None:
         """The training loss of the best predictor that learned nothing from the inputs,
         where the family has one: a run whose loss stays there is not learning."""

@@ -75,6 +75,9 @@ class GAN(Family):
     def components(self) -> dict[str, torch.nn.Module]:
         return {"generator": self.generator, "discriminator": self.discriminator}
 
+    def updates_per_step(self) -> dict[str, int]:
+        return {"discriminator": int(self.hp["d_steps"])}
+
     def train_step(self, next_batch: NextBatch, step: int) -> StepResult:
         kind, clip = str(self.hp["loss"]), float(self.hp["grad_clip"])
         d_losses, d_norms, d_clipped, reals, fakes = [], [], [], [], []
