@@ -25,6 +25,7 @@ class FindingKind(StrEnum):
     DIVERGENCE = "Divergence"
     NOT_LEARNING = "NotLearning"
     ATTENTION_COLLAPSE = "AttentionCollapse"
+    WEIGHT_GROWTH = "WeightGrowth"
     MODE_COLLAPSE = "ModeCollapse"
     POSTERIOR_COLLAPSE = "PosteriorCollapse"
     EXPLODING_GRADIENTS = "ExplodingGradients"

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gentrain_contract.milestone import Milestone, compact, from_status
+from gentrain_contract.vocabulary import FindingKind
 
 from . import actions, names, policy
 from .conditions import set_condition
@@ -240,8 +241,10 @@ def process(
     # A checkpoint is a rollback target only if no rule suspects its window: neither a
     # finding acted on nor one reported until the next window confirms it (a first loss
     # spike, a first FID rise) — a rollback for a confirmed one goes back before it.
+    # Weight growth is a figure of the run's first updates, exported at every milestone
+    # from then on: it says nothing against this window's checkpoint.
     serious = [f for f in findings if f.severity != "info"]
-    suspect = [f for f in findings if f.kind in PRIORITY]
+    suspect = [f for f in findings if f.kind in PRIORITY and f.kind != FindingKind.WEIGHT_GROWTH]
     last_healthy = status.get("lastHealthyCheckpoint")
     if not suspect:
         last_healthy = record["step"]
