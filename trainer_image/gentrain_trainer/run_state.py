@@ -48,7 +48,14 @@ def restore(trainer: Trainer, step: int, saved: dict[str, Any]) -> None:
     trainer.family.apply_hyperparameters(trainer.effective_hp(), trainer.step - trainer.origin)
     # Every step from here trains under the configuration in force.
     trainer.generation_step = trainer.step
-    log.info("resumed from checkpoint step %d (data index %d)", step, trainer.data_index)
+    # The generation it was saved under: which timeline it is on, even once the rotation
+    # has removed the checkpoint itself.
+    log.info(
+        "resumed from checkpoint step %d (data index %d, saved under generation %d)",
+        step,
+        trainer.data_index,
+        int(saved.get("generation", 0)),
+    )
 
 
 def latest(trainer: Trainer, at_most: int | None = None) -> tuple[int, dict[str, Any]] | None:
