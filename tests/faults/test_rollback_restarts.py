@@ -83,7 +83,7 @@ def saved_milestones(cluster: Cluster, namespace: str, pod: str) -> list[int]:
     return [int(m) for m in re.findall(r'milestone \{"step": (\d+)', log)]
 
 
-def resumed(log: str) -> tuple[int, int]:
+def resumed_from(log: str) -> tuple[int, int]:
     """The step a trainer resumed from, and the generation its checkpoint was saved under:
     from its log, not the checkpoint's manifest, which the rotation may have removed by
     the time the log is read (a loaded fresh clone saw step-600 gone)."""
@@ -173,7 +173,7 @@ def test_a_rollback_survives_keep_two_and_both_kinds_of_pod_deletion(
         log = trainer_log(
             cluster, namespace, f"nan-trainer-{attempt}", "resumed from checkpoint step"
         )
-        step, generation = resumed(log)
+        step, generation = resumed_from(log)
         resumed.append(step)
         assert step >= (rolled_to if attempt == 2 else newest_saved), (attempt, step)
         assert step == rolled_to or generation >= rollback_generation, (
