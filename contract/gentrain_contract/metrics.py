@@ -129,6 +129,21 @@ MILESTONE_TIMESTAMP_SECONDS = _milestone(
     "gentrain_milestone_timestamp_seconds", (), "When the latest milestone was published."
 )
 MILESTONE_STEPS = _milestone("gentrain_milestone_steps", (), "Steps the milestone summary covers.")
+MILESTONE_CONFIG_GENERATION = _milestone(
+    "gentrain_milestone_config_generation",
+    (),
+    (
+        "Configuration generation in force when the milestone was published (after the "
+        "changes taken up there). Optional: absent, gentrain_config_generation is read. "
+        "A change taken up later, between milestones, leaves it as it was: the window "
+        "this milestone summarises never trained under it."
+    ),
+)
+MILESTONE_CONFIG_GENERATION_STEP = _milestone(
+    "gentrain_milestone_config_generation_step",
+    (),
+    "gentrain_config_generation_step when the milestone was published. Optional.",
+)
 MILESTONE_WEIGHTS_ORIGIN_STEP = _milestone(
     "gentrain_milestone_weights_origin_step",
     (),

@@ -26,6 +26,7 @@ IDENTITY = (
     metrics.CHECKPOINT_STEP.name,
     metrics.MILESTONE_TIMESTAMP_SECONDS.name,
     metrics.CONFIG_GENERATION.name,
+    metrics.MILESTONE_CONFIG_GENERATION.name,
     metrics.MILESTONE_WEIGHTS_ORIGIN_STEP.name,
     metrics.MILESTONE_NONFINITE_LOSSES.name,
 )
@@ -107,6 +108,15 @@ LARGEST_COUNT = 2.0**53
 ACTIONS = frozenset(Action)
 
 
+def _first(snapshot: Snapshot, *candidates: metrics.Metric) -> float | None:
+    """The first of these metrics the snapshot has."""
+    for metric in candidates:
+        value = snapshot.get(metric.name)
+        if value is not None:
+            return value
+    return None
+
+
 def _countable(value: float) -> bool:
     return math.isfinite(value) and abs(value) <= LARGEST_COUNT
 
@@ -121,7 +131,12 @@ def milestone(snapshot: Snapshot) -> Milestone | None:
     record: Milestone = {
         "step": int(step),
         "time": snapshot.get(metrics.MILESTONE_TIMESTAMP_SECONDS.name) or snapshot.time,
-        "generation": int(snapshot.get(metrics.CONFIG_GENERATION.name) or 0),
+        # The generation at the milestone's publication where the trainer says it: one
+        # taken up since, between milestones, is not this window's (read with this
+        # milestone, a rollback taken up after it was judged on the window before it).
+        "generation": int(
+            _first(snapshot, metrics.MILESTONE_CONFIG_GENERATION, metrics.CONFIG_GENERATION) or 0
+        ),
         "origin_step": int(snapshot.get(metrics.MILESTONE_WEIGHTS_ORIGIN_STEP.name) or 0),
         "nonfinite": int(snapshot.get(metrics.MILESTONE_NONFINITE_LOSSES.name) or 0),
         "loss_mean": snapshot.by(metrics.MILESTONE_LOSS_MEAN.name, "component"),
@@ -167,7 +182,9 @@ def milestone(snapshot: Snapshot) -> Milestone | None:
         value = snapshot.get(metrics.milestone_metric(name).name)
         if value is not None:
             figures[name] = value
-    since = snapshot.get(metrics.CONFIG_GENERATION_STEP.name)
+    since = _first(
+        snapshot, metrics.MILESTONE_CONFIG_GENERATION_STEP, metrics.CONFIG_GENERATION_STEP
+    )
     if since is not None and _countable(since) and 0 <= since <= step:  # else: not said
         record["generation_step"] = int(since)
     supported = snapshot.by(metrics.SUPPORTED_ACTION_INFO.name, "action")

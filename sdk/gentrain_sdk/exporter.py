@@ -114,8 +114,11 @@ def milestone_series(
     origin: int = 0,
     searched: Searched | None = None,
     refused: Mapping[str, str] | None = None,
+    generation: tuple[int, int] | None = None,
 ) -> dict[str, dict[tuple[str, ...], float]]:
-    """The milestone metrics, from the window summary and the family's evaluation."""
+    """The milestone metrics, from the window summary and the family's evaluation.
+    `generation`: the configuration generation in force at publication and the step it
+    applies from, for a trainer that takes changes up between milestones too."""
     series: dict[str, dict[tuple[str, ...], float]] = {
         metrics.MILESTONE_WEIGHTS_ORIGIN_STEP.name: {(): float(origin)},
         metrics.MILESTONE_NONFINITE_LOSSES_SINCE_START.name: {(): float(since_start.nonfinite)},
@@ -129,6 +132,9 @@ def milestone_series(
         metrics.MILESTONE_DATA_WAIT_RATIO.name: {(): float(summary["data_wait_ratio"])},
         metrics.MILESTONE_STEPS_PER_SECOND.name: {(): float(summary["steps_per_second"])},
     }
+    if generation is not None:
+        series[metrics.MILESTONE_CONFIG_GENERATION.name] = {(): float(generation[0])}
+        series[metrics.MILESTONE_CONFIG_GENERATION_STEP.name] = {(): float(generation[1])}
     if refused:
         series[metrics.MILESTONE_COMMAND_REFUSED.name] = {
             (command, reason): 1.0 for command, reason in refused.items()

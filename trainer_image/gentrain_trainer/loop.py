@@ -255,6 +255,7 @@ class Trainer:
                 origin,
                 self.searched,
                 self.refused,
+                (self.generation, self.generation_step),
             )
 
         run_state.save(self, pictures, series() if step >= self.max_steps else None)
