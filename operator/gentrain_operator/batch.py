@@ -11,7 +11,7 @@ from .conditions import get as get_condition
 from .conditions import now, set_condition, since
 
 TERMINAL = ("Succeeded", "Failed")
-# The conditions a batch Job has beside its phase (written after it: job_object.write_job_status).
+# The conditions a batch Job has beside its phase (written with it: job_object.write_job_status).
 BATCH_CONDITIONS = ("Succeeded", "Failed", "Suspended")
 
 

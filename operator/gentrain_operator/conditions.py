@@ -74,3 +74,13 @@ def changed(
     writer set, and so all it may write. Writing the whole list it read would put back
     another writer's older entries (the lifecycle's Ready, the monitor's Healthy)."""
     return [dict(c) for c in after if dict(get(before, str(c.get("type"))) or {}) != dict(c)]
+
+
+def replaced(
+    conditions: Sequence[Mapping[str, Any]] | None, entries: Sequence[Mapping[str, Any]]
+) -> list[dict[str, Any]]:
+    """`conditions` with each of `entries` in place of the entry of its type (appended when
+    there is none): the other entries as they are."""
+    by_type = {str(entry["type"]): dict(entry) for entry in entries}
+    result = [by_type.pop(str(c.get("type")), dict(c)) for c in conditions or []]
+    return result + list(by_type.values())

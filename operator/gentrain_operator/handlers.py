@@ -103,9 +103,9 @@ def _reconcile(body: kopf.Body, read_pod: lifecycle.PodReader, spec_changed: boo
         changes = lifecycle.reconcile(body, SETTINGS, events, read_pod, spec_changed)
     meta = body["metadata"]
     if changes:
-        # Written now, the phase before the conditions that say the same (see
-        # job_object.write_job_status), and the conditions type by type, never as kopf's merge
-        # patch of the whole list (see job_object.apply_conditions).
+        # Written now, the phase with the batch conditions that say the same (see
+        # job_object.write_job_status), never as kopf's merge patch of the whole list as it
+        # read it (see job_object.apply_conditions).
         job_object.write_job_status(meta["namespace"], meta["name"], changes, body.get("status"))
     metrics.record_phase(
         meta["namespace"], meta["name"], changes.get("phase") or body.get("status", {}).get("phase")

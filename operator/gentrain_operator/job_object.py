@@ -11,7 +11,7 @@ from kubernetes.client.rest import ApiException
 
 from . import names
 from .batch import BATCH_CONDITIONS
-from .conditions import changed
+from .conditions import changed, replaced
 from .json_values import json_safe
 from .kube import custom
 
@@ -81,24 +81,57 @@ def write_job_status(
     updates: Mapping[str, Any],
     read: Mapping[str, Any] | None,
 ) -> None:
-    """A status update computed from `read` (the status the writer saw): the conditions it
-    changed applied one by one, the other fields merge-patched. Readers wait for the phase
-    or for a batch condition (`kubectl wait --for=condition=Succeeded`), then read the
-    rest; three writes cannot land at once, so the order serves both: the conditions that
-    describe the state (Ready: why it failed), then the fields (phase), then the batch
-    conditions. (Succeeded=True was seen beside phase Running, and phase Failed beside the
-    Ready reason of the attempt before, each when its write went last.)"""
+    """A status update computed from `read` (the status the writer saw): the conditions
+    that describe the state (Ready: why it failed) applied one by one, then the other
+    fields (the phase) with the batch conditions that say the same in one write. A reader
+    that waits for phase Failed and reads the Failed condition, or waits for the condition
+    and reads the phase, finds both (with the phase and the batch condition in two writes,
+    phase Failed was seen without its condition: CI's run of 693be40)."""
     rest = {k: v for k, v in updates.items() if k != "conditions"}
     conditions = updates.get("conditions")
     read_conditions = (read or {}).get("conditions")
+    batch: list[dict[str, Any]] = []
     if conditions is not None:
         describing = [c for c in conditions if c.get("type") not in BATCH_CONDITIONS]
         apply_changed_conditions(namespace, name, read_conditions, describing)
-    if rest:
+        batch = changed(
+            read_conditions, [c for c in conditions if c.get("type") in BATCH_CONDITIONS]
+        )
+    if batch:
+        _patch_fields_and_conditions(namespace, name, rest, batch)
+    elif rest:
         patch_job_status(namespace, name, rest)
-    if conditions is not None:
-        batch = [c for c in conditions if c.get("type") in BATCH_CONDITIONS]
-        apply_changed_conditions(namespace, name, read_conditions, batch)
+
+
+def _patch_fields_and_conditions(
+    namespace: str,
+    name: str,
+    fields: Mapping[str, Any],
+    entries: Sequence[Mapping[str, Any]],
+    tries: int = 5,
+) -> None:
+    """`fields` and the condition `entries` in one merge patch of the list as the API
+    server has it now, refused (409) if the job changed since it was read: a merge patch
+    replaces the whole list, so it may only carry other writers' latest entries. Read
+    again and retried on a conflict (the monitor writes between)."""
+    for _ in range(tries):
+        job = read_job(namespace, name)
+        if job is None:
+            return  # deleted: nothing to say
+        current = (job.get("status") or {}).get("conditions")
+        body = {
+            "metadata": {"resourceVersion": job["metadata"]["resourceVersion"]},
+            "status": json_safe({**fields, "conditions": replaced(current, entries)}, "status"),
+        }
+        try:
+            _patch_status_subresource(namespace, name, body, field_manager=names.FIELD_MANAGER)
+            return
+        except ApiException as error:
+            if error.status != 409:
+                raise
+    raise RuntimeError(
+        f"{namespace}/{name}: status not written, the job changed under each of {tries} tries"
+    )
 
 
 def record_milestone(
