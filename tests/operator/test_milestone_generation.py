@@ -12,7 +12,7 @@ from gentrain_contract import metrics
 from gentrain_operator.milestones import process
 from gentrain_operator.snapshot import milestone, parse
 from gentrain_sdk.exporter import milestone_series
-from gentrain_sdk.window import SinceStart
+from gentrain_sdk.window import SinceStart, Window
 from tests.operator.test_policy import gan_job
 
 
@@ -68,14 +68,6 @@ def test_a_rollback_taken_up_after_a_milestone_is_not_judged_on_it() -> None:
 
 
 def test_the_trainer_publishes_the_generation_with_its_milestone() -> None:
-    summary = {
-        "steps": 200,
-        "nonfinite_losses": 0,
-        "data_wait_ratio": 0.0,
-        "steps_per_second": 1.0,
-        "components": {},
-        "extras": {},
-    }
-    series = milestone_series(1200, 0.0, summary, {}, SinceStart(), generation=(3, 1100))
+    series = milestone_series(1200, 0.0, Window().summary(), {}, SinceStart(), generation=(3, 1100))
     assert series[metrics.MILESTONE_CONFIG_GENERATION.name] == {(): 3.0}
     assert series[metrics.MILESTONE_CONFIG_GENERATION_STEP.name] == {(): 1100.0}
