@@ -70,3 +70,39 @@ def test_a_configuration_written_between_milestones_takes_effect_at_the_next_ste
     # the operator judges the change on it (policy.judge).
     assert trainer.collector.live["gentrain_config_generation"] == {(): 2.0}
     assert trainer.collector.live["gentrain_config_generation_step"] == {(): 100.0}
+
+
+def test_a_rollback_taken_up_at_a_milestone_is_announced_by_the_next_one(
+    make_trainer: MakeTrainer, tmp_path: Path
+) -> None:
+    """The milestone at step 20 describes the window 10-20, trained under generation 1;
+    a rollback to step 10 taken up there sends the run back to another timeline, whose
+    first window (10-20 again) the next milestone describes. Published with the rollback's
+    generation, the milestone at 20 made the operator judge the rollback on the window
+    it undid — trained to NaN in fresh clone s60 — and roll back a second time."""
+    config = tiny(
+        "transformer-text", training={"max_steps": 60}, checkpoints={"interval": 10, "keep": 5}
+    )
+    trainer = make_trainer(config, name="back", evaluate=False)
+    for _ in range(10):
+        trainer.train_one()
+    trainer.milestone()
+    for _ in range(10):
+        trainer.train_one()
+    rolled = {
+        **config,
+        "generation": 2,
+        "commands": [{"id": "r1-0", "action": "rollback", "step": 10}],
+    }
+    (tmp_path / "back.yaml").write_text(yaml.safe_dump(rolled))
+    trainer.milestone()
+    published = trainer.collector.milestone
+    assert trainer.step == 10 and published["gentrain_checkpoint_step"] == {(): 20.0}
+    assert published["gentrain_milestone_config_generation"] == {(): 1.0}
+    assert trainer.collector.live["gentrain_config_generation"] == {(): 2.0}
+    for _ in range(10):
+        trainer.train_one()
+    trainer.milestone()
+    published = trainer.collector.milestone
+    assert published["gentrain_milestone_config_generation"] == {(): 2.0}
+    assert published["gentrain_milestone_config_generation_step"] == {(): 10.0}

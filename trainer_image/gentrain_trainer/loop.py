@@ -245,7 +245,10 @@ class Trainer:
         # killed after it, while taking up the configuration below (a rate probe there
         # trains for seconds), was replaced by one that resumed at the end with nothing
         # to publish. Kept again, complete, once the configuration is taken up.
-        def series() -> final_milestone.Series:  # with the commands' results so far
+        trained_under = (self.generation, self.generation_step)
+
+        def series(generation: tuple[int, int]) -> final_milestone.Series:
+            """The milestone, with the commands' results so far."""
             return exporter.milestone_series(
                 step,
                 finished,
@@ -255,10 +258,10 @@ class Trainer:
                 origin,
                 self.searched,
                 self.refused,
-                (self.generation, self.generation_step),
+                generation,
             )
 
-        run_state.save(self, pictures, series() if step >= self.max_steps else None)
+        run_state.save(self, pictures, series(trained_under) if step >= self.max_steps else None)
         if self.world.main:
             for leftover in directory.iterdir():
                 leftover.unlink()
@@ -294,7 +297,16 @@ class Trainer:
             **live_metrics.configuration(self),
             **self.counters,
         }
-        self.collector.milestone = series()
+        # Published with the generation taken up here: the operator sees its change arrive
+        # and judges it on the next window, the first one trained under it. Not a rollback
+        # taken up here: the run goes on from an earlier step, on another timeline, and
+        # the milestone at the end of its first window there announces it (as for one
+        # taken up between milestones). Announced here, the rollback was judged on the
+        # window before it — trained to NaN — and a second one followed (fresh clone s60).
+        rolled_back = self.step < step
+        self.collector.milestone = series(
+            trained_under if rolled_back else (self.generation, self.generation_step)
+        )
         self.searched = None
         self.history.milestone(step, self.collector.milestone)
         if self.world.main and step >= self.max_steps:
