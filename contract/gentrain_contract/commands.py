@@ -7,6 +7,7 @@ program on the SDK at its next milestone.
       - {id: rb-1, action: rollback, step: 400, skip_batches: 50}
       - {id: fresh-1, action: reinitialize}
       - {id: lr-1, action: search_learning_rate, search_steps: 25}
+      - {id: lr-2, action: search_learning_rate, max_factor: 0.15}
 
 `parse` checks every entry and refuses a bad one by its field, so that the built-in
 trainer (which refuses the whole file) and gentrain-sdk (which keeps the good entries)
@@ -15,6 +16,7 @@ refuse the same things in the same words.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from .vocabulary import Command
@@ -36,6 +38,9 @@ class CommandSpec:
     # never reads again a batch it read since that checkpoint
     skip_batches: int = 0
     search_steps: int = DEFAULT_SEARCH_STEPS  # search/probe_learning_rate: per candidate
+    # search_learning_rate: no candidate over this factor of the configured rates is tried
+    # (the operator's, where the weights' growth says the rate is too high by so much)
+    max_factor: float | None = None
 
 
 @dataclass(frozen=True)
@@ -84,7 +89,19 @@ def _entry(item: object, where: str, seen: set[str]) -> CommandSpec:
         step,
         _count(item, "skip_batches", where, 0, 0),
         _count(item, "search_steps", where, DEFAULT_SEARCH_STEPS, MIN_SEARCH_STEPS),
+        _factor(item, "max_factor", where),
     )
+
+
+def _factor(item: dict[str, object], key: str, where: str) -> float | None:
+    value = item.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ValueError(f"{where}.{key}: expected a number, got {value!r}")
+    if value <= 0:
+        raise ValueError(f"{where}.{key}: must be over 0, got {value}")
+    return float(value)
 
 
 def _count(item: dict[str, object], key: str, where: str, default: int | None, least: int) -> int:

@@ -170,7 +170,11 @@ def plan_actions(
             # Probe steps per candidate: a quarter of a milestone interval, 10 to 50.
             probe = min(50, max(10, int(context.get("interval", 100)) // 4))
             ok = family != "gan"
-            commands.append({"action": "search_learning_rate", "searchSteps": probe})
+            search: dict[str, Any] = {"action": "search_learning_rate", "searchSteps": probe}
+            if context.get("search_ceiling") is not None:  # weight_growth.search_ceiling
+                # (at least the API's minimum; a search tries x0.003 at the least)
+                search["maxFactor"] = max(0.001, round(float(context["search_ceiling"]), 4))
+            commands.append(search)
         elif action == "probe_learning_rate":
             per_candidate = (
                 RATE_CHECK_BUDGET * float(context.get("max_steps", 0)) / PROBE_CANDIDATES

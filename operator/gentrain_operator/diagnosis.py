@@ -16,7 +16,7 @@ from typing import Any
 from gentrain_contract.milestone import Milestone
 from gentrain_contract.vocabulary import FindingKind, Severity
 
-from . import quality_rules
+from . import quality_rules, weight_growth
 from .findings import Finding
 
 __all__ = ["THRESHOLDS", "Finding", "diagnose"]
@@ -104,7 +104,7 @@ THRESHOLDS: dict[str, float] = {
     "attention_entropy_ratio": 0.15,
     # A rate too high for the model: its weights grew to this multiple of their initial
     # norm in their first 100 updates at the full rate (the trainer's weight_growth, taken
-    # past any warm-up; acted on for diffusion and VAE only: WEIGHT_GROWTH_ACTED_ON).
+    # past any warm-up; acted on for diffusion and VAE only: weight_growth.ACTED_ON).
     # Fitted on the calibration zoo, seeds 0-2 (`python -m bench.weight_growth --set
     # calibration`; docs/diagnosis-calibration.md, session 29):
     # healthy runs 1.02 (DDPM), 1.05 (VAE), 1.04-1.05 (ring GAN), 1.16-1.20 (transformer,
@@ -239,53 +239,6 @@ def _not_learning(history: Sequence[Milestone], t: Mapping[str, float]) -> list[
     ]
 
 
-# Acted on where a healthy run's growth sits far below a rate too high's and the weights
-# are one network whose rate the remedy sets: DDPM 1.02 against 1.47+, VAE 1.05 against
-# 2.5 (calibration zoo). A transformer's healthy growth rises with its rate and sits near
-# the threshold (1.16 at 0.002, 1.19 on clean code; a fresh start at 2.5x the healthy rate
-# on its way to beating the healthy run grew past 1.23): reported, not acted on —
-# NotLearning and AttentionCollapse cover its rates too high. A GAN's discriminator grows
-# with the game as well as the rate (a minimax discriminator at 5x its generator's rate:
-# 1.10-1.12 on calibration; at 10x 1.22-1.28 on the evaluation zoo, where a tenfold cut of
-# both rates left the generator unable to learn, FID 687 and 1,150 against 79 and 91 left
-# alone — seen on the evaluation set, so said so): reported, not acted on. A custom
-# program's models were never calibrated: reported, not acted on.
-WEIGHT_GROWTH_ACTED_ON = frozenset({"diffusion", "vae"})
-
-
-def _weight_growth(
-    history: Sequence[Milestone], t: Mapping[str, float], family: str
-) -> list[Finding]:
-    """Weights that grew far in their first updates at the full rate: Adam moves each
-    weight by about the rate at every update, so this says the rate is too high against
-    the scale the weights were initialised at — also where the run then learns, badly,
-    and no loss rule sees anything."""
-    m = history[-1]
-    grown = {
-        component: growth
-        for component, growth in (m.get("weight_growth") or {}).items()
-        if math.isfinite(growth) and growth >= t["weight_growth"]
-    }
-    if not grown:
-        return []
-    worst = max(grown, key=lambda component: grown[component])
-    acted_on = family in WEIGHT_GROWTH_ACTED_ON
-    message = (
-        f"the {worst} weights grew to {grown[worst]:.2f}x their initial norm in their "
-        "first 100 updates at the full learning rate: the rate is too high for them"
-    )
-    if not acted_on:
-        message += f" (for a {family} model a sign, not a verdict: reported, not acted on)"
-    return [
-        Finding(
-            FindingKind.WEIGHT_GROWTH,
-            Severity.WARNING if acted_on else Severity.INFO,
-            message,
-            {"step": m["step"], "growth": grown, "threshold": t["weight_growth"]},
-        )
-    ]
-
-
 def _clip_in_force(m: Milestone) -> float:
     """The gradient-norm clip the window trained under (0: none, or not reported)."""
     clip = float(m.get("grad_clip", 0.0))
@@ -397,7 +350,7 @@ def diagnose(
     findings = (
         _nonfinite(history, t) + _spikes(history, t, family) + _divergence(history, t, family)
     )
-    findings += _not_learning(history, t) + _weight_growth(history, t, family)
+    findings += _not_learning(history, t) + weight_growth.finding(history, t, family)
     findings += (
         _gradients(history, t)
         + _plateau(history, t, family)

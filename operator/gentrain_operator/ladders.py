@@ -28,6 +28,10 @@ PRIORITY = (
     "StaleEMA",
     "Overfitting",
 )
+# Findings about how the run began, not about the window they are reported with (weight
+# growth is a figure of the weights' first updates, exported at every milestone from then
+# on): they make no checkpoint suspect as a rollback target.
+ABOUT_THE_START = frozenset({"WeightGrowth"})
 
 Ladder = list[list[str]]
 

@@ -12,13 +12,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gentrain_contract.milestone import Milestone, compact, from_status
-from gentrain_contract.vocabulary import FindingKind
+from gentrain_contract.vocabulary import FindingKind, Severity
 
-from . import actions, names, policy
+from . import actions, names, policy, weight_growth
 from .conditions import set_condition
 from .diagnosis import Finding, diagnose
 from .json_values import json_safe
-from .ladders import PRIORITY
+from .ladders import ABOUT_THE_START, PRIORITY
 from .refusals import mark_refused
 from .trainer_config import FAMILY_DEFAULTS
 
@@ -240,11 +240,10 @@ def process(
         spec = adopted
     # A checkpoint is a rollback target only if no rule suspects its window: neither a
     # finding acted on nor one reported until the next window confirms it (a first loss
-    # spike, a first FID rise) — a rollback for a confirmed one goes back before it.
-    # Weight growth is a figure of the run's first updates, exported at every milestone
-    # from then on: it says nothing against this window's checkpoint.
+    # spike, a first FID rise) — a rollback for a confirmed one goes back before it — and
+    # that is about this window (not ABOUT_THE_START).
     serious = [f for f in findings if f.severity != "info"]
-    suspect = [f for f in findings if f.kind in PRIORITY and f.kind != FindingKind.WEIGHT_GROWTH]
+    suspect = [f for f in findings if f.kind in PRIORITY and f.kind not in ABOUT_THE_START]
     last_healthy = status.get("lastHealthyCheckpoint")
     if not suspect:
         last_healthy = record["step"]
@@ -316,6 +315,12 @@ def process(
                 )
             )
     for finding in findings:
+        if (
+            finding.kind == FindingKind.WEIGHT_GROWTH
+            and finding.severity == Severity.INFO
+            and weight_growth.announced_before(history)
+        ):
+            continue  # reported, not acted on: one event, when the figure first shows
         outcome.events.append(
             ("Warning" if finding.severity != "info" else "Normal", finding.kind, finding.message)
         )

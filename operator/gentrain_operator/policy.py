@@ -18,6 +18,7 @@ from typing import Any
 from gentrain_contract.milestone import Milestone
 from gentrain_contract.vocabulary import Action, FindingKind, Severity
 
+from . import weight_growth
 from .actions import (
     RATE_CHECK_FAMILIES,
     RATE_CHECK_UNTIL,
@@ -176,6 +177,9 @@ def decide(
         return decision
     forbidden = {(c["field"], c["from"]) for r in records for c in r.get("changes", [])}
     supported = _supported(milestone)
+    ceiling = weight_growth.search_ceiling(findings)
+    if ceiling is not None:  # whichever finding's fresh start searches (NotLearning's too)
+        context = {**context, "search_ceiling": ceiling}
     for finding in actionable:
         steps = ladder(finding, spec)
         if steps is None:

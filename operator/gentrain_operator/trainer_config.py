@@ -97,6 +97,7 @@ def render(
                 **({"step": c["step"]} if "step" in c else {}),
                 "skip_batches": c.get("skipBatches", 0),
                 **({"search_steps": c["searchSteps"]} if "searchSteps" in c else {}),
+                **({"max_factor": c["maxFactor"]} if "maxFactor" in c else {}),
             }
             for c in spec.get("commands") or []
         ],

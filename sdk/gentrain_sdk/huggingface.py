@@ -96,7 +96,12 @@ class GentrainCallback(TrainerCallback):  # type: ignore[misc]  # transformers i
         # accelerate's wrapper steps only at gradient-accumulation boundaries: the torch one.
         optimizer = getattr(self.optimizer, "optimizer", self.optimizer)
         result = rate_search.search_torch(
-            self.model, optimizer, lambda batch: self.model(**batch).loss, batches, clip=clip
+            self.model,
+            optimizer,
+            lambda batch: self.model(**batch).loss,
+            batches,
+            clip=clip,
+            max_factor=command.max_factor,
         )
         self._scale(result.factor)
         return result

@@ -159,6 +159,7 @@ class GentrainCallback(Callback):
                 lambda batch: _loss(module.training_step(batch, 0)),
                 batches,
                 clip=float(clip) if clip else None,
+                max_factor=command.max_factor,
             )
         finally:
             module.log, module.log_dict = logging

@@ -44,15 +44,27 @@ STEP_UP = 0.10  # relative probe loss within which the next larger candidate is 
 BEYOND = (30.0, 100.0)
 
 
+def within(factors: Sequence[float], max_factor: float | None) -> tuple[float, ...]:
+    """The candidates of `factors` at or under `max_factor` (all of them for none; the
+    smallest where every one is over it): a search told that the rate in force is too high
+    by at least so much never tries, or chooses, a rate above that."""
+    if max_factor is None:
+        return tuple(factors)
+    return tuple(f for f in factors if f <= max_factor) or (min(factors),)
+
+
 def beyond(
-    losses: dict[float, float], chosen: float, above: Sequence[float] = BEYOND
+    losses: dict[float, float],
+    chosen: float,
+    above: Sequence[float] = BEYOND,
+    max_factor: float | None = None,
 ) -> tuple[float, ...]:
-    """The factors to try next: `above`, when the largest candidate tried (and larger
-    than x1) was chosen; otherwise none."""
+    """The factors to try next: `above` (none over `max_factor`), when the largest
+    candidate tried (and larger than x1) was chosen; otherwise none."""
     top = max(losses)
     if chosen != top or top <= 1.0 or any(f in losses for f in above):
         return ()
-    return tuple(f for f in above if f > top)
+    return tuple(f for f in above if top < f <= (max_factor or math.inf))
 
 
 @dataclass
@@ -108,12 +120,13 @@ def search_torch(
     *,
     clip: float | None = None,
     factors: Sequence[float] = FACTORS,
+    max_factor: float | None = None,
 ) -> SearchResult:
     """The range test on a torch model: from its current weights and optimizer state,
-    each candidate (the optimizer's rates times a factor) trains `batches` in order —
-    `loss_of(batch)` is the loss to minimise — with the same random state; then weights,
-    optimizer state and rates are put back. Needs torch (imported here: the rest of the
-    SDK does not)."""
+    each candidate (the optimizer's rates times a factor, none over `max_factor`: the
+    command's) trains `batches` in order — `loss_of(batch)` is the loss to minimise — with
+    the same random state; then weights, optimizer state and rates are put back. Needs
+    torch (imported here: the rest of the SDK does not)."""
     import torch
 
     if not batches:
@@ -130,8 +143,8 @@ def search_torch(
     # under inference mode): the candidates train, so gradients are on here.
     with torch.inference_mode(False), torch.enable_grad():
         try:
-            train(factors)
-            train(beyond(losses, choose(losses)))
+            train(within(factors, max_factor))
+            train(beyond(losses, choose(losses), max_factor=max_factor))
         finally:
             start.restore()
     return SearchResult(losses, choose(losses), len(batches))

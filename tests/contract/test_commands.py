@@ -33,6 +33,16 @@ GOOD = {"id": "fresh-1", "action": "reinitialize"}
             "commands[1].search_steps",
             "at least 3",
         ),
+        (
+            {"id": "x", "action": "search_learning_rate", "max_factor": 0},
+            "commands[1].max_factor",
+            "over 0",
+        ),
+        (
+            {"id": "x", "action": "search_learning_rate", "max_factor": "low"},
+            "commands[1].max_factor",
+            "expected a number",
+        ),
         ("rollback", "commands[1].id", "non-empty string id"),
     ],
 )
@@ -51,12 +61,14 @@ def test_good_entries_keep_their_order_and_defaults() -> None:
         [
             {"id": "rb", "action": "rollback", "step": 400, "skip_batches": 50},
             {"id": "lr", "action": "search_learning_rate"},
+            {"id": "lr-2", "action": "search_learning_rate", "max_factor": 0.15},
         ]
     )
     assert parsed.refused == {}
     assert parsed.commands == (
         CommandSpec("rb", "rollback", 400, 50),
         CommandSpec("lr", "search_learning_rate", None, 0, commands.DEFAULT_SEARCH_STEPS),
+        CommandSpec("lr-2", "search_learning_rate", None, 0, commands.DEFAULT_SEARCH_STEPS, 0.15),
     )
 
 

@@ -13,7 +13,7 @@ import pytest
 
 from gentrain_contract import metrics
 from gentrain_contract.vocabulary import FindingKind, Severity
-from gentrain_operator import ladders
+from gentrain_operator import ladders, trainer_config
 from gentrain_operator.diagnosis import diagnose
 from gentrain_operator.findings import Finding
 from gentrain_operator.milestones import process
@@ -129,6 +129,15 @@ def test_a_transformer_gan_or_custom_programs_growth_is_reported_not_acted_on(fa
     # A figure of the run's first updates, not of this window: the checkpoint stays a
     # rollback target (the figure is exported at every milestone from then on).
     assert outcome.status["lastHealthyCheckpoint"] == 150
+    assert [reason for _, reason, _ in outcome.events] == ["WeightGrowth"]
+    # ... and it is announced once: at the next milestone the same figure says nothing new.
+    later = milestone(parse(exposition(300, {component: 2.63}), 0.0))
+    assert later is not None
+    next_job = {**job(family, 150, **hyperparameters), "status": outcome.status}
+    again = process(later, next_job, now=0.0)
+    assert [f.kind for f in again.findings] == ["WeightGrowth"]  # still in the status
+    assert "WeightGrowth" not in [reason for _, reason, _ in again.events]
+    assert again.status["lastHealthyCheckpoint"] == 300
 
 
 def test_growth_that_persists_after_a_fresh_start_cuts_the_rate() -> None:
@@ -138,3 +147,37 @@ def test_growth_that_persists_after_a_fresh_start_cuts_the_rate() -> None:
         ladder = ladders.ladder(finding, job(family, 100)["spec"])
         assert ladder is not None
         assert ladder[1] == ["reinitialize", "cut_lr"], family
+
+
+@pytest.mark.parametrize(
+    ("growth", "not_learning", "ceiling"),
+    [
+        (2.56, False, 0.1474),  # linear-schedule DDPM at 20x (evaluation zoo): x0.1 at most
+        (1.47, False, 0.4894),  # DDPM at 10x (calibration zoo): x0.3 at most
+        (5.57, True, 0.0503),  # DDPM at 50x: NotLearning's search is bounded too
+        (1.02, True, None),  # a healthy growth bounds nothing: NotLearning's search is free
+    ],
+)
+def test_a_search_started_where_the_weights_outgrew_their_scale_is_bounded_by_the_growth(
+    growth: float, not_learning: bool, ceiling: float | None
+) -> None:
+    """Adam moves each weight by about the rate at every update: weights grown by g - 1
+    where the threshold allows T - 1 were moved by a rate at least (g - 1)/(T - 1) times
+    too high, so the fresh start's search tries no rate above (T - 1)/(g - 1)."""
+    record = milestone(parse(exposition(150, {"denoiser": growth}), 0.0))
+    assert record is not None
+    if not_learning:  # the loss of a model that learned nothing: NotLearning comes first
+        record = {**record, "loss_last": {"denoiser": 1.0}, "baseline_loss": 1.0}
+    outcome = process(record, job("diffusion", 150, learningRate=0.01), now=0.0)
+    assert outcome.record is not None and "search_learning_rate" in outcome.record["actions"]
+    assert outcome.record["finding"] == ("NotLearning" if not_learning else "WeightGrowth")
+    assert outcome.spec is not None
+    (search,) = [c for c in outcome.spec["commands"] if c["action"] == "search_learning_rate"]
+    if ceiling is None:
+        assert "maxFactor" not in search
+    else:
+        assert search["maxFactor"] == pytest.approx(ceiling, abs=1e-4)
+    # ... and reaches the trainer under the file's name.
+    rendered = trainer_config.render(outcome.spec, 2, [], 150)["commands"]
+    (command,) = [c for c in rendered if c["action"] == "search_learning_rate"]
+    assert command.get("max_factor") == search.get("maxFactor")

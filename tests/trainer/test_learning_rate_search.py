@@ -166,3 +166,27 @@ def test_a_far_too_high_rate_is_searched_down_kept_over_a_restart_and_handed_to_
     }
     # The next milestone publishes no search again.
     assert "gentrain_milestone_learning_rate_factor" not in trainer.collector.milestone
+
+
+def test_a_search_bounded_by_the_operator_tries_no_rate_over_its_bound(
+    make_trainer: MakeTrainer, tmp_path: Path
+) -> None:
+    """max_factor: where the weights' growth says the rate is too high by at least so much,
+    the operator's fresh start searches only below it (weight_growth.search_ceiling)."""
+    config = {**transformer(lr=FAR_TOO_HIGH), "generation": 1}
+    trainer = make_trainer(config, evaluate=False)
+    for _ in range(20):
+        trainer.train_one()
+    config = {
+        **config,
+        "generation": 2,
+        "commands": [
+            {"id": "r1-0", "action": "reinitialize"},
+            {"id": "r1-1", "action": "search_learning_rate", "search_steps": 6, "max_factor": 0.05},
+        ],
+    }
+    write(tmp_path / "run.yaml", config)
+    trainer.milestone()
+    losses = trainer.collector.milestone["gentrain_milestone_learning_rate_search_loss"]
+    assert set(losses) == {("0.03",), ("0.01",), ("0.003",)}
+    assert trainer.rate_factor is not None and trainer.rate_factor[0] <= 0.03

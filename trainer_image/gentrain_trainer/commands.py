@@ -148,6 +148,7 @@ def search_learning_rate(trainer: Trainer, command: CommandSpec, generation: int
                 batch_at,
                 seed_at,
                 command.search_steps,
+                command.max_factor,
             )
     except learning_rate_search.SearchRefusedError as refused:
         refuse(trainer, command, "search_refused", str(refused))

@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from gentrain_sdk.rate_search import FACTORS, SearchResult, beyond, choose, tail_mean
+from gentrain_sdk.rate_search import FACTORS, SearchResult, beyond, choose, tail_mean, within
 
 from .datasets import Batch
 from .families import Family
@@ -101,8 +101,10 @@ def search(
     batch_at: Callable[[int], Batch],
     seed_at: Callable[[int], int],
     steps: int = STEPS,
+    max_factor: float | None = None,
 ) -> SearchResult:
-    """Tries every factor from the family's current weights; leaves them as they were.
+    """Tries every factor (none over `max_factor`) from the family's current weights;
+    leaves them as they were.
 
     `batch_at(i)` and `seed_at(i)` give the i-th probe step its batch and noise seed: the
     same for every candidate, so the candidates differ in their rate alone."""
@@ -116,8 +118,9 @@ def search(
     fresh = dict(hyperparameters)
     if "warmup_steps" in fresh:
         fresh["warmup_steps"] = 0
-    losses = _train_candidates(family, fresh, FACTORS, batch_at, seed_at, steps, 0, judged)
-    if more := beyond(losses, choose(losses)):
+    factors = within(FACTORS, max_factor)
+    losses = _train_candidates(family, fresh, factors, batch_at, seed_at, steps, 0, judged)
+    if more := beyond(losses, choose(losses), max_factor=max_factor):
         losses |= _train_candidates(family, fresh, more, batch_at, seed_at, steps, 0, judged)
     return SearchResult(losses, choose(losses), steps)
 
