@@ -16,6 +16,7 @@ import yaml
 from gentrain_sdk import rate_search
 from gentrain_trainer import learning_rate_search
 from gentrain_trainer.families.transformer import learning_rate
+from gentrain_trainer.loop import Trainer
 from tests.trainer.conftest import MakeTrainer, tiny
 
 FAR_TOO_HIGH = 0.6  # 300x the config's healthy 0.002
@@ -33,6 +34,29 @@ def transformer(**hyperparameters: Any) -> dict[str, Any]:
 
 def write(path: Path, config: dict[str, Any]) -> None:
     path.write_text(yaml.safe_dump(config))
+
+
+def searched_afresh(
+    make_trainer: MakeTrainer, tmp_path: Path, **search: Any
+) -> tuple[dict[str, Any], Trainer]:
+    """A run at a rate far too high, 20 steps in, given at its next milestone the operator's
+    remedy for a run that learned nothing: afresh, at a searched rate (`search`: the
+    command's fields). Its configuration as written, and the trainer after the milestone."""
+    config = {**transformer(lr=FAR_TOO_HIGH), "generation": 1}
+    trainer = make_trainer(config, evaluate=False)
+    for _ in range(20):
+        trainer.train_one()
+    config = {
+        **config,
+        "generation": 2,
+        "commands": [
+            {"id": "r1-0", "action": "reinitialize"},
+            {"id": "r1-1", "action": "search_learning_rate", **search},
+        ],
+    }
+    write(tmp_path / "run.yaml", config)
+    trainer.milestone()
+    return config, trainer
 
 
 def test_the_search_leaves_the_run_as_it_was_and_repeats_itself(
@@ -107,21 +131,7 @@ def test_a_gan_is_not_searched(make_trainer: MakeTrainer, tmp_path: Path) -> Non
 def test_a_far_too_high_rate_is_searched_down_kept_over_a_restart_and_handed_to_the_job(
     make_trainer: MakeTrainer, tmp_path: Path
 ) -> None:
-    config = {**transformer(lr=FAR_TOO_HIGH), "generation": 1}
-    trainer = make_trainer(config, evaluate=False)
-    for _ in range(20):
-        trainer.train_one()
-    # The operator's remedy for a run that learned nothing: afresh, at a searched rate.
-    config = {
-        **config,
-        "generation": 2,
-        "commands": [
-            {"id": "r1-0", "action": "reinitialize"},
-            {"id": "r1-1", "action": "search_learning_rate", "search_steps": 15},
-        ],
-    }
-    write(tmp_path / "run.yaml", config)
-    trainer.milestone()
+    config, trainer = searched_afresh(make_trainer, tmp_path, search_steps=15)
 
     assert trainer.rate_factor is not None
     factor, generation = trainer.rate_factor
@@ -173,20 +183,7 @@ def test_a_search_bounded_by_the_operator_tries_no_rate_over_its_bound(
 ) -> None:
     """max_factor: where the weights' growth says the rate is too high by at least so much,
     the operator's fresh start searches only below it (weight_growth.search_ceiling)."""
-    config = {**transformer(lr=FAR_TOO_HIGH), "generation": 1}
-    trainer = make_trainer(config, evaluate=False)
-    for _ in range(20):
-        trainer.train_one()
-    config = {
-        **config,
-        "generation": 2,
-        "commands": [
-            {"id": "r1-0", "action": "reinitialize"},
-            {"id": "r1-1", "action": "search_learning_rate", "search_steps": 6, "max_factor": 0.05},
-        ],
-    }
-    write(tmp_path / "run.yaml", config)
-    trainer.milestone()
+    _, trainer = searched_afresh(make_trainer, tmp_path, search_steps=6, max_factor=0.05)
     losses = trainer.collector.milestone["gentrain_milestone_learning_rate_search_loss"]
     assert set(losses) == {("0.03",), ("0.01",), ("0.003",)}
     assert trainer.rate_factor is not None and trainer.rate_factor[0] <= 0.03

@@ -8,6 +8,7 @@ from pathlib import Path
 import yaml
 
 from tests.trainer.conftest import MakeTrainer, tiny
+from tests.trainer.test_rollback_skips import twenty_steps_past_a_checkpoint
 
 
 def test_the_milestone_that_takes_up_a_configuration_exports_its_hyperparameters(
@@ -80,22 +81,9 @@ def test_a_rollback_taken_up_at_a_milestone_is_announced_by_the_next_one(
     first window (10-20 again) the next milestone describes. Published with the rollback's
     generation, the milestone at 20 made the operator judge the rollback on the window
     it undid — trained to NaN in fresh clone s60 — and roll back a second time."""
-    config = tiny(
-        "transformer-text", training={"max_steps": 60}, checkpoints={"interval": 10, "keep": 5}
-    )
-    trainer = make_trainer(config, name="back", evaluate=False)
-    for _ in range(10):
-        trainer.train_one()
-    trainer.milestone()
-    for _ in range(10):
-        trainer.train_one()
-    rolled = {
-        **config,
-        "generation": 2,
-        "commands": [{"id": "r1-0", "action": "rollback", "step": 10}],
-    }
-    (tmp_path / "back.yaml").write_text(yaml.safe_dump(rolled))
-    trainer.milestone()
+    config, trainer, roll_back = twenty_steps_past_a_checkpoint(make_trainer, tmp_path, "back")
+    config["generation"] = 2  # the operator's patch, with its rollback
+    roll_back("r1-0", 0)
     published = trainer.collector.milestone
     assert trainer.step == 10 and published["gentrain_checkpoint_step"] == {(): 20.0}
     assert published["gentrain_milestone_config_generation"] == {(): 1.0}
