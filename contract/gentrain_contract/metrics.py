@@ -134,9 +134,10 @@ MILESTONE_CONFIG_GENERATION = _milestone(
     (),
     (
         "Configuration generation in force when the milestone was published (after the "
-        "changes taken up there). Optional: absent, gentrain_config_generation is read. "
-        "A change taken up later, between milestones, leaves it as it was: the window "
-        "this milestone summarises never trained under it."
+        "changes taken up there, but for a rollback: the run then goes on from an earlier "
+        "step, and the next milestone announces it). Optional: absent, "
+        "gentrain_config_generation is read. A change taken up later, between milestones, "
+        "leaves it as it was: the window this milestone summarises never trained under it."
     ),
 )
 MILESTONE_CONFIG_GENERATION_STEP = _milestone(

@@ -287,22 +287,20 @@ class Trainer:
             ),
         )
         self.window.reset()
-        # The new configuration is taken up before the milestone is published, so the
-        # scrape that first reads this milestone also reads the generation in force from
-        # here on: the operator knows at which milestone its change arrived, and judges it
-        # on the next window, the first one trained entirely under it.
+        # The new configuration is taken up before the milestone is published, with the
+        # generation in force from here on: the operator knows at which milestone its
+        # change arrived, and judges it on the next window, the first one trained entirely
+        # under it. Not a rollback taken up here: the run goes on from an earlier step, on
+        # another timeline, and the milestone at the end of its first window there
+        # announces it (as for one taken up between milestones). Announced here, the
+        # rollback was judged on the window before it — trained to NaN — and a second one
+        # followed (fresh clone s60).
         self.apply_config()
         self.collector.live = {
             **self.collector.live,
             **live_metrics.configuration(self),
             **self.counters,
         }
-        # Published with the generation taken up here: the operator sees its change arrive
-        # and judges it on the next window, the first one trained under it. Not a rollback
-        # taken up here: the run goes on from an earlier step, on another timeline, and
-        # the milestone at the end of its first window there announces it (as for one
-        # taken up between milestones). Announced here, the rollback was judged on the
-        # window before it — trained to NaN — and a second one followed (fresh clone s60).
         rolled_back = self.step < step
         self.collector.milestone = series(
             trained_under if rolled_back else (self.generation, self.generation_step)
