@@ -43,3 +43,18 @@ def make_trainer(tmp_path: Path) -> MakeTrainer:
         return trainer
 
     return make
+
+
+def commanded_after_twenty_steps(
+    make_trainer: MakeTrainer, tmp_path: Path, config: dict[str, Any], commands: list[Any]
+) -> tuple[dict[str, Any], Trainer]:
+    """A run of `config` 20 steps in, given `commands` by the operator (generation 2) at its
+    next milestone: its configuration as written, and the trainer after that milestone."""
+    config = {**config, "generation": 1}
+    trainer = make_trainer(config, evaluate=False)
+    for _ in range(20):
+        trainer.train_one()
+    config = {**config, "generation": 2, "commands": commands}
+    (tmp_path / "run.yaml").write_text(yaml.safe_dump(config))
+    trainer.milestone()
+    return config, trainer

@@ -12,12 +12,11 @@ from typing import Any
 
 import pytest
 import torch
-import yaml
 
 from gentrain_sdk import rate_search
 from gentrain_trainer import learning_rate_search
 from gentrain_trainer.families.transformer import learning_rate
-from tests.trainer.conftest import MakeTrainer, tiny
+from tests.trainer.conftest import MakeTrainer, commanded_after_twenty_steps, tiny
 
 FAR_TOO_LOW = 0.00002  # a hundredth of the config's healthy 0.002
 
@@ -97,19 +96,12 @@ def test_a_far_too_low_rate_is_probed_up_and_the_run_goes_on_from_its_weights(
 ) -> None:
     """A hundredth of the healthy rate: x10 wins clearly, so x100 is tried too (the
     range had not bracketed the best rate) and wins: the healthy rate in one check."""
-    config = {**transformer(lr=FAR_TOO_LOW), "generation": 1}
-    trainer = make_trainer(config, evaluate=False)
-    for _ in range(20):
-        trainer.train_one()
-    config = {
-        **config,
-        "generation": 2,
-        # 20 steps a candidate: x10 then wins by 4.3% (measured; by 2.5% with 8, too near
-        # the 2% margin for a test that must hold on any CPU).
-        "commands": [{"id": "r1-0", "action": "probe_learning_rate", "search_steps": 20}],
-    }
-    (tmp_path / "run.yaml").write_text(yaml.safe_dump(config))
-    trainer.milestone()
+    # 20 steps a candidate: x10 then wins by 4.3% (measured; by 2.5% with 8, too near the
+    # 2% margin for a test that must hold on any CPU).
+    probe = {"id": "r1-0", "action": "probe_learning_rate", "search_steps": 20}
+    _, trainer = commanded_after_twenty_steps(
+        make_trainer, tmp_path, transformer(lr=FAR_TOO_LOW), [probe]
+    )
 
     assert trainer.rate_factor == (100.0, 2)
     assert trainer.origin == 0 and trainer.step == 20  # no fresh start, no run step trained

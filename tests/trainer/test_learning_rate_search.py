@@ -17,7 +17,7 @@ from gentrain_sdk import rate_search
 from gentrain_trainer import learning_rate_search
 from gentrain_trainer.families.transformer import learning_rate
 from gentrain_trainer.loop import Trainer
-from tests.trainer.conftest import MakeTrainer, tiny
+from tests.trainer.conftest import MakeTrainer, commanded_after_twenty_steps, tiny
 
 FAR_TOO_HIGH = 0.6  # 300x the config's healthy 0.002
 
@@ -42,21 +42,13 @@ def searched_afresh(
     """A run at a rate far too high, 20 steps in, given at its next milestone the operator's
     remedy for a run that learned nothing: afresh, at a searched rate (`search`: the
     command's fields). Its configuration as written, and the trainer after the milestone."""
-    config = {**transformer(lr=FAR_TOO_HIGH), "generation": 1}
-    trainer = make_trainer(config, evaluate=False)
-    for _ in range(20):
-        trainer.train_one()
-    config = {
-        **config,
-        "generation": 2,
-        "commands": [
-            {"id": "r1-0", "action": "reinitialize"},
-            {"id": "r1-1", "action": "search_learning_rate", **search},
-        ],
-    }
-    write(tmp_path / "run.yaml", config)
-    trainer.milestone()
-    return config, trainer
+    commands = [
+        {"id": "r1-0", "action": "reinitialize"},
+        {"id": "r1-1", "action": "search_learning_rate", **search},
+    ]
+    return commanded_after_twenty_steps(
+        make_trainer, tmp_path, transformer(lr=FAR_TOO_HIGH), commands
+    )
 
 
 def test_the_search_leaves_the_run_as_it_was_and_repeats_itself(
