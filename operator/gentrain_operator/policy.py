@@ -37,7 +37,12 @@ __all__ = ["LADDERS", "PRIORITY", "Ladder", "apply_to_spec", "decide", "ladder"]
 # trained a few steps and judged on held-out data; a rate is adopted only if it wins
 # clearly). A run whose rate is far too low learns, slowly, and shows in no loss rule, so
 # every run of a family with a held-out objective is checked once a fifth of it is done
-# (past its warm-up), and once more if the first check moved the rate. Measured on the
+# (past its warm-up), and once more if the first check moved the rate. A run whose weights
+# barely moved in their first updates (weight_growth.barely_moved) is checked at the first
+# milestone that shows it: every step before the check is a step at a rate far too low
+# (the evaluation zoo's DDPM at 1/100, moved x100 at a fifth of its run, ended at FID 54
+# against 38.5). Checking every run that early does not pay: on healthy runs a short probe
+# then comes close to choosing x10 (session 29). Measured on the
 # calibration zoo: it finds rates far too low (a VAE at 1/50 of its rate and a DDPM at
 # 1/30 rescued: FID 249 left alone, 34.0 with x100, 32.2 healthy). It does not look
 # down: a short probe favours a lower rate on healthy runs too (the trainer's
@@ -235,14 +240,16 @@ def _rate_check(
     rules = ((spec.get("remediation") or {}).get("rules") or {}).get(RATE_CHECK) or {}
     if spec["model"]["family"] not in RATE_CHECK_FAMILIES or rules.get("enabled") is False:
         return None
+    # A probe a ladder ran (PosteriorCollapse's first rung) counts as a check.
+    checks = [r for r in records if Action.PROBE_LEARNING_RATE in r.get("actions", [])]
+    # Only the first check comes early: the growth figure is the run's initial rate's.
+    still = None if checks else weight_growth.barely_moved(milestone)
     remaining = float(context.get("remaining_fraction", 1.0))
-    if remaining > 1 - RATE_CHECK_FROM or remaining < RATE_CHECK_UNTIL:
+    if (remaining > 1 - RATE_CHECK_FROM and still is None) or remaining < RATE_CHECK_UNTIL:
         return None
     trained = int(milestone["step"]) - int(milestone.get("origin_step", 0))
     if trained < int(hp(spec, "warmupSteps", family_defaults) or 0):
         return None  # still warming up: the rate in force is not the rate configured
-    # A probe a ladder ran (PosteriorCollapse's first rung) counts as a check.
-    checks = [r for r in records if Action.PROBE_LEARNING_RATE in r.get("actions", [])]
     if len(checks) >= RATE_CHECKS or len(records) >= int(
         (spec.get("remediation") or {}).get("maxActions", 8)
     ):
@@ -254,10 +261,11 @@ def _rate_check(
     planned = plan_actions(["probe_learning_rate"], spec, family_defaults, context, set())
     if planned is None:
         return None
+    why = "" if still is None else f" (its weights grew only {still:.3f}x in their first updates)"
     finding = Finding(
         RATE_CHECK,
         Severity.INFO,
-        f"a rate check at step {milestone['step']}: would another learning rate do much "
+        f"a rate check at step {milestone['step']}{why}: would another learning rate do much "
         "better from here?",
         {"step": milestone["step"], "check": len(checks) + 1},
     )

@@ -1,6 +1,7 @@
 """WeightGrowth (pure): a rate too high shows in how far the weights grow in their first
-updates at the full rate, and bounds the rate a search started because of it may choose.
-The threshold is diagnosis.THRESHOLDS["weight_growth"], passed in as `t`."""
+updates at the full rate, and bounds the rate a search started because of it may choose;
+weights that barely moved say the rate may be far too low, and bring the rate check
+forward. The threshold is diagnosis.THRESHOLDS["weight_growth"], passed in as `t`."""
 
 from __future__ import annotations
 
@@ -24,6 +25,15 @@ from .findings import Finding
 # alone — seen on the evaluation set, so said so): reported, not acted on. A custom
 # program's models were never calibrated: reported, not acted on.
 ACTED_ON = frozenset({"diffusion", "vae"})
+
+# Weights that grew less than this in their first 100 updates barely moved: Adam moves
+# each weight by about the rate at every update, so growth - 1 scales with the rate. On
+# the calibration zoo the rates far too low (DDPM 1/30, VAE 1/50, transformer 1/40) and
+# the strong-decoder VAE grow 1.000-1.003; every healthy run 1.020 (DDPM) or more. Set at
+# a quarter of the slowest healthy run's growth: a rate four times under it. (The
+# evaluation zoo's figures were known when it was set — session 29 measured them: its
+# healthy linear-schedule DDPM grows 1.008-1.009; docs/diagnosis-calibration.md.)
+BARELY_MOVED = 1.005
 
 
 def finding(history: Sequence[Milestone], t: Mapping[str, float], family: str) -> list[Finding]:
@@ -75,6 +85,16 @@ def search_ceiling(findings: Sequence[Finding]) -> float | None:
         if f.kind == FindingKind.WEIGHT_GROWTH and f.severity != Severity.INFO
     ]
     return min(bounds) if bounds else None
+
+
+def barely_moved(milestone: Milestone) -> float | None:
+    """The largest component's growth where every component's is measured and under
+    BARELY_MOVED (a rate far too low, or a model that does not learn at all), else None.
+    A program that exports no growth has none."""
+    growth = [g for g in (milestone.get("weight_growth") or {}).values() if math.isfinite(g)]
+    if not growth or max(growth) >= BARELY_MOVED:
+        return None
+    return max(growth)
 
 
 def announced_before(history: Sequence[Milestone]) -> bool:

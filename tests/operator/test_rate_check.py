@@ -122,3 +122,50 @@ def test_no_check_for_a_gan_with_remediation_off_disabled_or_too_late() -> None:
     assert not checked(job(), [750, 850])
     # ... but a run with remediation `recommend` is told what a check would do.
     assert checked(job(mode="recommend"), [100, 200])
+
+
+def still(step: int, growth: float = 1.001, generation: int = 1) -> dict[str, Any]:
+    """A milestone of a run whose weights grew `growth` in their first 100 updates."""
+    return healthy(step, generation, weight_growth={"model": growth})
+
+
+def test_a_run_whose_weights_barely_moved_is_checked_at_once() -> None:
+    """A rate far too low: every step before the check is a step lost, so the run is
+    checked at the first milestone that shows its growth, not a fifth of the way in."""
+    j = job()
+    (first,) = feed(j, [still(100)])
+    assert first.record is not None and first.record["finding"] == policy.RATE_CHECK
+    (message,) = [m for _, reason, m in first.events if reason == policy.RATE_CHECK]
+    assert "grew only 1.001x" in message
+    # A run that grew as much as a healthy one waits for a fifth, as before.
+    moving = job()
+    assert [o.record is not None for o in feed(moving, [still(100, 1.02), still(200, 1.02)])] == [
+        False,
+        True,
+    ]
+
+
+def test_only_the_first_check_comes_early() -> None:
+    """The growth is measured at the run's initial rate: once a check has moved the rate
+    it says nothing of the new one, and the second check waits for a fifth."""
+    j = job(hyperparameters={})
+    j["spec"]["training"]["maxSteps"] = 2000
+    first, *waiting, due = feed(
+        j,
+        [
+            still(100),
+            probed(200, 2, 10.0) | {"weight_growth": {"model": 1.001}},
+            still(300, generation=3),
+            still(400, generation=3),
+        ],
+    )
+    assert first.record is not None
+    assert [o.record for o in waiting] == [None, None]
+    assert due.record is not None and due.record["finding"] == policy.RATE_CHECK
+
+
+def test_no_early_check_while_warming_up_or_without_a_figure() -> None:
+    warming = job(hyperparameters={"warmupSteps": 150})
+    assert [o.record is not None for o in feed(warming, [still(100), still(200)])] == [False, True]
+    # A program that exports no growth (one on the SDK) is checked at a fifth.
+    assert feed(job(), [healthy(100)])[0].record is None
