@@ -45,12 +45,21 @@ BEYOND = (30.0, 100.0)
 
 
 def within(factors: Sequence[float], max_factor: float | None) -> tuple[float, ...]:
-    """The candidates of `factors` at or under `max_factor` (all of them for none; the
-    smallest where every one is over it): a search told that the rate in force is too high
-    by at least so much never tries, or chooses, a rate above that."""
+    """The candidates of `factors` at or under `max_factor`, and the bound itself where it
+    falls between two of them (all of them for none; the smallest where every one is
+    over it): a search told that the rate in force is too high by at least so much never
+    tries, or chooses, a rate above that — and can choose the bound, the largest rate it
+    allows, where the candidates are 3.3x apart (the evaluation zoo's DDPM at 40x with
+    clipping, bounded at x0.063, could only take x0.03, 1.2x its healthy rate, and ended
+    13% over its healthy FID; docs/diagnosis-calibration.md, session 32)."""
     if max_factor is None:
         return tuple(factors)
-    return tuple(f for f in factors if f <= max_factor) or (min(factors),)
+    kept = tuple(f for f in factors if f <= max_factor)
+    if not kept:
+        return (min(factors),)
+    if max_factor < max(factors) and max_factor not in kept:
+        return (max_factor, *kept)
+    return kept
 
 
 def beyond(

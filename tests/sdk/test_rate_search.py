@@ -85,8 +85,10 @@ def test_a_search_bounded_above_tries_and_chooses_no_rate_over_its_bound() -> No
     by at least so much (max_factor): x10 would win here, and is never tried."""
     model, optimizer, batches = regression(0.00003)  # Adam: 0.003 fits this well
     result = rate_search.search_torch(model, optimizer, loss_of(model), batches, max_factor=0.5)
-    assert list(result.losses) == [0.3, 0.1, 0.03, 0.01, 0.003]
-    assert result.factor == 0.3
+    # The bound is a candidate too: the largest rate it allows.
+    assert list(result.losses) == [0.5, 0.3, 0.1, 0.03, 0.01, 0.003]
+    assert result.factor == 0.5
+    assert rate_search.within(rate_search.FACTORS, 0.3) == (0.3, 0.1, 0.03, 0.01, 0.003)
     assert rate_search.within(rate_search.FACTORS, 0.001) == (0.003,)  # the smallest
     assert rate_search.within(rate_search.FACTORS, None) == rate_search.FACTORS
     assert rate_search.beyond({10.0: 1.0, 1.0: 2.0}, 10.0, max_factor=50.0) == (30.0,)
