@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import signal
@@ -31,6 +30,7 @@ from . import (
     learning_rate_search,
     live_config,
     live_metrics,
+    milestones,
     resources,
     run_state,
     update_ratio,
@@ -223,92 +223,9 @@ class Trainer:
 
     # -- milestones -----------------------------------------------------------------
     def milestone(self) -> None:
-        evaluation: dict[str, Any] = {}
-        evaluation_seconds = 0.0
-        summary = self.window.summary()
-        self.since_start.add(summary)
-        for component, growth in self.weight_growth.growth.items():
-            summary["components"].setdefault(component, {})["weight_growth"] = growth
-        directory = self.options.checkpoint_dir / f".pictures-{self.step}"
-        pictures: list[Path] = []
-        if self.world.main:  # evaluation, pictures and the checkpoint: rank 0's alone
-            directory.mkdir(parents=True, exist_ok=True)
-            if self.options.evaluate:
-                started = time.perf_counter()
-                evaluation = self.family.evaluate(self.step)
-                pictures = self.family.pictures(directory, self.step)
-                evaluation_seconds = time.perf_counter() - started
-                self.history.pictures(self.step, pictures)
-        step, finished, origin = self.step, time.time(), self.origin
-
-        # The final checkpoint holds the final milestone from the moment it exists: a pod
-        # killed after it, while taking up the configuration below (a rate probe there
-        # trains for seconds), was replaced by one that resumed at the end with nothing
-        # to publish. Kept again, complete, once the configuration is taken up.
-        trained_under = (self.generation, self.generation_step)
-
-        def series(generation: tuple[int, int]) -> final_milestone.Series:
-            """The milestone, with the commands' results so far."""
-            return exporter.milestone_series(
-                step,
-                finished,
-                summary,
-                evaluation,
-                self.since_start,
-                origin,
-                self.searched,
-                self.refused,
-                generation,
-            )
-
-        run_state.save(self, pictures, series(trained_under) if step >= self.max_steps else None)
-        if self.world.main:
-            for leftover in directory.iterdir():
-                leftover.unlink()
-            directory.rmdir()
-        log.info(
-            "milestone %s",
-            json.dumps(
-                {
-                    "step": self.step,
-                    "generation": self.generation,
-                    "loss": {
-                        k: round(v["loss_mean"], 5)
-                        for k, v in summary["components"].items()
-                        if "loss_mean" in v
-                    },
-                    "nonfinite": summary["nonfinite_losses"],
-                    "evaluation": {
-                        k: (round(v, 4) if isinstance(v, float) else v)
-                        for k, v in evaluation.items()
-                    },
-                    "evaluation_seconds": round(evaluation_seconds, 2),
-                }
-            ),
-        )
-        self.window.reset()
-        # The new configuration is taken up before the milestone is published, with the
-        # generation in force from here on: the operator knows at which milestone its
-        # change arrived, and judges it on the next window, the first one trained entirely
-        # under it. Not a rollback taken up here: the run goes on from an earlier step, on
-        # another timeline, and the milestone at the end of its first window there
-        # announces it (as for one taken up between milestones). Announced here, the
-        # rollback was judged on the window before it — trained to NaN — and a second one
-        # followed (fresh clone s60).
-        self.apply_config()
-        self.collector.live = {
-            **self.collector.live,
-            **live_metrics.configuration(self),
-            **self.counters,
-        }
-        rolled_back = self.step < step
-        self.collector.milestone = series(
-            trained_under if rolled_back else (self.generation, self.generation_step)
-        )
-        self.searched = None
-        self.history.milestone(step, self.collector.milestone)
-        if self.world.main and step >= self.max_steps:
-            final_milestone.keep(self.store.path(step), self.collector.milestone)
+        """Evaluates, checkpoints, takes the configuration up and publishes the milestone
+        (see milestones.publish)."""
+        milestones.publish(self)
 
     def count(self, counter: str, label: str) -> None:
         series = dict(self.counters[counter])
