@@ -40,9 +40,10 @@ __all__ = ["LADDERS", "PRIORITY", "Ladder", "apply_to_spec", "decide", "ladder"]
 # (past its warm-up), and once more if the first check moved the rate. A run whose weights
 # barely moved in their first updates (weight_growth.barely_moved) is checked at the first
 # milestone that shows it: every step before the check is a step at a rate far too low
-# (the evaluation zoo's DDPM at 1/100, moved x100 at a fifth of its run, ended at FID 54
-# against 38.5). Checking every run that early does not pay: on healthy runs a short probe
-# then comes close to choosing x10 (session 29). Measured on the
+# (the evaluation zoo's DDPM at 1/100, moved x100 at a fifth of its run, ends at FID 52-55
+# against 38.7-39.3; moved at its first milestone, 46-48). Checking every run that early
+# does not pay: on healthy runs a short probe then comes close to choosing x10 (session
+# 29). Measured on the
 # calibration zoo: it finds rates far too low (a VAE at 1/50 of its rate and a DDPM at
 # 1/30 rescued: FID 249 left alone, 34.0 with x100, 32.2 healthy). It does not look
 # down: a short probe favours a lower rate on healthy runs too (the trainer's
@@ -243,9 +244,10 @@ def _rate_check(
     # A probe a ladder ran (PosteriorCollapse's first rung) counts as a check.
     checks = [r for r in records if Action.PROBE_LEARNING_RATE in r.get("actions", [])]
     # Only the first check comes early: the growth figure is the run's initial rate's.
-    still = None if checks else weight_growth.barely_moved(milestone)
+    still_growth = None if checks else weight_growth.barely_moved(milestone)
     remaining = float(context.get("remaining_fraction", 1.0))
-    if (remaining > 1 - RATE_CHECK_FROM and still is None) or remaining < RATE_CHECK_UNTIL:
+    early = still_growth is not None
+    if (remaining > 1 - RATE_CHECK_FROM and not early) or remaining < RATE_CHECK_UNTIL:
         return None
     trained = int(milestone["step"]) - int(milestone.get("origin_step", 0))
     if trained < int(hp(spec, "warmupSteps", family_defaults) or 0):
@@ -261,7 +263,7 @@ def _rate_check(
     planned = plan_actions(["probe_learning_rate"], spec, family_defaults, context, set())
     if planned is None:
         return None
-    why = "" if still is None else f" (its weights grew only {still:.3f}x in their first updates)"
+    why = f" (its weights grew only {still_growth:.3f}x in their first updates)" if early else ""
     finding = Finding(
         RATE_CHECK,
         Severity.INFO,
