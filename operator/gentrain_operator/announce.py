@@ -25,6 +25,13 @@ def described(outcome: Outcome) -> str:
     return f"; {outcome.record['actions']} ({when})"
 
 
+def count_remediation(namespace: str, name: str, record: Mapping[str, Any]) -> None:
+    for action in record["actions"]:
+        metrics.REMEDIATIONS.labels(
+            namespace, name, record["finding"], action, record["mode"]
+        ).inc()
+
+
 async def announce(
     namespace: str,
     name: str,
@@ -36,11 +43,9 @@ async def announce(
     """After milestone `record` of job `namespace/name` and its `outcome` were written."""
     for finding in outcome.findings:
         metrics.FINDINGS.labels(namespace, name, finding.kind, finding.severity).inc()
-    if outcome.record is not None and not outcome.replayed:
-        for action in outcome.record["actions"]:
-            metrics.REMEDIATIONS.labels(
-                namespace, name, outcome.record["finding"], action, outcome.record["mode"]
-            ).inc()
+    if outcome.record is not None:
+        # Replayed too: the write that failed came before this, so it was never counted.
+        count_remediation(namespace, name, outcome.record)
     metrics.JOB_HEALTH.labels(namespace, name).set(
         1 if outcome.status["health"] == "Healthy" else 0
     )

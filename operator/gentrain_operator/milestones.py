@@ -158,6 +158,18 @@ def _adopt_search(
     return (new if changes else None), event
 
 
+def replayed_event(applied: Mapping[str, Any]) -> tuple[str, str, str]:
+    """The Event of a remediation applied before whose record (and Event) were lost, told
+    as its decision was: a routine rate check is Normal, not a remediation's Warning."""
+    message = (
+        f"{applied['finding']} at step {applied['step']}: "
+        f"{' + '.join(applied['actions'])} (applied; its record is written now)"
+    )
+    if applied["finding"] == policy.RATE_CHECK:
+        return ("Normal", policy.RATE_CHECK, message)
+    return ("Warning", "Remediating", f"remediating {message}")
+
+
 def intent(job: Mapping[str, Any]) -> dict[str, Any] | None:
     """The remediation already applied to the spec whose record never reached status, or
     None. The record rides in an annotation written by the very PATCH that changed the
@@ -271,14 +283,7 @@ def process(
         total += 1
         outcome.record = applied
         outcome.replayed = True
-        outcome.events.append(
-            (
-                "Warning",
-                "Remediating",
-                f"remediating {applied['finding']} at step {applied['step']}: "
-                f"{' + '.join(applied['actions'])} (applied; its record is written now)",
-            )
-        )
+        outcome.events.append(replayed_event(applied))
     elif decision.plan is not None:
         plan = decision.plan
         total += 1

@@ -21,12 +21,12 @@ from kubernetes.client.exceptions import ApiException
 from gentrain_contract import metrics as trainer_metrics
 
 from . import job_object, metrics, names
-from .announce import announce
+from .announce import announce, count_remediation
 from .availability import CONDITION as AVAILABILITY_CONDITION
 from .availability import already_says, availability
 from .conditions import set_condition
 from .lifecycle import PodReader
-from .milestones import intent_annotation, process, unrecorded_intent
+from .milestones import intent_annotation, process, replayed_event, unrecorded_intent
 from .progress import progress
 from .scraping import (
     ScrapeError,
@@ -373,6 +373,10 @@ class JobMonitor:
         except ApiException as error:
             if error.status != 409:
                 raise  # on 409: looked at again on the next round
+            return
+        applied = lost["remediations"][-1]
+        count_remediation(self.namespace, self.name, applied)
+        self.post_event(*replayed_event(applied))
 
     async def _patch_status(
         self, updates: Mapping[str, Any], read: Mapping[str, Any] | None

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from kubernetes.client.rest import ApiException
+from prometheus_client import REGISTRY
 
 from gentrain_operator import job_object as operator_job_object
 from gentrain_operator import names
@@ -102,3 +103,19 @@ def test_a_remediation_whose_status_write_failed_is_applied_once(
     annotations = job(cluster, namespace, "seam")["metadata"].get("annotations") or {}
     assert names.INTENT_ANNOTATION in annotations
     assert "Remediating" in events(cluster, namespace, "seam")
+    # Counted once each, the replayed ones too (the failed write came before the count).
+    actions = Counter((r["finding"], a) for r in records for a in r["actions"])
+    counted = {
+        key: REGISTRY.get_sample_value(
+            "gentrain_operator_remediations_total",
+            {
+                "namespace": namespace,
+                "gtj": "seam",
+                "finding": key[0],
+                "action": key[1],
+                "mode": "auto",
+            },
+        )
+        for key in actions
+    }
+    assert counted == dict(actions), (counted, actions)
