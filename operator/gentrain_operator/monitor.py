@@ -16,17 +16,17 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import aiohttp
-from kubernetes.client.exceptions import ApiException
 
 from gentrain_contract import metrics as trainer_metrics
 
-from . import job_object, metrics, names
+from . import job_object, metrics
 from .announce import announce, count_remediation
 from .availability import CONDITION as AVAILABILITY_CONDITION
 from .availability import already_says, availability
 from .conditions import set_condition
+from .decision_writes import record_lost_intent, write_decision
 from .lifecycle import PodReader
-from .milestones import intent_annotation, process, replayed_event, unrecorded_intent
+from .milestones import process, replayed_event, unrecorded_intent
 from .progress import progress
 from .scraping import (
     ScrapeError,
@@ -295,58 +295,7 @@ class JobMonitor:
             updates["device"] = device
         outcome = process(record, job, history_limit=self.settings.status_history)
         version = job["metadata"]["resourceVersion"]
-        if outcome.spec is not None:
-            patch = {
-                "training": {"hyperparameters": outcome.spec["training"].get("hyperparameters", {})}
-            }
-            if "commands" in outcome.spec:
-                patch["commands"] = outcome.spec["commands"]
-            # The record rides along in the same write (replayed if its status is lost).
-            annotations = (
-                {names.INTENT_ANNOTATION: intent_annotation(record, outcome.record)}
-                if outcome.record is not None
-                else None
-            )
-            try:
-                patched = await asyncio.to_thread(
-                    job_object.patch_job_spec,
-                    self.namespace,
-                    self.name,
-                    patch,
-                    version,
-                    annotations,
-                )
-            except ApiException as error:
-                if error.status != 409:
-                    raise
-                # The job changed since it was read: decided again on the newer job, so
-                # nothing is lost by dropping this decision.
-                log.info(
-                    "%s/%s: job changed while remediating (409 Conflict); deciding again",
-                    self.namespace,
-                    self.name,
-                )
-                return False
-            version = patched["metadata"]["resourceVersion"]
-        try:
-            await asyncio.to_thread(
-                job_object.record_milestone,
-                self.namespace,
-                self.name,
-                {**outcome.status, **updates},
-                version,
-            )
-        except ApiException as error:
-            if error.status != 409:
-                raise
-            # Another writer came between the read and this write. A remediation already
-            # in the spec is not decided twice: its intent annotation makes it the decision.
-            log.info(
-                "%s/%s: job changed while recording milestone %d (409 Conflict); again",
-                self.namespace,
-                self.name,
-                record["step"],
-            )
+        if not await write_decision(self.namespace, self.name, record, outcome, updates, version):
             return False
         if "step" in updates:
             self.step_patched = time.monotonic()
@@ -356,27 +305,10 @@ class JobMonitor:
         return True
 
     async def _record_lost_intent(self) -> None:
-        """Records the remediation applied just before the job ended whose record was lost,
-        read from the job as the API server has it, only if it did not change since."""
-        fresh = await asyncio.to_thread(job_object.read_job, self.namespace, self.name)
-        lost = unrecorded_intent(fresh) if fresh is not None else None
-        if fresh is None or lost is None:
-            return
-        try:
-            await asyncio.to_thread(
-                job_object.record_milestone,
-                self.namespace,
-                self.name,
-                lost,
-                fresh["metadata"]["resourceVersion"],
-            )
-        except ApiException as error:
-            if error.status != 409:
-                raise  # on 409: looked at again on the next round
-            return
-        applied = lost["remediations"][-1]
-        count_remediation(self.namespace, self.name, applied)
-        self.post_event(*replayed_event(applied))
+        applied = await record_lost_intent(self.namespace, self.name)
+        if applied is not None:  # told and counted as its decision would have been
+            count_remediation(self.namespace, self.name, applied)
+            self.post_event(*replayed_event(applied))
 
     async def _patch_status(
         self, updates: Mapping[str, Any], read: Mapping[str, Any] | None
