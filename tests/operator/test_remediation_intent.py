@@ -1,4 +1,5 @@
-"""A remediation is applied once, even when its status write is lost.
+"""A remediation is applied once, and told (its Event) and counted (the operator's
+remediations counter) once, even when its status write is lost.
 
 The monitor patches the spec, then the status. If the operator dies, or the API server
 fails the status PATCH, in between, the same milestone is handled again. Before the
