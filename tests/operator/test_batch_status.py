@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from kubernetes.client.rest import ApiException
 
-from gentrain_operator import batch, job_object, kube, launching, lifecycle
+from gentrain_operator import batch, following, job_object, kube, launching, lifecycle
 from gentrain_operator.conditions import get
 from gentrain_operator.progress import human_duration, progress
 from gentrain_operator.settings import Settings
@@ -80,7 +80,7 @@ def test_success_sets_the_condition_and_the_completion_time() -> None:
 def test_failure_says_why_in_the_failed_condition() -> None:
     failed = reconcile(
         {"phase": "Running", "attempts": 1},
-        pod("Failed", exitCode=lifecycle.CONFIG_ERROR_EXIT, message="invalid configuration: x"),
+        pod("Failed", exitCode=following.CONFIG_ERROR_EXIT, message="invalid configuration: x"),
     )
     assert failed["phase"] == "Failed"
     assert condition(failed, "Failed") | {"lastTransitionTime": None} == {

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from gentrain_operator import kube, launching, lifecycle
+from gentrain_operator import following, kube, launching, lifecycle
 from gentrain_operator.settings import Settings
 
 MESSAGE = "checkpoint volume full: no room for step 600 in /checkpoints (0 MiB free); ..."
@@ -47,7 +47,7 @@ def test_a_full_volume_fails_once_and_a_spec_change_resumes(
     events: list[tuple[str, str, str]] = []
 
     def read_pod(namespace: str, name: str) -> dict[str, Any]:
-        return failed_pod(lifecycle.VOLUME_FULL_EXIT, MESSAGE)
+        return failed_pod(following.VOLUME_FULL_EXIT, MESSAGE)
 
     failed = lifecycle.reconcile(job(1, running), Settings(), events, read_pod, spec_changed=False)
     assert failed["phase"] == "Failed" and not created  # no second attempt to fill it again
