@@ -227,13 +227,15 @@ def _failed(p: Pass, pod: Mapping[str, Any]) -> bool:
     p.failures += 1
     p.changes["failures"] = p.failures
     if terminated.get("reason") == "OOMKilled":
-        oom = (
+        # The kernel's kill leaves no message of the trainer's: this one stands for it,
+        # in the backoff limit's message too.
+        message = (
             f"OOMKilled: the trainer went over its memory limit "
             f"({p.resources.get('memory', '2Gi')}); raise spec.resources.memory or lower "
             "spec.dataset.batchSize"
         )
-        p.not_ready("OOMKilled", oom)
-        p.events.append(("Warning", "OOMKilled", oom))
+        p.not_ready("OOMKilled", message)
+        p.events.append(("Warning", "OOMKilled", message))
     elif lost:
         how = f"exited with code {code}"
         p.changes.update(restarted_by_loss(p.job, lost, pod["metadata"]["name"], how, p.events))

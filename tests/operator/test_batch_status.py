@@ -94,6 +94,21 @@ def test_failure_says_why_in_the_failed_condition() -> None:
     assert "completionTime" not in failed
 
 
+def test_an_oom_killed_trainer_at_its_backoff_limit_says_so_in_the_failure() -> None:
+    # The kernel's kill leaves the trainer no message of its own: the operator's stands
+    # for it in the backoff limit's message too (once lost when the lifecycle was split:
+    # the job then said only "last: exit code 137").
+    failed = reconcile(
+        {"phase": "Running", "attempts": 2, "failures": 1},
+        pod("Failed", exitCode=137, reason="OOMKilled"),
+        backoffLimit=1,
+        resources={"memory": "1Gi"},
+    )
+    assert condition(failed, "Failed")["reason"] == "BackoffLimitExceeded"
+    assert failed["message"].startswith("trainer failed 2 times; last: exit code 137: OOMKilled")
+    assert "(1Gi)" in failed["message"] and "spec.resources.memory" in failed["message"]
+
+
 def test_suspension_and_resumption_show_in_the_suspended_condition() -> None:
     suspended = reconcile({"phase": "Running", "attempts": 1}, pod("Running"), suspend=True)
     assert suspended["phase"] == "Suspended"
