@@ -65,11 +65,10 @@ def follow(p: Pass, pod: Mapping[str, Any]) -> None:
     if phase == "Running" and not _on_a_reporting_node(p, pod):
         return
     if names.nodes(p.spec) > 1 and phase == "Running":
-        with_gpus = p.wants_gpus and not p.fallback
         joined = (
             gang.check_jobset(p.job, pod, p.attempts, p.settings, p.events)
             if jobset.jobset_of(pod)
-            else gang.check(p.job, pod, p.attempts, p.read_pod, with_gpus, p.settings, p.events)
+            else gang.check(p.job, pod, p.attempts, p.read_pod, p.with_gpus, p.settings, p.events)
         )
         p.changes.update(joined)
         if "gangStopping" in joined:

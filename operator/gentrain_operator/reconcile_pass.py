@@ -74,9 +74,13 @@ class Pass:
     def backoff_limit(self) -> int:
         return int(self.spec.get("backoffLimit", self.settings.backoff_limit))
 
+    @property
+    def with_gpus(self) -> bool:
+        """Whether this attempt's pods ask for GPUs: wanted, and not fallen back to CPU."""
+        return self.wants_gpus and not self.fallback
+
     def launch(self, reason: str) -> None:
-        with_gpus = self.wants_gpus and not self.fallback
-        self.attempts = self.starter.start(reason, self.attempts, with_gpus=with_gpus)
+        self.attempts = self.starter.start(reason, self.attempts, with_gpus=self.with_gpus)
 
     def not_ready(self, reason: str, message: str) -> None:
         self.changes["conditions"] = set_condition(
