@@ -102,7 +102,7 @@ def _fell_back_to_cpu(p: Pass, pod: Mapping[str, Any]) -> bool:
     """A pod pending for want of GPUs, replaced by one on CPU where the spec allows it. Not
     for a job Kueue admitted: it runs where its flavours are, as admitted."""
     resources = p.resources
-    if not (p.wants_gpus and not p.fallback and not p.queued and resources.get("allowCPUFallback")):
+    if not (p.with_gpus and not p.queued and resources.get("allowCPUFallback")):
         return False
     short_of_gpus, age = pod_status.unschedulable_for_gpus(pod)
     wait = float(resources.get("fallbackAfterSeconds", 120))
