@@ -143,14 +143,10 @@ def plan_actions(
             ok = family == "gan" and steps > 1 and loss != "wgan_gp"
             ok = ok and change("discriminatorSteps", 1)
         elif action == "balance_learning_rates":
-            # A generator learning slower than its discriminator gets the same rate; one
-            # as fast already has it. (Read as "not possible" instead, it took the whole
-            # rung with it: a minimax GAN at equal rates whose discriminator won was never
-            # given the non-saturating loss, only a slower discriminator — the evaluation
-            # zoo's ring GAN with five discriminator steps, seed 0, session 36.)
+            # A generator learning slower than its discriminator gets the same rate.
             g = hp(spec, "generatorLearningRate", family_defaults)
             d = hp(spec, "discriminatorLearningRate", family_defaults)
-            ok = family == "gan" and (g >= d or change("generatorLearningRate", d))
+            ok = family == "gan" and g < d and change("generatorLearningRate", d)
         elif action == "enable_clipping":
             clip = float(hp(spec, "gradientClip", family_defaults) or 0)
             ok = change("gradientClip", 1.0 if clip <= 0 else clip / 2)

@@ -93,25 +93,6 @@ def test_a_discriminator_winning_early_restarts_the_run_with_a_fair_game() -> No
     assert [c["action"] for c in outcome.spec["commands"]] == ["reinitialize"]
 
 
-def test_a_minimax_game_at_equal_rates_restarts_with_the_non_saturating_loss() -> None:
-    """The generator already at the discriminator's rate: balancing changes nothing and
-    does not keep the rung from switching the loss (it did: the rung was passed over and
-    the run, minimax to the end, only got a slower discriminator)."""
-    job = gan_job()
-    job["spec"]["training"]["hyperparameters"]["generatorLearningRate"] = 1e-3
-    outcome = process(overpowered(500), job, now=0.0)
-    assert outcome.record is not None
-    assert outcome.record["actions"] == [
-        "reinitialize",
-        "switch_gan_loss",
-        "balance_learning_rates",
-    ]
-    assert [c["field"] for c in outcome.record["changes"]] == ["training.hyperparameters.ganLoss"]
-    hyperparameters = outcome.spec["training"]["hyperparameters"]
-    assert hyperparameters["ganLoss"] == "non_saturating"
-    assert hyperparameters["generatorLearningRate"] == 1e-3
-
-
 def test_late_in_the_run_it_changes_the_game_in_place() -> None:
     job = gan_job()
     outcome = process(overpowered(3000), job, now=0.0)  # 40% of 5,000 steps remain
