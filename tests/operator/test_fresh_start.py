@@ -93,6 +93,19 @@ def test_a_discriminator_winning_early_restarts_the_run_with_a_fair_game() -> No
     assert [c["action"] for c in outcome.spec["commands"]] == ["reinitialize"]
 
 
+def test_a_game_not_tilted_by_the_rates_gets_a_slower_discriminator_not_a_new_loss() -> None:
+    """The generator already at the discriminator's rate: the rungs that start afresh with
+    another loss and balance the rates are passed over (read as done instead, they cost
+    the evaluation zoo's five-discriminator-step ring GAN its last 3 modes; session 36)."""
+    job = gan_job()
+    job["spec"]["training"]["hyperparameters"]["generatorLearningRate"] = 1e-3
+    outcome = process(overpowered(500), job, now=0.0)
+    assert outcome.record is not None
+    assert outcome.record["actions"] == ["lower_discriminator_lr"]
+    assert outcome.spec["training"]["hyperparameters"]["ganLoss"] == "minimax"
+    assert "commands" not in outcome.spec
+
+
 def test_late_in_the_run_it_changes_the_game_in_place() -> None:
     job = gan_job()
     outcome = process(overpowered(3000), job, now=0.0)  # 40% of 5,000 steps remain
