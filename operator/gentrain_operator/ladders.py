@@ -108,9 +108,12 @@ LADDERS: dict[str, Ladder] = {
     # the discriminator's rate recovers them. Later in the run: the same without the
     # restart, then a slower discriminator, then another loss.
     # First, where the spec itself tilts the game (several discriminator steps per
-    # generator step without a WGAN critic), that is undone; rungs that do not apply to a
-    # spec are passed over.
+    # generator step without a WGAN critic), that is undone — afresh while half the run
+    # remains, for the same reason (calibration ring, five steps, non-saturating loss:
+    # undone in place at 500, 4 of 8 modes at seeds 0 and 2; afresh, 8 and 8), else in
+    # place; rungs that do not apply to a spec are passed over.
     "DiscriminatorOverpowering": [
+        ["reinitialize", "one_discriminator_step"],
         ["one_discriminator_step"],
         ["reinitialize", "switch_gan_loss", "balance_learning_rates"],
         ["switch_gan_loss", "balance_learning_rates"],

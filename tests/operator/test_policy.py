@@ -366,7 +366,7 @@ def test_the_api_accepts_every_action_and_command_the_operator_and_trainer_know(
 def test_several_discriminator_steps_are_undone_first_unless_the_loss_is_wgan() -> None:
     finding = Finding("DiscriminatorOverpowering", "warning", "", {})
 
-    def first_plan(**hyperparameters: Any) -> policy.Plan | None:
+    def first_plan(remaining: float = 0.9, **hyperparameters: Any) -> policy.Plan | None:
         spec = gan_job()["spec"]
         spec["training"]["hyperparameters"].update(hyperparameters)
         decision = policy.decide(
@@ -375,15 +375,21 @@ def test_several_discriminator_steps_are_undone_first_unless_the_loss_is_wgan() 
             spec,
             {"step": 500},
             FAMILY_DEFAULTS["gan"],
-            {"last_healthy_checkpoint": None, "interval": 500, "remaining_fraction": 0.9},
+            {"last_healthy_checkpoint": None, "interval": 500, "remaining_fraction": remaining},
         )
         return decision.plan
 
+    # Afresh while half the run remains: undone in place at 500, the calibration ring with
+    # five discriminator steps stayed on 4 of 8 modes; afresh, 8 (session 36).
     plan = first_plan(ganLoss="minimax", discriminatorSteps=5)
-    assert plan is not None and plan.actions == ["one_discriminator_step"]
+    assert plan is not None and plan.actions == ["reinitialize", "one_discriminator_step"]
     assert [(c.field, c.old, c.new) for c in plan.changes] == [
         ("training.hyperparameters.discriminatorSteps", 5, 1)
     ]
+    assert plan.commands == [{"action": "reinitialize"}]
+    # Later, in place.
+    plan = first_plan(remaining=0.4, ganLoss="minimax", discriminatorSteps=5)
+    assert plan is not None and plan.actions == ["one_discriminator_step"]
     # WGAN's critic takes several steps by design; one step per step needs nothing undone.
     for hyperparameters in (
         {"ganLoss": "wgan_gp", "discriminatorSteps": 5},
