@@ -110,6 +110,24 @@ def test_one_milestone_on_few_sharp_modes_is_not_a_collapse() -> None:
     assert "ModeCollapse" in {f.kind for f in diagnose([dip[0], ring(3000, 2)], "gan")}
 
 
+def test_a_gan_at_more_modes_than_ever_before_is_spreading_not_collapsing() -> None:
+    from tests.operator.test_policy import ring
+
+    def grid(step: int, covered: int, sharp: float) -> dict:
+        return {**ring(step, covered, high_quality_ratio=sharp), "modes": 25}
+
+    # The evaluation zoo's healthy 25-mode GAN (the minimax case's reference, seed 1): from
+    # 0 modes to 12, sharp on 11 and then 12 of 25 — its best so far — drew ModeCollapse.
+    climbing = [grid(3000, 8, 0.33), grid(3500, 11, 0.30), grid(4000, 11, 0.52)]
+    climbing.append(grid(4500, 12, 0.53))
+    assert "ModeCollapse" not in {f.kind for f in diagnose(climbing, "gan")}
+    climbing.append(grid(5000, 11, 0.62))  # one mode fewer, after a new best: no collapse
+    assert "ModeCollapse" not in {f.kind for f in diagnose(climbing, "gan")}
+    # Sharp on few and no longer rising, twice: a collapse, as before.
+    stalled = [*climbing[:3], grid(4500, 11, 0.53)]
+    assert "ModeCollapse" in {f.kind for f in diagnose(stalled, "gan")}
+
+
 def test_a_fid_rise_within_its_own_uncertainty_is_not_a_regression() -> None:
     # A healthy image GAN's FID on 300 samples: 40, 30, 25, then 33 (1.32x its best).
     def scored(fids: list[float], stderr: float | None) -> list[dict]:
