@@ -64,22 +64,22 @@ def gan(history: Sequence[Milestone], t: Mapping[str, float]) -> list[Finding]:
     if "modes" in m and "modes_covered" in m and len(history) >= 2:
         covered, modes = int(m["modes_covered"]), int(m["modes"])
 
+        counts = [int(h.get("modes_covered", 0)) for h in history]
+
         def sharp_on_few(index: int) -> bool:
-            h = history[index]
-            before = history[: len(history) + index]
-            best = max(int(x.get("modes_covered", 0)) for x in history[: len(history) + index + 1])
-            n = int(h.get("modes_covered", 0))
-            sharp = float(h.get("high_quality_ratio", 0.0)) >= t["collapse_quality"]
-            lost = best - n >= t["modes_lost_fraction"] * modes
+            at = len(history) + index
+            n, earlier = counts[at], counts[:at]
+            sharp = float(history[at].get("high_quality_ratio", 0.0)) >= t["collapse_quality"]
+            lost = max([*earlier, n]) - n >= t["modes_lost_fraction"] * modes
             # More modes than ever before is a run still spreading, however few of the
             # data's it covers yet: a healthy GAN on the 25-mode grid, sharp on 11 and
             # then 12 (its best so far, on its way from 0) drew ModeCollapse at 4,500
             # (evaluation zoo, the minimax case's reference, seed 1; so said so).
-            spreading = bool(before) and all(n > int(x.get("modes_covered", 0)) for x in before)
+            spreading = bool(earlier) and n > max(earlier)
             return sharp and not spreading and (n < t["modes_fraction"] * modes or lost)
 
-        best = max(int(h.get("modes_covered", 0)) for h in history)
-        trend = [int(h.get("modes_covered", 0)) for h in history[-3:]]
+        best = max(counts)
+        trend = counts[-3:]
         # Collapsed: (almost) one mode, or stuck below half of them for three milestones —
         # past that point easing the discriminator no longer brings modes back.
         stuck = len(trend) == 3 and len(set(trend)) == 1 and covered < modes / 2

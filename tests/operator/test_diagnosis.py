@@ -110,12 +110,14 @@ def test_one_milestone_on_few_sharp_modes_is_not_a_collapse() -> None:
     assert "ModeCollapse" in {f.kind for f in diagnose([dip[0], ring(3000, 2)], "gan")}
 
 
-def test_a_gan_at_more_modes_than_ever_before_is_spreading_not_collapsing() -> None:
+def grid(step: int, covered: int, sharp: float = 0.6) -> dict:
+    """A milestone of a GAN on the 25-mode grid."""
     from tests.operator.test_policy import ring
 
-    def grid(step: int, covered: int, sharp: float) -> dict:
-        return {**ring(step, covered, high_quality_ratio=sharp), "modes": 25}
+    return {**ring(step, covered, high_quality_ratio=sharp), "modes": 25}
 
+
+def test_a_gan_at_more_modes_than_ever_before_is_spreading_not_collapsing() -> None:
     # The evaluation zoo's healthy 25-mode GAN (the minimax case's reference, seed 1): from
     # 0 modes to 12, sharp on 11 and then 12 of 25 — its best so far — drew ModeCollapse.
     climbing = [grid(3000, 8, 0.33), grid(3500, 11, 0.30), grid(4000, 11, 0.52)]
@@ -145,9 +147,6 @@ def test_a_fid_rise_within_its_own_uncertainty_is_not_a_regression() -> None:
 
 def test_modes_lost_are_counted_against_the_number_of_modes() -> None:
     from tests.operator.test_policy import ring
-
-    def grid(step: int, covered: int) -> dict:
-        return {**ring(step, covered, high_quality_ratio=0.6), "modes": 25}
 
     # 2 of the ring's 8 modes lost twice in a row is a collapse; 2 of a grid's 25 is a swing.
     ring_loss = [ring(1000, 8, high_quality_ratio=0.6), ring(1500, 6, high_quality_ratio=0.6)]
