@@ -55,6 +55,38 @@ def fmt(value: Any) -> str:
     return f"{value:.3g}" if isinstance(value, float) else str(value)
 
 
+def reference_noise(broken: list[dict[str, Any]]) -> list[str]:
+    """The cases whose healthy reference spreads over its seeds wider than the 10% band,
+    where "rescued" is decided by which seed's reference a run meets as much as by the
+    run; and, beside the per-seed verdict (the goal's), each run judged against its case's
+    median reference over the seeds, with the verdicts that change."""
+    references: dict[str, list[float]] = {}
+    for r in broken:
+        if r["healthy"] is not None:
+            references.setdefault(r["case"], []).append(r["healthy"])
+    medians = {case: statistics.median(values) for case, values in references.items()}
+    noisy = [
+        f"{case} ({fmt(min(values))}-{fmt(max(values))}, median {fmt(medians[case])})"
+        for case, values in sorted(references.items())
+        if len(values) > 1 and max(values) - min(values) > 2 * TOLERANCE * abs(medians[case])
+    ]
+    if not noisy:
+        return []
+    by_median = [r for r in broken if within(r["auto"], medians.get(r["case"]), r["better"])]
+    flipped = [
+        f"{r['case']} ({r['seed']}) {'yes' if r['rescued'] else 'no'} -> "
+        f"{'yes' if r in by_median else 'no'}"
+        for r in broken
+        if bool(r["rescued"]) != (r in by_median)
+    ]
+    return [
+        "Healthy references wider over their seeds than the 10% band: " + "; ".join(noisy) + ".",
+        f"Against each case's median reference instead of its own seed's: rescued "
+        f"{share(len(by_median), len(broken))}; verdicts that change: "
+        f"{', '.join(flipped) or 'none'}.",
+    ]
+
+
 def set_section(name: str, rows: list[dict[str, Any]]) -> list[str]:
     broken = [r for r in rows if r.get("pathological")]
     lines = [f"## {name} set", "", f"({GOAL.get(name, '')})", ""]
@@ -87,6 +119,7 @@ def set_section(name: str, rows: list[dict[str, Any]]) -> list[str]:
                 f"seed): {names}; without them, rescued: "
                 f"{share(hurt_rescued, len(broken) - len(unhurt))}."
             )
+        lines += reference_noise(broken)
         harmed = [f"{r['case']} ({r['seed']})" for r in broken if r["worse_than_off"]]
         lines.append(f"`auto` worse than `off` by more than 10%: {', '.join(harmed) or 'none'}.")
         if rescued:
