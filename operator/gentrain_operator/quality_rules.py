@@ -149,14 +149,28 @@ def _fid_rise(
     return best, noise
 
 
+def _recovering(scored: Sequence[Milestone], t: Mapping[str, float]) -> bool:
+    """Whether the last FID fell from the one before by more than `fid_noise_z` standard
+    errors of the difference: a run on its way back needs no rollback. (A healthy image
+    GAN, 55 -> 141 -> 81 -> 31, was rolled back at 81; the evaluation zoo's
+    gan-digits-minimax-strong-discriminator reference, seed 5 — so said so.) Without the
+    trainer's standard errors a fall cannot be told from noise: not judged."""
+    before, now = scored[-2], scored[-1]
+    before_error, now_error = _stderr(before), _stderr(now)
+    if before_error is None or now_error is None:
+        return False
+    return bool(before["fid"] - now["fid"] > t["fid_noise_z"] * math.hypot(before_error, now_error))
+
+
 def fid(history: Sequence[Milestone], t: Mapping[str, float]) -> list[Finding]:
     """FID above `fid_ratio` times its best, and — where the trainer measured FID's
     standard error — by more than `fid_noise_z` standard errors of the difference; acted
-    on (warning) only when the milestone before rose too. A healthy image GAN's FID on a
-    few hundred samples swings by more than 25% from one milestone to the next, and one
-    swing passed even the standard-error test (the evaluation zoo's healthy-gan-digits:
-    58 -> 110 -> 61, 2.3 standard errors) and drew a rollback; one milestone's rise is
-    reported (info), and its milestone is no rollback target."""
+    on (warning) only when the milestone before rose too and this one is not on its way
+    back down (`_recovering`). A healthy image GAN's FID on a few hundred samples swings by
+    more than 25% from one milestone to the next, and one swing passed even the
+    standard-error test (the evaluation zoo's healthy-gan-digits: 58 -> 110 -> 61, 2.3
+    standard errors) and drew a rollback; one milestone's rise is reported (info), and its
+    milestone is no rollback target."""
     scored = [h for h in history if "fid" in h and math.isfinite(h["fid"])]
     if len(scored) <= t["fid_warmup"] or scored[-1] is not history[-1]:
         return []
@@ -165,7 +179,11 @@ def fid(history: Sequence[Milestone], t: Mapping[str, float]) -> list[Finding]:
         return []
     best, noise = rise
     current = scored[-1]["fid"]
-    confirmed = len(scored) - 1 > t["fid_warmup"] and _fid_rise(scored[:-1], t) is not None
+    confirmed = (
+        len(scored) - 1 > t["fid_warmup"]
+        and _fid_rise(scored[:-1], t) is not None
+        and not _recovering(scored, t)
+    )
     return [
         Finding(
             FindingKind.FID_REGRESSION,
