@@ -72,17 +72,17 @@ def reference_noise(broken: list[dict[str, Any]]) -> list[str]:
     ]
     if not noisy:
         return []
-    by_median = [r for r in broken if within(r["auto"], medians.get(r["case"]), r["better"])]
+    by_median = [within(r["auto"], medians.get(r["case"]), r["better"]) for r in broken]
     flipped = [
         f"{r['case']} ({r['seed']}) {'yes' if r['rescued'] else 'no'} -> "
-        f"{'yes' if r in by_median else 'no'}"
-        for r in broken
-        if bool(r["rescued"]) != (r in by_median)
+        f"{'yes' if rescued else 'no'}"
+        for r, rescued in zip(broken, by_median, strict=True)
+        if bool(r["rescued"]) != rescued
     ]
     return [
         "Healthy references wider over their seeds than the 10% band: " + "; ".join(noisy) + ".",
         f"Against each case's median reference instead of its own seed's: rescued "
-        f"{share(len(by_median), len(broken))}; verdicts that change: "
+        f"{share(sum(by_median), len(broken))}; verdicts that change: "
         f"{', '.join(flipped) or 'none'}.",
     ]
 

@@ -1,10 +1,9 @@
 """Noise is not acted on: a FID rise or a loss spike seen in one window only is reported
-(info) and acted on when the next window confirms it (and a FID already falling back is
-not); a milestone under such suspicion is
-not a rollback target. The figures are the evaluation zoo's healthy runs that drew an
-action for a one-window blip (bench/zoo/evaluation/healthy-gan-digits.yaml, seed 0: a
-rollback at 1,000; the VAE reference of vae-learning-rate-too-high.yaml, seed 0: a
-rollback at 1,250)."""
+(info) and acted on when the next window confirms it (unless FID is already falling
+back); a milestone under such suspicion is not a rollback target. The figures are the
+evaluation zoo's healthy runs that drew an action for a one-window blip
+(bench/zoo/evaluation/healthy-gan-digits.yaml, seed 0: a rollback at 1,000; the VAE
+reference of vae-learning-rate-too-high.yaml, seed 0: a rollback at 1,250)."""
 
 from __future__ import annotations
 
