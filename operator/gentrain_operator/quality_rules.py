@@ -128,6 +128,13 @@ def _stderr(milestone: Milestone) -> float | None:
     return float(value) if isinstance(value, int | float) and math.isfinite(value) else None
 
 
+def _difference_noise(a: Milestone, b: Milestone) -> float | None:
+    """The standard error of the difference of two milestones' FIDs, where the trainer
+    measured both."""
+    a_error, b_error = _stderr(a), _stderr(b)
+    return None if a_error is None or b_error is None else math.hypot(a_error, b_error)
+
+
 def _fid_rise(
     scored: Sequence[Milestone], t: Mapping[str, float]
 ) -> tuple[float, float | None] | None:
@@ -138,12 +145,7 @@ def _fid_rise(
     best, current = best_at["fid"], scored[-1]["fid"]
     if best <= 0 or current <= t["fid_ratio"] * best:
         return None
-    now_error, best_error = _stderr(scored[-1]), _stderr(best_at)
-    noise = (
-        math.hypot(now_error, best_error)
-        if now_error is not None and best_error is not None
-        else None
-    )
+    noise = _difference_noise(scored[-1], best_at)
     if noise is not None and current - best <= t["fid_noise_z"] * noise:
         return None
     return best, noise
@@ -156,10 +158,8 @@ def _recovering(scored: Sequence[Milestone], t: Mapping[str, float]) -> bool:
     gan-digits-minimax-strong-discriminator reference, seed 5 — so said so.) Without the
     trainer's standard errors a fall cannot be told from noise: not judged."""
     before, now = scored[-2], scored[-1]
-    before_error, now_error = _stderr(before), _stderr(now)
-    if before_error is None or now_error is None:
-        return False
-    return bool(before["fid"] - now["fid"] > t["fid_noise_z"] * math.hypot(before_error, now_error))
+    noise = _difference_noise(before, now)
+    return noise is not None and before["fid"] - now["fid"] > t["fid_noise_z"] * noise
 
 
 def fid(history: Sequence[Milestone], t: Mapping[str, float]) -> list[Finding]:
