@@ -145,6 +145,8 @@ HEALTHY_FIELDS = (
     "healthy_seconds",
     "healthy_spikes",
     "healthy_growth",
+    "healthy_off",
+    "healthy_off_seconds",
 )
 OFF_FIELDS = ("off", "off_seconds", "off_spikes", "off_growth")
 AUTO_FIELDS = (
@@ -228,6 +230,13 @@ def measure(
             }
         )
         row["machine"]["threads"] = healthy.threads
+        if row["healthy_actions"]:
+            # What the action was on: the same run left alone. A reference that, left
+            # alone, ends far below its configuration's other seeds had a real fault there.
+            alone_spec = variant_spec(case, "healthy", seed, healthy_data, "off")
+            alone = complete(run(alone_spec), alone_spec)
+            row["healthy_off"] = final(alone, metric, over_last)
+            row["healthy_off_seconds"] = round(alone.seconds, 1)
     if "broken" not in case:
         return row
     for mode in ("off", "auto"):

@@ -87,6 +87,49 @@ def reference_noise(broken: list[dict[str, Any]]) -> list[str]:
     ]
 
 
+def left_alone(rows: list[dict[str, Any]]) -> list[str]:
+    """What each healthy run that drew an action was on: the same run left alone
+    (`healthy_off`), against its configuration's median left alone over the seeds (a run
+    that drew nothing is its own run left alone). Within 10% of that median, the action
+    was on a run that needed none (a false positive by any reading); below it, the
+    "healthy" configuration failed at that seed and the action met a real fault (still
+    counted against the goal, which counts every action on a healthy run)."""
+    alone: dict[str, list[float]] = {}
+    for r in rows:
+        value = r.get("healthy_off") if r["healthy_actions"] else r["healthy"]
+        if value is not None:
+            alone.setdefault(r["case"], []).append(value)
+    needed_none, faulty, unmeasured = [], [], []
+    for r in rows:
+        if not r["healthy_actions"]:
+            continue
+        name = f"{r['case']} ({r['seed']})"
+        if r.get("healthy_off") is None:
+            unmeasured.append(name)
+            continue
+        median = statistics.median(alone[r["case"]])
+        said = (
+            f"{name}: left alone {fmt(r['healthy_off'])}, acted on {fmt(r['healthy'])}, "
+            f"median left alone {fmt(median)}"
+        )
+        (needed_none if within(r["healthy_off"], median, r["better"]) else faulty).append(said)
+    if not (needed_none or faulty):
+        return []
+    lines = [
+        "Of these, left alone (`off`) within 10% of the configuration's "
+        f"median left alone, or better (an action on a run that needed none): {len(needed_none)}"
+        f"{': ' + '; '.join(needed_none) if needed_none else ''}.",
+        f"Left alone, worse than that median by more than 10% (the configuration failed at "
+        f"that seed; the action met a real fault): {len(faulty)}"
+        f"{': ' + '; '.join(faulty) if faulty else ''}.",
+    ]
+    if unmeasured:
+        lines.append(
+            f"Not run left alone (rows from before `healthy_off`): {', '.join(unmeasured)}."
+        )
+    return lines
+
+
 def set_section(name: str, rows: list[dict[str, Any]]) -> list[str]:
     broken = [r for r in rows if r.get("pathological")]
     lines = [f"## {name} set", "", f"({GOAL.get(name, '')})", ""]
@@ -138,6 +181,7 @@ def set_section(name: str, rows: list[dict[str, Any]]) -> list[str]:
         f"Healthy runs that drew an action: {share(len(acted), len(rows))}; {actions} actions "
         f"in all{': ' + '; '.join(which) if which else ''}."
     )
+    lines += left_alone(rows)
     return [*lines, ""]
 
 

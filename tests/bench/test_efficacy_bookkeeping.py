@@ -207,3 +207,58 @@ def test_the_report_names_references_noisier_than_the_band_and_judges_by_their_m
     assert "ring" not in text.split("10% band:")[1].split("\n")[0]
     assert "median reference instead of its own seed's: rescued 3 of 5" in text
     assert "verdicts that change: digits (0) no -> yes, digits (1) yes -> no." in text
+
+
+def test_a_healthy_run_that_drew_an_action_is_run_left_alone_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    case = tmp_path / "ring.yaml"
+    case.write_text(
+        "base: {model: {family: gan}, training: {maxSteps: 10}, checkpoints: {interval: 5}}\n"
+        "healthy: {}\nquality: {metric: modes_covered, better: higher}\n"
+    )
+    modes: list[str] = []
+
+    def run(spec: dict[str, Any]) -> LoopResult:
+        mode = spec["remediation"]["mode"]
+        modes.append(mode)
+        acted = [{"finding": "ModeCollapse", "actions": ["reset_discriminator"], "step": 5}]
+        return LoopResult(
+            milestones=[{"step": 10, "modes_covered": 7.0 if mode == "auto" else 5.0}],
+            findings=[[]],
+            remediations=acted if mode == "auto" else [],
+            steps=10,
+            threads=1,
+        )
+
+    monkeypatch.setattr(efficacy, "run", run)
+    row = efficacy.measure("evaluation", case, 2, None)
+    assert modes == ["auto", "off"]
+    assert (row["healthy"], row["healthy_off"]) == (7.0, 5.0)
+
+
+def test_the_report_says_what_each_healthy_action_was_on() -> None:
+    def healthy(
+        case: str, seed: int, value: float, acted: bool, alone: float | None
+    ) -> dict[str, Any]:
+        return {
+            "case": case,
+            "seed": seed,
+            "better": "higher",
+            "healthy": value,
+            "healthy_actions": ["ModeCollapse:reset_discriminator@4000"] if acted else [],
+            **({"healthy_off": alone} if acted else {}),
+        }
+
+    rows = [
+        healthy("ring", 0, 8.0, False, None),
+        healthy("ring", 1, 8.0, False, None),
+        healthy("ring", 2, 7.0, True, 5.0),  # left alone it lost 3 of 8: a real fault
+        healthy("grid", 0, 10.0, False, None),
+        healthy("grid", 1, 9.0, True, 10.0),  # left alone it was fine: a false positive
+        healthy("grid", 2, 9.0, True, None),  # a row from before healthy_off
+    ]
+    lines = efficacy_report.left_alone(rows)
+    assert "needed none): 1: grid (1): left alone 10, acted on 9" in lines[0]
+    assert "real fault): 1: ring (2): left alone 5, acted on 7, median left alone 8" in lines[1]
+    assert "grid (2)" in lines[2]
