@@ -116,6 +116,30 @@ def test_a_far_too_low_rate_is_probed_up_and_the_run_goes_on_from_its_weights(
     expected = learning_rate(20, 100 * FAR_TOO_LOW, float(trainer.hp["min_lr"]), 0, 80)
     assert trainer.family.optimizer.param_groups[0]["lr"] == pytest.approx(expected)
     assert trainer.counters["gentrain_commands_applied_total"] == {("probe_learning_rate",): 1.0}
+    # A transformer keeps its moments: fresh ones at its full rate are the no-warm-up fault.
+    assert {int(s["step"]) for s in trainer.family.optimizer.state.values()} == {21}
+
+
+def test_a_rate_moved_tenfold_restarts_the_optimizers_moments(
+    make_trainer: MakeTrainer, tmp_path: Path
+) -> None:
+    """A DDPM a hundred times too low: its weights hardly moved, but Adam's second moments
+    hold the large gradients of where it began and would shrink every step at the new rate
+    for about a thousand steps. The probe that moves the rate up starts them afresh."""
+    probe = {"id": "r1-0", "action": "probe_learning_rate", "search_steps": 20}
+    config = tiny(
+        "diffusion-digits",
+        training={"max_steps": 80},
+        checkpoints={"interval": 20, "keep": 5},
+        hyperparameters={"lr": 0.00001, "grad_clip": 1.0},
+    )
+    _, trainer = commanded_after_twenty_steps(make_trainer, tmp_path, config, [probe])
+
+    assert trainer.rate_factor is not None
+    assert trainer.rate_factor[0] >= learning_rate_search.RESTART_MOMENTS_FROM
+    assert not trainer.family.optimizer.state
+    trainer.train_one()
+    assert {int(s["step"]) for s in trainer.family.optimizer.state.values()} == {1}
 
 
 def test_a_gan_is_not_probed(make_trainer: MakeTrainer) -> None:

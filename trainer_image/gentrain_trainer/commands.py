@@ -156,16 +156,24 @@ def search_learning_rate(trainer: Trainer, command: CommandSpec, generation: int
     factor = distributed.from_main(result.factor if trainer.world.main else None)
     assert factor is not None
     result.factor = factor
+    # How far a probe moved the rate in force (a search comes with a fresh start, whose
+    # optimizer is fresh).
+    in_force = trainer.rate_factor[0] if trainer.rate_factor is not None else 1.0
+    moved = factor / in_force if command.action == "probe_learning_rate" else 1.0
     trainer.rate_factor = (factor, generation) if factor != 1.0 else None
     trainer.searched = result
     trainer.family.apply_hyperparameters(trainer.effective_hp(), trainer.step - trainer.origin)
+    restarted = (
+        moved >= learning_rate_search.RESTART_MOMENTS_FROM and trainer.family.restart_optimizer()
+    )
     run_state.save(trainer)  # a restart before the operator writes the choice keeps it
     log.info(
-        "command %s: learning-rate search at step %d, %d steps per candidate: %s; chose x%g",
+        "command %s: learning-rate search at step %d, %d steps per candidate: %s; chose x%g%s",
         command.id,
         trainer.step,
         result.steps,
         ", ".join(f"x{f:g} {loss:.4g}" for f, loss in result.losses.items()),
         factor,
+        "; the optimizer's moments restarted" if restarted else "",
     )
     trainer.count(metrics.COMMANDS_APPLIED_TOTAL.name, command.action)

@@ -92,6 +92,11 @@ class Family:
         losses score a game). Candidates of a learning-rate probe are judged on it."""
         return None
 
+    def restart_optimizer(self) -> bool:
+        """Starts the optimizer's moment estimates afresh, the weights as they are (see
+        learning_rate_search.RESTART_MOMENTS_FROM); False where the family does not."""
+        return False
+
     def reset_discriminator(self, step: int) -> bool:
         """Re-initialises the discriminator and its optimizer; False if there is none."""
         return False

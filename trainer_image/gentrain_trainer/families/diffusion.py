@@ -153,6 +153,10 @@ class Diffusion(Family):
         super().apply_hyperparameters(values, step)
         set_lr(self.optimizer, float(values["lr"]))
 
+    def restart_optimizer(self) -> bool:
+        self.optimizer.state.clear()  # Adam sets each parameter's moments up afresh
+        return True
+
     def state_dict(self) -> dict[str, Any]:
         return {
             "model": self.model.state_dict(),
