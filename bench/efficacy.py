@@ -43,8 +43,8 @@ import yaml
 
 from bench import corpus, efficacy_report, machine
 from bench.closed_loop import LoopResult, run
-from bench.efficacy_report import TOLERANCE, within
 from bench.recorder import merged
+from bench.rescue import TOLERANCE, within
 from bench.run_figures import (
     changed_something,
     describe,

@@ -10,20 +10,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from bench import machine
-
-TOLERANCE = 0.10  # rescued: final quality within 10% of the healthy reference's
-
-
-def within(value: float | None, reference: float | None, better: str) -> bool:
-    if value is None or reference is None:
-        return False
-    return (
-        value >= (1 - TOLERANCE) * reference
-        if better == "higher"
-        else value <= (1 + TOLERANCE) * reference
-    )
-
+from bench import admission, machine
+from bench.rescue import TOLERANCE, within
 
 GOAL = {
     "evaluation": "goal: >= 80% rescued, no family below 60%, auto never >10% worse than off, "
@@ -96,10 +84,12 @@ def left_alone(rows: list[dict[str, Any]]) -> list[str]:
     counted against the goal, which counts every action on a healthy run)."""
     alone: dict[str, list[float]] = {}
     for r in rows:
-        value = r.get("healthy_off") if r["healthy_actions"] else r["healthy"]
+        value = admission.left_alone(r)
         if value is not None:
             alone.setdefault(r["case"], []).append(value)
-    needed_none, faulty, unmeasured = [], [], []
+    needed_none: list[str] = []
+    faulty: list[str] = []
+    unmeasured: list[str] = []
     for r in rows:
         if not r["healthy_actions"]:
             continue
@@ -130,18 +120,26 @@ def left_alone(rows: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
-def set_section(name: str, rows: list[dict[str, Any]]) -> list[str]:
-    broken = [r for r in rows if r.get("pathological")]
+def set_section(
+    name: str, rows: list[dict[str, Any]], modes: dict[str, int | None] | None = None
+) -> list[str]:
+    """One set's part of the report; `modes` (the data's modes of each case, where its
+    metric counts them) for the admission of its cases."""
+    every = [r for r in rows if r.get("pathological")]
+    verdicts = admission.admissions(every, modes or {})
+    broken = [r for r in every if verdicts[r["case"]].reason is None]
+    apart = [r for r in every if verdicts[r["case"]].reason is not None]
     lines = [f"## {name} set", "", f"({GOAL.get(name, '')})", ""]
-    if broken:
+    if every:
         lines += [
             "| pathology (seed) | family | metric | healthy | off | auto | rescued | auto worse "
             "than off | actions (auto) | steps discarded | search steps |",
             "|---|---|---|---|---|---|---|---|---|---|---|",
         ]
-        for r in broken:
+        for r in every:
             lines.append(
-                f"| {r['case']} ({r['seed']}) | {r['family']} | {r['metric']} ({r['better']}) | "
+                f"| {r['case']}{' †' if verdicts[r['case']].reason else ''} ({r['seed']}) | {r['family']} | "
+                f"{r['metric']} ({r['better']}) | "
                 f"{fmt(r['healthy'])} | {fmt(r['off'])} | {fmt(r['auto'])} | "
                 f"{'yes' if r['rescued'] else 'no'} | {'**yes**' if r['worse_than_off'] else 'no'} | "
                 f"{'; '.join(r['actions']) or 'none'} | {r['discarded_steps']} | {r['search_steps']} |"
@@ -152,6 +150,7 @@ def set_section(name: str, rows: list[dict[str, Any]]) -> list[str]:
             lines.append(f"| {family} | {share(sum(r['rescued'] for r in subset), len(subset))} |")
         rescued = [r for r in broken if r["rescued"]]
         lines += ["", f"Rescued: {share(len(rescued), len(broken))}."]
+        lines += not_admitted(verdicts, apart, every)
         # A fault that did not hurt at that seed: its rescue is no evidence either way.
         unhurt = [r for r in broken if within(r["off"], r["healthy"], r["better"])]
         if unhurt:
@@ -163,7 +162,8 @@ def set_section(name: str, rows: list[dict[str, Any]]) -> list[str]:
                 f"{share(hurt_rescued, len(broken) - len(unhurt))}."
             )
         lines += reference_noise(broken)
-        harmed = [f"{r['case']} ({r['seed']})" for r in broken if r["worse_than_off"]]
+        # Harm counts wherever it happened, admitted or not.
+        harmed = [f"{r['case']} ({r['seed']})" for r in every if r["worse_than_off"]]
         lines.append(f"`auto` worse than `off` by more than 10%: {', '.join(harmed) or 'none'}.")
         if rescued:
             extra = [
@@ -185,13 +185,32 @@ def set_section(name: str, rows: list[dict[str, Any]]) -> list[str]:
     return [*lines, ""]
 
 
+def not_admitted(
+    verdicts: dict[str, admission.Admission],
+    apart: list[dict[str, Any]],
+    every: list[dict[str, Any]],
+) -> list[str]:
+    """The cases that cannot measure a rescue (bench.admission), why, and what their rows
+    would have added: marked † in the table, counted neither for nor against the goal."""
+    if not apart:
+        return []
+    why = [f"{case}: {v.reason}" for case, v in verdicts.items() if v.reason is not None]
+    return [
+        "Not admitted (decided on the runs left alone, never on `auto`: bench/admission.py), "
+        "marked †, not counted: " + "; ".join(why) + ".",
+        f"Their rows rescued {sum(bool(r['rescued']) for r in apart)} of {len(apart)}; with "
+        f"them, rescued: {share(sum(bool(r['rescued']) for r in every), len(every))}.",
+    ]
+
+
 def write(rows: list[dict[str, Any]], out: Path, commit: str) -> None:
     out.mkdir(exist_ok=True)
     lines = ["# Remediation efficacy", ""]
+    modes = admission.zoo_modes(rows)
     for name in ("calibration", "evaluation"):
         subset = [r for r in rows if r["set"] == name]
         if subset:
-            lines += set_section(name, subset)
+            lines += set_section(name, subset, modes)
     commits = Counter(r["commit"] for r in rows)
     lines.append(
         "Rows measured at: " + ", ".join(f"{c} ({n} rows)" for c, n in sorted(commits.items()))

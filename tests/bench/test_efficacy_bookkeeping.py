@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from bench import efficacy, efficacy_report, run_figures
+from bench import admission, efficacy, efficacy_report, run_figures
 from bench.closed_loop import LoopResult
 
 
@@ -123,14 +123,76 @@ def test_a_run_cut_short_writes_no_row() -> None:
 
 def test_the_report_names_the_runs_the_fault_did_not_hurt(tmp_path: Path) -> None:
     """A rescue where `off` also ended within 10% of healthy is no evidence: said so, and
-    the rescued share given without those runs too."""
+    the rescued share given without those runs too (here at one seed of a case whose
+    fault hurts at the median seed, so the case is admitted)."""
     rows = [fake_row("evaluation", Path("b.yaml"), n) for n in (0, 1)]
-    rows.append({**fake_row("evaluation", Path("c.yaml"), 0), "off": 7.5})
+    rows += [
+        {**fake_row("evaluation", Path("c.yaml"), n), "off": off}
+        for n, off in enumerate((7.5, 2.0, 2.0))
+    ]
     efficacy_report.write(rows, tmp_path, efficacy.COMMIT)
     text = (tmp_path / "efficacy.md").read_text()
-    assert "Rescued: 2 of 3" in text
+    assert "Rescued: 2 of 5" in text
     assert "`off` too ended within 10% of healthy (no harm to undo at that seed): c (0)" in text
-    assert "without them, rescued: 1 of 2" in text
+    assert "without them, rescued: 1 of 4" in text
+    assert "Not admitted" not in text
+
+
+def test_a_case_whose_reference_did_not_learn_or_whose_fault_did_not_hurt_is_not_counted(
+    tmp_path: Path,
+) -> None:
+    """Seen on the evaluation set: the ring WGAN's healthy reference covers 0 of 8 modes,
+    so every run of it was "rescued" (9 of 9), whatever the operator did; and a corrupt
+    corpus whose broken run, left alone, ends within 10% of the clean reference. Neither
+    case can measure a rescue: both are reported apart, decided on the runs left alone."""
+
+    def rows_of(case: str, **fields: Any) -> list[dict[str, Any]]:
+        return [
+            {**fake_row("evaluation", Path(f"{case}.yaml"), seed), **fields} for seed in (0, 1, 2)
+        ]
+
+    wgan = rows_of("wgan", healthy=0.0, off=0.0, auto=0.0, rescued=True)
+    corpus = rows_of(
+        "corpus", metric="loss", better="lower", healthy=2.1, off=2.2, auto=2.1, rescued=True
+    )
+    # 9, 10, 2 of 25 modes; the reference at seed 1 drew an action and ended at 10, but
+    # left alone it ends at 1: judged as it ends left alone, a median of 2.
+    grid = rows_of("grid", healthy=9.0, off=0.0, auto=9.0, rescued=True)
+    grid[1].update(healthy=10.0, healthy_off=1.0, healthy_actions=["ModeCollapse:x@500"])
+    grid[2]["healthy"] = 2.0
+    ring = rows_of("ring", healthy=8.0, off=2.0, auto=3.0, rescued=False)
+    rows = wgan + corpus + grid + ring
+    modes: dict[str, int | None] = {"wgan": 8, "grid": 25, "ring": 8, "corpus": None}
+    verdicts = admission.admissions(rows, modes)
+    assert verdicts["ring"].reason is None
+    assert "covers a median 0 of the data's 8 modes" in (verdicts["wgan"].reason or "")
+    assert "covers a median 2 of the data's 25 modes" in (verdicts["grid"].reason or "")
+    assert "median 2.2, within 10% of the healthy reference's 2.1" in (
+        verdicts["corpus"].reason or ""
+    )
+    text = "\n".join(efficacy_report.set_section("evaluation", rows, modes))
+    assert "Rescued: 0 of 3" in text
+    assert "Their rows rescued 9 of 9; with them, rescued: 9 of 12" in text
+    assert "| wgan † (0) |" in text and "| ring (0) |" in text
+
+
+def test_the_zoo_names_its_mixtures_modes_as_the_trainer_draws_them() -> None:
+    from gentrain_trainer.datasets import toy2d
+
+    assert {
+        "ring8": len(toy2d.ring8(0).centers),
+        "grid25": len(toy2d.grid25(0).centers),
+    } == admission.DATA_MODES
+    rows = [
+        {"set": "evaluation", "case": "gan-ring-wgan-without-penalty"},
+        {"set": "evaluation", "case": "gan-digits-minimax-strong-discriminator"},
+        {"set": "calibration", "case": "no-such-case"},
+    ]
+    assert admission.zoo_modes(rows) == {
+        "gan-ring-wgan-without-penalty": 8,
+        "gan-digits-minimax-strong-discriminator": None,
+        "no-such-case": None,
+    }
 
 
 def test_a_rollbacks_steps_count_as_discarded() -> None:
@@ -191,7 +253,7 @@ def test_the_report_names_references_noisier_than_the_band_and_judges_by_their_m
     57, 26, 52, 35 over six seeds, so 'within 10% of healthy' was decided by the seed's
     reference. The report says which cases are that noisy and judges each run against its
     case's median reference too, naming the verdicts that change."""
-    fid = {"metric": "fid", "better": "lower", "case": "digits"}
+    fid = {"metric": "fid", "better": "lower", "case": "digits", "off": 90.0}
     rows = [
         {**fake_row("evaluation", Path("digits.yaml"), 0), **fid, "healthy": 26.0, "auto": 37.0},
         {**fake_row("evaluation", Path("digits.yaml"), 1), **fid, "healthy": 52.0, "auto": 50.0},
