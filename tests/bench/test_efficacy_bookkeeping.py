@@ -324,3 +324,34 @@ def test_the_report_says_what_each_healthy_action_was_on() -> None:
     assert "needed none): 1: grid (1): left alone 10, acted on 9" in lines[0]
     assert "real fault): 1: ring (2): left alone 5, acted on 7, median left alone 8" in lines[1]
     assert "grid (2)" in lines[2]
+
+
+def test_a_case_is_checked_for_admission_with_both_runs_left_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bench import admission_runs
+
+    case = {
+        "base": {"model": {"family": "gan"}, "training": {"maxSteps": 10}},
+        "healthy": {"training": {"hyperparameters": {"ganLoss": "wgan_gp"}}},
+        "broken": {"training": {"hyperparameters": {"gradientPenaltyWeight": 0.0}}},
+        "quality": {"metric": "modes_covered", "better": "higher"},
+    }
+    seen: list[tuple[str, bool]] = []
+
+    def run(spec: dict[str, Any]) -> LoopResult:
+        broken = "gradientPenaltyWeight" in spec["training"]["hyperparameters"]
+        seen.append((spec["remediation"]["mode"], broken))
+        value = 1.0 if broken else 6.0
+        return LoopResult(
+            milestones=[{"step": 5, "modes_covered": value}, {"step": 10, "modes_covered": value}],
+            findings=[[], []],
+            steps=10,
+        )
+
+    monkeypatch.setattr(admission_runs, "run", run)
+    row = admission_runs.left_alone_row("evaluation", "wgan", case, 1)
+    assert seen == [("off", False), ("off", True)]
+    assert (row["healthy"], row["off"], row["off_by_milestone"]) == (6.0, 1.0, [1.0, 1.0])
+    assert admission.admit("wgan", [row], 8).reason is None
+    assert "covers a median 6 of the data's 25" in (admission.admit("wgan", [row], 25).reason or "")
