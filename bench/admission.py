@@ -6,7 +6,8 @@ the policy never touched: the healthy reference and the broken run, each left al
 every run, whatever the operator does (seen on the evaluation set: 9 of 9 such rows) —
 and (2) the fault hurt — where the broken run left alone ends within the same 10% of the
 reference, doing nothing "rescues" it too. A case that fails either is *not admitted*:
-its rows are reported apart and not counted for or against the goal. The rule reads only
+its rows are reported apart, outside the rescued share (a run `auto` made worse than
+`off` still counts against the goal wherever it happened). The rule reads only
 the `healthy` (or, where the reference drew an action, `healthy_off`) and `off` runs,
 never `auto`, so it cannot be fitted to the policy's results; it is the same for both sets.
 
@@ -26,7 +27,7 @@ import yaml
 
 from bench.rescue import within
 
-ZOO = Path(__file__).with_name("zoo")
+ZOO = Path(__file__).with_name("zoo")  # bench.efficacy.ZOO (which imports the report)
 # The modes of each mixture the trainer draws (gentrain_trainer.datasets.toy2d; a test
 # holds the two together without importing torch into the report).
 DATA_MODES = {"ring8": 8, "grid25": 25}

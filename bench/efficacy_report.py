@@ -1,6 +1,7 @@
 """The efficacy study's report: per set, rescued runs with a confidence interval (overall
-and per family), false positives on healthy runs, the runs `auto` made worse than `off`,
-and the compute each rescue cost. Pure on its rows, apart from writing the files."""
+and per family, over the cases bench.admission admits), false positives on healthy runs,
+the runs `auto` made worse than `off`, and the compute each rescue cost. Pure on its rows,
+apart from writing the files and reading which mixture each case trains on."""
 
 from __future__ import annotations
 
