@@ -61,6 +61,10 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--max-steps", type=int, default=None, help="another length to try")
     args = parser.parse_args()
+    if args.seeds < 1:
+        parser.error(f"--seeds: {args.seeds} runs no seed; give 1 or more")
+    if args.max_steps is not None and args.max_steps < 1:
+        parser.error(f"--max-steps: {args.max_steps} trains nothing; give 1 or more")
     logging.disable(logging.WARNING)
     for name in args.cases:
         path = ZOO / args.set / f"{name}.yaml"

@@ -355,3 +355,24 @@ def test_a_case_is_checked_for_admission_with_both_runs_left_alone(
     assert (row["healthy"], row["off"], row["off_by_milestone"]) == (6.0, 1.0, [1.0, 1.0])
     assert admission.admit("wgan", [row], 8).reason is None
     assert "covers a median 6 of the data's 25" in (admission.admit("wgan", [row], 25).reason or "")
+
+
+@pytest.mark.parametrize(
+    ("argv", "said"),
+    [
+        (
+            ["evaluation", "gan-ring-wgan-without-penalty", "--seeds", "0"],
+            "--seeds: 0 runs no seed",
+        ),
+        (["evaluation", "no-such-case"], "no case 'no-such-case' in the evaluation set"),
+    ],
+)
+def test_admission_runs_refuses_what_it_cannot_run(
+    argv: list[str], said: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from bench import admission_runs
+
+    monkeypatch.setattr("sys.argv", ["admission_runs", *argv])
+    with pytest.raises(SystemExit) as exited:
+        admission_runs.main()
+    assert said in f"{exited.value.code}{capsys.readouterr().err}"
