@@ -14,14 +14,13 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import sys
 from typing import Any
 
 import yaml
 
 from bench import admission
 from bench.closed_loop import run
-from bench.efficacy import SETS, ZOO, complete, corpora, variant_spec
+from bench.efficacy import SETS, case_file, complete, corpora, variant_spec
 from bench.recorder import merged
 from bench.run_figures import final
 
@@ -67,11 +66,7 @@ def main() -> None:
         parser.error(f"--max-steps: {args.max_steps} trains nothing; give 1 or more")
     logging.disable(logging.WARNING)
     for name in args.cases:
-        path = ZOO / args.set / f"{name}.yaml"
-        if not path.exists():
-            known = sorted(p.stem for p in (ZOO / args.set).glob("*.yaml"))
-            sys.exit(f"error: no case {name!r} in the {args.set} set; its cases: {known}")
-        case = yaml.safe_load(path.read_text())
+        case = yaml.safe_load(case_file(args.set, name).read_text())
         if args.max_steps is not None:
             case["base"] = merged(case["base"], {"training": {"maxSteps": args.max_steps}})
         rows = []

@@ -36,6 +36,7 @@ import argparse
 import json
 import logging
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -112,6 +113,16 @@ def cases(which: str, names: list[str]) -> list[tuple[str, Path]]:
     chosen = SETS if which == "all" else (which,)
     found = [(s, p) for s in chosen for p in sorted((ZOO / s).glob("*.yaml"))]
     return [(s, p) for s, p in found if not names or p.stem in names]
+
+
+def case_file(set_name: str, name: str) -> Path:
+    """The zoo file of case `name` in `set_name`; for a command line, exits naming the
+    set's cases where there is none."""
+    path = ZOO / set_name / f"{name}.yaml"
+    if not path.exists():
+        known = sorted(p.stem for p in (ZOO / set_name).glob("*.yaml"))
+        sys.exit(f"error: no case {name!r} in the {set_name} set; its cases: {known}")
+    return path
 
 
 def variant_spec(

@@ -18,7 +18,7 @@ from typing import Any
 import yaml
 
 from bench.closed_loop import run
-from bench.efficacy import SETS, ZOO, corpora, variant_spec
+from bench.efficacy import SETS, case_file, corpora, variant_spec
 
 
 def shown(milestone: dict[str, Any], fields: list[str]) -> dict[str, Any]:
@@ -48,10 +48,7 @@ def main() -> None:
     parser.add_argument("--mode", choices=("auto", "off"), default="auto")
     parser.add_argument("--fields", default="", help="comma-separated milestone fields")
     args = parser.parse_args()
-    path = ZOO / args.set / f"{args.case}.yaml"
-    if not path.exists():
-        names = sorted(p.stem for p in (ZOO / args.set).glob("*.yaml"))
-        sys.exit(f"error: no case {args.case!r} in the {args.set} set; its cases: {names}")
+    path = case_file(args.set, args.case)
     if args.set == "evaluation":
         print("note: an evaluation case; a change it prompts must say so", file=sys.stderr)
     logging.disable(logging.WARNING)
