@@ -9,7 +9,6 @@ measured in the same process, never a timed assertion.
 
 from __future__ import annotations
 
-import logging
 import statistics
 import tempfile
 import time
@@ -20,6 +19,7 @@ import torch
 import yaml
 
 from bench.machine import line as machine_line
+from bench.quiet import warnings_silenced
 from bench.recorder import CONFIGS, merged
 from gentrain_trainer import run_state
 from gentrain_trainer.datasets import make_dataset
@@ -133,8 +133,8 @@ def ring_to_eight_modes(limit_steps: int = 12_000) -> None:
         )
 
 
+@warnings_silenced()
 def main() -> None:
-    logging.disable(logging.WARNING)
     print(f"measured on: {machine_line()}")
     monitoring_overhead()
     checkpoint_times()

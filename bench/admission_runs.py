@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 from typing import Any
 
 import yaml
@@ -21,6 +20,7 @@ import yaml
 from bench import admission
 from bench.closed_loop import run
 from bench.efficacy import SETS, case_file, complete, corpora, variant_spec
+from bench.quiet import warnings_silenced
 from bench.recorder import merged
 from bench.run_figures import final
 
@@ -51,6 +51,7 @@ def left_alone_row(
     return row
 
 
+@warnings_silenced()
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -64,7 +65,6 @@ def main() -> None:
         parser.error(f"--seeds: {args.seeds} runs no seed; give 1 or more")
     if args.max_steps is not None and args.max_steps < 1:
         parser.error(f"--max-steps: {args.max_steps} trains nothing; give 1 or more")
-    logging.disable(logging.WARNING)
     for name in args.cases:
         case = yaml.safe_load(case_file(args.set, name).read_text())
         if args.max_steps is not None:

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import subprocess
 import sys
 from pathlib import Path
@@ -44,6 +43,7 @@ import yaml
 
 from bench import corpus, efficacy_report, machine
 from bench.closed_loop import LoopResult, run
+from bench.quiet import warnings_silenced
 from bench.recorder import merged
 from bench.rescue import TOLERANCE, within
 from bench.run_figures import (
@@ -317,6 +317,7 @@ def study(
     return sorted((r for r in rows.values() if (r["set"], r["case"]) in wanted), key=key)
 
 
+@warnings_silenced()
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -339,7 +340,6 @@ def main() -> None:
         "--report-only", action="store_true", help="rewrite the report from efficacy.jsonl"
     )
     args = parser.parse_args()
-    logging.disable(logging.WARNING)
     if args.report_only:
         wanted = {(s, p.stem) for s, p in cases(args.set, args.only)}
         latest = {key(r): r for r in load_rows()}  # a case measured again replaces its row

@@ -6,7 +6,6 @@ steps/s (goal >= 0.98)."""
 
 from __future__ import annotations
 
-import logging
 import runpy
 import statistics
 import tempfile
@@ -20,6 +19,7 @@ from transformers import GPT2Config, GPT2LMHeadModel, Trainer, TrainingArguments
 from transformers.utils import logging as transformers_logging
 
 from bench.machine import line as machine_line
+from bench.quiet import warnings_silenced
 from gentrain_sdk.huggingface import GentrainCallback
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "sdk" / "huggingface_gpt2.py"
@@ -56,8 +56,8 @@ def steps_per_second(with_callback: bool, parts: dict[str, Any]) -> float:
         return STEPS / (time.perf_counter() - started)
 
 
+@warnings_silenced()
 def main() -> None:
-    logging.disable(logging.WARNING)
     transformers_logging.set_verbosity_error()
     parts = runpy.run_path(str(EXAMPLE))
     steps_per_second(True, parts)  # warm-up: imports, allocator, thread pools

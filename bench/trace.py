@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import sys
 from typing import Any
 
@@ -19,6 +18,7 @@ import yaml
 
 from bench.closed_loop import run
 from bench.efficacy import SETS, case_file, corpora, variant_spec
+from bench.quiet import warnings_silenced
 
 
 def shown(milestone: dict[str, Any], fields: list[str]) -> dict[str, Any]:
@@ -37,6 +37,7 @@ def shown(milestone: dict[str, Any], fields: list[str]) -> dict[str, Any]:
     return {k: rounded(v) for k, v in milestone.items() if not isinstance(v, dict | list)}
 
 
+@warnings_silenced()
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -51,7 +52,6 @@ def main() -> None:
     path = case_file(args.set, args.case)
     if args.set == "evaluation":
         print("note: an evaluation case; a change it prompts must say so", file=sys.stderr)
-    logging.disable(logging.WARNING)
     case = yaml.safe_load(path.read_text())
     healthy_data, broken_data = corpora(case)
     variant = "healthy" if args.healthy or "broken" not in case else "broken"

@@ -13,13 +13,13 @@ minutes, not the hours a study does. Writes bench-output/weight-growth.md.
 from __future__ import annotations
 
 import argparse
-import logging
 import tempfile
 from pathlib import Path
 
 import yaml
 
 from bench.efficacy import OUT, cases, corpora, variant_spec
+from bench.quiet import warnings_silenced
 from gentrain_operator import trainer_config
 from gentrain_trainer.loop import Options, Trainer
 from gentrain_trainer.weight_growth import GROWTH_STEPS
@@ -40,6 +40,7 @@ def growth(spec: dict[str, object]) -> dict[str, float]:
             trainer.close()
 
 
+@warnings_silenced()
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -48,7 +49,6 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--only", nargs="*", default=[])
     args = parser.parse_args()
-    logging.disable(logging.WARNING)
     lines = [
         f"# Weight growth in the first {GROWTH_STEPS} updates at the full rate",
         "",

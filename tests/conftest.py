@@ -1,7 +1,9 @@
-"""Fixtures shared by the whole suite: the cluster, a fresh namespace per test."""
+"""Fixtures shared by the whole suite: the cluster, a fresh namespace per test, and a
+guard that no test leaves logging switched off for the tests after it."""
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import uuid
@@ -12,6 +14,18 @@ import pytest
 from kubernetes import client
 
 from tests.support import kube
+
+
+@pytest.fixture(autouse=True)
+def logging_left_on() -> Iterator[None]:
+    """A test that leaves `logging.disable` set mutes every later test's log capture, and
+    the test that then fails is one far away (a bench refusal once failed a trainer test's
+    `caplog` in CI): fail the test that left it, and give logging back."""
+    yield
+    left = logging.root.manager.disable
+    if left != logging.NOTSET:
+        logging.disable(logging.NOTSET)
+        pytest.fail(f"this test left logging disabled at level {left}: restore it when done")
 
 
 @pytest.fixture(scope="session")
