@@ -258,6 +258,13 @@ MILESTONE_DISCRIMINATOR_ACCURACY_RATIO = _milestone(
     (),
     "Fraction of real and fake samples the discriminator classifies correctly.",
 )
+MILESTONE_CRITIC_GRADIENT_NORM = _milestone(
+    "gentrain_milestone_critic_gradient_norm",
+    (),
+    "Mean norm of the discriminator's gradient with respect to its input, on interpolates "
+    "of real and generated samples (a WGAN critic's Lipschitz constant: about 1 under "
+    "its gradient penalty).",
+)
 MILESTONE_MODES_COVERED = _milestone(
     "gentrain_milestone_modes_covered",
     (),

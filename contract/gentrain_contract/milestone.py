@@ -58,6 +58,9 @@ class Milestone(TypedDict, total=False):
     discriminator_accuracy_ratio: float
     d_real: float | None
     d_fake: float | None
+    gan_loss: str  # the objective in force
+    gradient_penalty_weight: float  # WGAN-GP's, in force
+    critic_gradient_norm: float
     # images
     fid: float
     fid_stderr: float

@@ -26,6 +26,9 @@ NEXT_GAN_LOSS = {
     "hinge": "wgan_gp",
     "wgan_gp": None,
 }
+# WGAN-GP's penalty weight, as Gulrajani et al. (2017) set it for every experiment, and
+# the family's default: what enable_gradient_penalty restores.
+GRADIENT_PENALTY_WEIGHT = 10.0
 HP = "training.hyperparameters."
 TRANSFORMER_BETA2 = 0.95  # the largest beta2 lower_beta2 leaves (GPT-3's and PaLM-era value)
 
@@ -161,6 +164,17 @@ def plan_actions(
         elif action == "switch_gan_loss":
             following = NEXT_GAN_LOSS.get(str(hp(spec, "ganLoss", family_defaults)))
             ok = family == "gan" and following is not None and change("ganLoss", following)
+        elif action == "enable_gradient_penalty":
+            # A Wasserstein critic without a working penalty: the weight back to the
+            # paper's. Not possible where the loss is another, or the weight is already
+            # there (the critic is then unconstrained for some other cause).
+            weight = float(hp(spec, "gradientPenaltyWeight", family_defaults) or 0.0)
+            ok = (
+                family == "gan"
+                and hp(spec, "ganLoss", family_defaults) == "wgan_gp"
+                and weight < GRADIENT_PENALTY_WEIGHT
+                and change("gradientPenaltyWeight", GRADIENT_PENALTY_WEIGHT)
+            )
         elif action == "reset_discriminator":
             if family != "gan" or not room:
                 ok = False

@@ -73,6 +73,13 @@ THRESHOLDS: dict[str, float] = {
     "modes_fraction": 0.75,
     "modes_lost_fraction": 0.25,
     "collapse_quality": 0.5,
+    # A WGAN critic is unconstrained when the mean norm of its input gradient on
+    # interpolates (the trainer's critic_gradient_norm) is at least this: its penalty
+    # holds it near 1. Fitted on the calibration zoo's WGAN case, seeds 0-2, every
+    # milestone (`python -m bench.trace calibration gan-wgan-without-penalty --fields
+    # critic_gradient_norm`, session 40): with the penalty 0.95-1.04, without it 12.7-552
+    # (41.9, 177, 55.2 at the first milestone). Their geometric middle.
+    "critic_gradient_norm": 3.6,
     # Mode collapse on images: recall below this fraction of its best.
     "recall_fraction": 0.5,
     # FID regression: FID above this multiple of its best (after `fid_warmup` milestones).

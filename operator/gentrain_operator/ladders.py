@@ -23,6 +23,9 @@ PRIORITY = (
     # explosion against it (evaluation zoo's image GAN, first milestone: accuracy 0.99,
     # largest/median 150-300x); clipping treats that symptom and the game stays lost.
     "DiscriminatorOverpowering",
+    # Before the gradients too: an unconstrained critic's gradients grow with it, and
+    # clipping them leaves the cause in the spec.
+    "UnconstrainedCritic",
     "ExplodingGradients",
     "FIDRegression",
     "StaleEMA",
@@ -119,6 +122,14 @@ LADDERS: dict[str, Ladder] = {
         ["switch_gan_loss", "balance_learning_rates"],
         ["lower_discriminator_lr"],
         ["switch_gan_loss"],
+    ],
+    # A WGAN critic trained without its penalty estimates no distance, and the generator
+    # it trained learned nothing worth keeping: afresh with the penalty while half the
+    # run remains, else the penalty in place (the critic then has to shrink back to
+    # 1-Lipschitz under it).
+    "UnconstrainedCritic": [
+        ["reinitialize", "enable_gradient_penalty"],
+        ["enable_gradient_penalty"],
     ],
     # While diversity is still falling, ease the discriminator off; once the generator has
     # collapsed, hyperparameter changes alone do not bring modes back (see the closed-loop

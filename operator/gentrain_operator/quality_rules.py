@@ -37,6 +37,7 @@ def gan(history: Sequence[Milestone], t: Mapping[str, float]) -> list[Finding]:
                 },
             )
         )
+    findings += _unconstrained_critic(m, t)
     moving = max((m.get("update_ratio") or {}).values(), default=0.0)
     trained = int(m["step"]) - int(m.get("origin_step", 0))
     near = float(m.get("high_quality_ratio", 1.0))
@@ -121,6 +122,26 @@ def gan(history: Sequence[Milestone], t: Mapping[str, float]) -> list[Finding]:
                 )
             )
     return findings
+
+
+def _unconstrained_critic(m: Milestone, t: Mapping[str, float]) -> list[Finding]:
+    """A Wasserstein critic must be 1-Lipschitz, or its loss estimates no distance and the
+    generator's gradients are meaningless (Arjovsky et al., 2017); WGAN-GP's penalty holds
+    the gradient norm near 1 (Gulrajani et al., 2017). Read only under that loss: a
+    classifier's logits are not bound to any scale."""
+    norm = m.get("critic_gradient_norm")
+    if m.get("gan_loss") != "wgan_gp" or norm is None or not norm >= t["critic_gradient_norm"]:
+        return []
+    weight = m.get("gradient_penalty_weight")
+    return [
+        Finding(
+            FindingKind.UNCONSTRAINED_CRITIC,
+            Severity.CRITICAL,
+            f"the WGAN critic's gradient norm is {norm:.3g} where its penalty should hold it "
+            f"near 1 (penalty weight {weight}): the critic is unconstrained",
+            {"step": m["step"], "critic_gradient_norm": norm, "penalty_weight": weight},
+        )
+    ]
 
 
 def _stderr(milestone: Milestone) -> float | None:

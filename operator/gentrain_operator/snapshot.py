@@ -166,6 +166,7 @@ def milestone(snapshot: Snapshot) -> Milestone | None:
         "modes",
         "high_quality_ratio",
         "discriminator_accuracy_ratio",
+        "critic_gradient_norm",
         "kl",
         "kl_weight",
         "reconstruction_loss",
@@ -225,6 +226,14 @@ def milestone(snapshot: Snapshot) -> Milestone | None:
         name, text = as_dict.get("name", ""), as_dict.get("value", "")
         if name and len(name) <= MAX_LABEL_LENGTH and len(text) <= MAX_LABEL_LENGTH:
             record["hyperparameters"][name] = text
+    # A GAN's objective and penalty in force, kept in status as the clip is: whether its
+    # critic must be 1-Lipschitz (quality_rules) depends on them.
+    loss = hyperparameters.get("loss", hyperparameters.get("ganLoss"))
+    if isinstance(loss, str):
+        record["gan_loss"] = loss
+    penalty = hyperparameters.get("gp_weight", hyperparameters.get("gradientPenaltyWeight"))
+    if isinstance(penalty, float):
+        record["gradient_penalty_weight"] = penalty
     utilisation = snapshot.by(metrics.GPU_UTILIZATION_RATIO.name, "gpu")
     if utilisation:
         record["gpu_utilization"] = sum(utilisation.values()) / len(utilisation)

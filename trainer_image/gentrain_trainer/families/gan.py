@@ -183,9 +183,24 @@ class GAN(Family):
                 "modes_covered": covered,
                 "modes": len(self.dataset.centers),
                 "high_quality_ratio": ratio,
+                "critic_gradient_norm": self._critic_gradient_norm(self.dataset.reference(n), fake),
             }
         assert isinstance(self.dataset, ImageDataset)
-        return image_quality.evaluate_images(fake, self.dataset, self.config)
+        figures = image_quality.evaluate_images(fake, self.dataset, self.config)
+        figures["critic_gradient_norm"] = self._critic_gradient_norm(self.dataset.held_out, fake)
+        return figures
+
+    def _critic_gradient_norm(self, real: torch.Tensor, fake: torch.Tensor) -> float:
+        # At most a training batch's worth: the figure is a mean, and an image critic's
+        # backward pass over a thousand samples would cost more than the milestone's FID.
+        n = min(len(real), len(fake), self.config.batch_size)
+        self.discriminator.eval()
+        try:
+            return gan_losses.critic_gradient_norm(
+                self.discriminator, real[:n].to(self.device), fake[:n].to(self.device)
+            )
+        finally:
+            self.discriminator.train()
 
     def pictures(self, directory: Path, step: int) -> list[Path]:
         if isinstance(self.dataset, Toy2D):

@@ -46,6 +46,20 @@ def gradient_penalty(
     return penalty
 
 
+def critic_gradient_norm(critic: torch.nn.Module, real: torch.Tensor, fake: torch.Tensor) -> float:
+    """The mean norm of the critic's gradient with respect to its input, on the points
+    WGAN-GP's penalty is taken at (interpolates of real and generated samples, at fixed
+    mixing weights so that two milestones are compared on the same draw). A Wasserstein
+    critic must be 1-Lipschitz: the penalty holds this near 1; a critic without a working
+    constraint lets it grow without bound."""
+    n = min(len(real), len(fake))
+    shape = (n,) + (1,) * (real.dim() - 1)
+    alpha = torch.rand(shape, generator=torch.Generator().manual_seed(2017)).to(real.device)
+    mixed = (alpha * real[:n] + (1 - alpha) * fake[:n]).detach().requires_grad_(True)
+    (grad,) = torch.autograd.grad(critic(mixed).sum(), mixed)
+    return float(grad.flatten(1).norm(dim=1).mean())
+
+
 def r1_penalty(critic: torch.nn.Module, real: torch.Tensor) -> torch.Tensor:
     """R1 (Mescheder et al., 2018): squared gradient norm on real data."""
     real = real.detach().requires_grad_(True)
