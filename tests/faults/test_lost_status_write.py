@@ -17,6 +17,7 @@ from prometheus_client import REGISTRY
 
 from gentrain_operator import job_object as operator_job_object
 from gentrain_operator import names
+from gentrain_operator.policy import RATE_CHECK
 from tests.operator.test_families_cluster import zoo
 from tests.operator.test_operator_cluster import events, gtj, job, status
 from tests.support.kube import Cluster
@@ -72,8 +73,10 @@ def faulty(monkeypatch: pytest.MonkeyPatch) -> Iterator[FailStatusAfterSpec]:
 def test_a_remediation_whose_status_write_failed_is_applied_once(
     cluster: Cluster, namespace: str, faulty: FailStatusAfterSpec, operator: None
 ) -> None:
-    # A VAE whose KL weight of 20 collapses every latent unit: PosteriorCollapse at the
-    # first milestones, on any CPU (a GAN's findings depend on its trajectory).
+    # A VAE whose KL weight of 20 collapses every latent unit: a remediation early in the
+    # run on any CPU (a GAN's findings depend on its trajectory) — PosteriorCollapse's, or
+    # where that is found only later (Intel Xeon, session 40: at 750 of 1,000), the
+    # scheduled rate check's at 500.
     body = gtj("seam")
     body["spec"] = {
         **zoo("vae-kl-weight-too-high", "broken", training={"maxSteps": 1000}),
@@ -102,7 +105,11 @@ def test_a_remediation_whose_status_write_failed_is_applied_once(
     assert set(commands) == expected, (commands, expected)
     annotations = job(cluster, namespace, "seam")["metadata"].get("annotations") or {}
     assert names.INTENT_ANNOTATION in annotations
-    assert "Remediating" in events(cluster, namespace, "seam")
+    # Each decision told as it was decided, the replayed one too: a rate check is routine
+    # (Normal, LearningRateCheck), any other a remediation (Warning, Remediating).
+    told = set(events(cluster, namespace, "seam"))
+    reasons = {RATE_CHECK if r["finding"] == RATE_CHECK else "Remediating" for r in records}
+    assert reasons <= told, (told, records)
     # Counted once each, the replayed ones too (the failed write came before the count).
     actions = Counter((r["finding"], a) for r in records for a in r["actions"])
     counted = {
