@@ -38,12 +38,26 @@ def gradient_penalty(
     generator: torch.Generator | None,
 ) -> torch.Tensor:
     """WGAN-GP (Gulrajani et al., 2017): (||grad D(x_hat)|| - 1)^2 on interpolates."""
+    norms = _interpolate_gradient_norms(critic, real, fake, generator, create_graph=True)
+    penalty: torch.Tensor = ((norms - 1) ** 2).mean()
+    return penalty
+
+
+def _interpolate_gradient_norms(
+    critic: torch.nn.Module,
+    real: torch.Tensor,
+    fake: torch.Tensor,
+    generator: torch.Generator | None,
+    create_graph: bool,
+) -> torch.Tensor:
+    """The norm of the critic's input gradient at each interpolate of real and fake (the
+    same number of each), mixed at weights drawn from `generator`."""
     shape = (real.shape[0],) + (1,) * (real.dim() - 1)
     alpha = torch.rand(shape, generator=generator).to(real.device)
     mixed = (alpha * real + (1 - alpha) * fake).requires_grad_(True)
-    (grad,) = torch.autograd.grad(critic(mixed).sum(), mixed, create_graph=True)
-    penalty: torch.Tensor = ((grad.flatten(1).norm(dim=1) - 1) ** 2).mean()
-    return penalty
+    (grad,) = torch.autograd.grad(critic(mixed).sum(), mixed, create_graph=create_graph)
+    norms: torch.Tensor = grad.flatten(1).norm(dim=1)
+    return norms
 
 
 def critic_gradient_norm(critic: torch.nn.Module, real: torch.Tensor, fake: torch.Tensor) -> float:
@@ -51,13 +65,10 @@ def critic_gradient_norm(critic: torch.nn.Module, real: torch.Tensor, fake: torc
     WGAN-GP's penalty is taken at (interpolates of real and generated samples, at fixed
     mixing weights so that two milestones are compared on the same draw). A Wasserstein
     critic must be 1-Lipschitz: the penalty holds this near 1; a critic without a working
-    constraint lets it grow without bound."""
-    n = min(len(real), len(fake))
-    shape = (n,) + (1,) * (real.dim() - 1)
-    alpha = torch.rand(shape, generator=torch.Generator().manual_seed(2017)).to(real.device)
-    mixed = (alpha * real[:n] + (1 - alpha) * fake[:n]).detach().requires_grad_(True)
-    (grad,) = torch.autograd.grad(critic(mixed).sum(), mixed)
-    return float(grad.flatten(1).norm(dim=1).mean())
+    constraint lets it grow without bound. `real` and `fake` carry no graph (data and
+    samples drawn without gradients) and are as many."""
+    mixing = torch.Generator().manual_seed(2017)
+    return float(_interpolate_gradient_norms(critic, real, fake, mixing, False).mean())
 
 
 def r1_penalty(critic: torch.nn.Module, real: torch.Tensor) -> torch.Tensor:
