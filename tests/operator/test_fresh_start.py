@@ -22,6 +22,9 @@ from tests.operator.test_policy import gan_job, ring
         (4, 0.20, 0.0059, 0, False),  # ... on that CPU
         (0, 0.002, 0.0015, 0, False),  # a tenth of the healthy LR: slow, but learning
         (0, 0.0, 0.0218, 500, False),  # the first window after a restart
+        # The 25-mode grid (calibration), step 1,000: no sample near a mode yet at any rate
+        (0, 0.0064, 0.0134, 0, True),  # both rates 10x too high (its slowest seed)
+        (0, 0.012, 0.0117, 0, False),  # twice the healthy rate: ends as well as it
     ],
 )
 def test_a_gan_whose_samples_are_nowhere_near_the_data_is_not_learning(
