@@ -373,6 +373,7 @@ def diagnose(
         + _gpu(history, t)
     )
     if family == "gan":
+        findings = weight_growth.grown_gan_explodes(findings)
         findings += quality_rules.gan(history, t)
     if family == "vae":
         findings += quality_rules.vae(history, t)

@@ -105,6 +105,10 @@ LADDERS: dict[str, Ladder] = {
     # Clipping hides a learning rate that is far too high; if the finding persists, cut
     # the rate tenfold rather than halving it (halving 50x too high leaves it 25x too high).
     "ExplodingGradients": [["enable_clipping"], ["cut_lr"]],
+    # A GAN's explosion with weights grown past their initial scale (the finding carries
+    # the growth: weight_growth.grown_gan_explodes): the rate, not a stray batch — afresh at
+    # a tenth with clipping, as NotLearning/gan, while half the run remains.
+    "ExplodingGradients/grown": [["reinitialize", "cut_lr", "enable_clipping"], ["cut_lr"]],
     # A discriminator that wins this early (minimax loss, its LR 10x the generator's) has
     # usually pinned the generator to a few modes already; easing it off in place left 6
     # of 8 on the zoo, starting afresh with the non-saturating loss and the generator at
@@ -181,6 +185,8 @@ def ladder(finding: Finding, spec: Mapping[str, Any]) -> Ladder | None:
         return None
     if rules.get("actions"):
         return [[a] for a in rules["actions"]]
+    if finding.kind == "ExplodingGradients" and finding.evidence.get("weights_grown"):
+        return LADDERS["ExplodingGradients/grown"]
     if finding.kind == "ModeCollapse" and finding.evidence.get("collapsed"):
         return LADDERS["ModeCollapse/collapsed"]
     if finding.kind == "PosteriorCollapse" and _kl_weight(spec) <= 1.0:

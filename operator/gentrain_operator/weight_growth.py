@@ -67,6 +67,31 @@ def finding(history: Sequence[Milestone], t: Mapping[str, float], family: str) -
     ]
 
 
+def grown_gan_explodes(findings: list[Finding]) -> list[Finding]:
+    """A GAN whose gradients explode while its weights grew past the threshold in their
+    first updates: the two signs together say its rate is too high, and clipping leaves
+    that in the spec. The ExplodingGradients finding then carries the growth (and its
+    ladder starts afresh at a tenth: ladders.ladder). Growth alone is not acted on for a
+    GAN (see ACTED_ON); explosions alone are clipped as before. Calibration zoo, 25-mode
+    grid at 10x (session 41): the seeds whose first window exploded (growth 1.235 and
+    1.277) were clipped at 500 and started afresh only at 1,500, 12 of 25 modes against
+    17 healthy on one of them."""
+    grown = next((f for f in findings if f.kind == FindingKind.WEIGHT_GROWTH), None)
+    if grown is None:
+        return findings
+    return [
+        Finding(
+            f.kind,
+            f.severity,
+            f.message + "; the weights grew past their initial scale too: the rate is too high",
+            {**f.evidence, "weights_grown": grown.evidence["growth"]},
+        )
+        if f.kind == FindingKind.EXPLODING_GRADIENTS and f.severity != Severity.INFO
+        else f
+        for f in findings
+    ]
+
+
 def search_ceiling(findings: Sequence[Finding]) -> float | None:
     """The largest factor of the configured rate a learning-rate search may choose where a
     WeightGrowth finding (acted on) says the rate is too high: Adam moves every weight by

@@ -181,3 +181,40 @@ def test_a_search_started_where_the_weights_outgrew_their_scale_is_bounded_by_th
     rendered = trainer_config.render(outcome.spec, 2, [], 150)["commands"]
     (command,) = [c for c in rendered if c["action"] == "search_learning_rate"]
     assert command.get("max_factor") == search.get("maxFactor")
+
+
+@pytest.mark.parametrize(
+    ("growth", "actions"),
+    [
+        # The calibration 25-mode grid at 10x, seed 5, first milestone: its discriminator
+        # grew 1.277, and a gradient 703x its window's median (seed 0's).
+        (
+            {"discriminator": 1.277, "generator": 1.117},
+            ["reinitialize", "cut_lr", "enable_clipping"],
+        ),
+        ({"discriminator": 1.023, "generator": 1.085}, ["enable_clipping"]),  # healthy growth
+    ],
+)
+def test_a_gan_whose_gradients_explode_with_grown_weights_starts_afresh_at_a_tenth(
+    growth: dict[str, float], actions: list[str]
+) -> None:
+    text = exposition(500, growth)
+    text += "".join(
+        f'{family.name}{{component="{c}"}} {value}\n'
+        for c, (top, median) in {"discriminator": (703.1, 0.49), "generator": (3.0, 0.2)}.items()
+        for family, value in (
+            (metrics.MILESTONE_GRAD_NORM_MAX, top),
+            (metrics.MILESTONE_GRAD_NORM_MEDIAN, median),
+        )
+    )
+    record = milestone(parse(text, 0.0))
+    assert record is not None
+    rates = {"generatorLearningRate": 0.01, "discriminatorLearningRate": 0.01}
+    outcome = process(record, job("gan", 500, **rates), now=0.0)
+    assert outcome.record is not None and outcome.record["finding"] == "ExplodingGradients"
+    assert outcome.record["actions"] == actions
+    assert outcome.spec is not None
+    new = outcome.spec["training"]["hyperparameters"]
+    cut = 0.001 if "cut_lr" in actions else 0.01
+    assert new["generatorLearningRate"] == pytest.approx(cut)
+    assert new["discriminatorLearningRate"] == pytest.approx(cut)
