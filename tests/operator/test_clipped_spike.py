@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from gentrain_contract import metrics
+from gentrain_operator.diagnosis import diagnose
 from gentrain_operator.milestones import process
 from gentrain_operator.snapshot import milestone, parse
 from tests.operator import test_not_learning as not_learning
@@ -72,3 +73,27 @@ def test_without_a_clip_the_whole_spike_reached_the_weights() -> None:
     assert record is not None
     outcome = process(record, transformer_job(), now=0.0)
     assert outcome.record is not None and outcome.record["finding"] == "ExplodingGradients"
+
+
+@pytest.mark.parametrize(("origin", "acted"), [(0, True), (800, False)])
+def test_a_spike_before_a_fresh_start_does_not_make_the_next_one_recur(
+    origin: int, acted: bool
+) -> None:
+    """The window before a fresh start exploded on the weights the start threw away; the
+    new weights' first held spike is theirs alone (a 25-mode GAN restarted at 800)."""
+    before = {
+        "step": 800,
+        "grad_norm_max": {"discriminator": 703.1},
+        "grad_norm_median": {"discriminator": 0.49},
+        "grad_clip": 0.0,
+    }
+    after = {
+        "step": 1600,
+        "origin_step": origin,
+        "grad_norm_max": {"discriminator": 210.0},
+        "grad_norm_median": {"discriminator": 0.3},
+        "grad_clip": 1.0,
+    }
+    [spike] = [f for f in diagnose([before, after], "gan") if f.kind == "ExplodingGradients"]
+    assert spike.evidence["bounded"]
+    assert spike.severity == ("warning" if acted else "info")
