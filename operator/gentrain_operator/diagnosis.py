@@ -56,7 +56,8 @@ THRESHOLDS: dict[str, float] = {
     # until ~2,000 steps even when healthy, so this figure alone decides there. At 1,000
     # steps the healthy rate moves 0.0068-0.0076, twice it (which ends as well as the
     # healthy run: 18, 15, 23 of 25 against 19, 13, 19) 0.0046-0.0117 — and 0.01 read it as
-    # far too high and cut it to a fifth — 10x 0.0134-0.0224, the ring at 10x 0.020.
+    # far too high and restarted it at a fifth of the healthy rate: 2 and 0 modes at the
+    # end — 10x 0.0134-0.0224, the ring at 10x 0.020.
     # Between twice the rate and ten times: 0.0125 (a thin margin, said so).
     "gan_update_ratio": 0.0125,
     # ... "no sample near any mode" as a share of the samples (the high-quality ratio),

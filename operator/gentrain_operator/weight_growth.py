@@ -72,10 +72,10 @@ def grown_gan_explodes(findings: list[Finding]) -> list[Finding]:
     first updates: the two signs together say its rate is too high, and clipping leaves
     that in the spec. The ExplodingGradients finding then carries the growth (and its
     ladder starts afresh at a tenth: ladders.ladder). Growth alone is not acted on for a
-    GAN (see ACTED_ON); explosions alone are clipped as before. Calibration zoo, 25-mode
-    grid at 10x (session 41): the seeds whose first window exploded (growth 1.235 and
-    1.277) were clipped at 500 and started afresh only at 1,500, 12 of 25 modes against
-    17 healthy on one of them."""
+    GAN (see ACTED_ON); explosions alone are clipped as before. Prompted by the calibration
+    25-mode grid at 10x, whose seeds with an exploding first window (growth 1.235, 1.277)
+    were clipped at 500 and started afresh only at 1,500; what it changed on both sets:
+    docs/diagnosis-calibration.md, session 41."""
     grown = next((f for f in findings if f.kind == FindingKind.WEIGHT_GROWTH), None)
     if grown is None:
         return findings

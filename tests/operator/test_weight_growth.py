@@ -200,9 +200,9 @@ def test_a_gan_whose_gradients_explode_with_grown_weights_starts_afresh_at_a_ten
 ) -> None:
     text = exposition(500, growth)
     text += "".join(
-        f'{family.name}{{component="{c}"}} {value}\n'
+        f'{metric.name}{{component="{c}"}} {value}\n'
         for c, (top, median) in {"discriminator": (703.1, 0.49), "generator": (3.0, 0.2)}.items()
-        for family, value in (
+        for metric, value in (
             (metrics.MILESTONE_GRAD_NORM_MAX, top),
             (metrics.MILESTONE_GRAD_NORM_MEDIAN, median),
         )
