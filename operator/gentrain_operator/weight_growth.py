@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 
 from gentrain_contract.milestone import Milestone
 from gentrain_contract.vocabulary import FindingKind, Severity
@@ -80,11 +81,11 @@ def grown_gan_explodes(findings: list[Finding]) -> list[Finding]:
     if grown is None:
         return findings
     return [
-        Finding(
-            f.kind,
-            f.severity,
-            f.message + "; the weights grew past their initial scale too: the rate is too high",
-            {**f.evidence, "weights_grown": grown.evidence["growth"]},
+        replace(
+            f,
+            message=f.message
+            + "; the weights grew past their initial scale too: the rate is too high",
+            evidence={**f.evidence, "weights_grown": grown.evidence["growth"]},
         )
         if f.kind == FindingKind.EXPLODING_GRADIENTS and f.severity != Severity.INFO
         else f
