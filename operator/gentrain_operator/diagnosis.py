@@ -73,6 +73,20 @@ THRESHOLDS: dict[str, float] = {
     # GAN: the discriminator classifies this fraction of real and fake samples correctly.
     # Healthy ring runs stay at 0.61-0.76; minimax with a 10x discriminator LR sits at 0.85-0.90.
     "discriminator_accuracy": 0.82,
+    # ... or, under the saturating (minimax) loss, a discriminator ahead (this accuracy)
+    # of a generator whose weights move at most this fraction as fast as its own (update
+    # ratio over update ratio). Fitted on the calibration zoo, seeds 0-2, every milestone
+    # (`python -m bench.trace calibration gan-grid25-minimax-fast-discriminator --fields
+    # discriminator_accuracy_ratio,update_ratio`, session 42, and the same with the rates
+    # balanced, a scratch case): minimax with the discriminator at 10x, 0.72-0.80 at the
+    # first milestone, the generator at 0.10-0.35 of the discriminator's pace throughout
+    # (the ring case: 0.85-0.90, caught by the line above); minimax with equal rates, which
+    # ends as well as the non-saturating reference (ring 8, 8, 3 of 8; grid 20, 19, 24 of
+    # 25), at 0.50 or more of its pace wherever its discriminator reads 0.60 or more, and
+    # at most 0.53 accurate wherever its generator is slower than 0.43. Geometric middle
+    # of 0.35 and 0.50; the accuracy midway between 0.53 and 0.72.
+    "saturating_discriminator_accuracy": 0.62,
+    "starved_generator_ratio": 0.42,
     # Mode collapse on 2-D mixtures: sharp samples (this high-quality ratio or more) on
     # fewer than `modes_fraction` of the modes, or on `modes_lost_fraction` of them fewer
     # than at best (2 of the ring's 8, where it was fitted; written as a fraction so that

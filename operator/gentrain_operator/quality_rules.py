@@ -21,23 +21,7 @@ def first_window(history: Sequence[Milestone]) -> bool:
 
 def gan(history: Sequence[Milestone], t: Mapping[str, float]) -> list[Finding]:
     m = history[-1]
-    findings = []
-    accuracy = m.get("discriminator_accuracy_ratio")
-    if accuracy is not None and accuracy >= t["discriminator_accuracy"]:
-        findings.append(
-            Finding(
-                FindingKind.DISCRIMINATOR_OVERPOWERING,
-                Severity.WARNING,
-                f"the discriminator tells real from fake {accuracy:.0%} of the time",
-                {
-                    "step": m["step"],
-                    "accuracy": accuracy,
-                    "d_real": m.get("d_real"),
-                    "d_fake": m.get("d_fake"),
-                },
-            )
-        )
-    findings += _unconstrained_critic(m, t)
+    findings = _overpowering(m, t) + _unconstrained_critic(m, t)
     moving = max((m.get("update_ratio") or {}).values(), default=0.0)
     trained = int(m["step"]) - int(m.get("origin_step", 0))
     near = float(m.get("high_quality_ratio", 1.0))
@@ -122,6 +106,43 @@ def gan(history: Sequence[Milestone], t: Mapping[str, float]) -> list[Finding]:
                 )
             )
     return findings
+
+
+def _starved_generator(m: Milestone, t: Mapping[str, float]) -> float | None:
+    """How fast the generator's weights move against its discriminator's (update ratio
+    over update ratio) where it trains on the saturating (minimax) loss and is slower by
+    more than `starved_generator_ratio`: else None."""
+    moving = m.get("update_ratio") or {}
+    generator, discriminator = moving.get("generator"), moving.get("discriminator")
+    if m.get("gan_loss") != "minimax" or not generator or not discriminator:
+        return None
+    relative = generator / discriminator
+    return relative if relative <= t["starved_generator_ratio"] else None
+
+
+def _overpowering(m: Milestone, t: Mapping[str, float]) -> list[Finding]:
+    """A discriminator right nearly every time; or, under the saturating loss, one merely
+    ahead of a generator that learns far slower than it. The minimax generator learns
+    from D(G(z)) itself, which a leading discriminator drives towards 0 (Goodfellow et
+    al., 2014, section 3), and a slow one never catches up: the 25-mode grid under
+    minimax with the discriminator at 10x reads only 0.72-0.80 at its first milestone,
+    under the 0.82 a discriminator reaches on its own, and ends on 4-6 of 25 modes."""
+    accuracy = m.get("discriminator_accuracy_ratio")
+    if accuracy is None:
+        return []
+    starved = _starved_generator(m, t)
+    if accuracy >= t["discriminator_accuracy"]:
+        message = f"the discriminator tells real from fake {accuracy:.0%} of the time"
+    elif starved is not None and accuracy >= t["saturating_discriminator_accuracy"]:
+        message = (
+            f"the discriminator tells real from fake {accuracy:.0%} of the time and the "
+            f"generator, on the saturating loss, moves {starved:.0%} as fast as it"
+        )
+    else:
+        return []
+    evidence = {"step": m["step"], "accuracy": accuracy, "d_real": m.get("d_real")}
+    evidence |= {"d_fake": m.get("d_fake"), "generator_relative_update": starved}
+    return [Finding(FindingKind.DISCRIMINATOR_OVERPOWERING, Severity.WARNING, message, evidence)]
 
 
 def _unconstrained_critic(m: Milestone, t: Mapping[str, float]) -> list[Finding]:

@@ -1,0 +1,62 @@
+"""A minimax generator starved by a faster discriminator: found from the first milestone
+though the discriminator is only ahead, not winning outright; not found where the rates
+are balanced or the loss does not saturate. Figures from the calibration zoo's 25-mode
+grid (bench/zoo/calibration/gan-grid25-minimax-fast-discriminator.yaml, seeds 0-2) and
+the same runs with the rates balanced (session 42)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from gentrain_operator.diagnosis import diagnose
+from gentrain_operator.milestones import process
+from tests.operator.test_policy import gan_job, ring
+
+
+def grid(step: int, accuracy: float, generator: float, discriminator: float, loss: str) -> Any:
+    return ring(
+        step,
+        0,
+        modes=25,
+        high_quality_ratio=0.016,
+        discriminator_accuracy_ratio=accuracy,
+        update_ratio={"generator": generator, "discriminator": discriminator},
+        gan_loss=loss,
+    )
+
+
+@pytest.mark.parametrize(
+    ("accuracy", "generator", "discriminator", "loss", "found"),
+    [
+        (0.7172, 0.00082, 0.00697, "minimax", True),  # discriminator at 10x, seed 1, step 500
+        (0.854, 0.00074, 0.00209, "minimax", True),  # ... its slowest generator (0.35), 8,000
+        (0.7071, 0.00959, 0.00885, "minimax", False),  # rates balanced (ring), step 500
+        (0.6232, 0.00066, 0.00131, "minimax", False),  # ... its slowest generator (0.50)
+        (0.5273, 0.00106, 0.00264, "minimax", False),  # ... slower still, the game even
+        (0.7172, 0.00082, 0.00697, "non_saturating", False),  # a loss that does not saturate
+        (0.7172, 0.00082, 0.00697, None, False),  # a program that does not say its loss
+    ],
+)
+def test_a_discriminator_ahead_of_a_starved_minimax_generator_overpowers_it(
+    accuracy: float, generator: float, discriminator: float, loss: str | None, found: bool
+) -> None:
+    milestone = grid(500, accuracy, generator, discriminator, "")
+    if loss is None:
+        del milestone["gan_loss"]
+    else:
+        milestone["gan_loss"] = loss
+    kinds = [f.kind for f in diagnose([milestone], "gan")]
+    assert ("DiscriminatorOverpowering" in kinds) == found
+
+
+def test_the_starved_generator_restarts_with_a_fair_game_at_the_first_milestone() -> None:
+    outcome = process(grid(500, 0.7452, 0.00122, 0.00697, "minimax"), gan_job(), now=0.0)
+    assert outcome.record is not None
+    assert outcome.record["finding"] == "DiscriminatorOverpowering"
+    assert outcome.record["actions"] == [
+        "reinitialize",
+        "switch_gan_loss",
+        "balance_learning_rates",
+    ]
