@@ -125,9 +125,33 @@ def test_a_gan_at_more_modes_than_ever_before_is_spreading_not_collapsing() -> N
     assert "ModeCollapse" not in {f.kind for f in diagnose(climbing, "gan")}
     climbing.append(grid(5000, 11, 0.62))  # one mode fewer, after a new best: no collapse
     assert "ModeCollapse" not in {f.kind for f in diagnose(climbing, "gan")}
-    # Sharp on few and no longer rising, twice: a collapse, as before.
+    # Sharp on few and no longer rising — no more modes than three milestones before — a
+    # collapse, as before; a milestone after the first stall it is still above 3,000's 8.
     stalled = [*climbing[:3], grid(4500, 11, 0.53)]
+    assert "ModeCollapse" not in {f.kind for f in diagnose(stalled, "gan")}
+    stalled.append(grid(5000, 11, 0.55))
     assert "ModeCollapse" in {f.kind for f in diagnose(stalled, "gan")}
+
+
+def test_a_grid_gan_dipping_on_its_way_up_is_not_collapsing() -> None:
+    # The calibration grid's reference, seed 2 (session 42): 13, 18, 16, 14 of 25 from step
+    # 4,500 — sharp on fewer than three quarters of the modes twice, but above where it was
+    # three milestones before; it goes on to 19 left alone.
+    dipping = [grid(3500, 6, 0.24), grid(4000, 7, 0.23), grid(4500, 13, 0.44)]
+    dipping += [grid(5000, 18, 0.66), grid(5500, 16, 0.55), grid(6000, 14, 0.53)]
+    assert "ModeCollapse" not in {f.kind for f in diagnose(dipping, "gan")}
+
+
+def test_a_ring_gan_that_fell_and_crawls_back_is_still_collapsed() -> None:
+    from tests.operator.test_policy import ring
+
+    # The calibration ring at 10x its rate, left alone, seed 1: 7 of 8 modes, then 1, and
+    # back up to 3-4 sharp ones — more than three milestones before, but a quarter of the
+    # data's modes short of its best.
+    coverage = [(2500, 7, 0.27), (3000, 1, 0.04), (3500, 2, 0.13), (4000, 3, 0.17)]
+    coverage += [(4500, 2, 0.08), (5000, 4, 0.89), (5500, 3, 0.78)]
+    fallen = [ring(step, n, high_quality_ratio=q) for step, n, q in coverage]
+    assert "ModeCollapse" in {f.kind for f in diagnose(fallen, "gan")}
 
 
 def test_a_fid_rise_within_its_own_uncertainty_is_not_a_regression() -> None:
