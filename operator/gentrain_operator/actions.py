@@ -135,7 +135,16 @@ def plan_actions(
         if action == "lower_lr":
             ok = all(halve(n) for n in learning_rates())
         elif action == "cut_lr":
-            ok = all(scale(n, 0.1) for n in learning_rates())
+            # A GAN's rates are cut tenfold once. What finds them far too high (weights
+            # moving 1.25% per step with no sample near the data, an explosion with grown
+            # weights) cannot tell 3x the healthy rate from 10x (calibration 25-mode grid:
+            # 0.009-0.014 per step at 3x, 0.013-0.022 at 10x), so a second cut takes a rate
+            # a first cut set right down to a fraction of it: every one measured ended at 0
+            # to 5 modes (calibration grid at 30x, cut to 3x at 500 and to 0.3x at 1,500:
+            # 5 and 2 of 25 against references 13 and 19; ten evaluation rows of the grid at
+            # 20x, sessions 39-41, 0 to 4 of 25 — an evaluation case, seen). Session 42.
+            again = family == "gan" and bool(context.get("rates_cut_before"))
+            ok = not again and all(scale(n, 0.1) for n in learning_rates())
         elif action == "lower_discriminator_lr":
             ok = family == "gan" and halve("discriminatorLearningRate")
         elif action == "one_discriminator_step":

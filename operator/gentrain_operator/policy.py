@@ -186,6 +186,8 @@ def decide(
     ceiling = weight_growth.search_ceiling(findings)
     if ceiling is not None:  # whichever finding's fresh start searches (NotLearning's too)
         context = {**context, "search_ceiling": ceiling}
+    if any(Action.CUT_LR in r.get("actions", []) for r in records):
+        context = {**context, "rates_cut_before": True}  # see cut_lr in actions.py
     for finding in actionable:
         steps = ladder(finding, spec)
         if steps is None:

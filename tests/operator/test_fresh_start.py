@@ -146,3 +146,37 @@ def test_a_change_taken_up_at_once_is_judged_on_the_window_that_shows_it() -> No
     first = job["status"]["remediations"][0]
     assert first["outcome"] == "persisting"
     assert outcomes[1].record is not None, "the next rung, at 750"
+
+
+def test_a_gans_rates_are_cut_tenfold_once() -> None:
+    """The calibration grid at 30x its rate: afresh at a tenth (3x) at 1,000, still moving
+    1.25% per step with no sample near a mode 1,000 steps later — which 3x does too. A
+    second cut (to 0.3x) ended at 5 and 2 of 25 modes against references of 13 and 19; the
+    finding is reported, and the rate left as the first cut set it."""
+    from tests.operator.test_policy import run_milestones
+
+    job = gan_job()
+    job["spec"]["training"]["hyperparameters"].update(
+        ganLoss="non_saturating", generatorLearningRate=0.03, discriminatorLearningRate=0.03
+    )
+    job["spec"]["training"]["maxSteps"] = 8000
+    job["spec"]["checkpoints"]["interval"] = 500
+
+    def far(step: int, **extra: Any) -> dict[str, Any]:
+        moving = {"discriminator": 0.0136, "generator": 0.011}
+        return ring(step, 0, high_quality_ratio=0.01, update_ratio=moving, **extra)
+
+    restarted = {"generation": 5, "generation_step": 1000, "origin_step": 1000}
+    job, outcomes = run_milestones(
+        job, [far(500), far(1000), far(1500, **restarted), far(2000, **restarted)]
+    )
+    first, *rest = job["status"]["remediations"]
+    assert (first["finding"], first["actions"]) == (
+        "NotLearning",
+        ["reinitialize", "cut_lr", "enable_clipping"],
+    )
+    assert "NotLearning" in [f.kind for f in outcomes[3].findings]
+    assert rest == [], "no second tenfold cut"
+    assert job["spec"]["training"]["hyperparameters"]["generatorLearningRate"] == pytest.approx(
+        0.003
+    )
