@@ -152,8 +152,13 @@ def _overpowering(m: Milestone, t: Mapping[str, float]) -> list[Finding]:
         )
     else:
         return []
-    evidence = {"step": m["step"], "accuracy": accuracy, "d_real": m.get("d_real")}
-    evidence |= {"d_fake": m.get("d_fake"), "generator_relative_update": starved}
+    evidence = {
+        "step": m["step"],
+        "accuracy": accuracy,
+        "d_real": m.get("d_real"),
+        "d_fake": m.get("d_fake"),
+        "generator_relative_update": starved,
+    }
     return [Finding(FindingKind.DISCRIMINATOR_OVERPOWERING, Severity.WARNING, message, evidence)]
 
 
