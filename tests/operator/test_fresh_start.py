@@ -80,9 +80,27 @@ def overpowered(step: int) -> dict[str, Any]:
     return ring(step, 3, high_quality_ratio=0.27, discriminator_accuracy_ratio=0.886)
 
 
-def test_a_discriminator_winning_early_restarts_the_run_with_a_fair_game() -> None:
+def starved(step: int) -> dict[str, Any]:
+    """A minimax discriminator merely ahead (0.75) of a generator moving 0.18 as fast as it
+    (the calibration 25-mode grid, seed 0: tests/operator/test_starved_generator.py)."""
+    moving = {"generator": 0.00122, "discriminator": 0.00697}
+    return ring(
+        step,
+        0,
+        modes=25,
+        high_quality_ratio=0.0096,
+        discriminator_accuracy_ratio=0.7452,
+        update_ratio=moving,
+        gan_loss="minimax",
+    )
+
+
+@pytest.mark.parametrize("milestone", [overpowered, starved], ids=["winning", "starving"])
+def test_a_discriminator_winning_early_restarts_the_run_with_a_fair_game(
+    milestone: Any,
+) -> None:
     job = gan_job()
-    outcome = process(overpowered(500), job, now=0.0)
+    outcome = process(milestone(500), job, now=0.0)
     assert outcome.record is not None
     assert outcome.record["finding"] == "DiscriminatorOverpowering"
     assert outcome.record["actions"] == [
