@@ -1,6 +1,6 @@
 """Diagnosis rules on what a model produces (pure): a GAN's modes and discriminator, FID,
 a diffusion model's EMA, a VAE's latent units, a transformer's validation loss. Their
-thresholds are in diagnosis.THRESHOLDS, passed in as `t`."""
+thresholds are in thresholds.THRESHOLDS, passed in as `t`."""
 
 from __future__ import annotations
 

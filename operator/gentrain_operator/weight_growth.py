@@ -1,7 +1,7 @@
 """WeightGrowth (pure): a rate too high shows in how far the weights grow in their first
 updates at the full rate, and bounds the rate a search started because of it may choose;
 weights that barely moved say the rate may be far too low, and bring the rate check
-forward. The threshold is diagnosis.THRESHOLDS["weight_growth"], passed in as `t`."""
+forward. The threshold is thresholds.THRESHOLDS["weight_growth"], passed in as `t`."""
 
 from __future__ import annotations
 
