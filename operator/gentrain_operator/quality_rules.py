@@ -72,7 +72,7 @@ def gan(history: Sequence[Milestone], t: Mapping[str, float]) -> list[Finding]:
             # that left seed 2 at 15 modes against 19 left alone — while a ring that fell
             # from 7 to 1 and crawls back to 3 or 4 is still found (session 42).
             grew = at >= COLLAPSE_GROWTH_WINDOWS and n > counts[at - COLLAPSE_GROWTH_WINDOWS]
-            few = n < t["modes_fraction"] * modes and not (spreading or grew)
+            few = n < t["modes_fraction"] * modes and not grew
             return sharp and not spreading and (few or lost)
 
         best = max(counts)
