@@ -62,7 +62,15 @@ def main() -> None:
         print(json.dumps({**shown(milestone, fields), "findings": findings}))
     for record in result.remediations:
         print(
-            json.dumps({"remediation": {k: record.get(k) for k in ("step", "finding", "actions")}})
+            json.dumps(
+                {
+                    "remediation": {
+                        k: record.get(k)
+                        for k in ("step", "finding", "actions", "search")
+                        if k in record
+                    }
+                }
+            )
         )
 
 
