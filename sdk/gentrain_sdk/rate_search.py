@@ -14,9 +14,18 @@ rates that pay off over hundreds of steps are still on the plateau after 25. Mea
 the zoo's transformer, fresh for its last 600 steps with a 30-step warm-up: the probe's
 winners were 0.0009-0.003 (and 0.0015 from the run at 25x), which end at validation loss
 1.74 / 1.48 (1.61); the next candidate up, 0.003-0.009 (0.005), ends at 1.44-1.48; the
-cliff is near 0.015 (2.24). So the next larger candidate is chosen when its probe loss is
-within STEP_UP of the winner's — a candidate that is already unstable in its first steps
-is not (the DDPM at 50x: x0.3 scored 36% above x0.1, which was kept).
+cliff is near 0.015 (2.24). So when the next larger candidate's probe loss is within
+STEP_UP of the winner's, the rate between the two is chosen (their geometric mean) — a
+candidate that is already unstable in its first steps is not (the DDPM at 50x: x0.3
+scored 36% above x0.1, which was kept). Between, not the larger one: where the long run's
+best rate lies in that bracket depends on the model, and no probe this short can tell. A
+one-layer transformer ends worse at 3x its healthy rate (calibration
+`transformer-one-layer-rate-10x-too-high`: afresh at the larger candidate, 0.009, it ended
+at 1.68-1.75 against 1.49-1.52 healthy; at the rate between, 0.0052, at 1.50-1.66), where
+the two-layer ones of the calibration set end better (10x with warm-up, seed 1: 1.71 at
+the larger candidate, 1.43 between). The price: the 150x transformer at 1.52-1.54 instead
+of 1.42-1.45 (healthy 1.43-1.45), and a DDPM at 10x at FID 27-36 instead of 30 (healthy
+32-36), still rescued (docs/diagnosis-calibration.md, session 43).
 
 The search trains no step of the run: the weights and the optimizer are put back, and the
 chosen factor scales the configured rates from then on.
@@ -35,7 +44,7 @@ from typing import Any
 # too low (a transformer at a fortieth of its rate was still above the unigram loss at
 # step 100) is searched up, not cut (the calibration zoo's transformer-rate-40x-too-low).
 FACTORS = (10.0, 1.0, 0.3, 0.1, 0.03, 0.01, 0.003)
-STEP_UP = 0.10  # relative probe loss within which the next larger candidate is preferred
+STEP_UP = 0.10  # relative probe loss within which the rate up to the next larger one is taken
 # A range whose largest candidate wins has not bracketed the best rate: a rate a hundred
 # times too low is still ten times too low at x10 (calibration zoo: a transformer at a
 # fortieth of its rate, searched up to x10 and no further, ended at 1.92 against 1.43
@@ -96,14 +105,15 @@ def tail_mean(losses: Sequence[float]) -> float:
 
 def choose(losses: dict[float, float]) -> float:
     """The winner (on a tie, e.g. every candidate diverged, the smallest rate: the safer
-    guess), or the next larger candidate up to the configured rate if its loss is within
-    STEP_UP of the winner's (a rate above the configured one must win outright)."""
+    guess), or, where the next larger candidate up to the configured rate scored within
+    STEP_UP of the winner, the rate halfway between them on a log scale (a rate above the
+    configured one must win outright)."""
     best = min(sorted(losses), key=lambda f: losses[f])
     larger = [f for f in losses if best < f <= 1.0]
     if larger and math.isfinite(losses[best]):
         up = min(larger)
         if losses[up] - losses[best] <= STEP_UP * abs(losses[best]):
-            return up
+            return math.sqrt(best * up)
     return best
 
 
