@@ -107,13 +107,30 @@ def choose(losses: dict[float, float]) -> float:
     """The winner (on a tie, e.g. every candidate diverged, the smallest rate: the safer
     guess), or, where the next larger candidate up to the configured rate scored within
     STEP_UP of the winner, the rate halfway between them on a log scale (a rate above the
-    configured one must win outright)."""
+    configured one must win outright). A search follows a finding on the run at the
+    configured rate (x1), so where x1 is that close, the rate is taken halfway down to
+    the next smaller candidate instead, if that one is within STEP_UP too: a probe flat
+    from there up to a rate known to fail cannot vouch for the winner (the evaluation
+    zoo's one-layer transformer, flat within 0.5% over x0.1-x1, afresh at x0.55 ended 20%
+    short of its healthy run; docs/diagnosis-calibration.md, session 44)."""
     best = min(sorted(losses), key=lambda f: losses[f])
+    if not math.isfinite(losses[best]):
+        return best
+
+    def close(factor: float) -> bool:
+        return losses[factor] - losses[best] <= STEP_UP * abs(losses[best])
+
     larger = [f for f in losses if best < f <= 1.0]
-    if larger and math.isfinite(losses[best]):
-        up = min(larger)
-        if losses[up] - losses[best] <= STEP_UP * abs(losses[best]):
+    if larger and close(up := min(larger)):
+        if up < 1.0:
             return math.sqrt(best * up)
+        # The next larger one is the configured rate: the rate the run was just found
+        # failing at. The probe could not tell it from the winner, so it cannot tell the
+        # winner safe either: the rate between the winner and the next smaller candidate,
+        # where that one too scored within STEP_UP.
+        smaller = [f for f in losses if f < best]
+        if smaller and close(down := max(smaller)):
+            return math.sqrt(best * down)
     return best
 
 
