@@ -21,6 +21,46 @@ GOAL = {
 }
 
 
+# The evaluation goal's figures (issue 12), for its verdict line.
+RESCUE_GOAL = 0.80
+FAMILY_FLOOR = 0.60
+HEALTHY_ACTIONS_PER_RUN = 1 / 50
+
+
+def evaluation_goal(
+    broken: list[dict[str, Any]], every: list[dict[str, Any]], rows: list[dict[str, Any]]
+) -> str:
+    """The evaluation goal, clause by clause, met or not, in whole runs: a share printed
+    rounded (115 of 144 reads "80%") must not pass for the 80% it falls one rescue short
+    of. `broken`: the admitted pathological rows; `every`: all of them (harm counts
+    wherever it happened); `rows`: every row (each has a healthy run)."""
+
+    def verdict(met: bool) -> str:
+        return "met" if met else "**not met**"
+
+    rescued = sum(bool(r["rescued"]) for r in broken)
+    needed = math.ceil(RESCUE_GOAL * len(broken) - 1e-9)
+    short = []
+    for family in sorted({r["family"] for r in broken}):
+        subset = [r for r in broken if r["family"] == family]
+        floor = math.ceil(FAMILY_FLOOR * len(subset) - 1e-9)
+        got = sum(bool(r["rescued"]) for r in subset)
+        if got < floor:
+            short.append(f"{family} {got} of {len(subset)}, {floor} needed")
+    harmed = sum(bool(r["worse_than_off"]) for r in every)
+    harm = f" ({harmed} run{'s' if harmed > 1 else ''})" if harmed else ""
+    actions = sum(len(r["healthy_actions"]) for r in rows)
+    allowed = math.floor(HEALTHY_ACTIONS_PER_RUN * len(rows) + 1e-9)
+    return (
+        f"Goal: rescued {rescued} of {len(broken)}, {needed} needed for {RESCUE_GOAL:.0%}: "
+        f"{verdict(rescued >= needed)}; every family at {FAMILY_FLOOR:.0%} or more: "
+        f"{verdict(not short)}{' (' + '; '.join(short) + ')' if short else ''}; `auto` worse "
+        f"than `off` by more than 10% on no run: {verdict(not harmed)}"
+        f"{harm}; at most 1 action in 50 healthy runs: "
+        f"{verdict(actions <= allowed)} ({actions} in {len(rows)} runs, {allowed} allowed)."
+    )
+
+
 def wilson(successes: int, trials: int, z: float = 1.96) -> tuple[float, float]:
     """The Wilson score interval (95%) for a proportion: sound at 0 or n successes and for
     the few trials a study on two cores affords, where the normal approximation is not."""
@@ -183,6 +223,8 @@ def set_section(
         f"in all{': ' + '; '.join(which) if which else ''}."
     )
     lines += left_alone(rows)
+    if name == "evaluation" and broken:
+        lines.append(evaluation_goal(broken, every, rows))
     return [*lines, ""]
 
 

@@ -378,3 +378,32 @@ def test_admission_runs_refuses_what_it_cannot_run(
     # the study silences the libraries' warnings while it runs and gives logging back: a
     # refusal once left every later test's warnings unlogged (CI's stop 42)
     assert logging.root.manager.disable == logging.NOTSET
+
+
+def test_the_report_says_whether_the_evaluation_goal_is_met_in_whole_runs() -> None:
+    """Seen in session 44: 115 of 144 rescued printed as "80%", the goal's figure, while
+    116 were needed. The verdict line counts whole runs, clause by clause."""
+    rows = []
+    for seed in range(144):
+        row = fake_row("evaluation", Path("gan.yaml" if seed < 45 else "vae.yaml"), seed)
+        row["family"] = "gan" if seed < 45 else "vae"
+        row["rescued"] = seed < 26 or seed >= 45 + 10
+        row["auto"] = 8.0 if row["rescued"] else 3.0
+        row["worse_than_off"] = seed == 30
+        row["healthy_actions"] = ["DiscriminatorOverpowering:lower_discriminator_lr@400"] * (
+            seed in (1, 2)
+        )
+        rows.append(row)
+    assert sum(r["rescued"] for r in rows) == 115
+    line = efficacy_report.evaluation_goal(rows, rows, rows)
+    assert line.startswith("Goal: rescued 115 of 144, 116 needed for 80%: **not met**;")
+    assert "every family at 60% or more: **not met** (gan 26 of 45, 27 needed);" in line
+    assert "on no run: **not met** (1 run);" in line
+    assert line.endswith("50 healthy runs: met (2 in 144 runs, 2 allowed).")
+    text = "\n".join(efficacy_report.set_section("evaluation", rows))
+    assert line in text
+    rows[26]["rescued"] = True
+    rows[30]["worse_than_off"] = False
+    assert efficacy_report.evaluation_goal(rows, rows, rows).startswith(
+        "Goal: rescued 116 of 144, 116 needed for 80%: met; every family at 60% or more: met;"
+    )
