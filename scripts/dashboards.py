@@ -230,6 +230,64 @@ def job() -> dict[str, Any]:
                 12,
                 24,
             ),
+            # What the rules read beside the losses: a finding in the job's status names
+            # one of these figures, and here is its history.
+            panel(
+                "Update ratio: each step's update over the weights (NotLearning)",
+                [(f"gentrain_milestone_update_ratio{JOB}", "{{component}}")],
+                0,
+                32,
+                unit="percentunit",
+            ),
+            panel(
+                "Weight growth: norm over the norm at the start (WeightGrowth)",
+                [(f"gentrain_milestone_weight_growth{JOB}", "{{component}}")],
+                12,
+                32,
+            ),
+            panel(
+                "GAN: discriminator accuracy over chance (DiscriminatorOverpowering)",
+                [(f"gentrain_milestone_discriminator_accuracy_ratio{JOB}", "accuracy ratio")],
+                0,
+                40,
+            ),
+            panel(
+                "GAN: critic input-gradient norm, about 1 under WGAN-GP's penalty "
+                "(UnconstrainedCritic)",
+                [(f"gentrain_milestone_critic_gradient_norm{JOB}", "critic gradient norm")],
+                12,
+                40,
+            ),
+            panel(
+                "VAE: reconstruction against the latent-free decoder's (PosteriorCollapse)",
+                [
+                    (f"gentrain_milestone_reconstruction_loss{JOB}", "reconstruction"),
+                    (
+                        f"gentrain_milestone_reconstruction_baseline{JOB}",
+                        "latent-free decoder",
+                    ),
+                ],
+                0,
+                48,
+            ),
+            panel(
+                "Schedules the remedies turn: KL weight, EMA's weight on the initial model",
+                [
+                    (f"gentrain_milestone_kl_weight{JOB}", "KL weight"),
+                    (f"gentrain_milestone_ema_init_weight{JOB}", "EMA initial-model weight"),
+                ],
+                12,
+                48,
+            ),
+            panel(
+                "Loss spikes and non-finite losses since the start (LossSpike, NonFiniteLoss)",
+                [
+                    (f"gentrain_milestone_loss_spikes_since_start{JOB}", "spikes {{component}}"),
+                    (f"gentrain_milestone_nonfinite_losses_since_start{JOB}", "non-finite"),
+                ],
+                0,
+                56,
+            ),
         ],
         job_variables=True,
     )

@@ -121,6 +121,29 @@ def _countable(value: float) -> bool:
     return math.isfinite(value) and abs(value) <= LARGEST_COUNT
 
 
+# The single-valued milestone figures a family may or may not export, read into a
+# milestone under these names (gentrain_milestone_<name>); the job dashboard plots them.
+FIGURES = (
+    "modes_covered",
+    "modes",
+    "high_quality_ratio",
+    "discriminator_accuracy_ratio",
+    "critic_gradient_norm",
+    "kl",
+    "kl_weight",
+    "reconstruction_loss",
+    "reconstruction_baseline",
+    "active_units",
+    "latent_dims",
+    "ema_init_weight",
+    "validation_loss",
+    "perplexity",
+    "attention_entropy_ratio",
+    "steps_per_second",
+    "nonfinite_losses_since_start",
+)
+
+
 def milestone(snapshot: Snapshot) -> Milestone | None:
     """The figures of the milestone a snapshot carries, or None if it carries none yet."""
     step = snapshot.get(metrics.CHECKPOINT_STEP.name)
@@ -161,25 +184,7 @@ def milestone(snapshot: Snapshot) -> Milestone | None:
     if isinstance(clip, float):
         record["grad_clip"] = clip
     figures: dict[str, float] = {}  # the figures a family may or may not have
-    for name in (
-        "modes_covered",
-        "modes",
-        "high_quality_ratio",
-        "discriminator_accuracy_ratio",
-        "critic_gradient_norm",
-        "kl",
-        "kl_weight",
-        "reconstruction_loss",
-        "reconstruction_baseline",
-        "active_units",
-        "latent_dims",
-        "ema_init_weight",
-        "validation_loss",
-        "perplexity",
-        "attention_entropy_ratio",
-        "steps_per_second",
-        "nonfinite_losses_since_start",
-    ):
+    for name in FIGURES:
         value = snapshot.get(metrics.milestone_metric(name).name)
         if value is not None:
             figures[name] = value

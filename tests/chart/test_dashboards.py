@@ -104,3 +104,30 @@ def test_the_dashboards_count_counters_as_the_alerts_do() -> None:
     series = 'gentrain_operator_remediations_total{mode="auto",finding!="LearningRateCheck"}'
     built = generator().growth(series, "1h")
     assert f"sum by (namespace, gtj) ({built}) >" in storm
+
+
+# Figures the diagnosis reads that the job dashboard need not plot, and why.
+NOT_PLOTTED = {
+    "modes": "the data's mode count, a constant: the scale of modes covered",
+    "latent_dims": "the latent's size, a constant: the scale of active units",
+    "perplexity": "the exponential of the validation loss, which is plotted",
+    "steps_per_second": "the step time panel plots where a step's time goes",
+}
+
+
+def test_every_figure_the_diagnosis_reads_is_on_the_job_dashboard() -> None:
+    """A user who sees a finding in the job's status should find the figure it was read
+    from on the job's dashboard (session 44: the critic's gradient norm, the update ratio
+    and the weight growth, each the input of a rule, were on no panel)."""
+    from gentrain_operator import snapshot
+
+    queried = " ".join(
+        target["expr"] for panel in generator().job()["panels"] for target in panel["targets"]
+    )
+    read = (*snapshot.FIGURES, "update_ratio", "weight_growth", "loss_spikes_since_start")
+    missing = [
+        name
+        for name in read
+        if name not in NOT_PLOTTED and f"gentrain_milestone_{name}{{" not in queried
+    ]
+    assert not missing, f"on no panel of the job dashboard: {missing}"
