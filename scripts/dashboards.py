@@ -233,20 +233,20 @@ def job() -> dict[str, Any]:
             # What the rules read beside the losses: a finding in the job's status names
             # one of these figures, and here is its history.
             panel(
-                "Update ratio: each step's update over the weights (NotLearning)",
+                "Update ratio: a step's update over the weights, window median (NotLearning)",
                 [(f"gentrain_milestone_update_ratio{JOB}", "{{component}}")],
                 0,
                 32,
                 unit="percentunit",
             ),
             panel(
-                "Weight growth: norm over the norm at the start (WeightGrowth)",
+                "Weight growth: weight norm over its initial norm (WeightGrowth)",
                 [(f"gentrain_milestone_weight_growth{JOB}", "{{component}}")],
                 12,
                 32,
             ),
             panel(
-                "GAN: discriminator accuracy over chance (DiscriminatorOverpowering)",
+                "GAN: discriminator accuracy on real and fake samples (DiscriminatorOverpowering)",
                 [(f"gentrain_milestone_discriminator_accuracy_ratio{JOB}", "accuracy ratio")],
                 0,
                 40,
@@ -271,10 +271,10 @@ def job() -> dict[str, Any]:
                 48,
             ),
             panel(
-                "Schedules the remedies turn: KL weight, EMA's weight on the initial model",
+                "KL weight; share of the EMA weights still at initialisation (StaleEMA)",
                 [
                     (f"gentrain_milestone_kl_weight{JOB}", "KL weight"),
-                    (f"gentrain_milestone_ema_init_weight{JOB}", "EMA initial-model weight"),
+                    (f"gentrain_milestone_ema_init_weight{JOB}", "EMA share at initialisation"),
                 ],
                 12,
                 48,
