@@ -1,36 +1,27 @@
-"""The chart's Grafana dashboards: what scripts/dashboards.py builds with Grafana's typed
+"""The chart's Grafana dashboards: what scripts/grafana builds with Grafana's typed
 builders is what the chart ships, and the GPU panels' dcgm-exporter queries pick the
 selected job's GPUs (promtool, on synthetic series as dcgm-exporter labels them)."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
-from types import ModuleType
 
 import yaml
 
+from scripts import grafana
+from scripts.grafana import dashboards
 from tests.chart.test_chart import CHART, promtool_test
-from tests.support.kube import REPO
-
-
-def generator() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("dashboards", REPO / "scripts" / "dashboards.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_the_shipped_dashboards_are_what_the_builders_make() -> None:
-    for name, board in generator().build().items():
+    for name, board in grafana.build().items():
         shipped = json.loads((CHART / "files" / name).read_text())
-        assert shipped == board, f"{name}: run .venv/bin/python scripts/dashboards.py"
+        assert shipped == board, f"{name}: run .venv/bin/python -m scripts.grafana"
 
 
 def test_every_panel_has_a_datasource_a_position_and_a_query() -> None:
-    for name, board in generator().build().items():
+    for name, board in grafana.build().items():
         if not name.startswith("dashboards/"):
             continue
         assert board["schemaVersion"] >= 39, name
@@ -43,7 +34,7 @@ def test_every_panel_has_a_datasource_a_position_and_a_query() -> None:
 def test_the_gpu_panels_read_dcgm_exporter_for_the_selected_jobs_pods_only(
     tmp_path: Path,
 ) -> None:
-    board = generator().gpu()
+    board = dashboards.gpu()
     selected = {"$namespace": "ml", "$job": "big"}
     dcgm = {}
     for panel in board["panels"]:
@@ -95,14 +86,14 @@ def test_the_gpu_panels_read_dcgm_exporter_for_the_selected_jobs_pods_only(
 
 
 def test_the_dashboards_count_counters_as_the_alerts_do() -> None:
-    """scripts/dashboards.py's growth() is the chart's gentrain.growth, written twice (a
+    """scripts/grafana/dashboards.py's growth() is the chart's gentrain.growth, written twice (a
     Python builder, a Helm helper): each alert rendered by the chart is the builder's text."""
     from tests.chart.test_chart_monitoring import monitoring_objects
 
     rules = monitoring_objects()["PrometheusRule"]["spec"]["groups"][0]["rules"]
     storm = next(r for r in rules if r["alert"] == "RemediationStorm")["expr"]
     series = 'gentrain_operator_remediations_total{mode="auto",finding!="LearningRateCheck"}'
-    built = generator().growth(series, "1h")
+    built = dashboards.growth(series, "1h")
     assert f"sum by (namespace, gtj) ({built}) >" in storm
 
 
@@ -122,7 +113,7 @@ def test_every_figure_the_diagnosis_reads_is_on_the_job_dashboard() -> None:
     from gentrain_operator import snapshot
 
     queried = " ".join(
-        target["expr"] for panel in generator().job()["panels"] for target in panel["targets"]
+        target["expr"] for panel in dashboards.job()["panels"] for target in panel["targets"]
     )
     read = (*snapshot.FIGURES, "update_ratio", "weight_growth", "loss_spikes_since_start")
     missing = [

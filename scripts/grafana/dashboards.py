@@ -1,25 +1,16 @@
-"""Writes the Grafana dashboards of the Helm chart (helm/gentrain/files/dashboards/) and the
-shape of its Grafana-managed alert rules (files/grafana-alert-rule.json), built with
-Grafana's own typed builders (grafana-foundation-sdk), so that they follow Grafana's schema.
-
-The JSON it writes is committed; tests check that it is what this script writes, that every
-metric a panel queries exists, and (on the live monitoring stack) that every panel returns
-data. Run it after changing a panel: `.venv/bin/python scripts/dashboards.py`.
-"""
+"""The chart's three Grafana dashboards — the fleet, one job's training health, one job's
+GPUs — built with Grafana's typed builders; each panel named for the finding it feeds."""
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
-from grafana_foundation_sdk.builders import alerting, expr, prometheus, timeseries
 from grafana_foundation_sdk.builders import dashboard as builder
+from grafana_foundation_sdk.builders import prometheus, timeseries
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
-from grafana_foundation_sdk.models.alerting import RelativeTimeRange
 from grafana_foundation_sdk.models.dashboard import DataSourceRef, GridPos, VariableRefresh
 
-FILES = Path(__file__).resolve().parents[1] / "helm" / "gentrain" / "files"
 DATASOURCE = DataSourceRef(type_val="prometheus", uid="${datasource}")
 # The trainer's series of the selected job (the PodMonitor labels them namespace and gtj).
 JOB = '{namespace="$namespace", gtj="$job"}'
@@ -343,61 +334,3 @@ def gpu() -> dict[str, Any]:
         ],
         job_variables=True,
     )
-
-
-def alert_rule_shape() -> dict[str, Any]:
-    """One Grafana-managed alert rule for a Prometheus alerting rule of the chart; the
-    chart's grafana-alerts.yaml fills in each rule's name, expression, labels and
-    annotations (from the same list as its PrometheusRule). Query A is the Prometheus
-    rule's expression: it returns the series for which its condition holds, each with its
-    value; C is 1 for each of them (any value, 0 included), and the rule fires where C is.
-    No data is OK: no series means no job in that state."""
-    query = (
-        alerting.Query("A")
-        .datasource_uid("DATASOURCE")
-        .relative_time_range(RelativeTimeRange(from_val=600, to=0))
-        .model(prometheus.Dataquery().expr("EXPR").instant().ref_id("A"))
-    )
-    condition = (
-        alerting.Query("C")
-        .datasource_uid("__expr__")
-        .model(expr.TypeMath().expression("$A == $A").ref_id("C"))
-    )
-    rule = (
-        alerting.Rule("ALERT")
-        .uid("UID")
-        .condition("C")
-        .with_query(query)
-        .with_query(condition)
-        .no_data_state("OK")
-        .exec_err_state("Error")
-        .for_val("0s")
-        .labels({})
-        .annotations({})
-    )
-    encoded: dict[str, Any] = json.loads(JSONEncoder(sort_keys=True).encode(rule.build()))
-    # The API's placement fields; in a provisioning file the group says where a rule goes.
-    for placement in ("folderUID", "orgID", "ruleGroup"):
-        encoded.pop(placement, None)
-    return encoded
-
-
-def build() -> dict[str, dict[str, Any]]:
-    """Each file's path under the chart's files/ and its JSON."""
-    return {
-        "dashboards/fleet.json": fleet(),
-        "dashboards/job.json": job(),
-        "dashboards/gpu.json": gpu(),
-        "grafana-alert-rule.json": alert_rule_shape(),
-    }
-
-
-def main() -> None:
-    for name, content in build().items():
-        path = FILES / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(content, indent=1, sort_keys=True) + "\n")
-
-
-if __name__ == "__main__":
-    main()
