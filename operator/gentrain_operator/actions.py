@@ -12,9 +12,10 @@ from typing import Any
 
 LR_FLOOR = 1e-6
 # The rate check's probe (`probe_learning_rate`): the families with a held-out objective
-# it judges on, the share of the run that must remain for a new rate to pay off, and its
-# compute: RATE_CHECK_BUDGET of the run's steps over its candidates.
-RATE_CHECK_FAMILIES = ("transformer", "diffusion", "vae")
+# it judges on (a user's program: where it says it has one, by declaring the action, as
+# gentrain-sdk's callbacks do), the share of the run that must remain for a new rate to
+# pay off, and its compute: RATE_CHECK_BUDGET of the run's steps over its candidates.
+RATE_CHECK_FAMILIES = ("transformer", "diffusion", "vae", "custom")
 RATE_CHECK_UNTIL = 0.3  # of the run still to come: a new rate needs steps to pay off
 PROBE_CANDIDATES = 2  # the trainer's PROBE_FACTORS (a third, x100, only when x10 wins)
 RATE_CHECK_BUDGET = 0.05  # of the run's steps per check, all candidates together

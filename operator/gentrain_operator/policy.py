@@ -262,6 +262,8 @@ def _rate_check(
         return None  # the last check kept the rate (or has not reported yet)
     if Action.PROBE_LEARNING_RATE not in _supported(milestone):
         return None
+    if spec["model"]["family"] == "custom" and milestone.get("supported_actions") is None:
+        return None  # a user's program that declares nothing: no held-out data known
     planned = plan_actions(["probe_learning_rate"], spec, family_defaults, context, set())
     if planned is None:
         return None

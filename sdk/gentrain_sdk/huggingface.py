@@ -10,7 +10,10 @@ Trainer: `learningRate` rescales the scheduler's base rates (the schedule's shap
 kept), `gradientClip` sets `max_grad_norm`; `reinitialize` re-initialises the model's
 weights and clears the optimizer's state; `search_learning_rate` runs the range test
 (gentrain_sdk.rate_search) on the model, from its current weights, over the next batches
-of the Trainer's own training data, and trains on at the rate it chose. Needs
+of the Trainer's own training data, and trains on at the rate it chose;
+`probe_learning_rate` (the operator's rate check) trains the rate in force and ten times
+it over those batches from the current weights and judges each on the first batches of
+the evaluation data, moving the rate only where the other wins clearly. Needs
 `transformers` (not a dependency of the SDK).
 
 With checkpoints saved (`save_strategy="steps"`, `save_steps` = the job's checkpoint
@@ -51,6 +54,7 @@ class GentrainCallback(TrainerCallback):  # type: ignore[misc]  # transformers i
         self.optimizer: Any = None
         self.scheduler: Any = None
         self.train_data: Any = None
+        self.eval_data: Any = None  # the evaluation's batches, known from the first one
         # The rate in force as the job sets it (after a search: the rate it chose, which
         # the operator then writes into the job).
         self.configured_rate: float | None = None
@@ -68,6 +72,8 @@ class GentrainCallback(TrainerCallback):  # type: ignore[misc]  # transformers i
         self.reporter.on_command(Command.REINITIALIZE, self._start_afresh)
         if self.train_data is not None:
             self.reporter.on_command(Command.SEARCH_LEARNING_RATE, self._search)
+            # Held out: the evaluation's data, which every milestone (an evaluation) has.
+            self.reporter.on_command(Command.PROBE_LEARNING_RATE, self._probe)
         if str(getattr(args.save_strategy, "value", args.save_strategy)) != "no":
             self.reporter.on_command(Command.ROLLBACK, self._roll_back)
         self.reporter.on_change(self._apply)
@@ -102,6 +108,26 @@ class GentrainCallback(TrainerCallback):  # type: ignore[misc]  # transformers i
             batches,
             clip=clip,
             max_factor=command.max_factor,
+        )
+        self._scale(result.factor)
+        return result
+
+    def _probe(self, command: Order) -> rate_search.SearchResult:
+        if self.eval_data is None:
+            raise ValueError("probe: the Trainer has evaluated no data to judge rates on")
+        device = self.model.device
+        held_out = [
+            {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+            for batch in itertools.islice(iter(self.eval_data), rate_search.HELD_OUT_BATCHES)
+        ]
+        clip = float(self.trainer_args.max_grad_norm or 0) or None
+        result = rate_search.probe_torch(
+            self.model,
+            getattr(self.optimizer, "optimizer", self.optimizer),
+            lambda batch: self.model(**batch).loss,
+            list(itertools.islice(iter(self.train_data), command.search_steps)),
+            held_out,
+            clip=clip,
         )
         self._scale(result.factor)
         return result
@@ -143,8 +169,14 @@ class GentrainCallback(TrainerCallback):  # type: ignore[misc]  # transformers i
         )
 
     def on_evaluate(
-        self, args: Any, state: Any, control: Any, metrics: dict[str, Any] | None = None, **_: Any
+        self,
+        args: Any,
+        state: Any,
+        control: Any,
+        metrics: dict[str, Any] | None = None,
+        **kwargs: Any,
     ) -> None:
+        self.eval_data = kwargs.get("eval_dataloader", self.eval_data)
         if self.reporter is None or self.reporter.last_step is None:
             return
         figures = {}

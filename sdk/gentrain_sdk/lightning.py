@@ -11,8 +11,11 @@ reach the Trainer: `learningRate` rescales the optimizers' rates and their sched
 base rates (a schedule keeps its shape), `gradientClip` sets the Trainer's
 `gradient_clip_val`; `reinitialize` resets every module's parameters and clears the
 optimizers' state; `search_learning_rate` runs the range test (gentrain_sdk.rate_search)
-with the module's own `training_step` over the next batches of its training data. Needs
-`lightning` (not a dependency of the SDK).
+with the module's own `training_step` over the next batches of its training data;
+`probe_learning_rate` (the operator's rate check) trains the rate in force and ten times
+it over those batches from the current weights and judges each by `training_step` on the
+first batches of the validation data, moving the rate only where the other wins clearly.
+Needs `lightning` (not a dependency of the SDK).
 
 With a `ModelCheckpoint` saving every checkpoint interval (`every_n_train_steps`,
 `save_top_k=-1`; `dirpath` = $GENTRAIN_CHECKPOINT_DIR keeps them on the job's volume), a
@@ -27,6 +30,7 @@ import itertools
 import logging
 import math
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +74,8 @@ class GentrainCallback(Callback):
         self.reporter.support(Action.LOWER_LR, Action.CUT_LR, Action.ENABLE_CLIPPING)
         self.reporter.on_command(Command.REINITIALIZE, self._start_afresh)
         self.reporter.on_command(Command.SEARCH_LEARNING_RATE, self._search)
+        # Held out: the validation data, which every milestone (a validation) has.
+        self.reporter.on_command(Command.PROBE_LEARNING_RATE, self._probe)
         if self._checkpoint_directories():
             self.reporter.on_command(Command.ROLLBACK, self._roll_back)
         self.reporter.on_change(self._apply)
@@ -141,25 +147,54 @@ class GentrainCallback(Callback):
         for optimizer in self.trainer.optimizers:
             optimizer.state.clear()
 
-    def _search(self, command: CommandSpec) -> rate_search.SearchResult:
+    def _batches(self, loader: Any, count: int) -> list[Any]:
         module = self.module
-        loader = self.trainer.train_dataloader
-        batches = [
+        return [
             module.transfer_batch_to_device(batch, module.device, 0)
-            for batch in itertools.islice(iter(loader), command.search_steps)
+            for batch in itertools.islice(iter(loader), count)
         ]
+
+    def _search(self, command: CommandSpec) -> rate_search.SearchResult:
+        batches = self._batches(self.trainer.train_dataloader, command.search_steps)
+        return self._with_training_step(
+            lambda loss_of, clip: rate_search.search_torch(
+                self.module,
+                self.trainer.optimizers[0],
+                loss_of,
+                batches,
+                clip=clip,
+                max_factor=command.max_factor,
+            )
+        )
+
+    def _probe(self, command: CommandSpec) -> rate_search.SearchResult:
+        validation = self.trainer.val_dataloaders
+        if isinstance(validation, list | tuple):  # several: the first one's
+            validation = validation[0] if validation else None
+        if validation is None:
+            raise ValueError("probe: the Trainer has no validation data to judge rates on")
+        batches = self._batches(self.trainer.train_dataloader, command.search_steps)
+        held_out = self._batches(validation, rate_search.HELD_OUT_BATCHES)
+        return self._with_training_step(
+            lambda loss_of, clip: rate_search.probe_torch(
+                self.module, self.trainer.optimizers[0], loss_of, batches, held_out, clip=clip
+            )
+        )
+
+    def _with_training_step(
+        self, run: Callable[[Callable[[Any], Any], float | None], rate_search.SearchResult]
+    ) -> rate_search.SearchResult:
+        """`run(loss_of, clip)` with the module's own training_step as the loss; the rates
+        scaled by the factor it chose."""
+        module = self.module
         clip = self.trainer.gradient_clip_val
         # training_step may call self.log, which Lightning refuses outside its own loop.
         logging = module.log, module.log_dict
         module.log = module.log_dict = lambda *args, **kwargs: None
         try:
-            result = rate_search.search_torch(
-                module,
-                self.trainer.optimizers[0],
+            result = run(
                 lambda batch: _loss(module.training_step(batch, 0)),
-                batches,
-                clip=float(clip) if clip else None,
-                max_factor=command.max_factor,
+                float(clip) if clip else None,
             )
         finally:
             module.log, module.log_dict = logging

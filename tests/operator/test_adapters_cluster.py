@@ -5,7 +5,8 @@ config, no weights downloaded, learning CPython's documentation) and a Lightning
 operator diagnoses NotLearning from what the callback reports and climbs its ladder with
 the actions the callback declared; the changes and commands reach the framework's model,
 optimizer and scheduler through the callback (a fresh start, a range test on the
-program's own data, clipping), the run recovers, and the remediations are in status."""
+program's own data, clipping), the run recovers, and the remediations are in status; once
+recovered, the operator's rate check runs in the Trainer on its held-out data."""
 
 from __future__ import annotations
 
@@ -36,6 +37,10 @@ class Adapter:
     timeout: float = 300
     # The final validation loss must be below this share of the learned-nothing loss.
     recovered_below: float = 0.5
+    # Whether the run, once recovered, must have had the operator's rate check (the
+    # callback's probe on the framework's held-out data): where the ladder's path is one
+    # rung, so the check is due well before the run's last 30%.
+    rate_checked: bool = False
 
 
 ADAPTERS = [
@@ -52,7 +57,11 @@ ADAPTERS = [
     # Its steps take a millisecond: paced so that each milestone is scraped (as a bigger
     # model's would be) before the next.
     Adapter(
-        "custom-lightning-regression", "lightning_regression.py", "lightning", ("--pause", "0.04")
+        "custom-lightning-regression",
+        "lightning_regression.py",
+        "lightning",
+        ("--pause", "0.04"),
+        rate_checked=True,
     ),
 ]
 
@@ -110,3 +119,6 @@ def test_a_trainer_at_a_far_too_high_rate_is_remediated_through_its_callback(
     assert recovered < adapter.recovered_below * baseline, (recovered, baseline)
     assert recovered < untouched, (recovered, untouched)
     assert {"NotLearning", "Remediating"} <= set(events(cluster, namespace, adapter.job))
+    if adapter.rate_checked:
+        checks = [r for r in remediations if r["finding"] == "LearningRateCheck"]
+        assert checks and "factor" in checks[0]["search"], remediations

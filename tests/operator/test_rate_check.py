@@ -124,6 +124,22 @@ def test_no_check_for_a_gan_with_remediation_off_disabled_or_too_late() -> None:
     assert checked(job(mode="recommend"), [100, 200])
 
 
+def test_a_users_program_is_checked_only_where_it_declares_the_probe() -> None:
+    """A custom program's held-out data is its own: the check runs where it declares
+    probe_learning_rate (gentrain-sdk's callbacks do: the framework's evaluation data),
+    never where it declares other actions only, or nothing (the built-in trainer's way of
+    saying every action, which a program that is not the built-in trainer cannot mean)."""
+
+    def checked(declared: list[str] | None) -> bool:
+        extra = {} if declared is None else {"supported_actions": declared}
+        steps = [healthy(s, **extra) for s in (100, 200, 300)]
+        return any(o.record is not None for o in feed(job("custom"), steps))
+
+    assert checked(["lower_lr", "probe_learning_rate", "reinitialize"])
+    assert not checked(["lower_lr", "reinitialize", "search_learning_rate"])
+    assert not checked(None)
+
+
 def still(step: int, growth: float = 1.001, generation: int = 1) -> dict[str, Any]:
     """A milestone of a run whose weights grew `growth` in their first 100 updates."""
     return healthy(step, generation, weight_growth={"model": growth})

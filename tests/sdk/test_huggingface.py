@@ -79,12 +79,49 @@ def test_the_jobs_rate_reaches_the_optimizer_and_scheduler(
         "cut_lr",
         "enable_clipping",
         "lower_lr",
+        "probe_learning_rate",
         "reinitialize",
         "rollback",
         "rollback_skip_batches",
         "search_learning_rate",
     ]
     assert records[2]["loss_mean"]["total"] < records[0]["loss_mean"]["total"]
+
+
+def test_a_rate_check_moves_a_rate_far_too_low_up_through_the_trainer(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The operator's rate check on a Trainer at a hundredth of the rate that trains its
+    model well: judged on the first batches of the Trainer's evaluation data, a higher
+    rate wins clearly; the optimizer and scheduler train on at the rate chosen."""
+    spec: dict[str, Any] = {
+        "model": {"family": "custom"},
+        "training": {"maxSteps": 150, "hyperparameters": {"learningRate": 0.00003}},
+    }
+    job = Job(monkeypatch, tmp_path, spec)
+
+    def check(milestones: int) -> None:  # as the operator's rate check
+        if milestones == 1:
+            spec["commands"] = [{"id": "r1-0", "action": "probe_learning_rate", "searchSteps": 20}]
+            job.write(2)
+
+    rates: dict[int, float] = {}
+    report = Reporter.step
+
+    def step_and_keep_rate(self: Reporter, step: int, loss: Any, **figures: Any) -> None:
+        report(self, step, loss, **figures)
+        rates[step] = float(figures["learning_rates"])
+
+    monkeypatch.setattr(Reporter, "step", step_and_keep_rate)
+    records = run(monkeypatch, "--steps", "150", "--interval", "50", between=check)
+    probed = records[1]["learning_rate_search"]
+    assert probed["factor"] >= 10.0, probed
+    assert probed["steps"] == 20 * len(probed["losses"])
+    # The schedule (10 warm-up steps, then linear decay to 0 at step 150) from the new
+    # peak; the rate logged at a step is the one its update used (the step before's).
+    for step, peak in ((75, 0.00003), (125, 0.00003 * probed["factor"])):
+        assert rates[step] == pytest.approx(peak * (151 - step) / 140, rel=0.01), step
+    assert records[2].get("origin_step", 0) == 0  # trained on, not afresh
 
 
 def test_a_rollback_loads_the_checkpoint_at_its_step_and_keeps_the_rates_in_force(

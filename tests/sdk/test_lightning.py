@@ -14,7 +14,7 @@ import yaml
 from gentrain_operator import trainer_config
 from gentrain_operator.diagnosis import diagnose
 from gentrain_sdk import Reporter
-from tests.support.programs import EXAMPLES, Job, rollbacks, run_program
+from tests.support.programs import EXAMPLES, Job, final_validation_loss, rollbacks, run_program
 
 pytest.importorskip("lightning")
 EXAMPLE = EXAMPLES / "lightning_regression.py"
@@ -70,6 +70,7 @@ def test_the_jobs_changes_and_a_search_reach_the_trainer(
         "cut_lr",
         "enable_clipping",
         "lower_lr",
+        "probe_learning_rate",
         "reinitialize",
         "rollback",
         "rollback_skip_batches",
@@ -81,6 +82,46 @@ def test_the_jobs_changes_and_a_search_reach_the_trainer(
     assert records[2]["origin_step"] == 200  # started afresh at the second milestone
     assert records[1]["hyperparameters"]["gradientClip"] == 1.0
     assert records[-1]["validation_loss"] < 0.3 * records[-1]["baseline_loss"]
+
+
+def test_a_rate_check_moves_a_rate_far_too_low_up_through_the_trainer(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The operator's rate check on a Lightning module at a hundredth of the rate that
+    trains it well: judged on the validation data, ten times the rate wins, and so does a
+    hundred times; the Trainer trains on at the rate chosen."""
+    spec: dict[str, Any] = {
+        "model": {"family": "custom"},
+        "training": {"maxSteps": 400, "hyperparameters": {"learningRate": 0.00003}},
+    }
+    job = Job(monkeypatch, tmp_path, spec)
+
+    def check(milestones: int) -> None:  # as the operator's rate check
+        if milestones == 1:
+            spec["commands"] = [{"id": "r1-0", "action": "probe_learning_rate", "searchSteps": 20}]
+            job.write(2)
+
+    rates: dict[int, float] = {}
+    report = Reporter.step
+
+    def step_and_keep_rate(self: Reporter, step: int, loss: Any, **figures: Any) -> None:
+        report(self, step, loss, **figures)
+        rates[step] = float(figures["learning_rates"])
+
+    monkeypatch.setattr(Reporter, "step", step_and_keep_rate)
+    records = run(monkeypatch, "--steps", "400", between=check)
+    probed = records[1]["learning_rate_search"]
+    assert set(probed["losses"]) == {"10", "1", "100"}, probed
+    assert probed["factor"] == 100.0, probed
+    assert probed["steps"] == 20 * 3
+    assert rates[150] == pytest.approx(0.00003)
+    assert rates[250] == pytest.approx(0.003)
+    assert "origin_step" not in records[2] or records[2]["origin_step"] == 0  # not afresh
+    checked = records[-1]["validation_loss"]
+    untouched = final_validation_loss(
+        monkeypatch, EXAMPLE, "--steps", "400", "--learning-rate", "0.00003"
+    )
+    assert checked < 0.5 * untouched, (checked, untouched)
 
 
 def test_a_rollback_loads_the_checkpoint_at_its_step_and_keeps_the_jobs_rate(

@@ -138,3 +138,67 @@ def test_a_search_handlers_result_reaches_the_milestone_the_operator_reads(
     reporter.milestone(20)
     again = snapshot.milestone(snapshot.parse(reporter.exposition(), 0.0))
     assert again is not None and "learning_rate_search" not in again  # reported once
+
+
+def held_out_of(rate: float) -> tuple[torch.nn.Module, torch.optim.Optimizer, list[Any], list[Any]]:
+    """The regression at `rate`, three steps in, and held-out batches of the same task."""
+    model, optimizer, batches = regression(rate)
+    torch.manual_seed(1)
+    inputs = torch.randn(4 * 64, 8)
+    # The same target function: regression() draws its weights right after its inputs.
+    torch.manual_seed(0)
+    torch.randn(25 * 64, 8)
+    weights = torch.randn(8, 1)
+    held_out = list(zip(inputs.split(64), torch.sin(inputs @ weights / 2).split(64), strict=True))
+    for batch in batches[:3]:
+        optimizer.zero_grad()
+        loss_of(model)(batch).backward()
+        optimizer.step()
+    return model, optimizer, batches, held_out
+
+
+def test_a_rate_check_moves_a_rate_far_too_low_up_and_leaves_the_run_as_it_was() -> None:
+    """The rate check (`probe_learning_rate`) on a program's own model: the rate in force
+    and ten times it, from the run's weights, judged on held-out batches; x10 wins
+    clearly, so x100 is tried too (Adam fits this at 0.003)."""
+    model, optimizer, batches, held_out = held_out_of(0.00003)
+    weights = copy.deepcopy(model.state_dict())
+    state = copy.deepcopy(optimizer.state_dict())
+    model.eval()  # left as the framework's evaluation left it
+    result = rate_search.probe_torch(model, optimizer, loss_of(model), batches, held_out)
+    assert list(result.losses) == [*rate_search.PROBE_FACTORS, *rate_search.PROBE_BEYOND]
+    assert result.factor == 100.0, result.losses
+    assert result.losses[100.0] < 0.8 * result.losses[1.0]
+    assert result.trained_steps == 25 * 3
+    for name, value in model.state_dict().items():
+        assert torch.equal(value, weights[name]), name
+    assert optimizer.param_groups[0]["lr"] == 0.00003
+    assert torch.equal(optimizer.state_dict()["state"][0]["exp_avg"], state["state"][0]["exp_avg"])
+    assert not model.training
+
+
+def test_a_rate_check_keeps_a_rate_that_trains_well() -> None:
+    """At 0.03 this model trains well; ten times that does worse on held-out data."""
+    model, optimizer, batches, held_out = held_out_of(0.03)
+    result = rate_search.probe_torch(model, optimizer, loss_of(model), batches, held_out)
+    assert list(result.losses) == list(rate_search.PROBE_FACTORS)
+    assert result.losses[10.0] > result.losses[1.0]
+    assert result.factor == 1.0
+    assert optimizer.param_groups[0]["lr"] == 0.03
+
+
+def test_a_rate_check_is_judged_on_the_held_out_batches_it_is_given() -> None:
+    """Each candidate's figure is the mean loss over the held-out batches after its steps,
+    with the same random state for every candidate: the rate in force, computed here
+    by training it by hand, gives the same figure."""
+    model, optimizer, batches, held_out = held_out_of(0.003)
+    result = rate_search.probe_torch(model, optimizer, loss_of(model), batches, held_out)
+    for batch in batches:
+        optimizer.zero_grad()
+        loss_of(model)(batch).backward()
+        optimizer.step()
+    with torch.no_grad():
+        by_hand = sum(float(loss_of(model)(batch)) for batch in held_out) / len(held_out)
+    assert result.losses[1.0] == pytest.approx(by_hand, rel=1e-6)
+    with pytest.raises(ValueError, match="no held-out batches"):
+        rate_search.probe_torch(model, optimizer, loss_of(model), batches, [])

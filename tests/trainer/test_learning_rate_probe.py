@@ -44,7 +44,7 @@ def transformer(**hyperparameters: Any) -> dict[str, Any]:
     ],
 )
 def test_another_rate_only_when_it_wins_clearly(losses: dict[float, float], chosen: float) -> None:
-    assert learning_rate_search.choose_probe(losses, margin=0.02) == chosen
+    assert rate_search.choose_probe(losses, margin=0.02) == chosen
 
 
 def test_the_probe_leaves_the_run_as_it_was_and_repeats_itself(make_trainer: MakeTrainer) -> None:
@@ -68,8 +68,8 @@ def test_the_probe_leaves_the_run_as_it_was_and_repeats_itself(make_trainer: Mak
     first, second = once(), once()
     assert first.losses == second.losses and first.factor == second.factor
     tried = list(first.losses)  # x100 too where x10 won (this early, it may)
-    assert tried[:2] == list(learning_rate_search.PROBE_FACTORS)
-    assert tried[2:] in ([], list(learning_rate_search.PROBE_BEYOND))
+    assert tried[:2] == list(rate_search.PROBE_FACTORS)
+    assert tried[2:] in ([], list(rate_search.PROBE_BEYOND))
     assert first.trained_steps == 4 * len(tried)
     after = trainer.family.model.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)
@@ -107,9 +107,9 @@ def test_a_far_too_low_rate_is_probed_up_and_the_run_goes_on_from_its_weights(
     assert trainer.origin == 0 and trainer.step == 20  # no fresh start, no run step trained
     series = trainer.collector.milestone
     losses = series["gentrain_milestone_learning_rate_search_loss"]
-    tried = (*learning_rate_search.PROBE_FACTORS, *learning_rate_search.PROBE_BEYOND)
+    tried = (*rate_search.PROBE_FACTORS, *rate_search.PROBE_BEYOND)
     assert set(losses) == {(f"{f:g}",) for f in tried}
-    assert losses[("10",)] < losses[("1",)] * (1 - learning_rate_search.PROBE_MARGIN_UP)
+    assert losses[("10",)] < losses[("1",)] * (1 - rate_search.PROBE_MARGIN_UP)
     assert losses[("100",)] < losses[("10",)]
     assert series["gentrain_milestone_learning_rate_search_steps"] == {(): 20.0 * 3}
     trainer.train_one()

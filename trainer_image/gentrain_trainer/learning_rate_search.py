@@ -1,7 +1,7 @@
 """The `search_learning_rate` and `probe_learning_rate` commands on a built-in family.
 
-The range test itself — candidates, score, choice, and why — is gentrain_sdk.rate_search,
-shared with users' programs. Here: the family's own training step and judged loss, the
+The range test and the rate check themselves — candidates, score, choice, and why — are
+gentrain_sdk.rate_search, shared with users' programs. Here: the family's own training step and judged loss, the
 probe's noise and batches replayed for every candidate, and the rate check (`probe`),
 which judges candidates on held-out data from the run's current weights.
 """
@@ -15,25 +15,21 @@ from typing import Any
 
 import torch
 
-from gentrain_sdk.rate_search import FACTORS, SearchResult, beyond, choose, tail_mean, within
+from gentrain_sdk.rate_search import (
+    FACTORS,
+    PROBE_BEYOND,
+    PROBE_FACTORS,
+    SearchResult,
+    beyond,
+    choose,
+    choose_probe,
+    tail_mean,
+    within,
+)
 
 from .datasets import Batch
 from .families import Family
 
-# The rate check (`probe`): from the run's current weights, a tenfold step up. Not down:
-# so short a probe favours a lower rate whatever the right one (a tenth of a healthy
-# transformer's rate "won" by 2.6% at step 200 of 800, a healthy DDPM's by 1.7: the first
-# dip of an annealing that costs more than it gains over the rest of the run), no
-# calibration case needed it (rates too high are NotLearning's and AttentionCollapse's,
-# whose fresh start searches down), and the one run it moved down ended worse than left
-# alone (a DDPM with a linear schedule, FID 208 against 187).
-PROBE_FACTORS = (10.0, 1.0)
-# x10 winning the check clearly: the rate may be a hundred times too low (see BEYOND).
-PROBE_BEYOND = (100.0,)
-# A candidate must beat the rate in force on held-out data by this much (relative) to be
-# taken. A higher rate never wins by accident (x10 is 4-45% worse on every healthy run of
-# the calibration set).
-PROBE_MARGIN_UP = 0.02
 # A probe that moves the rate up this much or more also restarts the optimizer's moments
 # (where the family does). At a rate ten or more times too low the weights hardly moved,
 # but Adam's second moments still hold the large gradients of where training began, for
@@ -162,16 +158,3 @@ def probe(
     if more := beyond(losses, choose_probe(losses), PROBE_BEYOND):
         losses |= train(more)
     return SearchResult(losses, choose_probe(losses), steps)
-
-
-def choose_probe(losses: dict[float, float], margin: float = PROBE_MARGIN_UP) -> float:
-    """The candidate with the lowest held-out loss if it beats the configured rate's by
-    more than `margin` (relative), else the configured rate (x1): a healthy run should be
-    left alone, and a rate in force that diverged in the probe is for the divergence
-    rules, not a reason to go higher."""
-    current = losses.get(1.0, math.inf)
-    others = {f: v for f, v in losses.items() if f != 1.0 and math.isfinite(v)}
-    if not others or not math.isfinite(current):
-        return 1.0
-    best = min(sorted(others), key=lambda f: others[f])
-    return best if others[best] < current * (1 - margin) else 1.0
