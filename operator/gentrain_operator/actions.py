@@ -60,6 +60,21 @@ def hp(spec: Mapping[str, Any], name: str, family_defaults: Mapping[str, Any]) -
     return value if value is not None else family_defaults.get(name, DEFAULTS.get(name))
 
 
+def tilted_towards_discriminator(
+    spec: Mapping[str, Any], family_defaults: Mapping[str, Any]
+) -> bool:
+    """Whether the spec itself hands the discriminator the game, in a way the first rungs of
+    DiscriminatorOverpowering undo: the saturating (minimax) loss, a discriminator rate
+    above the generator's, or several discriminator steps under a loss other than WGAN's."""
+    if spec["model"]["family"] != "gan":
+        return False
+    loss = hp(spec, "ganLoss", family_defaults)
+    steps = int(hp(spec, "discriminatorSteps", family_defaults) or 1)
+    g = hp(spec, "generatorLearningRate", family_defaults)
+    d = hp(spec, "discriminatorLearningRate", family_defaults)
+    return loss == "minimax" or (steps > 1 and loss != "wgan_gp") or float(d) > float(g)
+
+
 def learning_rate_fields(family: str) -> list[str]:
     return (
         ["generatorLearningRate", "discriminatorLearningRate"]

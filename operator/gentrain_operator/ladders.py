@@ -4,7 +4,7 @@ applied together; policy.py plans and guards them."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .diagnosis import Finding
@@ -31,6 +31,7 @@ PRIORITY = (
     "StaleEMA",
     "Overfitting",
 )
+
 # Findings about how the run began, not about the window they are reported with (weight
 # growth is a figure of the weights' first updates, exported at every milestone from then
 # on): they make no checkpoint suspect as a rollback target.
@@ -192,3 +193,28 @@ def ladder(finding: Finding, spec: Mapping[str, Any]) -> Ladder | None:
     if finding.kind == "PosteriorCollapse" and _kl_weight(spec) <= 1.0:
         return LADDERS["PosteriorCollapse/natural-weight"]
     return LADDERS.get(f"{finding.kind}/{spec['model']['family']}") or LADDERS.get(finding.kind)
+
+
+def ordered(findings: Sequence[Finding], tilted: bool) -> list[Finding]:
+    """The findings in PRIORITY's order — but where the spec does not tilt the game
+    towards the discriminator (`tilted`: the causes the overpowering ladder's first rungs
+    undo) and an explosion comes with weights grown past their initial scale
+    (weight_growth.grown_gan_explodes), DiscriminatorOverpowering waits behind the
+    explosion. Rates too high for both players let the discriminator win too; with no
+    tilt to undo, its ladder has only a slower discriminator and another loss to offer,
+    which leave the rate that grew the weights in force. (An unconstrained critic still
+    comes before either.) Prompted by the evaluation 25-mode grid at 20x, seed 3: both
+    findings at 800, the discriminator slowed, then another loss, 0 of 25 modes at the
+    end against 1 left alone, where its other seeds, whose first milestone showed the
+    explosion alone, were started afresh at a tenth. What it changed on both sets:
+    docs/diagnosis-calibration.md, session 45."""
+    grown = any(
+        f.kind == "ExplodingGradients" and f.evidence.get("weights_grown") for f in findings
+    )
+
+    def rank(finding: Finding) -> float:
+        if finding.kind == "DiscriminatorOverpowering" and grown and not tilted:
+            return PRIORITY.index("ExplodingGradients") + 0.5
+        return PRIORITY.index(finding.kind)
+
+    return sorted((f for f in findings if f.kind in PRIORITY), key=rank)

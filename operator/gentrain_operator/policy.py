@@ -26,9 +26,10 @@ from .actions import (
     apply_changes,
     hp,
     plan_actions,
+    tilted_towards_discriminator,
 )
 from .diagnosis import Finding
-from .ladders import LADDERS, PRIORITY, Ladder, ladder
+from .ladders import LADDERS, PRIORITY, Ladder, ladder, ordered
 
 __all__ = ["LADDERS", "PRIORITY", "Ladder", "apply_to_spec", "decide", "ladder"]
 
@@ -171,9 +172,9 @@ def decide(
     ):
         decision.waiting = f"cooling down after {records[-1]['id']}"
         return decision
-    actionable = sorted(
-        (f for f in findings if f.severity != "info" and f.kind in PRIORITY),
-        key=lambda f: PRIORITY.index(f.kind),
+    actionable = ordered(
+        [f for f in findings if f.severity != "info"],
+        tilted_towards_discriminator(spec, family_defaults),
     )
     if not actionable:
         decision.plan = _rate_check(records, spec, milestone, family_defaults, context)
