@@ -22,6 +22,7 @@ PRIORITY = (
     # learning, so its median gradient vanishes and the window's largest reads as an
     # explosion against it (evaluation zoo's image GAN, first milestone: accuracy 0.99,
     # largest/median 150-300x); clipping treats that symptom and the game stays lost.
+    # Not where the weights grew too and the spec does not tilt the game: see ordered().
     "DiscriminatorOverpowering",
     # Before the gradients too: an unconstrained critic's gradients grow with it, and
     # clipping them leaves the cause in the spec.
@@ -31,7 +32,6 @@ PRIORITY = (
     "StaleEMA",
     "Overfitting",
 )
-
 # Findings about how the run began, not about the window they are reported with (weight
 # growth is a figure of the weights' first updates, exported at every milestone from then
 # on): they make no checkpoint suspect as a rollback target.

@@ -14,8 +14,7 @@ import yaml
 
 from gentrain_operator import trainer_config
 from gentrain_operator.diagnosis import diagnose
-from gentrain_sdk import Reporter
-from tests.support.programs import EXAMPLES, Job, rollbacks, run_program
+from tests.support.programs import EXAMPLES, Job, rates_reported, rollbacks, run_program
 
 EXAMPLE = EXAMPLES / "huggingface_gpt2.py"
 
@@ -51,14 +50,7 @@ def test_the_jobs_rate_reaches_the_optimizer_and_scheduler(
 
     write(1, 0.5)
     monkeypatch.setenv("GENTRAIN_CONFIG", str(config))
-    rates: dict[int, float] = {}
-    report = Reporter.step
-
-    def step_and_keep_rate(self: Reporter, step: int, loss: Any, **figures: Any) -> None:
-        report(self, step, loss, **figures)
-        rates[step] = float(figures["learning_rates"])
-
-    monkeypatch.setattr(Reporter, "step", step_and_keep_rate)
+    rates = rates_reported(monkeypatch)
     # The operator cuts the rate tenfold after the first milestone; the program takes the
     # change up at its next milestone, as the built-in trainer does.
     records = run(
@@ -105,14 +97,7 @@ def test_a_rate_check_moves_a_rate_far_too_low_up_through_the_trainer(
             spec["commands"] = [{"id": "r1-0", "action": "probe_learning_rate", "searchSteps": 20}]
             job.write(2)
 
-    rates: dict[int, float] = {}
-    report = Reporter.step
-
-    def step_and_keep_rate(self: Reporter, step: int, loss: Any, **figures: Any) -> None:
-        report(self, step, loss, **figures)
-        rates[step] = float(figures["learning_rates"])
-
-    monkeypatch.setattr(Reporter, "step", step_and_keep_rate)
+    rates = rates_reported(monkeypatch)
     records = run(monkeypatch, "--steps", "150", "--interval", "50", between=check)
     probed = records[1]["learning_rate_search"]
     assert probed["factor"] >= 10.0, probed

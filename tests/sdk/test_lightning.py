@@ -13,8 +13,14 @@ import yaml
 
 from gentrain_operator import trainer_config
 from gentrain_operator.diagnosis import diagnose
-from gentrain_sdk import Reporter
-from tests.support.programs import EXAMPLES, Job, final_validation_loss, rollbacks, run_program
+from tests.support.programs import (
+    EXAMPLES,
+    Job,
+    final_validation_loss,
+    rates_reported,
+    rollbacks,
+    run_program,
+)
 
 pytest.importorskip("lightning")
 EXAMPLE = EXAMPLES / "lightning_regression.py"
@@ -56,14 +62,7 @@ def test_the_jobs_changes_and_a_search_reach_the_trainer(
             ]
             config.write_text(yaml.safe_dump(trainer_config.render(spec, 2)))
 
-    rates: dict[int, float] = {}
-    report = Reporter.step
-
-    def step_and_keep_rate(self: Reporter, step: int, loss: Any, **figures: Any) -> None:
-        report(self, step, loss, **figures)
-        rates[step] = float(figures["learning_rates"])
-
-    monkeypatch.setattr(Reporter, "step", step_and_keep_rate)
+    rates = rates_reported(monkeypatch)
     records = run(monkeypatch, "--steps", "400", between=remediate)
     assert rates[50] == pytest.approx(1.0)  # the job's rate from the start
     assert records[0]["supported_actions"] == [
@@ -101,14 +100,7 @@ def test_a_rate_check_moves_a_rate_far_too_low_up_through_the_trainer(
             spec["commands"] = [{"id": "r1-0", "action": "probe_learning_rate", "searchSteps": 20}]
             job.write(2)
 
-    rates: dict[int, float] = {}
-    report = Reporter.step
-
-    def step_and_keep_rate(self: Reporter, step: int, loss: Any, **figures: Any) -> None:
-        report(self, step, loss, **figures)
-        rates[step] = float(figures["learning_rates"])
-
-    monkeypatch.setattr(Reporter, "step", step_and_keep_rate)
+    rates = rates_reported(monkeypatch)
     records = run(monkeypatch, "--steps", "400", between=check)
     probed = records[1]["learning_rate_search"]
     assert set(probed["losses"]) == {"10", "1", "100"}, probed

@@ -39,6 +39,19 @@ def run_program(
     return records
 
 
+def rates_reported(monkeypatch: pytest.MonkeyPatch) -> dict[int, float]:
+    """The learning rate each step reported (filled in as the program runs)."""
+    rates: dict[int, float] = {}
+    report = Reporter.step
+
+    def step_and_keep_rate(self: Reporter, step: int, loss: Any, **figures: Any) -> None:
+        report(self, step, loss, **figures)
+        rates[step] = float(figures["learning_rates"])
+
+    monkeypatch.setattr(Reporter, "step", step_and_keep_rate)
+    return rates
+
+
 def final_validation_loss(monkeypatch: pytest.MonkeyPatch, program: Path, *argv: str) -> float:
     """`program` run untouched by any operator (no configuration): its last milestone's
     validation loss."""

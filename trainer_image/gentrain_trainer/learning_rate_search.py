@@ -1,9 +1,10 @@
 """The `search_learning_rate` and `probe_learning_rate` commands on a built-in family.
 
 The range test and the rate check themselves — candidates, score, choice, and why — are
-gentrain_sdk.rate_search, shared with users' programs. Here: the family's own training step and judged loss, the
-probe's noise and batches replayed for every candidate, and the rate check (`probe`),
-which judges candidates on held-out data from the run's current weights.
+gentrain_sdk.rate_search, shared with users' programs. Here: the family's own training
+step and judged loss, the probe's noise and batches replayed for every candidate, and the
+rate check (`probe`), which judges candidates on held-out data from the run's current
+weights.
 """
 
 from __future__ import annotations
