@@ -14,7 +14,14 @@ import yaml
 
 from gentrain_operator import trainer_config
 from gentrain_operator.diagnosis import diagnose
-from tests.support.programs import EXAMPLES, Job, rates_reported, rollbacks, run_program
+from tests.support.programs import (
+    EXAMPLES,
+    Job,
+    rate_checked_after_first_milestone,
+    rates_reported,
+    rollbacks,
+    run_program,
+)
 
 EXAMPLE = EXAMPLES / "huggingface_gpt2.py"
 
@@ -86,16 +93,7 @@ def test_a_rate_check_moves_a_rate_far_too_low_up_through_the_trainer(
     """The operator's rate check on a Trainer at a hundredth of the rate that trains its
     model well: judged on the first batches of the Trainer's evaluation data, a higher
     rate wins clearly; the optimizer and scheduler train on at the rate chosen."""
-    spec: dict[str, Any] = {
-        "model": {"family": "custom"},
-        "training": {"maxSteps": 150, "hyperparameters": {"learningRate": 0.00003}},
-    }
-    job = Job(monkeypatch, tmp_path, spec)
-
-    def check(milestones: int) -> None:  # as the operator's rate check
-        if milestones == 1:
-            spec["commands"] = [{"id": "r1-0", "action": "probe_learning_rate", "searchSteps": 20}]
-            job.write(2)
+    check = rate_checked_after_first_milestone(monkeypatch, tmp_path, 150, 0.00003)
 
     rates = rates_reported(monkeypatch)
     records = run(monkeypatch, "--steps", "150", "--interval", "50", between=check)

@@ -17,6 +17,7 @@ from tests.support.programs import (
     EXAMPLES,
     Job,
     final_validation_loss,
+    rate_checked_after_first_milestone,
     rates_reported,
     rollbacks,
     run_program,
@@ -89,16 +90,7 @@ def test_a_rate_check_moves_a_rate_far_too_low_up_through_the_trainer(
     """The operator's rate check on a Lightning module at a hundredth of the rate that
     trains it well: judged on the validation data, ten times the rate wins, and so does a
     hundred times; the Trainer trains on at the rate chosen."""
-    spec: dict[str, Any] = {
-        "model": {"family": "custom"},
-        "training": {"maxSteps": 400, "hyperparameters": {"learningRate": 0.00003}},
-    }
-    job = Job(monkeypatch, tmp_path, spec)
-
-    def check(milestones: int) -> None:  # as the operator's rate check
-        if milestones == 1:
-            spec["commands"] = [{"id": "r1-0", "action": "probe_learning_rate", "searchSteps": 20}]
-            job.write(2)
+    check = rate_checked_after_first_milestone(monkeypatch, tmp_path, 400, 0.00003)
 
     rates = rates_reported(monkeypatch)
     records = run(monkeypatch, "--steps", "400", between=check)

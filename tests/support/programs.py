@@ -86,3 +86,22 @@ def rollbacks(early: int, late: int) -> list[dict[str, Any]]:
         {"id": "r1-early", "action": "rollback", "step": early},
         {"id": "r1-rollback", "action": "rollback", "step": late},
     ]
+
+
+def rate_checked_after_first_milestone(
+    monkeypatch: pytest.MonkeyPatch, directory: Path, max_steps: int, rate: float
+) -> Callable[[int], None]:
+    """A custom job at `rate` (its configuration written); what to run between milestones
+    to send it the operator's rate check after the first (20 probe steps per candidate)."""
+    spec: dict[str, Any] = {
+        "model": {"family": "custom"},
+        "training": {"maxSteps": max_steps, "hyperparameters": {"learningRate": rate}},
+    }
+    job = Job(monkeypatch, directory, spec)
+
+    def check(milestones: int) -> None:
+        if milestones == 1:
+            spec["commands"] = [{"id": "r1-0", "action": "probe_learning_rate", "searchSteps": 20}]
+            job.write(2)
+
+    return check
