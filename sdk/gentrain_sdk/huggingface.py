@@ -28,6 +28,7 @@ from __future__ import annotations
 import itertools
 import logging
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -97,38 +98,45 @@ class GentrainCallback(TrainerCallback):  # type: ignore[misc]  # transformers i
         ) * factor
 
     def _search(self, command: Order) -> rate_search.SearchResult:
-        batches = list(itertools.islice(iter(self.train_data), command.search_steps))
-        clip = float(self.trainer_args.max_grad_norm or 0) or None
-        # accelerate's wrapper steps only at gradient-accumulation boundaries: the torch one.
-        optimizer = getattr(self.optimizer, "optimizer", self.optimizer)
-        result = rate_search.search_torch(
-            self.model,
-            optimizer,
-            lambda batch: self.model(**batch).loss,
-            batches,
-            clip=clip,
-            max_factor=command.max_factor,
+        return self._with_model(
+            lambda optimizer, loss_of, clip: rate_search.search_torch(
+                self.model,
+                optimizer,
+                loss_of,
+                self._next_batches(command.search_steps),
+                clip=clip,
+                max_factor=command.max_factor,
+            )
         )
-        self._scale(result.factor)
-        return result
 
     def _probe(self, command: Order) -> rate_search.SearchResult:
         if self.eval_data is None:
             raise ValueError("probe: the Trainer has evaluated no data to judge rates on")
-        device = self.model.device
-        held_out = [
-            {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
-            for batch in itertools.islice(iter(self.eval_data), rate_search.HELD_OUT_BATCHES)
-        ]
-        clip = float(self.trainer_args.max_grad_norm or 0) or None
-        result = rate_search.probe_torch(
-            self.model,
-            getattr(self.optimizer, "optimizer", self.optimizer),
-            lambda batch: self.model(**batch).loss,
-            list(itertools.islice(iter(self.train_data), command.search_steps)),
-            held_out,
-            clip=clip,
+        # The Trainer's dataloaders (accelerate's) hand out batches already on the device.
+        held_out = list(itertools.islice(iter(self.eval_data), rate_search.HELD_OUT_BATCHES))
+        return self._with_model(
+            lambda optimizer, loss_of, clip: rate_search.probe_torch(
+                self.model,
+                optimizer,
+                loss_of,
+                self._next_batches(command.search_steps),
+                held_out,
+                clip=clip,
+            )
         )
+
+    def _next_batches(self, count: int) -> list[Any]:
+        return list(itertools.islice(iter(self.train_data), count))
+
+    def _with_model(
+        self, run: Callable[[Any, Callable[[Any], Any], float | None], rate_search.SearchResult]
+    ) -> rate_search.SearchResult:
+        """`run(optimizer, loss_of, clip)` with the model's own loss and the Trainer's
+        clipping; the rates scaled by the factor it chose."""
+        clip = float(self.trainer_args.max_grad_norm or 0) or None
+        # accelerate's wrapper steps only at gradient-accumulation boundaries: the torch one.
+        optimizer = getattr(self.optimizer, "optimizer", self.optimizer)
+        result = run(optimizer, lambda batch: self.model(**batch).loss, clip)
         self._scale(result.factor)
         return result
 

@@ -198,27 +198,19 @@ def search_torch(
     each candidate (the optimizer's rates times a factor, none over `max_factor`: the
     command's) trains `batches` in order — `loss_of(batch)` is the loss to minimise — with
     the same random state; then weights, optimizer state and rates are put back. Needs
-    torch (imported here: the rest of the SDK does not)."""
-    import torch
-
+    torch (the rest of the SDK does not)."""
     if not batches:
         raise ValueError("search: no batches to train the candidates on")
-    start = _Start(model, optimizer)
-    losses: dict[float, float] = {}
-
-    def train(candidates: Sequence[float]) -> None:
-        for factor in candidates:
-            start.restore(rate_factor=factor)
-            losses[float(factor)] = tail_mean(_train(model, optimizer, loss_of, batches, clip))
-
-    # A milestone may be taken inside the framework's evaluation (Lightning validates
-    # under inference mode): the candidates train, so gradients are on here.
-    with torch.inference_mode(False), torch.enable_grad():
-        try:
-            train(within(factors, max_factor))
-            train(beyond(losses, choose(losses), max_factor=max_factor))
-        finally:
-            start.restore()
+    losses = _candidates(
+        model,
+        optimizer,
+        loss_of,
+        batches,
+        clip,
+        within(factors, max_factor),
+        lambda first: beyond(first, choose(first), max_factor=max_factor),
+        tail_mean,
+    )
     return SearchResult(losses, choose(losses), len(batches))
 
 
@@ -246,30 +238,63 @@ def probe_torch(
         raise ValueError("probe: no batches to train the candidates on")
     if not held_out:
         raise ValueError("probe: no held-out batches to judge the candidates on")
+    generator = torch.get_rng_state()  # the held-out noise: the same for every candidate
+
+    def judged(trained: list[float]) -> float:
+        if not all(map(math.isfinite, trained)):
+            return math.inf
+        model.eval()
+        torch.set_rng_state(generator)
+        with torch.no_grad():
+            mean = statistics.mean(float(loss_of(batch)) for batch in held_out)
+        return mean if math.isfinite(mean) else math.inf
+
+    losses = _candidates(
+        model,
+        optimizer,
+        loss_of,
+        batches,
+        clip,
+        PROBE_FACTORS,
+        lambda first: beyond(first, choose_probe(first), PROBE_BEYOND),
+        judged,
+    )
+    return SearchResult(losses, choose_probe(losses), len(batches))
+
+
+def _candidates(
+    model: Any,
+    optimizer: Any,
+    loss_of: Callable[[Any], Any],
+    batches: Sequence[Any],
+    clip: float | None,
+    first: Sequence[float],
+    then: Callable[[dict[float, float]], Sequence[float]],
+    score: Callable[[list[float]], float],
+) -> dict[float, float]:
+    """Each factor of `first`, then of `then(their scores)`, trains `batches` from the
+    model's current weights and optimizer state with the same random state, and is scored
+    by `score(its training losses)`; then weights, optimizer state and rates are put back.
+    Needs torch (imported here: the rest of the SDK does not)."""
+    import torch
+
     start = _Start(model, optimizer)
     losses: dict[float, float] = {}
 
-    def judged() -> float:
-        model.eval()
-        torch.set_rng_state(start.generator)
-        with torch.no_grad():
-            values = [float(loss_of(batch)) for batch in held_out]
-        mean = statistics.mean(values)
-        return mean if math.isfinite(mean) else math.inf
-
-    def train(candidates: Sequence[float]) -> None:
-        for factor in candidates:
+    def train(factors: Sequence[float]) -> None:
+        for factor in factors:
             start.restore(rate_factor=factor)
-            trained = _train(model, optimizer, loss_of, batches, clip)
-            losses[float(factor)] = judged() if all(map(math.isfinite, trained)) else math.inf
+            losses[float(factor)] = score(_train(model, optimizer, loss_of, batches, clip))
 
+    # A milestone may be taken inside the framework's evaluation (Lightning validates
+    # under inference mode): the candidates train, so gradients are on here.
     with torch.inference_mode(False), torch.enable_grad():
         try:
-            train(PROBE_FACTORS)
-            train(beyond(losses, choose_probe(losses), PROBE_BEYOND))
+            train(first)
+            train(then(losses))
         finally:
             start.restore()
-    return SearchResult(losses, choose_probe(losses), len(batches))
+    return losses
 
 
 class _Start:
