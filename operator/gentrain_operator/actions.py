@@ -60,19 +60,31 @@ def hp(spec: Mapping[str, Any], name: str, family_defaults: Mapping[str, Any]) -
     return value if value is not None else family_defaults.get(name, DEFAULTS.get(name))
 
 
+def extra_discriminator_steps(spec: Mapping[str, Any], family_defaults: Mapping[str, Any]) -> bool:
+    """Several discriminator steps per generator step under a loss other than WGAN's
+    (several critic steps are WGAN's recipe; with any other loss they hand the
+    discriminator the game)."""
+    steps = int(hp(spec, "discriminatorSteps", family_defaults) or 1)
+    return steps > 1 and hp(spec, "ganLoss", family_defaults) != "wgan_gp"
+
+
+def faster_discriminator(spec: Mapping[str, Any], family_defaults: Mapping[str, Any]) -> bool:
+    g = hp(spec, "generatorLearningRate", family_defaults)
+    d = hp(spec, "discriminatorLearningRate", family_defaults)
+    return float(g) < float(d)
+
+
 def tilted_towards_discriminator(
     spec: Mapping[str, Any], family_defaults: Mapping[str, Any]
 ) -> bool:
     """Whether the spec itself hands the discriminator the game, in a way the first rungs of
     DiscriminatorOverpowering undo: the saturating (minimax) loss, a discriminator rate
     above the generator's, or several discriminator steps under a loss other than WGAN's."""
-    if spec["model"]["family"] != "gan":
-        return False
-    loss = hp(spec, "ganLoss", family_defaults)
-    steps = int(hp(spec, "discriminatorSteps", family_defaults) or 1)
-    g = hp(spec, "generatorLearningRate", family_defaults)
-    d = hp(spec, "discriminatorLearningRate", family_defaults)
-    return loss == "minimax" or (steps > 1 and loss != "wgan_gp") or float(d) > float(g)
+    return spec["model"]["family"] == "gan" and (
+        hp(spec, "ganLoss", family_defaults) == "minimax"
+        or extra_discriminator_steps(spec, family_defaults)
+        or faster_discriminator(spec, family_defaults)
+    )
 
 
 def learning_rate_fields(family: str) -> list[str]:
@@ -164,11 +176,7 @@ def plan_actions(
         elif action == "lower_discriminator_lr":
             ok = family == "gan" and halve("discriminatorLearningRate")
         elif action == "one_discriminator_step":
-            # Several critic steps are WGAN's recipe; with any other loss they hand the
-            # discriminator the game.
-            steps = int(hp(spec, "discriminatorSteps", family_defaults) or 1)
-            loss = hp(spec, "ganLoss", family_defaults)
-            ok = family == "gan" and steps > 1 and loss != "wgan_gp"
+            ok = family == "gan" and extra_discriminator_steps(spec, family_defaults)
             ok = ok and change("discriminatorSteps", 1)
         elif action == "balance_learning_rates":
             # A generator learning slower than its discriminator gets the same rate. Where
@@ -180,9 +188,12 @@ def plan_actions(
             # ended with 0 modes against 3 left alone; the healthy 25-mode hinge GAN, seed
             # 2, was restarted with WGAN-GP at 400 (0 modes either way). No calibration run
             # reaches this rung with equal rates.
-            g = hp(spec, "generatorLearningRate", family_defaults)
             d = hp(spec, "discriminatorLearningRate", family_defaults)
-            ok = family == "gan" and g < d and change("generatorLearningRate", d)
+            ok = (
+                family == "gan"
+                and faster_discriminator(spec, family_defaults)
+                and change("generatorLearningRate", d)
+            )
         elif action == "enable_clipping":
             clip = float(hp(spec, "gradientClip", family_defaults) or 0)
             ok = change("gradientClip", 1.0 if clip <= 0 else clip / 2)
