@@ -14,6 +14,12 @@ from typing import Any, TypedDict, cast, get_type_hints
 
 ByLabel = dict[str, float]  # a figure per component (loss), per name, per factor...
 
+# The loss components of a two-player game: the built-in GAN family's, and a program's
+# that names its losses by role through gentrain-sdk. Each player's loss rises whenever
+# the other gains, so a jump in one is the game, not bad data: the rules that read a
+# single model's loss (spikes) leave them alone.
+ADVERSARIAL_COMPONENTS = frozenset({"generator", "discriminator", "critic"})
+
 
 class LearningRateSearch(TypedDict):
     losses: dict[str, float]  # by candidate factor; +Inf for one that diverged

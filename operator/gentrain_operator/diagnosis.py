@@ -13,7 +13,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from gentrain_contract.milestone import Milestone
+from gentrain_contract.milestone import ADVERSARIAL_COMPONENTS, Milestone
 from gentrain_contract.vocabulary import FindingKind, Severity
 
 from . import quality_rules, weight_growth
@@ -47,11 +47,15 @@ def _nonfinite(history: Sequence[Milestone], t: Mapping[str, float]) -> list[Fin
     return []
 
 
-def _spikes(history: Sequence[Milestone], t: Mapping[str, float], family: str) -> list[Finding]:
-    if family == "gan":  # adversarial losses oscillate by design; spikes there mean little
-        return []
+def _spikes(history: Sequence[Milestone], t: Mapping[str, float]) -> list[Finding]:
     m = history[-1]
-    spiking = {c: int(n) for c, n in (m.get("spikes") or {}).items() if n >= t["spike_count"]}
+    # A game's players' losses oscillate by design: a spike there means little (a user's
+    # healthy GAN program, its generator's loss with 15 in one window, was rolled back).
+    spiking = {
+        c: int(n)
+        for c, n in (m.get("spikes") or {}).items()
+        if n >= t["spike_count"] and c not in ADVERSARIAL_COMPONENTS
+    }
     if not spiking:
         return []
     previous = history[-2].get("spikes", {}) if len(history) > 1 else {}
@@ -253,9 +257,7 @@ def diagnose(
     if not history:
         return []
     t = {**THRESHOLDS, **(thresholds or {})}
-    findings = (
-        _nonfinite(history, t) + _spikes(history, t, family) + _divergence(history, t, family)
-    )
+    findings = _nonfinite(history, t) + _spikes(history, t) + _divergence(history, t, family)
     findings += _not_learning(history, t) + weight_growth.finding(history, t, family)
     findings += (
         _gradients(history, t)

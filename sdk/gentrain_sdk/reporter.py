@@ -242,9 +242,10 @@ class Reporter:
         data_seconds: float = 0.0,
     ) -> None:
         """One optimizer step: its loss (a number, or a mapping by component: a GAN's
-        generator and discriminator), and optionally the gradient norms before clipping,
-        the learning rates in force, whether clipping acted, and the seconds the step
-        waited for data. Tensors are taken as numbers (one .item() each)."""
+        generator and discriminator, or critic, so named: the operator never reads a
+        game's players' losses for spikes), and optionally the gradient norms before
+        clipping, the learning rates in force, whether clipping acted, and the seconds the
+        step waited for data. Tensors are taken as numbers (one .item() each)."""
         if isinstance(step, bool) or not isinstance(step, int) or step < 0:
             raise ValueError(f"step: expected a non-negative int, got {step!r}")
         checked = _numbers("losses", losses, finite=False)

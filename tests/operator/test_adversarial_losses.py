@@ -1,0 +1,68 @@
+"""A two-player game's losses are not read as a single model's: each player's loss rises
+whenever the other gains, so a spike in it is the game, not bad data. The built-in GAN
+family was always spared the loss-spike rule; a user's GAN program (model.family
+custom, its losses reported through gentrain-sdk by role: generator, discriminator or
+critic) was not, and a healthy one was rolled back for it. The figures are the evaluation
+zoo's healthy ring GAN (bench/zoo/evaluation/healthy-gan-ring-short-intervals.yaml, seed
+0), milestones 200 and 400, as its program would report them through the SDK: two spikes
+in the generator's loss, then fifteen, while the run trains on to all 8 modes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gentrain_operator.diagnosis import diagnose
+from gentrain_operator.milestones import process
+
+
+def gan_window(step: int, generator_spikes: float, *, names: tuple[str, str]) -> dict[str, Any]:
+    first, second = names
+    return {
+        "step": step,
+        "time": float(step),
+        "generation": 1,
+        "nonfinite": 0,
+        "loss_mean": {first: 1.30, second: 0.84},
+        "loss_last": {first: 1.34, second: 0.84},
+        "loss_max": {first: 1.58, second: 1.23},
+        "spikes": {first: 0.0, second: generator_spikes},
+        "grad_norm_max": {first: 1.34, second: 2.04},
+        "grad_norm_median": {first: 0.59, second: 0.98},
+    }
+
+
+def users_program() -> dict[str, Any]:
+    return {
+        "metadata": {"name": "my-gan", "namespace": "n", "generation": 1},
+        "spec": {
+            "model": {"family": "custom"},
+            "training": {"maxSteps": 3000},
+            "checkpoints": {"interval": 200},
+            "remediation": {"mode": "auto"},
+        },
+        "status": {},
+    }
+
+
+def spike_findings(history: list[dict[str, Any]], family: str) -> list[str]:
+    return [f.severity for f in diagnose(history, family) if f.kind == "LossSpike"]
+
+
+def test_a_users_gan_program_is_not_rolled_back_for_its_players_loss_swings() -> None:
+    job = users_program()
+    for step, spikes in ((200, 2.0), (400, 15.0)):
+        outcome = process(gan_window(step, spikes, names=("discriminator", "generator")), job, 0.0)
+        job["status"] = outcome.status
+        assert outcome.record is None and outcome.spec is None, outcome.findings
+    critic = [gan_window(s, n, names=("critic", "generator")) for s, n in ((200, 2), (400, 15))]
+    assert spike_findings(critic, "custom") == []
+
+
+def test_the_same_spikes_in_a_models_own_loss_are_still_a_fault() -> None:
+    """The rule still reads every other component: the same windows with the losses
+    named as a single model's parts are a burst, acted on at once."""
+    history = [
+        gan_window(s, n, names=("reconstruction", "total")) for s, n in ((200, 2), (400, 15))
+    ]
+    assert spike_findings(history[:1], "custom") == ["info"]
+    assert spike_findings(history, "custom") == ["critical"]
