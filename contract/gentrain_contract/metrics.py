@@ -371,6 +371,7 @@ QUALITY_FIGURES = frozenset(
         "precision", "recall", "inception_score", "modes_covered", "modes",
         "high_quality_ratio", "kl", "reconstruction_loss", "reconstruction_baseline",
         "active_units", "latent_dims", "ema_init_weight", "attention_entropy_ratio",
+        "discriminator_accuracy_ratio",
     }
 )  # fmt: skip
 

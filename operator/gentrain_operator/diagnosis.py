@@ -13,6 +13,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from gentrain_contract.hyperparameters import CUSTOM
 from gentrain_contract.milestone import ADVERSARIAL_COMPONENTS, Milestone
 from gentrain_contract.vocabulary import FindingKind, Severity
 
@@ -45,6 +46,12 @@ def _nonfinite(history: Sequence[Milestone], t: Mapping[str, float]) -> list[Fin
             )
         ]
     return []
+
+
+def plays_a_game(m: Milestone) -> bool:
+    """Whether a program's losses are a game's players' (named by role through
+    gentrain-sdk): its figures are then a GAN's (a discriminator's accuracy, modes)."""
+    return any(c in ADVERSARIAL_COMPONENTS for c in m.get("loss_mean") or {})
 
 
 def _spikes(history: Sequence[Milestone], t: Mapping[str, float]) -> list[Finding]:
@@ -267,7 +274,8 @@ def diagnose(
     )
     if family == "gan":
         findings = weight_growth.grown_gan_explodes(findings)
-        findings += quality_rules.gan(history, t)
+    if family == "gan" or (family == CUSTOM and plays_a_game(history[-1])):
+        findings += quality_rules.gan(history, t)  # each rule on the figures reported
     if family == "vae":
         findings += quality_rules.vae(history, t)
     if family == "diffusion":

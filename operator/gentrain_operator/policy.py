@@ -208,7 +208,11 @@ def decide(
                 changes, commands = planned
                 decision.plan = Plan(finding, rung, steps[rung], changes, commands)
                 return decision
-        decision.exhausted = f"every action for {finding.kind} has been tried or is not possible"
+        decision.exhausted = (
+            f"every action for {finding.kind} has been tried or is not possible"
+            if start
+            else f"no action for {finding.kind} is possible for this job's spec: it is reported"
+        )
     return decision
 
 

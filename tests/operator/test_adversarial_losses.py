@@ -11,8 +11,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from gentrain_operator import snapshot
 from gentrain_operator.diagnosis import diagnose
 from gentrain_operator.milestones import process
+from gentrain_sdk import Reporter
 
 
 def gan_window(step: int, generator_spikes: float, *, names: tuple[str, str]) -> dict[str, Any]:
@@ -66,3 +68,40 @@ def test_the_same_spikes_in_a_models_own_loss_are_still_a_fault() -> None:
     ]
     assert spike_findings(history[:1], "custom") == ["info"]
     assert spike_findings(history, "custom") == ["critical"]
+
+
+def reported(figures: dict[str, float], losses: dict[str, float]) -> dict[str, Any]:
+    """A program's milestone as the operator reads it: through gentrain-sdk's exposition
+    and the operator's own parser."""
+    reporter = Reporter(0, max_steps=3000)
+    reporter.step(200, losses)
+    reporter.milestone(200, figures)
+    record = snapshot.milestone(snapshot.parse(reporter.exposition(), 0.0))
+    assert record is not None
+    return dict(record)
+
+
+def test_a_users_gan_program_gets_the_gan_diagnosis_reported_not_acted_on() -> None:
+    """A program that plays a game and reports its discriminator's accuracy (the
+    evaluation zoo's digits GAN under minimax, the discriminator at 10x: 0.99 at its first
+    milestone) is told its discriminator is overpowering. The remedies are the built-in
+    trainer's spec changes (loss, rates, discriminator steps), which a program's spec does
+    not have: the finding is reported in the Healthy condition and nothing is changed."""
+    record = reported(
+        {"discriminator_accuracy_ratio": 0.99}, {"generator": 4.1, "discriminator": 0.02}
+    )
+    assert record["discriminator_accuracy_ratio"] == 0.99 and "figures" not in record
+    job = users_program()
+    outcome = process(record, job, now=0.0)
+    assert [f.kind for f in outcome.findings] == ["DiscriminatorOverpowering"]
+    assert outcome.record is None and outcome.spec is None
+    healthy = next(c for c in outcome.status["conditions"] if c["type"] == "Healthy")
+    assert healthy["status"] == "False"
+    assert healthy["message"] == (
+        "no action for DiscriminatorOverpowering is possible for this job's spec: it is reported"
+    )
+
+
+def test_a_program_that_plays_no_game_is_not_read_as_a_gan() -> None:
+    record = reported({"discriminator_accuracy_ratio": 0.99}, {"total": 0.5})
+    assert [f.kind for f in diagnose([record], "custom")] == []
