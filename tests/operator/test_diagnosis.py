@@ -99,7 +99,7 @@ def test_non_finite_losses_are_critical_whatever_the_family() -> None:
 
 
 def test_one_milestone_on_few_sharp_modes_is_not_a_collapse() -> None:
-    from tests.operator.test_policy import ring
+    from tests.support.policy_runs import ring
 
     # A healthy run of the zoo (seed 2) dipped from 7 to 4 sharp modes for one milestone.
     dip = [ring(2500, 7, high_quality_ratio=0.58), ring(3000, 4, high_quality_ratio=0.52)]
@@ -112,7 +112,7 @@ def test_one_milestone_on_few_sharp_modes_is_not_a_collapse() -> None:
 
 def grid(step: int, covered: int, sharp: float = 0.6) -> dict:
     """A milestone of a GAN on the 25-mode grid."""
-    from tests.operator.test_policy import ring
+    from tests.support.policy_runs import ring
 
     return {**ring(step, covered, high_quality_ratio=sharp), "modes": 25}
 
@@ -143,7 +143,7 @@ def test_a_grid_gan_dipping_on_its_way_up_is_not_collapsing() -> None:
 
 
 def test_a_ring_gan_that_fell_and_crawls_back_is_still_collapsed() -> None:
-    from tests.operator.test_policy import ring
+    from tests.support.policy_runs import ring
 
     # The calibration ring at 10x its rate, left alone, seed 1: 7 of 8 modes, then 1, and
     # back up to 3-4 sharp ones — more than three milestones before, but a quarter of the
@@ -170,7 +170,7 @@ def test_a_fid_rise_within_its_own_uncertainty_is_not_a_regression() -> None:
 
 
 def test_modes_lost_are_counted_against_the_number_of_modes() -> None:
-    from tests.operator.test_policy import ring
+    from tests.support.policy_runs import ring
 
     # 2 of the ring's 8 modes lost twice in a row is a collapse; 2 of a grid's 25 is a swing.
     ring_loss = [ring(1000, 8, high_quality_ratio=0.6), ring(1500, 6, high_quality_ratio=0.6)]

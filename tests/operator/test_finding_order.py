@@ -9,7 +9,7 @@ from typing import Any
 from gentrain_operator import policy
 from gentrain_operator.diagnosis import diagnose
 from gentrain_operator.trainer_config import FAMILY_DEFAULTS
-from tests.operator.test_policy import gan_job
+from tests.support.policy_runs import gan_job
 
 
 def test_a_discriminator_that_wins_outright_is_remedied_before_the_gradients_it_starves() -> None:

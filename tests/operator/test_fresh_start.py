@@ -10,7 +10,7 @@ import pytest
 
 from gentrain_operator.diagnosis import diagnose
 from gentrain_operator.milestones import process
-from tests.operator.test_policy import gan_job, ring
+from tests.support.policy_runs import gan_job, ring
 
 
 @pytest.mark.parametrize(
@@ -140,7 +140,7 @@ def test_a_change_taken_up_at_once_is_judged_on_the_window_that_shows_it() -> No
     built-in trainer: the 750 milestone shows it and covers its whole window, so 750
     judges it — and, the discriminator still winning, the next rung is decided there, a
     window sooner than when 1,000 had to judge it."""
-    from tests.operator.test_policy import run_milestones
+    from tests.support.policy_runs import run_milestones
 
     job, outcomes = run_milestones(
         gan_job(), [overpowered(500), {**ring(750, 3, generation=5), "generation_step": 500}]
@@ -171,7 +171,7 @@ def test_a_gans_rates_are_cut_tenfold_once() -> None:
     1.25% per step with no sample near a mode 1,000 steps later — which 3x does too. A
     second cut (to 0.3x) ended at 5 and 2 of 25 modes against references of 13 and 19; the
     finding is reported, and the rate left as the first cut set it."""
-    from tests.operator.test_policy import run_milestones
+    from tests.support.policy_runs import run_milestones
 
     job = gan_job()
     job["spec"]["training"]["hyperparameters"].update(

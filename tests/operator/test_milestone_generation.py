@@ -13,7 +13,7 @@ from gentrain_operator.milestones import process
 from gentrain_operator.snapshot import milestone, parse
 from gentrain_sdk.exporter import milestone_series
 from gentrain_sdk.window import SinceStart, Window
-from tests.operator.test_policy import gan_job
+from tests.support.policy_runs import gan_job
 
 
 def exposition(*, published: tuple[int, int] | None) -> str:

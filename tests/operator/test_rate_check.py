@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from gentrain_operator import policy
-from tests.operator.test_policy import run_milestones
+from tests.support.policy_runs import run_milestones
 
 
 def job(family: str = "transformer", **overrides: Any) -> dict[str, Any]:

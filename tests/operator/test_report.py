@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from gentrain_operator import report
-from tests.operator.test_policy import gan_job, ring, run_milestones
+from tests.support.policy_runs import gan_job, ring, run_milestones
 
 
 def test_the_report_tells_the_story_of_a_remediated_job(tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from gentrain_operator.diagnosis import diagnose
-from tests.operator.test_policy import ring
+from tests.support.policy_runs import ring
 
 
 def grid(

@@ -11,7 +11,7 @@ import pytest
 
 from gentrain_operator.diagnosis import THRESHOLDS, diagnose
 from gentrain_operator.milestones import process
-from tests.operator.test_policy import gan_job, ring
+from tests.support.policy_runs import gan_job, ring
 
 
 def wgan_job(penalty: float) -> dict[str, Any]:
