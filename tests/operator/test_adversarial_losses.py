@@ -1,11 +1,14 @@
-"""A two-player game's losses are not read as a single model's: each player's loss rises
-whenever the other gains, so a spike in it is the game, not bad data. The built-in GAN
-family was always spared the loss-spike rule; a user's GAN program (model.family
-custom, its losses reported through gentrain-sdk by role: generator, discriminator or
-critic) was not, and a healthy one was rolled back for it. The figures are the evaluation
-zoo's healthy ring GAN (bench/zoo/evaluation/healthy-gan-ring-short-intervals.yaml, seed
-0), milestones 200 and 400, as its program would report them through the SDK: two spikes
-in the generator's loss, then fifteen, while the run trains on to all 8 modes."""
+"""A program that plays a game is read as a GAN. Its players' losses are not read as a
+single model's: each player's loss rises whenever the other gains, so a spike in it is the
+game, not bad data. The built-in GAN family was always spared the loss-spike rule; a
+user's GAN program (model.family custom, its losses reported through gentrain-sdk by role:
+generator, discriminator or critic) was not, and a healthy one was rolled back for it. The
+figures are the evaluation zoo's healthy ring GAN
+(bench/zoo/evaluation/healthy-gan-ring-short-intervals.yaml, seed 0) as its program would
+report them through the SDK: two spikes in the generator's loss at 200, fifteen at 400
+(the window's other figures as at 400), while the run trains on to all 8 modes. And what
+such a program reports of its game (its discriminator's accuracy) gets the GAN rules,
+reported, not acted on."""
 
 from __future__ import annotations
 
