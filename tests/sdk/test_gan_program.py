@@ -7,33 +7,20 @@ overpowering (the program measures 0.89-0.93 accurate over 1,500 steps, seeds 0-
 
 from __future__ import annotations
 
-import runpy
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from gentrain_operator import snapshot
 from gentrain_operator.milestones import process
-from gentrain_sdk import Reporter
+from tests.support.programs import EXAMPLES, run_program
 
-GAN_LOOP = Path(__file__).resolve().parents[2] / "examples" / "sdk" / "gan_loop.py"
+GAN_LOOP = EXAMPLES / "gan_loop.py"
 
 
 def run_gan_loop(monkeypatch: pytest.MonkeyPatch, *argv: str) -> list[dict[str, Any]]:
     """The example run to its end; the milestone a scrape read right after each."""
-    seen: list[str] = []
-    publish = Reporter.milestone
-
-    def milestone_then_scrape(self: Reporter, step: int, figures: Any = None) -> None:
-        publish(self, step, figures)
-        seen.append(self.exposition())
-
-    monkeypatch.setattr(Reporter, "milestone", milestone_then_scrape)
-    main = runpy.run_path(str(GAN_LOOP))["main"]
-    main(["--port", "0", "--steps", "500", "--interval", "250", *argv])
-    records = [snapshot.milestone(snapshot.parse(text, 0.0)) for text in seen]
-    return [dict(r) for r in records if r is not None]
+    records = run_program(monkeypatch, GAN_LOOP, "--steps", "500", "--interval", "250", *argv)
+    return [dict(r) for r in records]
 
 
 def handled(records: list[dict[str, Any]]) -> tuple[dict[str, Any], list[Any]]:
