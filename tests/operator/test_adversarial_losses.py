@@ -18,6 +18,7 @@ from gentrain_operator import snapshot
 from gentrain_operator.diagnosis import diagnose
 from gentrain_operator.milestones import process
 from gentrain_sdk import Reporter
+from tests.support.policy_runs import run_milestones
 
 
 def gan_window(step: int, generator_spikes: float, *, names: tuple[str, str]) -> dict[str, Any]:
@@ -54,11 +55,11 @@ def spike_findings(history: list[dict[str, Any]], family: str) -> list[str]:
 
 
 def test_a_users_gan_program_is_not_rolled_back_for_its_players_loss_swings() -> None:
-    job = users_program()
-    for step, spikes in ((200, 2.0), (400, 15.0)):
-        outcome = process(gan_window(step, spikes, names=("discriminator", "generator")), job, 0.0)
-        job["status"] = outcome.status
-        assert outcome.record is None and outcome.spec is None, outcome.findings
+    windows = [
+        gan_window(s, n, names=("discriminator", "generator")) for s, n in ((200, 2), (400, 15))
+    ]
+    _, outcomes = run_milestones(users_program(), windows)
+    assert all(o.record is None and o.spec is None for o in outcomes), outcomes
     critic = [gan_window(s, n, names=("critic", "generator")) for s, n in ((200, 2), (400, 15))]
     assert spike_findings(critic, "custom") == []
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from gentrain_operator.milestones import process
+from tests.support.policy_runs import run_milestones
 from tests.support.programs import EXAMPLES, run_program
 
 GAN_LOOP = EXAMPLES / "gan_loop.py"
@@ -25,7 +25,7 @@ def run_gan_loop(monkeypatch: pytest.MonkeyPatch, *argv: str) -> list[dict[str, 
 
 def handled(records: list[dict[str, Any]]) -> tuple[dict[str, Any], list[Any]]:
     """The milestones through the operator's own handling of a custom job in `auto`."""
-    job: dict[str, Any] = {
+    job = {
         "metadata": {"name": "my-gan", "namespace": "n", "generation": 1},
         "spec": {
             "model": {"family": "custom"},
@@ -35,12 +35,7 @@ def handled(records: list[dict[str, Any]]) -> tuple[dict[str, Any], list[Any]]:
         },
         "status": {},
     }
-    outcomes = []
-    for record in records:
-        outcome = process(record, job, now=record["time"])
-        job["status"] = {**job["status"], **outcome.status}
-        outcomes.append(outcome)
-    return job, outcomes
+    return run_milestones(job, records)
 
 
 def test_a_users_gan_whose_discriminator_overpowers_is_told_so(
